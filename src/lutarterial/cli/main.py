@@ -1,0 +1,53 @@
+"""The ``lutarterial`` command: a thin shell over the domain packages and the registry.
+
+Each command group lives in its own module exposing ``register(app)``; command bodies
+import their heavy dependencies lazily so ``lutarterial --help`` stays fast.
+Errors derived from :class:`~lutarterial.errors.LutarterialError` become a one-line
+message on stderr and exit code 2 (3 for access denied); never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from lutarterial import __version__
+from lutarterial.cli import clinical, dosimetry, eligibility, imaging, registry
+from lutarterial.errors import LutarterialError
+
+__all__ = ["app", "run"]
+
+app = typer.Typer(
+    name="lutarterial",
+    help="LUTARTERIAL trial software: screening, imaging, dosimetry, safety/response, registry.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lutarterial {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """LUTARTERIAL trial software."""
+
+
+for _module in (eligibility, imaging, dosimetry, clinical, registry):
+    _module.register(app)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning user errors into clear messages and exit codes."""
+    try:
+        app(args=argv, prog_name="lutarterial")
+    except LutarterialError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)

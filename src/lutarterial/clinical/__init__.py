@@ -1,0 +1,1 @@
+"""lutarterial.clinical (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""lutarterial.dosimetry (see docs/architecture.md)."""

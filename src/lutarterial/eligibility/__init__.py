@@ -1,0 +1,1 @@
+"""lutarterial.eligibility (see docs/architecture.md)."""

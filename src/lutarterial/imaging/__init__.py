@@ -1,0 +1,1 @@
+"""lutarterial.imaging (see docs/architecture.md)."""

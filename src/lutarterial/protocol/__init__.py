@@ -1,0 +1,1 @@
+"""lutarterial.protocol (see docs/architecture.md)."""

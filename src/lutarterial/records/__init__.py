@@ -1,0 +1,1 @@
+"""lutarterial.records (see docs/architecture.md)."""

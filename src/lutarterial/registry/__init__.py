@@ -1,0 +1,1 @@
+"""lutarterial.registry (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""lutarterial.web (see docs/architecture.md)."""

@@ -13,7 +13,7 @@ import sys
 import typer
 
 from lutarterial import __version__
-from lutarterial.cli import clinical, dosimetry, eligibility, imaging, registry
+from lutarterial.cli import clinical, dosimetry, eligibility, imaging, registry, web
 from lutarterial.errors import LutarterialError
 
 __all__ = ["app", "run"]
@@ -40,7 +40,7 @@ def _root(
     """LUTARTERIAL trial software."""
 
 
-for _module in (eligibility, imaging, dosimetry, clinical, registry):
+for _module in (eligibility, imaging, dosimetry, clinical, registry, web):
     _module.register(app)
 
 

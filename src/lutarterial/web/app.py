@@ -1,0 +1,99 @@
+"""The application factory: ``create_app(db_url)`` returns a ready FastAPI app.
+
+The app is a thin shell: every read and write goes through :mod:`lutarterial.web.backend`,
+which calls the registry's audited, access-checked services with the signed-in user's
+``Actor``. Nothing here writes to the database directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from lutarterial import __version__
+from lutarterial.web.errors import install_error_handlers
+from lutarterial.web.sessions import SignedSessionMiddleware
+from lutarterial.web.settings import WebSettings, default_db_url
+
+__all__ = ["create_app"]
+
+_HERE = Path(__file__).resolve().parent
+
+
+def _page_context(app: FastAPI) -> Any:
+    def build(request: Request, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        session = request.scope.get("session", {})
+        ctx: dict[str, Any] = {
+            "me": getattr(request.state, "user", None),
+            "csrf_token": session.get("csrf", ""),
+            "flashes": session.pop("flash", []) if isinstance(session, dict) else [],
+            "demo": app.state.demo,
+            "version": __version__,
+            "active": None,
+            "title": None,
+        }
+        ctx.update(extra or {})
+        return ctx
+
+    return build
+
+
+def create_app(
+    db_url: str | None = None,
+    *,
+    settings: WebSettings | None = None,
+    demo: bool = False,
+    upgrade: bool = True,
+) -> FastAPI:
+    """Build the web app for the database at ``db_url`` (default: SQLite in ``./data``).
+
+    ``upgrade`` brings the schema to the latest Alembic revision first (idempotent), so the
+    embedded default works on a fresh directory. ``demo`` shows a banner saying the data are
+    synthetic. ``settings`` default to :meth:`WebSettings.from_env`.
+    """
+    from lutarterial.web.backend import Backend
+    from lutarterial.web.routes import api, auth, pages
+
+    url = db_url or default_db_url()
+    settings = settings or WebSettings.from_env(url)
+    backend = Backend.open(url, upgrade=upgrade)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        backend.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="LUTARTERIAL trial registry",
+        version=__version__,
+        description=(
+            "REST API of the LUTARTERIAL registry. Sign in with `POST /api/login` (JSON "
+            "`{username, password}`); the answer sets a session cookie and returns the CSRF token "
+            "that every write must send in the `X-CSRF-Token` header. Every route checks the "
+            "signed-in user's site memberships and role; writes require a `reason` for the audit trail."
+        ),
+        openapi_url="/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.backend = backend
+    app.state.demo = demo
+    app.state.templates = Jinja2Templates(directory=str(_HERE / "templates"))
+    app.state.templates.env.globals["version"] = __version__
+    app.state.page_context = _page_context(app)
+    app.add_middleware(SignedSessionMiddleware, settings=settings)
+    app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
+    install_error_handlers(app)
+    app.include_router(auth.router)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+
+    return app

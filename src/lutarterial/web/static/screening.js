@@ -1,0 +1,106 @@
+// Live screening: when a field changes, send the record to the JSON endpoint and show each
+// criterion's status with its reason. The server computes everything; this only displays.
+(function () {
+  "use strict";
+  var form = document.getElementById("screening-form");
+  if (!form) return;
+  var jsonBox = document.getElementById("record-json");
+  var list = document.getElementById("criteria");
+  var verdict = document.getElementById("verdict");
+  var state = document.getElementById("live-state");
+  var timer = null, seq = 0;
+
+  function setPath(obj, path, value) {
+    var parts = path.split(".");
+    for (var i = 0; i < parts.length - 1; i++) {
+      if (typeof obj[parts[i]] !== "object" || obj[parts[i]] === null) obj[parts[i]] = {};
+      obj = obj[parts[i]];
+    }
+    if (value === undefined) delete obj[parts[parts.length - 1]];
+    else obj[parts[parts.length - 1]] = value;
+  }
+
+  function fieldValue(el) {
+    var v = el.value.trim(), t = el.getAttribute("data-type");
+    if (v === "") return undefined;
+    if (t === "number" || t === "integer") { var n = Number(v); return isNaN(n) ? v : n; }
+    if (t === "boolean") return v === "true";
+    if (t === "json") { try { return JSON.parse(v); } catch (e) { return undefined; } }
+    return v;
+  }
+
+  function currentRecord() {
+    var rec;
+    try { rec = JSON.parse(jsonBox.value || "{}"); } catch (e) { rec = {}; }
+    return rec;
+  }
+
+  function syncFromFields() {
+    var rec = currentRecord();
+    form.querySelectorAll("[name^='rec.']").forEach(function (el) {
+      setPath(rec, el.name.slice(4), fieldValue(el));
+    });
+    jsonBox.value = JSON.stringify(rec, null, 2);
+    return rec;
+  }
+
+  function text(tag, cls, content) {
+    var el = document.createElement(tag);
+    if (cls) el.className = cls;
+    if (content !== undefined) el.textContent = content;
+    return el;
+  }
+
+  function render(result) {
+    var overall = result.overall || "unknown";
+    verdict.className = "verdict " + overall;
+    verdict.textContent = overall.replace(/_/g, " ");
+    list.innerHTML = "";
+    (result.criteria || []).forEach(function (c) {
+      var li = document.createElement("li");
+      var left = text("span"); left.appendChild(text("span", "badge " + c.status, c.status));
+      var right = text("span");
+      right.appendChild(text("span", "id", c.id + " "));
+      right.appendChild(document.createTextNode(c.text || ""));
+      right.appendChild(text("div", "reason", c.reason || ""));
+      li.appendChild(left); li.appendChild(right); list.appendChild(li);
+    });
+  }
+
+  function evaluate(record) {
+    var mine = ++seq;
+    state.textContent = "checking…";
+    var body = {
+      record: record,
+      as_of: document.getElementById("as_of").value || null,
+      protocol_version: document.getElementById("protocol_version").value || null
+    };
+    fetch(form.getAttribute("data-evaluate-url"), {
+      method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-CSRF-Token": form.getAttribute("data-csrf")},
+      body: JSON.stringify(body)
+    }).then(function (r) {
+      return r.json().then(function (data) { return {ok: r.ok, data: data}; });
+    }).then(function (res) {
+      if (mine !== seq) return;
+      if (!res.ok) { state.textContent = res.data.detail || "cannot evaluate"; return; }
+      state.textContent = "live · protocol v" + (res.data.protocol_version || "?");
+      render(res.data);
+    }).catch(function () { if (mine === seq) state.textContent = "offline"; });
+  }
+
+  function schedule(fromJson) {
+    clearTimeout(timer);
+    timer = setTimeout(function () { evaluate(fromJson ? currentRecord() : syncFromFields()); }, 250);
+  }
+
+  form.addEventListener("input", function (e) {
+    if (e.target === jsonBox) schedule(true);
+    else if (e.target.name && (e.target.name.indexOf("rec.") === 0 || e.target.id === "as_of")) schedule(false);
+  });
+  form.addEventListener("change", function (e) {
+    if (e.target.id === "protocol_version" || e.target.tagName === "SELECT") schedule(false);
+  });
+  form.addEventListener("submit", function () { if (!jsonBox.readOnly) syncFromFields(); });
+  if (!jsonBox.readOnly) evaluate(syncFromFields());
+})();

@@ -1,0 +1,266 @@
+"""Choosing which data a criterion may use: windows, anchors, conflicts and units.
+
+Why one place: every lab-based criterion must apply the same rules, and a coordinator must
+be able to read them once. A value is usable when it is dated, not after the screening
+date, after the window's anchor (e.g. the 4th LUTATHERA cycle) and young enough; the most
+recent usable date wins; two different values on that date are a conflict (``unknown``,
+never a silent choice); a unit we cannot interpret is ``unknown`` naming the unit.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from lutarterial.eligibility.patient import Administration, Measurement, PatientData
+from lutarterial.eligibility.results import Evidence
+from lutarterial.errors import UnitError
+from lutarterial.protocol.loader import Protocol, Window
+from lutarterial.units import ANALYTES, convert
+
+__all__ = ["Pick", "Context", "compare", "months_before", "describe_window"]
+
+T = TypeVar("T")
+
+_ANCHOR_LABEL = {
+    "fourth_lutathera_cycle": "the 4th LUTATHERA cycle",
+    "first_lutathera_cycle": "the first LUTATHERA cycle",
+    "last_lutathera_cycle": "the last LUTATHERA cycle",
+}
+
+
+def compare(value: float, operator: str, limit: float) -> bool:
+    """``value operator limit`` with equality up to float noise from unit conversion."""
+    if math.isclose(value, limit, rel_tol=1e-9, abs_tol=1e-12):
+        return operator in (">=", "<=", "==")
+    return {
+        "<": value < limit,
+        "<=": value < limit,
+        ">": value > limit,
+        ">=": value > limit,
+        "==": False,
+    }[operator]
+
+
+def months_before(day: _dt.date, months: int) -> _dt.date:
+    """The same calendar day ``months`` earlier (clamped to the month's end)."""
+    y, m = divmod(day.year * 12 + day.month - 1 - months, 12)
+    m += 1
+    for d in (day.day, 30, 29, 28):
+        try:
+            return _dt.date(y, m, min(day.day, d))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def describe_window(window: Window) -> str:
+    """Human form of a window, e.g. 'after the 4th LUTATHERA cycle, at most 28 days old'."""
+    parts = []
+    if window.anchor:
+        parts.append(f"after {_ANCHOR_LABEL[window.anchor]}")
+    if window.max_age_days is not None:
+        parts.append(f"at most {window.max_age_days} days before the screening date")
+    if window.max_age_months is not None:
+        parts.append(f"within {window.max_age_months} months before the screening date")
+    return ", ".join(parts) or "on or before the screening date"
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """The outcome of choosing one value: ``value`` set, or ``reason`` saying why not."""
+
+    value: Any = None
+    canonical_unit: str | None = None
+    item: Any = None
+    reason: str = ""
+    need: str = ""
+    evidence: tuple[Evidence, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.item is not None and not self.reason
+
+
+class Context:
+    """One screening: the patient, the date, the protocol and derived treatment anchors."""
+
+    def __init__(self, patient: PatientData, as_of: _dt.date, protocol: Protocol) -> None:
+        self.patient = patient
+        self.as_of = as_of
+        self.protocol = protocol
+        by: dict[str, list[Measurement]] = {}
+        for m in patient.measurements:
+            by.setdefault(m.analyte, []).append(m)
+        self._by_analyte = by
+        self.given_iv: tuple[Administration, ...] | None = None
+        self.cycle_dates_known = False
+        if patient.lutathera is not None:
+            given = [
+                a for a in patient.lutathera
+                if a.cancelled_for_toxicity is not True and a.route.upper() == "IV"
+                and (a.date is None or a.date <= as_of)
+            ]
+            self.cycle_dates_known = all(a.date is not None for a in given)
+            if self.cycle_dates_known:
+                given.sort(key=lambda a: a.date)  # type: ignore[arg-type, return-value]
+            self.given_iv = tuple(given)
+
+    # -- treatment anchors -------------------------------------------------------------
+    def anchor_date(self, anchor: str) -> _dt.date | None:
+        """Date of a treatment anchor, or ``None`` when it cannot be established."""
+        cycles = self.given_iv
+        if not cycles or not self.cycle_dates_known:
+            return None
+        if anchor == "first_lutathera_cycle":
+            return cycles[0].date
+        if anchor == "last_lutathera_cycle":
+            return cycles[-1].date
+        if anchor == "fourth_lutathera_cycle":
+            return cycles[3].date if len(cycles) >= 4 else None
+        raise KeyError(anchor)
+
+    # -- generic dated selection ---------------------------------------------------------
+    def pick_dated(
+        self,
+        items: Sequence[T],
+        window: Window,
+        label: str,
+        date_of: Callable[[T], _dt.date | None],
+        source_of: Callable[[T], str],
+    ) -> tuple[list[T], list[Evidence], str, str]:
+        """Items on the most recent usable date; plus notes on those set aside.
+
+        Returns (items, notes, reason, need); ``reason`` is empty on success.
+        """
+        need = f"{label} dated {describe_window(window)}"
+        notes: list[Evidence] = []
+        if not items:
+            return [], notes, f"no {label} recorded", need
+        anchor_day: _dt.date | None = None
+        if window.anchor:
+            anchor_day = self.anchor_date(window.anchor)
+            if anchor_day is None:
+                what = _ANCHOR_LABEL[window.anchor]
+                return [], notes, f"the date of {what} is not known, so {label} cannot be dated against it", (
+                    f"date of {what}"
+                )
+        oldest = None
+        if window.max_age_days is not None:
+            oldest = self.as_of - _dt.timedelta(days=window.max_age_days)
+        if window.max_age_months is not None:
+            m_oldest = months_before(self.as_of, window.max_age_months)
+            oldest = m_oldest if oldest is None else max(oldest, m_oldest)
+        usable: list[T] = []
+        for it in items:
+            d = date_of(it)
+            why = ""
+            if d is None:
+                why = "undated; ignored"
+            elif d > self.as_of:
+                why = "dated after the screening date; ignored"
+            elif anchor_day is not None and (d <= anchor_day if window.strictly_after_anchor else d < anchor_day):
+                why = f"not after {_ANCHOR_LABEL[window.anchor or '']} ({anchor_day.isoformat()}); ignored"
+            elif window.min_days_after_anchor is not None and anchor_day is not None and (
+                (d - anchor_day).days < window.min_days_after_anchor
+            ):
+                why = "too early after its anchor; ignored"
+            elif window.max_days_after_anchor is not None and anchor_day is not None and (
+                (d - anchor_day).days > window.max_days_after_anchor
+            ):
+                why = f"more than {window.max_days_after_anchor} days after {_ANCHOR_LABEL[window.anchor or '']}; ignored"
+            elif oldest is not None and d < oldest:
+                why = f"stale (before {oldest.isoformat()}); ignored"
+            if why:
+                notes.append(Evidence(label=label, value=_value_of(it), unit=_unit_of(it), date=d,
+                                      source=source_of(it), note=why))
+            else:
+                usable.append(it)
+        if not usable:
+            return [], notes, f"no usable {label} ({'; '.join(sorted({n.note for n in notes}))})", need
+        latest = max(date_of(it) for it in usable)  # type: ignore[type-var]
+        return [it for it in usable if date_of(it) == latest], notes, "", need
+
+    # -- measurements ------------------------------------------------------------------
+    def measurements(self, analyte: str) -> list[Measurement]:
+        return self._by_analyte.get(analyte, [])
+
+    def pick(self, analyte: str, window: Window, label: str, *, canonical: bool = True) -> Pick:
+        """The most recent usable measurement of ``analyte`` (canonical unit unless told not to)."""
+        chosen, notes, reason, need = self.pick_dated(
+            self.measurements(analyte), window, label, lambda m: m.date, lambda m: m.source
+        )
+        if reason:
+            return Pick(reason=reason, need=need, evidence=tuple(notes))
+        unit_out: str | None = None
+        values: list[float] = []
+        if canonical and analyte in ANALYTES:
+            a = ANALYTES[analyte]
+            unit_out = a.canonical_unit
+            for m in chosen:
+                try:
+                    values.append(_to_canonical(a.name, m.value, m.unit))
+                except UnitError:
+                    ev = Evidence(label=label, value=m.value, unit=m.unit, date=m.date, source=m.source,
+                                  note="unit not usable")
+                    return Pick(
+                        reason=f"{label} unit {m.unit!r} is unknown or incompatible with {label}; cannot be compared",
+                        need=f"{label} in a recognised unit (e.g. {a.canonical_unit})",
+                        evidence=(ev, *notes),
+                    )
+        else:
+            values = [m.value for m in chosen]
+            unit_out = chosen[0].unit
+            if len({m.unit for m in chosen}) > 1:
+                return Pick(reason=f"{label} reported in different units on the same date",
+                            need=f"one {label} result", evidence=tuple(_ev(label, m) for m in chosen) + tuple(notes))
+        distinct = {round(v, 6) for v in values}
+        if len(distinct) > 1:
+            return Pick(
+                reason=f"conflicting {label} values on {chosen[0].date}: {', '.join(f'{m.value:g} {m.unit}' for m in chosen)}",
+                need=f"one confirmed {label} value for {chosen[0].date}",
+                evidence=tuple(_ev(label, m, "conflict") for m in chosen) + tuple(notes),
+            )
+        m = chosen[0]
+        note = ""
+        if canonical and unit_out and m.unit != unit_out:
+            note = f"= {values[0]:.4g} {unit_out}"
+        if len(chosen) > 1:
+            note = (note + "; " if note else "") + f"{len(chosen)} identical results that day"
+        return Pick(value=values[0], canonical_unit=unit_out, item=m,
+                    evidence=(_ev(label, m, note), *notes))
+
+    def uln(self, m: Measurement, label: str) -> tuple[float | None, str]:
+        """The upper limit of normal of result ``m`` in its analyte's canonical unit."""
+        if m.reference_high is None:
+            return None, f"{label} result has no upper reference limit (ULN) from its lab"
+        unit = m.reference_unit or m.unit
+        try:
+            return _to_canonical(m.analyte, m.reference_high, unit), ""
+        except UnitError:
+            return None, f"{label} reference range unit {unit!r} is unknown or incompatible"
+
+
+def _to_canonical(analyte: str, value: float, unit: str | None) -> float:
+    a = ANALYTES[analyte]
+    if unit is None:
+        raise UnitError(f"{analyte}: value without a unit")
+    return convert(value, unit, a.canonical_unit, molar_mass_g_per_mol=a.molar_mass_g_per_mol)
+
+
+def _value_of(item: Any) -> Any:
+    for attr in ("value", "residual_uptake", "kind"):
+        if hasattr(item, attr):
+            return getattr(item, attr)
+    return None
+
+
+def _unit_of(item: Any) -> str | None:
+    return getattr(item, "unit", None)
+
+
+def _ev(label: str, m: Measurement, note: str = "") -> Evidence:
+    return Evidence(label=label, value=m.value, unit=m.unit, date=m.date, source=m.source, note=note)

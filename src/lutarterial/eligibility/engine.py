@@ -1,0 +1,77 @@
+"""``screen``: one record, one date, one protocol version -> a :class:`ScreeningResult`.
+
+Why no clock: the screening date is an input (``as_of``), so a screening can be replayed
+years later and give the same answer for the same data and protocol version.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, Protocol as _TypingProtocol
+
+from lutarterial.eligibility.context import Context
+from lutarterial.eligibility.patient import PatientData
+from lutarterial.eligibility.results import ScreeningResult
+from lutarterial.eligibility.rules import RULES
+from lutarterial.errors import InvalidInputError, ProtocolDefinitionError
+from lutarterial.protocol.loader import Protocol, load_protocol, version_in_force
+
+__all__ = ["screen", "screen_patient", "unwired_criteria"]
+
+
+class _Convertible(_TypingProtocol):
+    def to_patient(self) -> PatientData: ...
+
+
+def unwired_criteria(protocol: Protocol) -> list[str]:
+    """Criterion IDs of ``protocol`` with no registered rule (must be empty)."""
+    return [c.id for c in protocol.criteria if c.id not in RULES]
+
+
+def _resolve_protocol(as_of: _dt.date, version: str | Protocol | None) -> Protocol:
+    if isinstance(version, Protocol):
+        return version
+    if version is None:
+        return version_in_force(as_of)
+    return load_protocol(str(version))
+
+
+def screen_patient(patient: PatientData, *, as_of: _dt.date, protocol: Protocol) -> ScreeningResult:
+    """Evaluate every criterion of ``protocol`` for ``patient`` on ``as_of``."""
+    missing = unwired_criteria(protocol)
+    if missing:
+        raise ProtocolDefinitionError(f"protocol version {protocol.version}: no rule for {', '.join(missing)}")
+    ctx = Context(patient, as_of, protocol)
+    results = tuple(RULES[c.id](c, ctx) for c in protocol.criteria)
+    return ScreeningResult(record_id=patient.record_id, protocol_version=protocol.version, as_of=as_of, criteria=results)
+
+
+def screen(
+    record: PatientData | _Convertible | dict[str, Any],
+    *,
+    as_of: _dt.date | None = None,
+    protocol_version: str | Protocol | None = None,
+) -> ScreeningResult:
+    """Screen one record.
+
+    ``record``: a :class:`PatientData`, anything with ``to_patient()`` (the own-format
+    :class:`lutarterial.records.ScreeningRecord`, a FHIR import), or an own-format/FHIR dict.
+    ``as_of``: the screening date; when ``None`` the record's own ``screening_date`` is used,
+    and if it has none an :class:`InvalidInputError` is raised (the clock is never read).
+    ``protocol_version``: explicit version; default is the version in force on ``as_of``.
+    """
+    if isinstance(record, dict):
+        from lutarterial.records.io import parse_record  # edge reader; imported lazily
+
+        record = parse_record(record)
+    patient = record if isinstance(record, PatientData) else record.to_patient()
+    if as_of is None:
+        as_of = patient.screening_date
+        if as_of is None:
+            raise InvalidInputError(
+                f"record {patient.record_id!r} has no screening_date; give the screening date (--as-of / as_of)"
+            )
+    if isinstance(as_of, _dt.datetime) or not isinstance(as_of, _dt.date):
+        raise InvalidInputError(f"as_of must be a date, got {as_of!r}")
+    protocol = _resolve_protocol(as_of, protocol_version)
+    return screen_patient(patient, as_of=as_of, protocol=protocol)

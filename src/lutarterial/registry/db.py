@@ -1,0 +1,214 @@
+"""Database connection, migrations and the unit-of-work session.
+
+* Default URL: ``$LUTARTERIAL_DB`` or ``sqlite:///./data/lutarterial.db`` (the directory is
+  created). PostgreSQL: ``postgresql+psycopg://user@host:5432/dbname`` (psycopg 3).
+* Migrations are Alembic scripts shipped inside the package
+  (``lutarterial/registry/migrations``), so :func:`upgrade` works from an installed wheel.
+* SQLite is configured for a multi-user web server: WAL journal, foreign keys on, 30 s busy
+  timeout, and write sessions that start with ``BEGIN IMMEDIATE`` so two writers queue instead of
+  failing half-way (pysqlite's own transaction handling is replaced, as SQLAlchemy documents).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+from lutarterial.errors import InvalidInputError
+
+__all__ = [
+    "DEFAULT_DB_URL",
+    "default_db_url",
+    "normalise_url",
+    "make_engine",
+    "upgrade",
+    "current_revision",
+    "head_revision",
+    "Registry",
+    "load_site_config",
+]
+
+DEFAULT_DB_URL = "sqlite:///./data/lutarterial.db"
+
+
+def default_db_url() -> str:
+    """``$LUTARTERIAL_DB`` when set, else the embedded SQLite file ``./data/lutarterial.db``."""
+    return os.environ.get("LUTARTERIAL_DB") or DEFAULT_DB_URL
+
+
+def normalise_url(url: str | None) -> str:
+    """Validate a database URL; ``postgresql://`` and ``postgres://`` get the psycopg 3 driver."""
+    url = (url or default_db_url()).strip()
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidInputError(
+            f"database URL {url!r} is not valid; use sqlite:///path/to/file.db or "
+            "postgresql+psycopg://user@host:5432/dbname"
+        ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise InvalidInputError(f"database {parsed.get_backend_name()!r} is not supported (SQLite or PostgreSQL)")
+    return url
+
+
+def _prepare_sqlite_file(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` (default :func:`default_db_url`) with the settings above."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        _prepare_sqlite_file(url)
+        kwargs.setdefault("connect_args", {}).setdefault("timeout", 30)
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn: Any, record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            if make_url(url).database not in (None, "", ":memory:"):
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            mode = conn.get_execution_options().get("sqlite_begin", "")
+            conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def _alembic_config(connection: Any) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("lutarterial.registry") / "migrations"))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration revision shipped with this version of the package."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config(None))
+    head = script.get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or ``None`` for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def load_site_config(path: str | os.PathLike[str] | None = None) -> list[dict[str, str]]:
+    """Sites to create: ``path`` (JSON list of {code, name, city}), ``$LUTARTERIAL_SITES``, or the
+    packaged default (Bordeaux BDX, Pessac PES, Nîmes NIM, Toulouse TLS)."""
+    source = path or os.environ.get("LUTARTERIAL_SITES")
+    try:
+        if source:
+            data = json.loads(Path(source).read_text(encoding="utf-8"))
+        else:
+            data = json.loads((resources.files("lutarterial.registry") / "sites.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"site configuration {source}: {exc}") from None
+    if not isinstance(data, list) or not all(isinstance(s, dict) and "code" in s and "name" in s for s in data):
+        raise InvalidInputError("site configuration must be a JSON list of objects with 'code' and 'name'")
+    return [{"code": str(s["code"]), "name": str(s["name"]), "city": str(s.get("city", ""))} for s in data]
+
+
+def upgrade(url: str | None = None, *, sites: list[dict[str, str]] | None = None) -> str:
+    """Bring the database at ``url`` to the newest schema and make sure the configured sites exist.
+
+    Idempotent; returns the revision reached. Site creation is audited (actor ``system``).
+    """
+    from alembic import command
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "head")
+        from lutarterial.registry.services import ensure_sites
+
+        registry = Registry(engine)
+        with registry.session() as session:
+            ensure_sites(session, load_site_config() if sites is None else sites)
+        return head_revision()
+    finally:
+        engine.dispose()
+
+
+class Registry:
+    """An open database: an engine plus a session factory.
+
+    ``with registry.session() as s:`` is one unit of work: it commits when the block ends
+    normally and rolls back on any exception. Use one per web request.
+    """
+
+    def __init__(self, engine_or_url: Engine | str | None = None) -> None:
+        self.engine = engine_or_url if isinstance(engine_or_url, Engine) else make_engine(engine_or_url)
+        is_sqlite = self.engine.dialect.name == "sqlite"
+        write_bind = self.engine.execution_options(sqlite_begin="IMMEDIATE") if is_sqlite else self.engine
+        self._write = sessionmaker(bind=write_bind, expire_on_commit=False)
+        self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str | None = None, *, check_schema: bool = True) -> Registry:
+        """Open ``url``; refuse a database whose schema is not at the packaged head revision."""
+        registry = cls(url)
+        if check_schema:
+            current = current_revision(registry.engine)
+            if current != head_revision():
+                registry.dispose()
+                raise InvalidInputError(
+                    f"database schema is at {current or 'nothing (empty database)'}, "
+                    f"this version needs {head_revision()}: run `lutarterial db upgrade`"
+                )
+        return registry
+
+    @contextlib.contextmanager
+    def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        """A unit of work that commits on success, rolls back on error."""
+        factory = self._read if readonly else self._write
+        with factory() as session:
+            try:
+                yield session
+                if readonly:
+                    session.rollback()
+                else:
+                    session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def table_names(self) -> list[str]:
+        return sorted(inspect(self.engine).get_table_names())
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,432 @@
+"""ORM model of the trial registry (SQLAlchemy 2.0 typed declarative mapping).
+
+Why this shape:
+
+* **Study data and identity are apart.** :class:`Participant` carries only the pseudonymous
+  trial number (``BDX-001``); the identity key (name, birth date, hospital ID) lives in
+  :class:`ParticipantIdentity`, which only :func:`lutarterial.registry.services.get_identity`
+  reads, and only for admins.
+* **Results keep their provenance.** Screening results store the input record and the protocol
+  version that produced them; imaging and dosimetry analyses store their inputs' DICOM UIDs and
+  file hashes, so every number can be recomputed and compared.
+* **Every row of every table below, except the audit trail itself, is audited**
+  (:class:`Audited` mixin): the session guard in :mod:`lutarterial.registry.audit` refuses to
+  flush a change that is not made inside an audit context with an actor and a reason.
+* Types are portable between SQLite and PostgreSQL (``JSON``, ``Date``, timezone-aware
+  ``DateTime`` stored as UTC). Enumerated values are stored as short strings checked by the
+  service layer (and by CHECK constraints where cheap), so adding a value needs no type change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "Base",
+    "Audited",
+    "Role",
+    "ParticipantStatus",
+    "VisitKind",
+    "VisitStatus",
+    "Site",
+    "User",
+    "UserRole",
+    "SiteMembership",
+    "Participant",
+    "ParticipantIdentity",
+    "Consent",
+    "ScreeningResult",
+    "Enrolment",
+    "Visit",
+    "LabResult",
+    "AdverseEvent",
+    "RecistAssessment",
+    "ImagingAnalysis",
+    "DosimetryAnalysis",
+    "AuditEntry",
+    "AUDITED_MODELS",
+]
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a constraint naming convention (stable names for migrations)."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+def utcnow() -> dt.datetime:
+    """Current time in UTC, timezone-aware (the only clock read of the registry models)."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Role(str, enum.Enum):
+    """Roles of the trial team; permissions per role are in :mod:`lutarterial.registry.access`."""
+
+    COORDINATOR = "coordinator"
+    INVESTIGATOR = "investigator"
+    PHYSICIST = "physicist"
+    MONITOR = "monitor"
+    ADMIN = "admin"
+
+
+class ParticipantStatus(str, enum.Enum):
+    """Where a participant stands in the trial; set by the services, never typed in freely."""
+
+    REGISTERED = "registered"  # pseudonym allocated, no consent yet
+    CONSENTED = "consented"
+    SCREEN_FAILED = "screen_failed"
+    ELIGIBLE = "eligible"
+    ENROLLED = "enrolled"
+    TREATED = "treated"  # IAH LUTATHERA cycle done
+    WITHDRAWN = "withdrawn"
+    COMPLETED = "completed"
+
+
+class VisitKind(str, enum.Enum):
+    """Visits of the LUTARTERIAL schedule (NCT04837885).
+
+    Prior IV LUTATHERA cycles (``iv_cycle``, numbers 1-4), 68Ga/177Lu PET or SPECT after the
+    IAH injection and after an IV injection, the IAH LUTATHERA cycle itself, and follow-up visits.
+    """
+
+    SCREENING = "screening"
+    IV_CYCLE = "iv_cycle"
+    PET_AFTER_IAH = "pet_after_iah"
+    PET_AFTER_IV = "pet_after_iv"
+    IAH_CYCLE = "iah_cycle"
+    FOLLOW_UP = "follow_up"
+    END_OF_STUDY = "end_of_study"
+
+
+class VisitStatus(str, enum.Enum):
+    PLANNED = "planned"
+    DONE = "done"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+
+
+class Audited:
+    """Mixin of audited tables: ``audit_participant_id`` tells which participant a row concerns."""
+
+    #: Columns whose values are replaced by ``"<redacted>"`` in the audit trail (secrets, identity).
+    __audit_redact__: tuple[str, ...] = ()
+
+    @property
+    def audit_participant_id(self) -> int | None:
+        return getattr(self, "participant_id", None)
+
+
+# --- sites and users --------------------------------------------------------------------------
+
+
+class Site(Audited, Base):
+    """A trial site; ``code`` (3 capital letters) prefixes the trial numbers (``BDX-001``)."""
+
+    __tablename__ = "sites"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(8), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    city: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class User(Audited, Base):
+    """A person who logs in. ``password_hash`` is ``scrypt$n$r$p$salt_hex$hash_hex``."""
+
+    __tablename__ = "users"
+    __audit_redact__ = ("password_hash",)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(400))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    roles: Mapped[list[UserRole]] = relationship(back_populates="user", lazy="selectin")
+    memberships: Mapped[list[SiteMembership]] = relationship(back_populates="user", lazy="selectin")
+
+
+class UserRole(Audited, Base):
+    __tablename__ = "user_roles"
+    __table_args__ = (UniqueConstraint("user_id", "role"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    user: Mapped[User] = relationship(back_populates="roles")
+
+
+class SiteMembership(Audited, Base):
+    __tablename__ = "site_memberships"
+    __table_args__ = (UniqueConstraint("user_id", "site_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    user: Mapped[User] = relationship(back_populates="memberships")
+    site: Mapped[Site] = relationship(lazy="joined")
+
+
+# --- participants -----------------------------------------------------------------------------
+
+
+class Participant(Audited, Base):
+    """A participant, known in study data only by the pseudonymous ``trial_number``.
+
+    ``site_seq`` is the per-site sequence number; ``UNIQUE(site_id, site_seq)`` plus a retry in
+    :func:`~lutarterial.registry.services.register_participant` makes allocation race-free.
+    """
+
+    __tablename__ = "participants"
+    __table_args__ = (UniqueConstraint("site_id", "site_seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_number: Mapped[str] = mapped_column(String(20), unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    site_seq: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default=ParticipantStatus.REGISTERED.value)
+    sex: Mapped[str | None] = mapped_column(String(1), default=None)
+    year_of_birth: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    site: Mapped[Site] = relationship(lazy="joined")
+
+    @property
+    def audit_participant_id(self) -> int | None:
+        return self.id
+
+
+class ParticipantIdentity(Audited, Base):
+    """The identity key: readable only through the admin-only service ``get_identity``.
+
+    Its values never appear in the audit trail (redacted), which monitors may read.
+    """
+
+    __tablename__ = "participant_identities"
+    __audit_redact__ = ("family_name", "given_name", "birth_date", "hospital_id")
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), unique=True)
+    family_name: Mapped[str] = mapped_column(String(200))
+    given_name: Mapped[str] = mapped_column(String(200))
+    birth_date: Mapped[dt.date] = mapped_column(Date)
+    hospital_id: Mapped[str] = mapped_column(String(100))
+
+
+class Consent(Audited, Base):
+    """Informed consent to one version of the information sheet; withdrawal keeps the row."""
+
+    __tablename__ = "consents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    version: Mapped[str] = mapped_column(String(50))
+    signed_date: Mapped[dt.date] = mapped_column(Date)
+    withdrawal_date: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    withdrawal_note: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class ScreeningResult(Audited, Base):
+    """One screening: the input record and protocol version that produced ``result``.
+
+    ``overall`` mirrors the engine's overall decision (e.g. ``eligible``/``ineligible``/
+    ``incomplete``); ``result`` is the engine's ``ScreeningResult.to_dict()``.
+    """
+
+    __tablename__ = "screening_results"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    protocol_version: Mapped[str] = mapped_column(String(50))
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    overall: Mapped[str] = mapped_column(String(30))
+    engine: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Enrolment(Audited, Base):
+    """Enrolment of an eligible participant, pointing at the screening that justified it."""
+
+    __tablename__ = "enrolments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), unique=True)
+    screening_result_id: Mapped[int] = mapped_column(ForeignKey("screening_results.id"))
+    enrolled_date: Mapped[dt.date] = mapped_column(Date)
+    enrolled_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+
+
+class Visit(Audited, Base):
+    """A visit of the protocol schedule (see :class:`VisitKind`).
+
+    Treatment visits (``iv_cycle``, ``iah_cycle``) carry the administered ``activity_mbq``;
+    the IAH cycle also the injected ``artery`` and ``catheter_position``.
+    """
+
+    __tablename__ = "visits"
+    __table_args__ = (
+        UniqueConstraint("participant_id", "kind", "number"),
+        CheckConstraint("activity_mbq IS NULL OR activity_mbq >= 0", name="activity_nonneg"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    number: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(20), default=VisitStatus.PLANNED.value)
+    planned_date: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    visit_date: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    activity_mbq: Mapped[float | None] = mapped_column(Float, default=None)
+    artery: Mapped[str | None] = mapped_column(String(200), default=None)
+    catheter_position: Mapped[str | None] = mapped_column(String(200), default=None)
+    notes: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class LabResult(Audited, Base):
+    """A laboratory value as reported, its canonical-unit value and (when graded) CTCAE grade."""
+
+    __tablename__ = "lab_results"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"), default=None)
+    analyte: Mapped[str] = mapped_column(String(50))
+    loinc: Mapped[str | None] = mapped_column(String(20), default=None)
+    value: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(50))
+    value_canonical: Mapped[float] = mapped_column(Float)
+    unit_canonical: Mapped[str] = mapped_column(String(50))
+    collected_date: Mapped[dt.date] = mapped_column(Date)
+    ctcae_term: Mapped[str | None] = mapped_column(String(200), default=None)
+    ctcae_grade: Mapped[int | None] = mapped_column(Integer, default=None)
+    grading: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+class AdverseEvent(Audited, Base):
+    """An adverse event with CTCAE v5 term and grade, seriousness and relatedness."""
+
+    __tablename__ = "adverse_events"
+    __table_args__ = (CheckConstraint("grade BETWEEN 1 AND 5", name="grade_range"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    term: Mapped[str] = mapped_column(String(200))
+    meddra_code: Mapped[str | None] = mapped_column(String(20), default=None)
+    grade: Mapped[int] = mapped_column(Integer)
+    onset_date: Mapped[dt.date] = mapped_column(Date)
+    resolution_date: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    serious: Mapped[bool] = mapped_column(Boolean, default=False)
+    relatedness: Mapped[str] = mapped_column(String(30), default="unknown")
+    outcome: Mapped[str | None] = mapped_column(String(50), default=None)
+    action_taken: Mapped[str | None] = mapped_column(String(100), default=None)
+
+
+class RecistAssessment(Audited, Base):
+    """A RECIST 1.1 time-point assessment; ``details`` holds the engine's full result."""
+
+    __tablename__ = "recist_assessments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"), default=None)
+    assessment_date: Mapped[dt.date] = mapped_column(Date)
+    target_sum_mm: Mapped[float | None] = mapped_column(Float, default=None)
+    response: Mapped[str] = mapped_column(String(10))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+class _AnalysisColumns:
+    """Columns shared by imaging and dosimetry analyses: inputs' identifiers, hashes, result."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    study_instance_uid: Mapped[str | None] = mapped_column(String(64), default=None)
+    series_instance_uids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    input_hashes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    software_version: Mapped[str] = mapped_column(String(50), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ImagingAnalysis(_AnalysisColumns, Audited, Base):
+    """A quantitative imaging analysis (e.g. IAH vs IV uptake comparison) and its inputs."""
+
+    __tablename__ = "imaging_analyses"
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"), default=None)
+
+
+class DosimetryAnalysis(_AnalysisColumns, Audited, Base):
+    """An absorbed-dose analysis; may point at the imaging analysis it used."""
+
+    __tablename__ = "dosimetry_analyses"
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"), default=None)
+    imaging_analysis_id: Mapped[int | None] = mapped_column(ForeignKey("imaging_analyses.id"), default=None)
+
+
+# --- audit trail ------------------------------------------------------------------------------
+
+
+class AuditEntry(Base):
+    """One append-only audit row. ``id`` is the chain position (1, 2, ... without gaps).
+
+    ``row_hash = sha256(prev_hash + canonical_json(row without hashes))``; ``old_values`` and
+    ``new_values`` are stored as canonical JSON text so the hash is reproducible byte for byte
+    on every database. Database triggers refuse UPDATE and DELETE of this table.
+    """
+
+    __tablename__ = "audit_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    occurred_at: Mapped[str] = mapped_column(String(32), index=True)  # ISO 8601 UTC, ...Z
+    actor_user_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    actor_username: Mapped[str] = mapped_column(String(100))
+    actor_roles: Mapped[str] = mapped_column(String(200), default="")
+    site_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+    table_name: Mapped[str] = mapped_column(String(64))
+    row_id: Mapped[str] = mapped_column(String(64))
+    participant_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+    action: Mapped[str] = mapped_column(String(10))
+    old_values: Mapped[str | None] = mapped_column(Text, default=None)
+    new_values: Mapped[str | None] = mapped_column(Text, default=None)
+    reason: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+AUDITED_MODELS: tuple[type[Base], ...] = (
+    Site,
+    User,
+    UserRole,
+    SiteMembership,
+    Participant,
+    ParticipantIdentity,
+    Consent,
+    ScreeningResult,
+    Enrolment,
+    Visit,
+    LabResult,
+    AdverseEvent,
+    RecistAssessment,
+    ImagingAnalysis,
+    DosimetryAnalysis,
+)

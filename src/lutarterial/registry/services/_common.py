@@ -1,0 +1,90 @@
+"""Helpers shared by the service modules: lookups with access checks, value validation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lutarterial.errors import AccessDeniedError, InvalidInputError, NotFoundError
+from lutarterial.registry.access import Actor, require_site
+from lutarterial.registry.models import Participant
+
+__all__ = ["load_participant", "as_date", "as_float", "as_optional_text", "require_active_actor"]
+
+
+def require_active_actor(actor: Actor) -> None:
+    if not actor.roles:
+        raise AccessDeniedError(f"user {actor.username!r} has no role")
+
+
+def load_participant(session: Session, actor: Actor, participant: int | str, *, for_update: bool = False) -> Participant:
+    """The participant by database id or trial number, if ``actor`` may see its site.
+
+    A participant of another site is reported as denied (not as missing) so that a user learns
+    nothing but that they may not look; an unknown id raises :class:`NotFoundError`.
+    """
+    require_active_actor(actor)
+    if isinstance(participant, Participant):
+        obj: Participant | None = participant
+    elif isinstance(participant, int) or (isinstance(participant, str) and participant.isdigit()):
+        obj = session.get(Participant, int(participant))
+    elif isinstance(participant, str):
+        obj = session.scalars(select(Participant).where(Participant.trial_number == participant.strip().upper())).first()
+    else:
+        raise InvalidInputError(f"participant reference {participant!r} must be an id or a trial number")
+    if obj is None:
+        raise NotFoundError(f"participant {participant!r} does not exist")
+    require_site(actor, obj.site_id, what=f"participant {obj.trial_number}")
+    return obj
+
+
+def as_date(value: Any, name: str, *, required: bool = True) -> dt.date | None:
+    """A date from a ``date`` or ISO text; refuses datetimes' hidden time zones and bad text."""
+    if value is None or value == "":
+        if required:
+            raise InvalidInputError(f"{name} is required (YYYY-MM-DD)")
+        return None
+    if isinstance(value, dt.datetime):
+        raise InvalidInputError(f"{name} must be a date, not a date and time")
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise InvalidInputError(f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def as_float(value: Any, name: str, *, required: bool = True, minimum: float | None = None,
+             maximum: float | None = None) -> float | None:
+    if value is None or value == "":
+        if required:
+            raise InvalidInputError(f"{name} is required")
+        return None
+    if isinstance(value, bool):
+        raise InvalidInputError(f"{name} must be a number")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} {value!r} is not a number") from None
+    if not math.isfinite(out):
+        raise InvalidInputError(f"{name} must be a finite number")
+    if minimum is not None and out < minimum:
+        raise InvalidInputError(f"{name} {out} is below the minimum {minimum}")
+    if maximum is not None and out > maximum:
+        raise InvalidInputError(f"{name} {out} is above the maximum {maximum}")
+    return out
+
+
+def as_optional_text(value: Any, name: str, *, max_length: int = 200) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if len(text) > max_length:
+        raise InvalidInputError(f"{name} is longer than {max_length} characters")
+    return text

@@ -1,0 +1,281 @@
+"""Dose-voxel kernels (voxel S-values) computed from first principles at any voxel size.
+
+Why computed and not shipped: published Monte-Carlo tables (Lanconelli et al., Phys Med Biol
+2012;57:517-545) exist only for fixed voxel sizes, while SPECT reconstructions come in many.
+We integrate a point kernel over source and target voxels exactly (no resampling of a table):
+
+    S(o) = 1 / (rho V^2) * integral F(r) G_o(r) dr,   G_o(r) = <prod_d max(a_d - |r n_d - o_d|, 0)>_n
+
+where F(r) is the energy deposited per unit radius around a point source (J/m per decay),
+G_o the direction average of the overlap volume of a voxel with a copy shifted by u = r n, o the
+centre-to-centre offset, a_d the voxel sides, V their product and rho the medium density.
+
+Point kernel (documented approximations, checked against published values in the tests):
+
+* beta electrons: Loevinger's empirical beta point kernel (Loevinger, Radiology 1956;66:55;
+  as reproduced in Attix, "Introduction to Radiological Physics and Radiation Dosimetry",
+  Wiley 1986) for each beta branch, nu = 18.6 (E0 - 0.036)^-1.37 cm2/g, c = 2 / 1.5 / 1 for
+  E0 < 0.5 / < 1.5 / < 3 MeV; branches weighted by intensity x mean energy, each numerically
+  normalised so that the kernel deposits exactly the beta energy per decay (energy conservation);
+* internal-conversion and Auger electrons (177Lu: 0.0146 MeV/decay): absorbed locally
+  (ranges below 0.2 mm, much smaller than SPECT voxels);
+* photons: straight-ahead mu_en model, F = sum_i y_i E_i mu_en,i exp(-mu_en,i r)
+  (mu_en of water, NIST SRD 126), an infinite-medium approximation that conserves photon energy
+  and stands in for scatter build-up; it is truncated at the kernel radius.
+
+Units: S-values in mGy/(MBq*s), the unit of the published tables.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from lutarterial.dosimetry.nuclides import MEV_TO_J, Nuclide, get_nuclide, water_muen_cm2_g
+from lutarterial.errors import InvalidInputError
+
+__all__ = [
+    "SOFT_TISSUE_DENSITY_G_CM3",
+    "DoseKernel",
+    "loevinger_radial_fraction",
+    "point_kernel_radial",
+    "dose_voxel_kernel",
+    "sphere_absorbed_fractions",
+]
+
+SOFT_TISSUE_DENSITY_G_CM3 = 1.04  # ICRU soft tissue, as used by Lanconelli et al. 2012
+
+
+def _loevinger_params(endpoint_mev: float) -> tuple[float, float]:
+    if endpoint_mev <= 0.036:
+        raise InvalidInputError(f"beta end-point {endpoint_mev} MeV below Loevinger's formula range")
+    nu = 18.6 * (endpoint_mev - 0.036) ** -1.37  # cm2/g
+    c = 2.0 if endpoint_mev < 0.5 else (1.5 if endpoint_mev < 1.5 else 1.0)
+    return nu, c
+
+
+def loevinger_radial_fraction(x_g_cm2: np.ndarray, endpoint_mev: float) -> np.ndarray:
+    """Loevinger's beta point kernel as radial energy fraction per g/cm2 (integral = 1)."""
+    nu, c = _loevinger_params(endpoint_mev)
+    x = np.asarray(x_g_cm2, dtype=float)
+    vx = nu * x
+    inner = c * (1.0 - (vx / c) * np.exp(1.0 - vx / c)) + vx * np.exp(1.0 - vx)
+    outer = vx * np.exp(1.0 - vx)
+    f = np.where(vx < c, inner, outer)
+    # normalisation: integral over x of f dx, computed analytically-free on a fine grid once
+    xs = np.linspace(0.0, 60.0 / nu, 200001)
+    vs = nu * xs
+    fs = np.where(vs < c, c * (1 - (vs / c) * np.exp(1 - vs / c)) + vs * np.exp(1 - vs), vs * np.exp(1 - vs))
+    norm = np.trapezoid(fs, xs)
+    return f / norm
+
+
+def point_kernel_radial(nuclide: Nuclide, r_mm: np.ndarray, density_g_cm3: float = SOFT_TISSUE_DENSITY_G_CM3,
+                        include_photons: bool = True) -> np.ndarray:
+    """Continuous part of F(r): energy (MeV) deposited per mm of radius per decay.
+
+    The locally absorbed IC/Auger part is not included (it is a delta at r = 0).
+    """
+    r = np.asarray(r_mm, dtype=float)
+    x = r * 0.1 * density_g_cm3  # g/cm2
+    out = np.zeros_like(r)
+    weights = np.array([b.intensity * b.mean_mev for b in nuclide.beta_branches])
+    if weights.sum() > 0 and nuclide.beta_mean_mev_per_decay > 0:
+        weights = weights / weights.sum() * nuclide.beta_mean_mev_per_decay
+        for w, b in zip(weights, nuclide.beta_branches, strict=True):
+            out += w * loevinger_radial_fraction(x, b.endpoint_mev) * 0.1 * density_g_cm3  # per mm
+    if include_photons:
+        for p in nuclide.photons:
+            mu = water_muen_cm2_g(p.energy_mev) * density_g_cm3 * 0.1  # 1/mm
+            out += p.energy_mev * p.yield_per_decay * mu * np.exp(-mu * r)
+    return out
+
+
+def _electron_reach_mm(nuclide: Nuclide, density_g_cm3: float) -> float:
+    """Radius (mm) within which the beta kernel deposits all but ~1e-4 of its energy."""
+    nu_min = min(_loevinger_params(b.endpoint_mev)[0] for b in nuclide.beta_branches) if nuclide.beta_branches else 1e3
+    return 12.0 / nu_min / density_g_cm3 * 10.0
+
+
+@lru_cache(maxsize=4)
+def _fibonacci_dirs(n: int) -> np.ndarray:
+    i = np.arange(n) + 0.5
+    z = 1 - 2 * i / n
+    phi = math.pi * (1 + 5**0.5) * i
+    rho = np.sqrt(1 - z * z)
+    return np.stack([rho * np.cos(phi), rho * np.sin(phi), z], axis=1)
+
+
+def _exact_offset(offset_mm: np.ndarray, a_mm: np.ndarray, radial, n_r: int = 700, n_dirs: int = 1500) -> float:
+    """integral F(r) G_o(r) dr in MeV*mm^3 by direction averaging (handles the r -> 0 region)."""
+    rmin = float(np.linalg.norm(np.maximum(np.abs(offset_mm) - a_mm, 0.0)))
+    rmax = float(np.linalg.norm(np.abs(offset_mm) + a_mm))
+    # denser nodes near rmin where short-range electrons deposit most energy
+    s = np.linspace(0.0, 1.0, n_r) ** 2
+    r = rmin + (rmax - rmin) * s
+    dirs = _fibonacci_dirs(n_dirs)
+    total = np.zeros(n_r)
+    chunk = 100
+    for i0 in range(0, n_r, chunk):
+        rr = r[i0:i0 + chunk, None, None] * dirs[None, :, :]  # (nr, nd, 3)
+        ov = np.clip(a_mm - np.abs(rr - offset_mm), 0.0, None).prod(axis=2)
+        total[i0:i0 + chunk] = ov.mean(axis=1)
+    return float(np.trapezoid(radial(r) * total, r))
+
+
+def _tri_nodes(n: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Quadrature for the triangular density (1 - |x|) on [-1, 1], exact per half."""
+    x, w = np.polynomial.legendre.leggauss(n)
+    xp = 0.5 * (x + 1)  # [0, 1]
+    wp = 0.5 * w * (1 - xp)
+    nodes = np.concatenate([-xp, xp])
+    weights = np.concatenate([wp, wp])
+    return nodes, weights / weights.sum()
+
+
+@dataclass(frozen=True)
+class DoseKernel:
+    """A dose-voxel kernel: ``values[i+R, j+R, k+R]`` = S from source voxel to offset (i, j, k)."""
+
+    nuclide: str
+    voxel_mm: tuple[float, float, float]
+    radius_vox: tuple[int, int, int]
+    density_g_cm3: float
+    include_photons: bool
+    values_mgy_per_mbq_s: np.ndarray
+    electron_energy_recovered: float  # fraction of beta+IC energy inside the kernel before renormalisation
+
+    def octant_table(self) -> list[tuple[int, int, int, float]]:
+        """S-values for i >= j >= k >= 0 (cubic voxels), the layout of the published tables."""
+        rx, ry, rz = self.radius_vox
+        r = min(rx, ry, rz)
+        out = []
+        for i in range(r + 1):
+            for j in range(i + 1):
+                for k in range(j + 1):
+                    out.append((i, j, k, float(self.values_mgy_per_mbq_s[rx + i, ry + j, rz + k])))
+        return out
+
+
+def dose_voxel_kernel(nuclide: str | Nuclide, voxel_mm: float | tuple[float, float, float],
+                      radius_mm: float | None = None, density_g_cm3: float = SOFT_TISSUE_DENSITY_G_CM3,
+                      include_photons: bool = True) -> DoseKernel:
+    """Compute the dose-voxel kernel of ``nuclide`` for voxels of ``voxel_mm`` (cubic or x, y, z).
+
+    ``radius_mm`` truncates the kernel (default: electron reach plus one voxel, at least 30 mm so
+    that near photon dose is kept). The electron part is renormalised so that its sum times the
+    voxel mass equals the electron energy per decay exactly (energy conservation); the recovered
+    fraction before renormalisation is kept in ``electron_energy_recovered`` as a check of the
+    integration.
+    """
+    nuc = nuclide if isinstance(nuclide, Nuclide) else get_nuclide(nuclide)
+    a = np.array([voxel_mm] * 3 if np.isscalar(voxel_mm) else voxel_mm, dtype=float)  # type: ignore[list-item]
+    if a.shape != (3,) or np.any(~np.isfinite(a)) or np.any(a <= 0) or np.any(a > 50):
+        raise InvalidInputError(f"voxel size must be 1 or 3 positive numbers up to 50 mm, got {voxel_mm!r}")
+    if not 0.01 <= density_g_cm3 <= 25:
+        raise InvalidInputError(f"density {density_g_cm3} g/cm3 out of range")
+    return _kernel_cached(nuc.name, tuple(round(float(x), 6) for x in a), radius_mm, float(density_g_cm3),
+                          bool(include_photons))
+
+
+@lru_cache(maxsize=16)
+def _kernel_cached(name: str, a_t: tuple[float, ...], radius_mm: float | None, rho: float,
+                   photons: bool) -> DoseKernel:
+    nuc = get_nuclide(name)
+    a = np.array(a_t)
+    reach = _electron_reach_mm(nuc, rho)
+    if radius_mm is None:
+        radius_mm = max(reach + float(a.max()), 30.0 if photons else 0.0)
+    if radius_mm <= 0:
+        raise InvalidInputError("kernel radius must be > 0 mm")
+    R = tuple(int(max(1, math.ceil(radius_mm / ai))) for ai in a)
+    V = float(a.prod())  # mm3
+    mass_kg = rho * 1e-3 * V * 1e-3  # g/cm3 * mm3 -> g -> kg
+    to_mgy = MEV_TO_J * 1e6 * 1e3  # MeV per decay -> mGy per MBq*s (numerator)
+
+    def beta(r: np.ndarray) -> np.ndarray:
+        return point_kernel_radial(nuc, r, rho, include_photons=False)
+
+    def gamma(r: np.ndarray) -> np.ndarray:
+        return point_kernel_radial(nuc, r, rho, include_photons=True) - beta(r)
+
+    ii, jj, kk = np.meshgrid(*(np.arange(r + 1) for r in R), indexing="ij")
+    offs = np.stack([ii, jj, kk], axis=-1).reshape(-1, 3) * a  # mm
+    dist_min = np.linalg.norm(np.maximum(offs - a, 0.0), axis=1)
+    near = (dist_min < reach) | (np.abs(offs / a).max(axis=1) <= 1)
+    e_beta = np.zeros(len(offs))
+    e_gam = np.zeros(len(offs))
+    # near offsets: exact direction-averaged integral (MeV*mm3), divided by V^2 -> MeV per mm3... per voxel
+    for idx in np.nonzero(near)[0]:
+        e_beta[idx] = _exact_offset(offs[idx], a, beta) / V
+        if photons and nuc.photons:
+            e_gam[idx] = _exact_offset(offs[idx], a, gamma, n_r=300, n_dirs=600) / V
+    # far offsets: point kernel averaged over the triangular difference density (smooth there)
+    far = np.nonzero(~near)[0]
+    if far.size:
+        x, w = _tri_nodes(4)
+        gx, gy, gz = np.meshgrid(x, x, x, indexing="ij")
+        wq = (w[:, None, None] * w[None, :, None] * w[None, None, :]).ravel()
+        q = np.stack([gx.ravel(), gy.ravel(), gz.ravel()], axis=1) * a  # (nq, 3) mm
+        for s in range(0, far.size, 256):
+            blk = far[s:s + 256]
+            u = offs[blk][:, None, :] + q[None, :, :]
+            r = np.linalg.norm(u, axis=2)
+            fb = beta(r) / (4 * math.pi * r**2)
+            e_beta[blk] = (fb * wq).sum(axis=1) * V
+            if photons and nuc.photons:
+                fg = gamma(r) / (4 * math.pi * r**2)
+                e_gam[blk] = (fg * wq).sum(axis=1) * V
+    # e_* is now MeV deposited in the target voxel per decay in the source voxel
+    full_shape = tuple(2 * r + 1 for r in R)
+
+    def mirror(vals: np.ndarray) -> np.ndarray:
+        octant = vals.reshape(tuple(r + 1 for r in R))
+        out = np.zeros(full_shape)
+        for sx in (1, -1):
+            for sy in (1, -1):
+                for sz in (1, -1):
+                    out[R[0] + sx * np.arange(R[0] + 1)[:, None, None],
+                        R[1] + sy * np.arange(R[1] + 1)[None, :, None],
+                        R[2] + sz * np.arange(R[2] + 1)[None, None, :]] = octant
+        return out
+
+    beta_full = mirror(e_beta)
+    recovered = float(beta_full.sum()) / nuc.beta_mean_mev_per_decay if nuc.beta_mean_mev_per_decay else 1.0
+    if recovered > 0:
+        beta_full *= nuc.beta_mean_mev_per_decay / beta_full.sum()
+    beta_full[R] += nuc.other_electron_mev_per_decay
+    total = beta_full + (mirror(e_gam) if photons else 0.0)
+    values = total * to_mgy / mass_kg
+    return DoseKernel(name, (float(a[0]), float(a[1]), float(a[2])), R, rho, photons, values, recovered)
+
+
+def sphere_absorbed_fractions(nuclide: str | Nuclide, radius_mm: float,
+                              density_g_cm3: float = SOFT_TISSUE_DENSITY_G_CM3) -> tuple[float, float]:
+    """Self-absorbed fractions (electrons, photons) of a uniform sphere, from the same point kernel.
+
+    phi = integral F(r) psi(r) dr / E with the sphere's geometric reduction factor
+    psi(r) = 1 - 3x/4 + x^3/16, x = r/R, for r <= 2R (Berger, MIRD Pamphlet 7, 1971).
+    IC/Auger electrons are absorbed locally.
+    """
+    nuc = nuclide if isinstance(nuclide, Nuclide) else get_nuclide(nuclide)
+    if not radius_mm > 0:
+        raise InvalidInputError("sphere radius must be > 0 mm")
+    r = np.concatenate([np.linspace(0, min(2 * radius_mm, 20.0), 20001)[:-1],
+                        np.linspace(min(2 * radius_mm, 20.0), 2 * radius_mm, 20001)])
+    x = r / radius_mm
+    psi = np.clip(1 - 0.75 * x + x**3 / 16, 0.0, 1.0)
+    fb = point_kernel_radial(nuc, r, density_g_cm3, include_photons=False)
+    ft = point_kernel_radial(nuc, r, density_g_cm3, include_photons=True)
+    e_beta = nuc.beta_mean_mev_per_decay
+    phi_e = 1.0
+    if nuc.electron_mean_mev_per_decay > 0:
+        absorbed_beta = float(np.trapezoid(fb * psi, r))
+        phi_e = (absorbed_beta + nuc.other_electron_mev_per_decay) / nuc.electron_mean_mev_per_decay
+        phi_e = min(phi_e, 1.0) if e_beta > 0 else 1.0
+    e_g = nuc.photon_mean_mev_per_decay
+    phi_g = float(np.trapezoid((ft - fb) * psi, r)) / e_g if e_g > 0 else 0.0
+    return phi_e, phi_g

@@ -1,0 +1,180 @@
+"""DICOM SEG and RTSTRUCT volumes of interest, placed on an image grid by physical coordinates.
+
+* SEG (binary or fractional): each segment's frames are positioned by their
+  PlanePositionSequence on the SEG's own grid, then resampled nearest-neighbour to the image.
+* RTSTRUCT: closed planar contours (LPS mm) are rasterised directly on the image grid; for each
+  image slice the nearest contour plane is filled (even-odd rule, so holes stay holes), and a
+  voxel belongs to the VOI when its centre lies inside the polygon.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lutarterial.errors import DicomConformanceError, InvalidInputError, NotFoundError
+from lutarterial.imaging.dicom_series import geometry_from_positions
+from lutarterial.imaging.resample import resample_nearest
+from lutarterial.imaging.types import Geometry
+
+__all__ = ["read_seg_masks", "read_rtstruct_masks", "dicom_label_kind"]
+
+
+def dicom_label_kind(path: str | Path) -> str | None:
+    """'SEG', 'RTSTRUCT' or None for a DICOM file (or a directory holding one such file)."""
+    import pydicom
+
+    p = Path(path)
+    files = [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else []
+    for f in files:
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001
+            continue
+        mod = str(ds.get("Modality", ""))
+        if mod in ("SEG", "RTSTRUCT"):
+            return mod
+    return None
+
+
+def _load(path: str | Path, modality: str) -> Any:
+    import pydicom
+
+    p = Path(path)
+    if not p.exists():
+        raise NotFoundError(f"no such file: {p}")
+    files = [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file())
+    for f in files:
+        try:
+            ds = pydicom.dcmread(f)
+        except Exception:  # noqa: BLE001
+            continue
+        if str(ds.get("Modality", "")) == modality:
+            return ds
+    raise NotFoundError(f"no DICOM {modality} object found at {p}")
+
+
+def read_seg_masks(
+    path: str | Path, target: Geometry
+) -> tuple[list[tuple[int, str, str, np.ndarray]], str | None]:
+    """Segments as (number, label, property-type meaning, full mask on ``target``) and the FoR UID."""
+    ds = _load(path, "SEG")
+    nf = int(ds.get("NumberOfFrames", 1) or 1)
+    pix = np.asarray(ds.pixel_array).reshape(nf, int(ds.Rows), int(ds.Columns))
+    seg_type = str(ds.get("SegmentationType", "BINARY")).upper()
+    if seg_type == "FRACTIONAL":
+        pix = pix >= (int(ds.get("MaximumFractionalValue", 255)) / 2.0)
+    else:
+        pix = pix > 0
+    shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]
+    per = ds.get("PerFrameFunctionalGroupsSequence")
+    if per is None:
+        raise DicomConformanceError("SEG without PerFrameFunctionalGroupsSequence")
+
+    def grp(i: int, name: str) -> Any:
+        if name in per[i]:
+            return per[i][name].value[0]
+        if shared is not None and name in shared:
+            return shared[name].value[0]
+        raise DicomConformanceError(f"SEG frame {i + 1}: {name} missing")
+
+    iop = [float(x) for x in grp(0, "PlaneOrientationSequence").ImageOrientationPatient]
+    ps = [float(x) for x in grp(0, "PixelMeasuresSequence").PixelSpacing]
+    pos = np.array([[float(x) for x in grp(i, "PlanePositionSequence").ImagePositionPatient] for i in range(nf)])
+    segnum = np.array([int(grp(i, "SegmentIdentificationSequence").ReferencedSegmentNumber) for i in range(nf)])
+    row, col = np.asarray(iop[:3]), np.asarray(iop[3:])
+    normal = np.cross(row, col)
+    proj = pos @ normal
+    planes = np.unique(np.round(proj, 3))
+    if len(planes) > 1:
+        step = float(np.min(np.diff(planes)))
+        try:
+            sp = float(grp(0, "PixelMeasuresSequence").get("SpacingBetweenSlices") or step)
+        except DicomConformanceError:
+            sp = step
+        sp = min(sp, step) if sp > 0 else step
+    else:
+        sp = float(grp(0, "PixelMeasuresSequence").get("SliceThickness") or 1.0)
+    n_sl = int(round((planes[-1] - planes[0]) / sp)) + 1
+    origin = pos[int(np.argmin(proj))] - normal * ((pos[int(np.argmin(proj))] @ normal) - planes[0])
+    # Frames may be offset in-plane from each other only if written oddly; align by in-plane shift.
+    all_pos = origin + np.outer(np.arange(n_sl) * sp, normal)
+    seg_geom, _ = geometry_from_positions(iop, all_pos, ps, (int(ds.Rows), int(ds.Columns)))
+    k_of = np.rint((proj - planes[0]) / sp).astype(int)
+    for i in range(nf):
+        d = pos[i] - (origin + normal * k_of[i] * sp)
+        if np.linalg.norm(d) > 0.01 * min(ps):
+            raise DicomConformanceError("SEG frames are not on one grid (in-plane offsets differ); not supported")
+    out = []
+    for s in ds.SegmentSequence:
+        n = int(s.SegmentNumber)
+        vol = np.zeros(seg_geom.shape, dtype=np.uint8)
+        for i in np.flatnonzero(segnum == n):
+            vol[k_of[i]] |= pix[i].astype(np.uint8)
+        full = resample_nearest(vol, seg_geom, target).astype(bool)
+        prop = ""
+        if s.get("SegmentedPropertyTypeCodeSequence"):
+            prop = str(s.SegmentedPropertyTypeCodeSequence[0].get("CodeMeaning", ""))
+        out.append((n, str(s.get("SegmentLabel", f"segment {n}")), prop, full))
+        if vol.any() and not full.any():
+            raise InvalidInputError(
+                f"SEG segment {n} ({s.get('SegmentLabel', '')}) lies outside the image grid after resampling"
+            )
+    return out, str(ds.get("FrameOfReferenceUID", "")) or None
+
+
+def read_rtstruct_masks(path: str | Path, target: Geometry) -> tuple[list[tuple[int, str, np.ndarray]], str | None]:
+    """ROIs as (ROI number, ROI name, full mask on ``target``) and the referenced FoR UID."""
+    from matplotlib.path import Path as MplPath
+
+    ds = _load(path, "RTSTRUCT")
+    names = {int(r.ROINumber): str(r.ROIName) for r in ds.get("StructureSetROISequence", [])}
+    for_uid = None
+    for r in ds.get("StructureSetROISequence", []):
+        if r.get("ReferencedFrameOfReferenceUID"):
+            for_uid = str(r.ReferencedFrameOfReferenceUID)
+            break
+    if for_uid is None and ds.get("ReferencedFrameOfReferenceSequence"):
+        for_uid = str(ds.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID)
+    nz, ny, nx = target.shape
+    out = []
+    for rc in ds.get("ROIContourSequence", []):
+        num = int(rc.ReferencedROINumber)
+        name = names.get(num, f"ROI {num}")
+        planes: dict[float, list[np.ndarray]] = {}
+        for c in rc.get("ContourSequence", []):
+            if str(c.get("ContourGeometricType", "CLOSED_PLANAR")).upper() not in ("CLOSED_PLANAR",):
+                continue
+            pts = np.asarray([float(x) for x in c.ContourData]).reshape(-1, 3)
+            ijk = target.physical_to_index(pts)
+            kk = ijk[:, 2]
+            if np.ptp(kk) > 0.05:
+                raise DicomConformanceError(
+                    f"RTSTRUCT ROI {name!r}: contours are not parallel to the image slices; not supported"
+                )
+            planes.setdefault(round(float(kk.mean()), 3), []).append(ijk[:, :2])
+        mask = np.zeros(target.shape, dtype=bool)
+        if planes:
+            zs = np.array(sorted(planes))
+            gap = float(np.min(np.diff(zs))) if len(zs) > 1 else 1.0
+            half = max(0.5, gap / 2.0)
+            for k in range(nz):
+                if k < zs[0] - half or k > zs[-1] + half:
+                    continue
+                z = zs[int(np.argmin(np.abs(zs - k)))]
+                sl = np.zeros((ny, nx), dtype=bool)
+                for poly in planes[float(z)]:
+                    i0, i1 = max(0, int(np.floor(poly[:, 0].min()))), min(nx - 1, int(np.ceil(poly[:, 0].max())))
+                    j0, j1 = max(0, int(np.floor(poly[:, 1].min()))), min(ny - 1, int(np.ceil(poly[:, 1].max())))
+                    if i1 < i0 or j1 < j0:
+                        continue
+                    jj, ii = np.mgrid[j0 : j1 + 1, i0 : i1 + 1]
+                    inside = MplPath(poly).contains_points(np.column_stack([ii.ravel(), jj.ravel()]))
+                    sl[j0 : j1 + 1, i0 : i1 + 1] ^= inside.reshape(jj.shape)
+                mask[k] = sl
+            if not mask.any():
+                raise InvalidInputError(f"RTSTRUCT ROI {name!r} lies outside the image grid")
+        out.append((num, name, mask))
+    return out, for_uid

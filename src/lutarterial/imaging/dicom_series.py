@@ -1,0 +1,427 @@
+"""Reading DICOM image series (PT, NM, CT) into :class:`~lutarterial.imaging.types.Image`.
+
+Readers are tolerant, writers strict: slices are sorted by their position along the slice
+normal (never by InstanceNumber or file name), per-slice RescaleSlope/Intercept are applied
+(PET stores one slope per slice), multi-frame NM uses DetectorInformationSequence geometry and
+enhanced multi-frame objects their per-frame PlanePositionSequence. PET timing follows the QIBA
+vendor-neutral pseudo-code (see :mod:`lutarterial.imaging.suv`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lutarterial.errors import DicomConformanceError, InvalidInputError, NotFoundError
+from lutarterial.imaging.suv import frame_decay_factors, injection_datetime, scan_start_datetime_qiba
+from lutarterial.imaging.types import Geometry, Image, PetTiming, Quantity
+
+__all__ = [
+    "list_series",
+    "read_dicom_series",
+    "parse_da",
+    "parse_tm",
+    "parse_dt",
+    "geometry_from_positions",
+]
+
+_NON_IMAGE = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "SR", "KO", "PR", "REG"}
+
+
+def parse_da(value: Any) -> date | None:
+    s = str(value or "").strip().replace(".", "").replace("-", "")
+    if len(s) < 8:
+        return None
+    try:
+        return date(int(s[:4]), int(s[4:6]), int(s[6:8]))
+    except ValueError:
+        raise DicomConformanceError(f"invalid DICOM date {value!r}") from None
+
+
+def parse_tm(value: Any) -> time | None:
+    s = str(value or "").strip().replace(":", "")
+    if not s:
+        return None
+    m = re.fullmatch(r"(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?", s)
+    if not m:
+        raise DicomConformanceError(f"invalid DICOM time {value!r}")
+    hh, mm, ss, frac = m.groups()
+    sec = int(ss or 0)
+    if sec == 60:  # leap second allowed by DICOM
+        sec = 59
+    return time(int(hh), int(mm or 0), sec, int((frac or "0").ljust(6, "0")))
+
+
+def parse_dt(value: Any) -> datetime | None:
+    """DICOM DT (YYYYMMDDHHMMSS.FFFFFF[&ZZXX]) -> naive local datetime (offset ignored)."""
+    s = str(value or "").strip()
+    if not s:
+        return None
+    s = re.split(r"[+\-&](?=\d{4}$)", s)[0] if len(s) > 14 else s
+    d = parse_da(s[:8])
+    if d is None:
+        raise DicomConformanceError(f"invalid DICOM datetime {value!r}")
+    t = parse_tm(s[8:]) if len(s) > 8 else time(0)
+    return datetime.combine(d, t or time(0))
+
+
+def _dt(ds: Any, date_kw: str, time_kw: str) -> datetime | None:
+    d, t = parse_da(ds.get(date_kw)), parse_tm(ds.get(time_kw))
+    if d is None or t is None:
+        return None
+    return datetime.combine(d, t)
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise NotFoundError(f"no such file or directory: {path}")
+    return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def list_series(path: str | Path) -> dict[str, list[Any]]:
+    """Group the DICOM files under ``path`` by SeriesInstanceUID (pixel data deferred)."""
+    import pydicom
+
+    groups: dict[str, list[Any]] = defaultdict(list)
+    for f in _files(Path(path)):
+        try:
+            ds = pydicom.dcmread(f, defer_size="2 KB")
+        except Exception:  # noqa: BLE001 - non-DICOM files next to a series are ignored
+            continue
+        uid = str(ds.get("SeriesInstanceUID", ""))
+        if uid and "SOPClassUID" in ds:
+            groups[uid].append(ds)
+    return dict(groups)
+
+
+def geometry_from_positions(
+    iop: Sequence[float], positions: np.ndarray, pixel_spacing: Sequence[float], shape_2d: tuple[int, int]
+) -> tuple[Geometry, np.ndarray]:
+    """Geometry from ImageOrientationPatient and per-slice positions; returns (geometry, order)."""
+    row = np.asarray(iop[:3], dtype=float)
+    col = np.asarray(iop[3:6], dtype=float)
+    row, col = row / np.linalg.norm(row), col / np.linalg.norm(col)
+    normal = np.cross(row, col)
+    proj = positions @ normal
+    order = np.argsort(proj, kind="stable")
+    proj_sorted = proj[order]
+    n = len(order)
+    if n > 1:
+        diffs = np.diff(proj_sorted)
+        if np.any(diffs < 1e-3):
+            raise DicomConformanceError(
+                "two or more slices share a position: the series holds several time frames, "
+                "phases or duplicated files; export a single static frame"
+            )
+        dz = float(np.median(diffs))
+        if np.max(np.abs(diffs - dz)) > max(0.01 * dz, 0.05):
+            raise DicomConformanceError(
+                f"slices are not evenly spaced (spacing {diffs.min():.3f}-{diffs.max():.3f} mm); "
+                "missing slices or mixed series"
+            )
+        span = positions[order[-1]] - positions[order[0]]
+        if np.linalg.norm(np.cross(span / np.linalg.norm(span), normal)) > 1e-3:
+            raise DicomConformanceError("slices are not stacked along the slice normal (gantry tilt); resample first")
+    else:
+        dz = 1.0
+    rs, cs = float(pixel_spacing[0]), float(pixel_spacing[1])  # PixelSpacing = (row spacing, column spacing)
+    direction = np.column_stack([row, col, normal])
+    geom = Geometry(
+        shape=(n, int(shape_2d[0]), int(shape_2d[1])),
+        spacing_mm=(cs, rs, dz),
+        origin_mm=tuple(float(x) for x in positions[order[0]]),  # type: ignore[arg-type]
+        direction=tuple(float(x) for x in direction.ravel()),
+    )
+    return geom, order
+
+
+def _choose_series(groups: dict[str, list[Any]], series_uid: str | None, modality: str | None) -> list[Any]:
+    if series_uid is not None:
+        if series_uid not in groups:
+            raise NotFoundError(f"series {series_uid} not found")
+        return groups[series_uid]
+    cands = {u: g for u, g in groups.items() if str(g[0].get("Modality", "")) not in _NON_IMAGE}
+    if modality:
+        cands = {u: g for u, g in cands.items() if str(g[0].get("Modality", "")) == modality}
+    if not cands:
+        what = f"{modality} " if modality else ""
+        raise NotFoundError(f"no {what}DICOM image series found")
+    if len(cands) > 1:
+        desc = "; ".join(
+            f"{g[0].get('Modality', '?')} {u} ({len(g)} files, {g[0].get('SeriesDescription', '')!s})"
+            for u, g in cands.items()
+        )
+        raise InvalidInputError(f"several image series found; choose one (modality or series UID): {desc}")
+    return next(iter(cands.values()))
+
+
+def read_dicom_series(path: str | Path, *, series_uid: str | None = None, modality: str | None = None) -> Image:
+    """Read one DICOM image series (a directory or a single multi-frame file)."""
+    groups = list_series(path)
+    if not groups:
+        raise NotFoundError(f"no DICOM files found under {path}")
+    dss = _choose_series(groups, series_uid, modality)
+    first = dss[0]
+    if len(dss) == 1 and int(first.get("NumberOfFrames", 1) or 1) > 1:
+        array, geom, per_frame = _read_multiframe(first)
+    else:
+        array, geom, per_frame = _read_single_frames(dss)
+        first = per_frame[0]
+    mod = str(first.get("Modality", ""))
+    meta: dict[str, Any] = {
+        "manufacturer": str(first.get("Manufacturer", "")),
+        "model": str(first.get("ManufacturerModelName", "")),
+        "institution": str(first.get("InstitutionName", "")),
+        "station": str(first.get("StationName", "")),
+        "series_description": str(first.get("SeriesDescription", "")),
+        "patient_id": str(first.get("PatientID", "")),
+        "study_uid": str(first.get("StudyInstanceUID", "")),
+        "units": str(first.get("Units", "")),
+    }
+    quantity = Quantity.HU if mod == "CT" else Quantity.OTHER
+    timing = None
+    acq_times = [_dt(d, "AcquisitionDate", "AcquisitionTime") for d in per_frame]
+    acq_known = [t for t in acq_times if t is not None]
+    acq_time = min(acq_known) if acq_known else None
+    if mod == "PT":
+        array, quantity, timing, extra = _pet_quantity(first, per_frame, array, acq_times)
+        meta.update(extra)
+    elif mod == "NM":
+        array, quantity, extra = _nm_quantity(first, array)
+        meta.update(extra)
+        acq_time = acq_time or _dt(first, "SeriesDate", "SeriesTime")
+    return Image(
+        array=array,
+        geometry=geom,
+        quantity=quantity,
+        modality=mod,
+        frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")) or None,
+        series_uid=str(first.get("SeriesInstanceUID", "")) or None,
+        acquisition_time=acq_time,
+        timing=timing,
+        meta=meta,
+    )
+
+
+def _rescale(ds: Any, pix: np.ndarray) -> np.ndarray:
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    inter = float(ds.get("RescaleIntercept", 0) or 0)
+    return pix.astype(np.float64) * slope + inter
+
+
+def _read_single_frames(dss: list[Any]) -> tuple[np.ndarray, Geometry, list[Any]]:
+    iop0 = [float(x) for x in dss[0].get("ImageOrientationPatient", [])]
+    if len(iop0) != 6:
+        raise DicomConformanceError("ImageOrientationPatient (0020,0037) missing; cannot place the image in space")
+    for d in dss:
+        iop = [float(x) for x in d.get("ImageOrientationPatient", [])]
+        if len(iop) != 6 or not np.allclose(iop, iop0, atol=1e-4):
+            raise DicomConformanceError("slices of one series have different orientations")
+        if "ImagePositionPatient" not in d:
+            raise DicomConformanceError("ImagePositionPatient (0020,0032) missing on a slice")
+    pos = np.array([[float(x) for x in d.ImagePositionPatient] for d in dss])
+    ps = dss[0].get("PixelSpacing")
+    if ps is None:
+        raise DicomConformanceError("PixelSpacing (0028,0030) missing")
+    rows, cols = int(dss[0].Rows), int(dss[0].Columns)
+    geom, order = geometry_from_positions(iop0, pos, [float(x) for x in ps], (rows, cols))
+    ordered = [dss[i] for i in order]
+    arr = np.empty(geom.shape, dtype=np.float32)
+    for k, d in enumerate(ordered):
+        if int(d.Rows) != rows or int(d.Columns) != cols:
+            raise DicomConformanceError("slices of one series have different sizes")
+        arr[k] = _rescale(d, d.pixel_array)
+    return arr, geom, ordered
+
+
+def _read_multiframe(ds: Any) -> tuple[np.ndarray, Geometry, list[Any]]:
+    nf = int(ds.NumberOfFrames)
+    pix = ds.pixel_array.reshape(nf, int(ds.Rows), int(ds.Columns))
+    if "PerFrameFunctionalGroupsSequence" in ds:  # enhanced multi-frame
+        shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]
+        per = ds.PerFrameFunctionalGroupsSequence
+
+        def grp(i: int, name: str) -> Any:
+            item = per[i]
+            if name in item:
+                return item[name].value[0]
+            if shared is not None and name in shared:
+                return shared[name].value[0]
+            raise DicomConformanceError(f"{name} missing in functional groups")
+
+        iop = [float(x) for x in grp(0, "PlaneOrientationSequence").ImageOrientationPatient]
+        pos = np.array([[float(x) for x in grp(i, "PlanePositionSequence").ImagePositionPatient] for i in range(nf)])
+        ps = [float(x) for x in grp(0, "PixelMeasuresSequence").PixelSpacing]
+        geom, order = geometry_from_positions(iop, pos, ps, pix.shape[1:])
+        arr = np.empty(geom.shape, dtype=np.float32)
+        for k, i in enumerate(order):
+            try:
+                tr = grp(int(i), "PixelValueTransformationSequence")
+                slope, inter = float(tr.get("RescaleSlope", 1)), float(tr.get("RescaleIntercept", 0))
+            except DicomConformanceError:
+                slope, inter = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+            arr[k] = pix[i] * slope + inter
+        return arr, geom, [ds]
+    # Classic NM multi-frame (reconstructed TOMO): geometry in DetectorInformationSequence.
+    det = ds.get("DetectorInformationSequence")
+    src = det[0] if det else ds
+    iop = src.get("ImageOrientationPatient") or ds.get("ImageOrientationPatient")
+    ipp = src.get("ImagePositionPatient") or ds.get("ImagePositionPatient")
+    if iop is None or ipp is None:
+        raise DicomConformanceError(
+            "multi-frame NM without ImagePositionPatient/ImageOrientationPatient "
+            "(DetectorInformationSequence); only reconstructed tomographic NM can be quantified"
+        )
+    iop = [float(x) for x in iop]
+    dz = ds.get("SpacingBetweenSlices") or ds.get("SliceThickness")
+    if dz is None:
+        raise DicomConformanceError("SpacingBetweenSlices (0018,0088) missing in multi-frame NM")
+    dz = float(dz)
+    normal = np.cross(np.asarray(iop[:3]), np.asarray(iop[3:]))
+    if dz < 0:  # some vendors write a negative spacing to say frames run against the normal
+        normal, dz = -normal, -dz
+    pos = np.asarray([float(x) for x in ipp]) + np.outer(np.arange(nf) * dz, normal)
+    ps = [float(x) for x in ds.PixelSpacing]
+    geom, order = geometry_from_positions(iop, pos, ps, pix.shape[1:])
+    arr = (pix[order].astype(np.float64) * float(ds.get("RescaleSlope", 1) or 1)
+           + float(ds.get("RescaleIntercept", 0) or 0)).astype(np.float32)
+    return arr, geom, [ds]
+
+
+def _private(ds: Any, group: int, element: int, creator: str) -> Any:
+    """Value of a private tag when its private creator matches (or is absent: tolerant reader)."""
+    block = element >> 8
+    elem_creator = ds.get((group, block))
+    if elem_creator is not None and creator.lower() not in str(elem_creator.value).lower():
+        return None
+    el = ds.get((group, element))
+    if el is None:
+        return None
+    v = el.value
+    if isinstance(v, bytes):
+        v = v.decode("ascii", "ignore").strip("\x00 ")
+    return v
+
+
+def _pet_quantity(
+    first: Any, per_frame: list[Any], array: np.ndarray, acq_times: list[datetime | None]
+) -> tuple[np.ndarray, Quantity, PetTiming, dict[str, Any]]:
+    units = str(first.get("Units", "")).strip().upper()
+    corrected = [str(x).upper() for x in (first.get("CorrectedImage") or [])]
+    extra: dict[str, Any] = {"corrected_image": corrected}
+    if corrected and "ATTN" not in corrected:
+        raise DicomConformanceError("PET series is not attenuation corrected (CorrectedImage lacks ATTN); no SUV")
+    if units == "BQML":
+        quantity = Quantity.BQML
+    elif units == "CNTS":
+        acf = _private(first, 0x7053, 0x1009, "Philips PET Private Group")
+        suvf = _private(first, 0x7053, 0x1000, "Philips PET Private Group")
+        if acf is not None and float(acf) > 0:
+            scale = np.array([float(_private(d, 0x7053, 0x1009, "Philips") or acf) for d in per_frame])
+            if len(per_frame) == array.shape[0]:
+                array = (array * scale[:, None, None]).astype(np.float32)
+            else:
+                array = (array * float(acf)).astype(np.float32)
+            quantity = Quantity.BQML
+            extra["philips_activity_scale"] = float(acf)
+        elif suvf is not None and float(suvf) > 0:
+            array = (array * float(suvf)).astype(np.float32)
+            quantity = Quantity.SUVBW
+            extra["philips_suv_scale"] = float(suvf)
+        else:
+            raise DicomConformanceError(
+                "PET Units CNTS without Philips private scale factors (7053,1009) or (7053,1000); "
+                "cannot convert counts to Bq/mL"
+            )
+    elif units == "GML":
+        quantity = Quantity.SUVBW
+    elif units == "CM2ML":
+        quantity = Quantity.SUVBSA
+    else:
+        raise DicomConformanceError(f"PET Units (0054,1001) {units or 'missing'!r}; expected BQML, CNTS, GML or CM2ML")
+
+    dc = str(first.get("DecayCorrection", "")).strip().upper()
+    if dc not in ("START", "ADMIN", "NONE"):
+        raise DicomConformanceError(f"DecayCorrection (0054,1102) {dc or 'missing'!r}; expected START, ADMIN or NONE")
+    rp = first.get("RadiopharmaceuticalInformationSequence")
+    rpi = rp[0] if rp else None
+    half_life = float(rpi.RadionuclideHalfLife) if rpi is not None and rpi.get("RadionuclideHalfLife") else None
+    dose = float(rpi.RadionuclideTotalDose) if rpi is not None and rpi.get("RadionuclideTotalDose") else None
+    nuclide = None
+    if rpi is not None and rpi.get("RadionuclideCodeSequence"):
+        nuclide = str(rpi.RadionuclideCodeSequence[0].get("CodeMeaning", "")) or None
+    series_dt = _dt(first, "SeriesDate", "SeriesTime")
+    acq_known = [t for t in acq_times if t is not None]
+    earliest = min(acq_known) if acq_known else None
+    ge = _private(first, 0x0009, 0x100D, "GEMS_PETD_01")
+    ge_dt = parse_dt(ge) if ge else None
+    scan = scan_start_datetime_qiba(series_dt, earliest, ge_dt)
+    inj = None
+    if rpi is not None:
+        inj_dt = parse_dt(rpi.get("RadiopharmaceuticalStartDateTime"))
+        inj_t = parse_tm(rpi.get("RadiopharmaceuticalStartTime"))
+        if inj_dt is not None or inj_t is not None:
+            inj = injection_datetime(inj_dt, inj_t, parse_da(first.get("SeriesDate")) or scan.date(), scan)
+    ref = scan
+    if dc == "ADMIN":
+        ref = inj  # type: ignore[assignment]
+    elif dc == "NONE" and quantity is Quantity.BQML:
+        # Convert to "decay-corrected to scan start" so that one factor applies to all frames.
+        if half_life is None:
+            raise DicomConformanceError("RadionuclideHalfLife (0018,1075) missing; needed for DecayCorrection NONE")
+        if len(acq_times) != array.shape[0] or any(t is None for t in acq_times):
+            raise DicomConformanceError("DecayCorrection NONE needs AcquisitionTime on every slice")
+        durs = [float(d.get("ActualFrameDuration", 0) or 0) / 1000.0 or None for d in per_frame]
+        t0 = [(t - scan).total_seconds() for t in acq_times]  # type: ignore[operator]
+        f = np.asarray(frame_decay_factors(t0, durs, half_life))
+        array = (array / f[:, None, None]).astype(np.float32)
+        extra["decay_corrected_by_reader"] = "NONE -> START"
+    weight = float(first.PatientWeight) if first.get("PatientWeight") else None
+    height = float(first.PatientSize) if first.get("PatientSize") else None
+    sex = str(first.get("PatientSex", "")) or None
+    timing = PetTiming(
+        injected_activity_bq=dose,
+        injection_time=inj,
+        scan_time=ref,
+        decay_correction="ADMIN" if dc == "ADMIN" else "START",
+        half_life_s=half_life,
+        weight_kg=weight,
+        height_m=height,
+        sex=sex,
+        nuclide=nuclide,
+    )
+    extra["decay_correction_header"] = dc
+    extra["scan_start"] = scan.isoformat()
+    return array, quantity, timing, extra
+
+
+def _nm_quantity(ds: Any, array: np.ndarray) -> tuple[np.ndarray, Quantity, dict[str, Any]]:
+    units = str(ds.get("Units", "")).strip().upper()
+    extra: dict[str, Any] = {}
+    det = ds.get("DetectorInformationSequence")
+    if det:
+        extra["collimator"] = str(det[0].get("CollimatorGridName", "") or "")
+    rot = ds.get("RotationInformationSequence")
+    if rot:
+        r = rot[0]
+        if r.get("ActualFrameDuration"):
+            extra["frame_duration_s"] = float(r.ActualFrameDuration) / 1000.0
+        if r.get("NumberOfFramesInRotation"):
+            extra["projections"] = int(r.NumberOfFramesInRotation) * max(1, len(det or [1]))
+    elif ds.get("ActualFrameDuration"):
+        extra["frame_duration_s"] = float(ds.ActualFrameDuration) / 1000.0
+    rp = ds.get("RadiopharmaceuticalInformationSequence")
+    if rp and rp[0].get("RadionuclideHalfLife"):
+        extra["half_life_s"] = float(rp[0].RadionuclideHalfLife)
+    if units == "BQML":
+        return array, Quantity.BQML, extra
+    return array, Quantity.CNTS, extra
+

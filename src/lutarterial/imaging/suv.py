@@ -1,0 +1,217 @@
+"""Standardised uptake values: pure functions of header values (no DICOM reading here).
+
+Follows the vendor-neutral pseudo-code of the QIBA FDG-PET/CT profile / UW PET QIBA project
+("Vendor-neutral pseudo-code for SUV calculation", Kinahan et al., QIBA wiki, 2012-2016):
+
+* Units BQML: SUVbw = pixel (Bq/mL) x weight (g) / decayed dose (Bq).
+* DecayCorrection START: images are decay-corrected to the scan start; the injected dose is
+  decayed from injection to the scan start. The scan start is the Series Date/Time unless the
+  series time is *after* the earliest Acquisition Date/Time (post-processed series, typical of
+  GE), in which case the GE private "scan datetime" (0009,100D) is used when present, else the
+  earliest acquisition datetime.
+* DecayCorrection ADMIN: images are decay-corrected to administration; no decay of the dose.
+* DecayCorrection NONE: each frame holds activity at its own acquisition time; the dose is
+  decayed to each frame (averaged over the frame duration when known) — handled by
+  :func:`frame_decay_factors`.
+* Units CNTS (Philips): multiply by private (7053,1000) "SUV scale factor" for SUVbw or by
+  (7053,1009) "activity concentration scale factor" to obtain Bq/mL.
+* Units GML: already SUVbw.
+
+SUL uses lean body mass by Janmahasatian S et al., Clin Pharmacokinet 2005;44:1051-65:
+LBM = 9270 W / (6680 + 216 BMI) (male), 9270 W / (8780 + 244 BMI) (female).
+SUVbsa uses body-surface area by Du Bois D & Du Bois EF, Arch Intern Med 1916;17:863-71:
+BSA (m^2) = 0.007184 W^0.425 H(cm)^0.725; SUVbsa is in cm^2/mL (BSA in cm^2 / dose in Bq).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from lutarterial.errors import DicomConformanceError, InvalidInputError
+
+__all__ = [
+    "SuvFactors",
+    "combine_date_time",
+    "injection_datetime",
+    "scan_start_datetime_qiba",
+    "decayed_activity_bq",
+    "frame_decay_factors",
+    "lbm_janmahasatian2005_kg",
+    "bsa_dubois1916_m2",
+    "suv_factors",
+]
+
+
+@dataclass(frozen=True)
+class SuvFactors:
+    """Multiply Bq/mL by these to obtain SUVbw (g/mL), SUL (g/mL) and SUVbsa (cm^2/mL)."""
+
+    bw: float
+    lbm: float | None
+    bsa: float | None
+    decayed_dose_bq: float
+    decay_time_s: float
+
+
+def combine_date_time(d: date, t: time) -> datetime:
+    return datetime.combine(d, t)
+
+
+def injection_datetime(
+    start_datetime: datetime | None,
+    start_time: time | None,
+    series_date: date | None,
+    scan_datetime: datetime | None,
+) -> datetime:
+    """Injection datetime: RadiopharmaceuticalStartDateTime if present, else date + time.
+
+    With only a time, the series date is assumed; if that puts the injection after the scan
+    (the scan started after midnight, injection before), the injection is moved one day back.
+    """
+    if start_datetime is not None:
+        return start_datetime
+    if start_time is None:
+        raise DicomConformanceError(
+            "injection time missing: neither RadiopharmaceuticalStartDateTime (0018,1078) nor "
+            "RadiopharmaceuticalStartTime (0018,1072) is present; supply it (e.g. --injection-time)"
+        )
+    if series_date is None:
+        raise DicomConformanceError("SeriesDate (0008,0021) missing; cannot date the injection time")
+    inj = datetime.combine(series_date, start_time)
+    if scan_datetime is not None and inj > scan_datetime:
+        inj -= timedelta(days=1)
+    return inj
+
+
+def scan_start_datetime_qiba(
+    series_datetime: datetime | None,
+    earliest_acquisition_datetime: datetime | None,
+    ge_private_scan_datetime: datetime | None = None,
+) -> datetime:
+    """Scan start per the QIBA pseudo-code (see module docstring)."""
+    if series_datetime is None and earliest_acquisition_datetime is None:
+        raise DicomConformanceError("neither SeriesDate/Time nor AcquisitionDate/Time present; cannot time the scan")
+    if series_datetime is None:
+        return ge_private_scan_datetime or earliest_acquisition_datetime  # type: ignore[return-value]
+    if earliest_acquisition_datetime is None or series_datetime <= earliest_acquisition_datetime:
+        return series_datetime
+    # Series time after acquisition: series was (re)created after the scan (post-processing).
+    if ge_private_scan_datetime is not None:
+        return ge_private_scan_datetime
+    return earliest_acquisition_datetime
+
+
+def decayed_activity_bq(activity_bq: float, elapsed_s: float, half_life_s: float) -> float:
+    """Activity after ``elapsed_s`` seconds of physical decay (negative elapsed = back-decay)."""
+    if half_life_s <= 0 or not math.isfinite(half_life_s):
+        raise InvalidInputError(f"half-life must be positive, got {half_life_s} s")
+    return activity_bq * 2.0 ** (-elapsed_s / half_life_s)
+
+
+def frame_decay_factors(
+    elapsed_start_s: list[float], duration_s: list[float | None], half_life_s: float
+) -> list[float]:
+    """For DecayCorrection NONE: mean fraction of injected activity present during each frame.
+
+    factor = 2^(-t0/T) * (1 - e^(-lambda d)) / (lambda d), the decay averaged over the frame.
+    """
+    lam = math.log(2) / half_life_s
+    out = []
+    for t0, d in zip(elapsed_start_s, duration_s, strict=True):
+        f = math.exp(-lam * t0)
+        if d and d > 0:
+            f *= (1 - math.exp(-lam * d)) / (lam * d)
+        out.append(f)
+    return out
+
+
+def lbm_janmahasatian2005_kg(weight_kg: float, height_m: float, sex: str) -> float:
+    """Lean body mass (kg), Janmahasatian et al., Clin Pharmacokinet 2005;44(10):1051-65."""
+    _check_body(weight_kg, height_m)
+    bmi = weight_kg / height_m**2
+    s = sex.strip().upper()[:1]
+    if s == "M":
+        return 9270.0 * weight_kg / (6680.0 + 216.0 * bmi)
+    if s == "F":
+        return 9270.0 * weight_kg / (8780.0 + 244.0 * bmi)
+    raise InvalidInputError(f"PatientSex must be M or F for lean body mass (SUL), got {sex!r}")
+
+
+def bsa_dubois1916_m2(weight_kg: float, height_m: float) -> float:
+    """Body surface area (m^2), Du Bois & Du Bois, Arch Intern Med 1916;17:863-71."""
+    _check_body(weight_kg, height_m)
+    return 0.007184 * weight_kg**0.425 * (height_m * 100.0) ** 0.725
+
+
+def _check_body(weight_kg: float, height_m: float) -> None:
+    if not (0 < weight_kg < 500):
+        raise InvalidInputError(f"PatientWeight must be in kg between 0 and 500, got {weight_kg}")
+    if not (0.3 < height_m < 2.8):
+        raise InvalidInputError(f"PatientSize (height) must be in metres between 0.3 and 2.8, got {height_m}")
+
+
+def suv_factors(
+    *,
+    weight_kg: float | None,
+    injected_activity_bq: float | None,
+    injection_time: datetime | None,
+    reference_time: datetime | None,
+    decay_correction: str,
+    half_life_s: float | None,
+    height_m: float | None = None,
+    sex: str | None = None,
+) -> SuvFactors:
+    """SUV factors for Bq/mL images decay-corrected to ``reference_time`` (START) or injection (ADMIN).
+
+    For DecayCorrection NONE pass the frame start as ``reference_time`` and apply
+    :func:`frame_decay_factors` yourself; this function then returns the START-like factor.
+    Raises :class:`DicomConformanceError` naming the tag when a required value is missing.
+    """
+    if weight_kg is None or not (weight_kg > 0):
+        raise DicomConformanceError(
+            "PatientWeight (0010,1030) missing or zero; SUV needs the body weight (supply --weight-kg)"
+        )
+    if not (weight_kg < 500):
+        raise InvalidInputError(f"PatientWeight {weight_kg} kg is implausible (expected kg, < 500)")
+    if injected_activity_bq is None or not (injected_activity_bq > 0):
+        raise DicomConformanceError(
+            "RadionuclideTotalDose (0018,1074) missing or zero; SUV needs the injected activity "
+            "(supply --injected-mbq)"
+        )
+    dc = (decay_correction or "").strip().upper()
+    if dc == "ADMIN":
+        decayed, dt = injected_activity_bq, 0.0
+    elif dc in ("START", "NONE"):
+        if injection_time is None:
+            raise DicomConformanceError(
+                "RadiopharmaceuticalStartDateTime (0018,1078) / RadiopharmaceuticalStartTime (0018,1072) "
+                "missing; SUV needs the injection time (supply --injection-time)"
+            )
+        if reference_time is None:
+            raise DicomConformanceError("scan time (SeriesTime/AcquisitionTime) missing; cannot decay the dose")
+        if half_life_s is None or not (half_life_s > 0):
+            raise DicomConformanceError(
+                "RadionuclideHalfLife (0018,1075) missing; SUV needs the half-life (supply --half-life-s)"
+            )
+        dt = (reference_time - injection_time).total_seconds()
+        if dt < 0:
+            raise InvalidInputError(
+                f"injection time {injection_time.isoformat()} is after the scan time "
+                f"{reference_time.isoformat()}; check RadiopharmaceuticalStartDateTime and SeriesTime"
+            )
+        if dt > 10 * 24 * 3600:
+            raise InvalidInputError(f"injection {dt / 86400:.1f} days before the scan; check the dates")
+        decayed = decayed_activity_bq(injected_activity_bq, dt, half_life_s)
+    else:
+        raise DicomConformanceError(
+            f"DecayCorrection (0054,1102) is {decay_correction!r}; expected START, ADMIN or NONE"
+        )
+    bw = weight_kg * 1000.0 / decayed
+    lbm = bsa = None
+    if height_m is not None and height_m > 0:
+        bsa = bsa_dubois1916_m2(weight_kg, height_m) * 1e4 / decayed
+        if sex and sex.strip().upper()[:1] in ("M", "F"):
+            lbm = lbm_janmahasatian2005_kg(weight_kg, height_m, sex) * 1000.0 / decayed
+    return SuvFactors(bw=bw, lbm=lbm, bsa=bsa, decayed_dose_bq=decayed, decay_time_s=dt)

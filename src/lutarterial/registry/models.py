@@ -316,6 +316,8 @@ class LabResult(Audited, Base):
     unit: Mapped[str] = mapped_column(String(50))
     value_canonical: Mapped[float] = mapped_column(Float)
     unit_canonical: Mapped[str] = mapped_column(String(50))
+    lln: Mapped[float | None] = mapped_column(Float, default=None)  # lower limit of normal, in ``unit``
+    uln: Mapped[float | None] = mapped_column(Float, default=None)  # upper limit of normal, in ``unit``
     collected_date: Mapped[dt.date] = mapped_column(Date)
     ctcae_term: Mapped[str | None] = mapped_column(String(200), default=None)
     ctcae_grade: Mapped[int | None] = mapped_column(Integer, default=None)

@@ -138,7 +138,10 @@ def _v_lab(v: dict[str, Any]) -> dict[str, Any]:
     assert value is not None
     name, canonical, canonical_unit = _canonical_lab(analyte, value, unit)
     return {"analyte": name, "loinc": loinc, "value": value, "unit": unit, "value_canonical": canonical,
-            "unit_canonical": canonical_unit, "collected_date": as_date(v.get("collected_date"), "collection date"),
+            "unit_canonical": canonical_unit,
+            "lln": as_float(v.get("lln"), f"{analyte} LLN", required=False, minimum=0.0),
+            "uln": as_float(v.get("uln"), f"{analyte} ULN", required=False, minimum=0.0),
+            "collected_date": as_date(v.get("collected_date"), "collection date"),
             "visit_id": v.get("visit_id")}
 
 
@@ -250,19 +253,31 @@ def _check_not_after_withdrawal(session: Session, p: Participant, when: dt.date 
         raise InvalidInputError(f"{p.trial_number} withdrew consent on {withdrawn}; no data after that date")
 
 
-def _grade_lab(values: dict[str, Any]) -> None:
-    """CTCAE grade from ``lutarterial.clinical`` when it offers ``grade_lab``; else left empty."""
+def _grade_lab(session: Session, p: Participant, values: dict[str, Any], exclude_id: int | None = None) -> None:
+    """CTCAE v5 grade from ``lutarterial.clinical.ctcae.grade_lab`` (never our own rules).
+
+    LLN/ULN are the lab's reference limits given with the value; the baseline is the
+    participant's earliest earlier value of the same analyte (CTCAE grades some terms
+    relative to baseline). A value that cannot be graded keeps ``ctcae_grade`` empty and the
+    engine's reason in ``grading``.
+    """
     try:
-        clinical = importlib.import_module("lutarterial.clinical")
-    except ImportError:  # pragma: no cover
+        ctcae = importlib.import_module("lutarterial.clinical.ctcae")
+    except ImportError:  # pragma: no cover - the clinical package ships with lutarterial
         return
-    grade_lab = getattr(clinical, "grade_lab", None)
-    if grade_lab is None:
-        return
-    graded = grade_lab(values["analyte"], values["value_canonical"], values["unit_canonical"])
-    if graded is None:
-        return
-    data = graded.to_dict() if hasattr(graded, "to_dict") else dict(graded)
+    stmt = (select(LabResult).where(LabResult.participant_id == p.id, LabResult.analyte == values["analyte"],
+                                    LabResult.collected_date < values["collected_date"])
+            .order_by(LabResult.collected_date, LabResult.id))
+    if exclude_id is not None:
+        stmt = stmt.where(LabResult.id != exclude_id)
+    baseline = session.scalars(stmt).first()
+    graded = ctcae.grade_lab(
+        values["analyte"], values["value"], values["unit"], lln=values.get("lln"), uln=values.get("uln"),
+        baseline=None if baseline is None else baseline.value_canonical,
+        baseline_unit=None if baseline is None else baseline.unit_canonical,
+        date=values["collected_date"].isoformat(),
+    )
+    data = graded.to_dict()
     values["grading"] = data
     values["ctcae_grade"] = data.get("grade")
     values["ctcae_term"] = data.get("term")
@@ -276,7 +291,7 @@ def _create(session: Session, actor: Actor, kind: str, participant: int | str, v
     clean = spec.validate(values)
     _check_refs(session, p, clean)
     if kind == "lab":
-        _grade_lab(clean)
+        _grade_lab(session, p, clean)
     _check_not_after_withdrawal(session, p, clean.get("visit_date") or clean.get("collected_date")
                                 or clean.get("onset_date") or clean.get("assessment_date"))
     if kind == "visit":
@@ -332,11 +347,12 @@ def record_iah_cycle(session: Session, actor: Actor, participant: int | str, *, 
 
 def record_lab(session: Session, actor: Actor, participant: int | str, *, analyte: str | None, value: float,
                unit: str, collected_date: dt.date | str, reason: str, loinc: str | None = None,
-               visit_id: int | None = None) -> LabResult:
+               visit_id: int | None = None, lln: float | None = None, uln: float | None = None) -> LabResult:
     """Record a lab value as reported; converted to the canonical unit by ``lutarterial.units``
-    (an unknown unit is refused) and CTCAE-graded by ``lutarterial.clinical`` when available."""
+    (an unknown unit is refused) and CTCAE-graded by ``lutarterial.clinical.ctcae.grade_lab``.
+    ``lln``/``uln``: the lab's reference limits, in ``unit`` (needed for ×ULN terms)."""
     return _create(session, actor, "lab", participant, dict(analyte=analyte, value=value, unit=unit,
-                   collected_date=collected_date, loinc=loinc, visit_id=visit_id), reason)
+                   collected_date=collected_date, loinc=loinc, visit_id=visit_id, lln=lln, uln=uln), reason)
 
 
 def record_adverse_event(session: Session, actor: Actor, participant: int | str, *, term: str, grade: int,
@@ -441,7 +457,7 @@ def update_record(session: Session, actor: Actor, kind: str, record_id: int, cha
     clean = spec.validate({**current, **changes})
     _check_refs(session, p, clean)
     if kind == "lab":
-        _grade_lab(clean)
+        _grade_lab(session, p, clean, exclude_id=row.id)
     with audited(session, actor, reason):
         for key, value in clean.items():
             if getattr(row, key) != value:

@@ -226,6 +226,8 @@ def upgrade() -> None:
     sa.Column('unit', sa.String(length=50), nullable=False),
     sa.Column('value_canonical', sa.Float(), nullable=False),
     sa.Column('unit_canonical', sa.String(length=50), nullable=False),
+    sa.Column('lln', sa.Float(), nullable=True),
+    sa.Column('uln', sa.Float(), nullable=True),
     sa.Column('collected_date', sa.Date(), nullable=False),
     sa.Column('ctcae_term', sa.String(length=200), nullable=True),
     sa.Column('ctcae_grade', sa.Integer(), nullable=True),

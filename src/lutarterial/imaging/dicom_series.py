@@ -419,8 +419,23 @@ def _nm_quantity(ds: Any, array: np.ndarray) -> tuple[np.ndarray, Quantity, dict
     elif ds.get("ActualFrameDuration"):
         extra["frame_duration_s"] = float(ds.ActualFrameDuration) / 1000.0
     rp = ds.get("RadiopharmaceuticalInformationSequence")
-    if rp and rp[0].get("RadionuclideHalfLife"):
-        extra["half_life_s"] = float(rp[0].RadionuclideHalfLife)
+    if rp:
+        r0 = rp[0]
+        if r0.get("RadionuclideHalfLife"):
+            extra["half_life_s"] = float(r0.RadionuclideHalfLife)
+        if r0.get("RadionuclideTotalDose"):
+            extra["injected_bq"] = float(r0.RadionuclideTotalDose)
+        inj = parse_dt(r0.get("RadiopharmaceuticalStartDateTime"))
+        if inj is None and r0.get("RadiopharmaceuticalStartTime"):
+            d = parse_da(ds.get("SeriesDate"))
+            t = parse_tm(r0.get("RadiopharmaceuticalStartTime"))
+            inj = datetime.combine(d, t) if d and t else None
+        if inj is not None:
+            extra["injection_time"] = inj.isoformat()
+        if r0.get("RadionuclideCodeSequence"):
+            extra["nuclide"] = str(r0.RadionuclideCodeSequence[0].get("CodeMeaning", ""))
+    if ds.get("PatientWeight"):
+        extra["weight_kg"] = float(ds.PatientWeight)
     if units == "BQML":
         return array, Quantity.BQML, extra
     return array, Quantity.CNTS, extra

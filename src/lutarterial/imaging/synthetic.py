@@ -271,6 +271,9 @@ def write_synthetic_patient(
                 lesion_any |= masks[v.name]
         mm = dict(masks)
         mm["healthy liver"] = masks["liver"] & ~lesion_any
+        for v in vois:
+            if v.kind == "liver" and v.lobe:
+                mm[f"healthy liver ({v.lobe})"] = masks[v.name] & ~lesion_any
         studies[route] = StudyTruth(
             route=route, pet_dir=str(pet_dir), ct_dir=str(ct_dir), seg_path=str(seg_path), injected_bq=mbq * 1e6,
             injection_time=inj_t.isoformat(), scan_time=scan_t.isoformat(), weight_kg=weight_kg, height_m=height_m,

@@ -1,0 +1,230 @@
+"""Per-VOI metrics of one study: volume, mean, max, peak, SD, total activity, %IA, SUVs, TNR.
+
+Pure computation on arrays and header values. Activity concentration (Bq/mL) is the primary
+quantity; SUVbw, SUL and SUVbsa are the same numbers times the factors from :mod:`.suv`.
+
+* Healthy liver = union of the ``liver`` VOIs minus every ``lesion`` voxel (derived VOI
+  "healthy liver"; with lobe-tagged liver VOIs also "healthy liver (<lobe>)").
+* TNR (lesions) = lesion mean / healthy-liver mean; TSR = lesion mean / spleen mean (same study).
+* Total activity = sum over voxels of Bq/mL x voxel volume, at the image's reference time
+  (scan start for DecayCorrection START); %IA = total / injected activity decayed to that time x 100.
+
+Public API::
+
+    quantify(image, labels, *, peak=True, require_suv=True, recovery=None) -> StudyMetrics
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from lutarterial.errors import InvalidInputError
+from lutarterial.imaging.peak import peak_mean, sphere_kernel
+from lutarterial.imaging.suv import SuvFactors, suv_factors
+from lutarterial.imaging.types import Image, LabelMap, Quantity, VoiKind, VoiMask, VoiSpec, crop_mask
+
+__all__ = ["VoiMetrics", "StudyMetrics", "quantify", "image_suv_factors", "HEALTHY_LIVER"]
+
+HEALTHY_LIVER = "healthy liver"
+
+
+@dataclass(frozen=True)
+class VoiMetrics:
+    name: str
+    kind: VoiKind
+    lobe: str | None
+    derived: bool
+    n_voxels: int
+    volume_ml: float
+    mean_bqml: float | None
+    max_bqml: float | None
+    peak_bqml: float | None
+    sd_bqml: float | None
+    total_bq: float | None
+    percent_ia: float | None
+    suv_mean: float | None
+    suv_max: float | None
+    suv_peak: float | None
+    sul_mean: float | None = None
+    sul_peak: float | None = None
+    suvbsa_mean: float | None = None
+    tnr: float | None = None  # lesion mean / healthy liver mean
+    tsr: float | None = None  # lesion mean / spleen mean
+    recovery_coefficient: float | None = None
+    peak_centre_ijk: tuple[int, int, int] | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["kind"] = self.kind.value
+        return d
+
+
+@dataclass(frozen=True)
+class StudyMetrics:
+    vois: tuple[VoiMetrics, ...]
+    quantity: Quantity
+    suv: SuvFactors | None
+    injected_activity_bq: float | None
+    reference_time: str | None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def by_name(self) -> dict[str, VoiMetrics]:
+        return {v.name: v for v in self.vois}
+
+
+def image_suv_factors(image: Image) -> SuvFactors:
+    """SUV factors from the image's header timing (raises naming the missing tag)."""
+    t = image.timing
+    if t is None:
+        raise InvalidInputError("image has no PET timing (weight, injected activity, injection time)")
+    return suv_factors(
+        weight_kg=t.weight_kg, injected_activity_bq=t.injected_activity_bq, injection_time=t.injection_time,
+        reference_time=t.scan_time, decay_correction=t.decay_correction, half_life_s=t.half_life_s,
+        height_m=t.height_m, sex=t.sex,
+    )
+
+
+def _derived_vois(labels: LabelMap) -> list[VoiMask]:
+    shape = labels.geometry.shape
+    livers = [v for v in labels.vois if v.spec.kind is VoiKind.LIVER]
+    lesions = [v for v in labels.vois if v.spec.kind is VoiKind.LESION]
+    names = {v.spec.name for v in labels.vois}
+    if not livers or HEALTHY_LIVER in names:
+        return []
+    les = np.zeros(shape, dtype=bool)
+    for v in lesions:
+        les[v.bbox] |= v.mask
+    out = []
+    whole = np.zeros(shape, dtype=bool)
+    for v in livers:
+        whole[v.bbox] |= v.mask
+    groups: list[tuple[str, str | None, np.ndarray]] = [(HEALTHY_LIVER, None, whole)]
+    for lobe in sorted({v.spec.lobe for v in livers if v.spec.lobe}):
+        m = np.zeros(shape, dtype=bool)
+        for v in livers:
+            if v.spec.lobe == lobe:
+                m[v.bbox] |= v.mask
+        groups.append((f"{HEALTHY_LIVER} ({lobe})", lobe, m))
+    for name, lobe, m in groups:
+        h = m & ~les
+        if not h.any():
+            raise InvalidInputError(f"{name} is empty: the lesion VOIs cover the whole liver VOI")
+        out.append(crop_mask(VoiSpec(-1, name, VoiKind.LIVER, lobe), h))
+    return out
+
+
+def quantify(
+    image: Image,
+    labels: LabelMap,
+    *,
+    peak: bool = True,
+    require_suv: bool = True,
+    recovery: Callable[[float], float] | None = None,
+) -> StudyMetrics:
+    """Metrics for every VOI (and derived healthy liver) of one study.
+
+    ``recovery`` maps a lesion volume (mL) to a recovery coefficient; lesion mean, peak and
+    total are divided by it (partial-volume correction, SPECT). Max is left uncorrected.
+    """
+    if not labels.geometry.same_grid(image.geometry):
+        raise InvalidInputError("label map is not on the image grid; read it with read_labels(path, image)")
+    if labels.frame_of_reference_uid and image.frame_of_reference_uid and \
+            labels.frame_of_reference_uid != image.frame_of_reference_uid:
+        raise InvalidInputError("labels and image have different frames of reference")
+    notes: list[str] = []
+    factors: SuvFactors | None = None
+    q = image.quantity
+    if q is Quantity.BQML:
+        if image.timing is not None and (require_suv or _timing_complete(image)):
+            factors = image_suv_factors(image)
+        elif require_suv:
+            raise InvalidInputError("SUV requested but the image carries no PET header timing")
+        to_bqml, to_suv = 1.0, (factors.bw if factors else None)
+    elif q is Quantity.SUVBW:
+        to_suv = 1.0
+        to_bqml = None
+        if image.timing is not None and _timing_complete(image):
+            factors = image_suv_factors(image)
+            to_bqml = 1.0 / factors.bw
+        else:
+            notes.append("image is stored in SUVbw; Bq/mL, total activity and %IA unavailable")
+    elif q is Quantity.SUVBSA:
+        raise InvalidInputError("image is stored as SUVbsa (Units CM2ML); convert to SUVbw or Bq/mL first")
+    else:
+        raise InvalidInputError(
+            f"image holds {q.value}, not activity: calibrate SPECT counts first (see imaging.spect)"
+        )
+    arr = image.array
+    kernel = sphere_kernel(image.geometry.spacing_mm) if peak else None
+    vml = image.geometry.voxel_volume_ml
+    raw: list[VoiMetrics] = []
+    for v in list(labels.vois) + _derived_vois(labels):
+        n = v.n_voxels
+        if n == 0:
+            raise InvalidInputError(f"VOI {v.spec.name!r} is empty on the image grid")
+        vals = arr[v.bbox][v.mask].astype(np.float64)
+        mean, vmax, sd = float(vals.mean()), float(vals.max()), float(vals.std(ddof=1)) if n > 1 else 0.0
+        pk, centre = (peak_mean(arr, v.bbox, v.mask, kernel) if kernel is not None else (None, None))
+        rc = None
+        if recovery is not None and v.spec.kind in (VoiKind.LESION, VoiKind.EXTRAHEPATIC):
+            rc = float(recovery(n * vml))
+            mean /= rc
+            if pk is not None:
+                pk /= rc
+        raw.append(_assemble(v, n, vml, mean, vmax, pk, sd, to_bqml, to_suv, factors, rc, centre))
+    # Ratios (computed on activity concentration / SUV means of the same study).
+    by = {m.name: m for m in raw}
+    hl = by.get(HEALTHY_LIVER)
+    spleen_means = [(m.suv_mean if m.suv_mean is not None else m.mean_bqml, m.n_voxels)
+                    for m in raw if m.kind is VoiKind.SPLEEN and not m.derived]
+    spleen = (sum(a * n for a, n in spleen_means) / sum(n for _, n in spleen_means)) if spleen_means else None
+    out = []
+    for m in raw:
+        if m.kind in (VoiKind.LESION, VoiKind.EXTRAHEPATIC):
+            val = m.suv_mean if m.suv_mean is not None else m.mean_bqml
+            ref = hl.suv_mean if (hl and hl.suv_mean is not None) else (hl.mean_bqml if hl else None)
+            if m.lobe and f"{HEALTHY_LIVER} ({m.lobe})" in by:
+                pass  # lobar TNR is computed in compare.lobar_tnr; TNR here is vs whole healthy liver
+            tnr = (val / ref) if (val is not None and ref) else None
+            tsr = (val / spleen) if (val is not None and spleen) else None
+            m = replace(m, tnr=tnr, tsr=tsr)
+        out.append(m)
+    return StudyMetrics(
+        vois=tuple(out), quantity=q, suv=factors,
+        injected_activity_bq=image.timing.injected_activity_bq if image.timing else None,
+        reference_time=image.timing.scan_time.isoformat() if image.timing and image.timing.scan_time else None,
+        notes=tuple(notes),
+    )
+
+
+def _timing_complete(image: Image) -> bool:
+    t = image.timing
+    return bool(t and t.weight_kg and t.injected_activity_bq and
+                (t.decay_correction == "ADMIN" or (t.injection_time and t.scan_time and t.half_life_s)))
+
+
+def _assemble(v: VoiMask, n: int, vml: float, mean: float, vmax: float, pk: float | None, sd: float,
+              to_bqml: float | None, to_suv: float | None, f: SuvFactors | None, rc: float | None,
+              centre: tuple[int, int, int] | None) -> VoiMetrics:
+    def s(x: float | None, k: float | None) -> float | None:
+        return None if x is None or k is None else x * k
+
+    mean_b, max_b, pk_b, sd_b = s(mean, to_bqml), s(vmax, to_bqml), s(pk, to_bqml), s(sd, to_bqml)
+    total = mean_b * n * vml if mean_b is not None else None
+    pia = total / f.decayed_dose_bq * 100.0 if (total is not None and f is not None) else None
+    sul_mean = sul_peak = bsa_mean = None
+    if f is not None and mean_b is not None:
+        if f.lbm is not None:
+            sul_mean, sul_peak = mean_b * f.lbm, s(pk_b, f.lbm)
+        if f.bsa is not None:
+            bsa_mean = mean_b * f.bsa
+    return VoiMetrics(
+        name=v.spec.name, kind=v.spec.kind, lobe=v.spec.lobe, derived=v.spec.label < 0, n_voxels=n,
+        volume_ml=n * vml, mean_bqml=mean_b, max_bqml=max_b, peak_bqml=pk_b, sd_bqml=sd_b, total_bq=total,
+        percent_ia=pia, suv_mean=s(mean, to_suv), suv_max=s(vmax, to_suv), suv_peak=s(pk, to_suv),
+        sul_mean=sul_mean, sul_peak=sul_peak, suvbsa_mean=bsa_mean, recovery_coefficient=rc,
+        peak_centre_ijk=centre,
+    )

@@ -1,11 +1,250 @@
-"""CLI commands for the dosimetry part (registered on the root app by ``register``)."""
+"""CLI commands for the dosimetry part: ``lutarterial dose`` and ``lutarterial kernel``.
+
+``dose`` has two modes: ``--tac TAC.csv`` (VOI activities per time point -> TIA, organ/lesion
+dose, BED, cumulative dose against limits) and image mode (``--activity`` maps at several
+``--time-h`` with ``--labels``) for voxel dosimetry by dose-voxel-kernel convolution.
+"""
 
 from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
 
 import typer
 
 __all__ = ["register"]
 
 
+def _echo_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, allow_nan=False, default=str))
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]], cols: list[str]) -> None:
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in cols})
+
+
+TAC_CSV_COLUMNS = ["voi", "cycle", "kind", "model", "n_points", "teff_h", "tia_mbq_h", "tia_sd_mbq_h", "mass_g",
+                   "dose_gy", "dose_sd_gy", "electron_dose_gy", "photon_dose_gy", "bed_gy"]
+VOXEL_CSV_COLUMNS = ["voi", "n_voxels", "volume_ml", "tia_mbq_h", "mean_gy", "min_gy", "max_gy", "d2_gy", "d50_gy",
+                     "d70_gy", "d90_gy", "geud_a", "geud_gy", "eud_radiobiological_gy"]
+
+
+def _limits(kidney_gy: float, kidney_bed_gy: float, marrow_gy: float) -> list[Any]:
+    from lutarterial.dosimetry.metrics import Limit, default_limits
+
+    src = {(lm.organ, lm.quantity): lm.source for lm in default_limits()}
+    return [Limit("kidney", "dose_gy", kidney_gy, src.get(("kidney", "dose_gy"), "user")),
+            Limit("kidney", "bed_gy", kidney_bed_gy, src.get(("kidney", "bed_gy"), "user")),
+            Limit("bone_marrow", "dose_gy", marrow_gy, src.get(("bone_marrow", "dose_gy"), "user"))]
+
+
+def _tac_mode(tac: Path, nuclide: str, model: str, stp: str | None, teff_h: float | None, teff_sd_h: float | None,
+              photons: bool, limits: list[Any], rb: dict[str, tuple[float, float]], as_json: bool,
+              csv_out: Path | None, plots: Path | None) -> None:
+    from lutarterial.dosimetry.io import plot_tacs, read_tac_csv
+    from lutarterial.dosimetry.workflow import tac_dosimetry
+
+    vois = read_tac_csv(tac)
+    res = tac_dosimetry(vois, nuclide, model, stp, teff_h, teff_sd_h, photons, limits, rb)
+    fits = res.pop("_fits")
+    if csv_out is not None:
+        _write_csv(csv_out, res["vois"], TAC_CSV_COLUMNS)
+    if plots is not None:
+        plots.mkdir(parents=True, exist_ok=True)
+        for cyc in sorted({v.cycle for v in vois}):
+            curves = [(v.voi, v.time_h, v.activity_mbq, fits.get((v.voi, v.cycle))) for v in vois if v.cycle == cyc]
+            plot_tacs(plots / f"tac_cycle_{cyc}.png", curves)
+    if as_json:
+        _echo_json(res)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{res['nuclide']} dosimetry ({tac.name})")
+    for c in ("VOI", "cycle", "model", "Teff (h)", "TIA (MBq·h)", "± sd", "mass (g)", "dose (Gy)", "BED (Gy)"):
+        t.add_column(c)
+
+    def f(x: Any, nd: int = 3) -> str:
+        return "—" if x is None else (f"{x:.{nd}g}" if isinstance(x, float) else str(x))
+
+    for r in res["vois"]:
+        t.add_row(r["voi"], r["cycle"], r["model"], f(r["teff_h"]), f(r["tia_mbq_h"], 5), f(r["tia_sd_mbq_h"]),
+                  f(r["mass_g"]), f(r["dose_gy"]), f(r["bed_gy"]))
+    con = Console()
+    con.print(t)
+    for r in res["vois"]:
+        for w in r["warnings"]:
+            con.print(f"[yellow]warning[/yellow] {r['voi']} (cycle {r['cycle']}): {w}")
+    for c in res["cumulative"]:
+        con.print(f"{c['voi']}: cumulative {c['quantity']} {f(c['total'])} vs limit {c['limit']} -> {c['status']}")
+
+
+def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: Path | None, ct: list[Path],
+                nuclide: str, photons: bool, density: bool, out_dir: Path | None, rtdose: bool,
+                as_json: bool) -> None:
+    from datetime import datetime
+
+    import numpy as np
+
+    from lutarterial.dosimetry.workflow import voxel_dosimetry
+    from lutarterial.errors import InvalidInputError
+    from lutarterial.imaging.io import read_image, read_labels
+
+    if len(activity) != len(time_h):
+        raise InvalidInputError(f"give one --time-h per --activity ({len(activity)} maps, {len(time_h)} times)")
+    if ct and len(ct) != len(activity):
+        raise InvalidInputError("give either no --ct or one --ct per --activity time point")
+    imgs = [read_image(p) for p in activity]
+    ref = imgs[0]
+    g0 = ref.geometry
+    maps = [np.asarray(ref.array, float)]
+    cts = [read_image(p) for p in ct] if ct else []
+    if any(str(getattr(im.quantity, "value", im.quantity)).lower() not in ("bqml", "bq/ml") for im in imgs):
+        raise InvalidInputError("activity maps must be in Bq/mL (quantitative SPECT); got "
+                                + ", ".join(str(getattr(im.quantity, "value", im.quantity)) for im in imgs))
+    from lutarterial.dosimetry.registration import register_rigid_ct, resample_to
+
+    for i, im in enumerate(imgs[1:], start=1):
+        tx = None
+        if cts:
+            tx = register_rigid_ct(cts[0].array, cts[0].geometry, cts[i].array, cts[i].geometry)
+        if tx is None and im.geometry.same_grid(g0):
+            maps.append(np.asarray(im.array, float))
+        else:
+            maps.append(resample_to(im.array, im.geometry, g0, tx))
+    lm = read_labels(labels, ref, names=names)
+    masks = {v.spec.name: v.full(g0.shape) for v in lm.vois}
+    rho = None
+    if density and cts:
+        from lutarterial.dosimetry.voxel import density_from_hu
+
+        hu = resample_to(cts[0].array, cts[0].geometry, g0, None, default=-1000.0)
+        rho = density_from_hu(hu)
+    voxel_mm = (g0.spacing_mm[2], g0.spacing_mm[1], g0.spacing_mm[0])  # array axes [k, j, i]
+    dose, res = voxel_dosimetry(maps, time_h, voxel_mm, masks, nuclide, rho, photons)
+    res["time_h"] = list(time_h)
+    res["voxel_mm"] = list(voxel_mm)
+    res["density_correction"] = rho is not None
+    if out_dir is not None:
+        from lutarterial.dosimetry.io import plot_dvhs, write_nifti_dose, write_rtdose
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_nifti_dose(out_dir / "dose.nii.gz", dose, g0)
+        if rtdose:
+            write_rtdose(out_dir / "rtdose.dcm", dose, g0, content_datetime=datetime.now(),
+                         frame_of_reference_uid=ref.frame_of_reference_uid,
+                         study_instance_uid=(ref.meta or {}).get("StudyInstanceUID"))
+        plot_dvhs(out_dir / "dvh.png", [(v["voi"], np.array(v["dvh"]["dose_gy"]), np.array(v["dvh"]["volume_fraction"]))
+                                        for v in res["vois"]])
+        _write_csv(out_dir / "dose.csv", res["vois"], VOXEL_CSV_COLUMNS)
+        (out_dir / "dose.json").write_text(json.dumps(res, indent=2), encoding="utf-8")
+    if as_json:
+        _echo_json(res)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{res['nuclide']} voxel dosimetry")
+    for c in ("VOI", "voxels", "mean (Gy)", "D2", "D50", "D70", "D90", "max"):
+        t.add_column(c)
+    for v in res["vois"]:
+        t.add_row(v["voi"], str(v["n_voxels"]), *(f"{v[k]:.3g}" for k in ("mean_gy", "d2_gy", "d50_gy", "d70_gy",
+                                                                            "d90_gy", "max_gy")))
+    Console().print(t)
+
+
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the root app."""
+
+    @app.command("dose")
+    def dose(
+        tac: Path | None = typer.Option(None, "--tac", help="CSV voi,time_h,activity_mbq,mass_g[,kind,cycle]."),
+        stp: str | None = typer.Option(None, "--stp", help="Single time point: hanscheid2018 or madsen2018."),
+        teff_h: float | None = typer.Option(None, "--teff-h", help="Population effective half-life (h) for madsen2018."),
+        teff_sd_h: float | None = typer.Option(None, "--teff-sd-h", help="Its standard deviation (h), for the TIA sd."),
+        model: str = typer.Option("auto", "--model", help="auto (AICc), mono, mono_uptake, bi, tri_uptake, trapezoid."),
+        nuclide: str = typer.Option("Lu-177", "--nuclide"),
+        photons: bool = typer.Option(True, "--photons/--no-photons", help="Include the photon self-dose term."),
+        kidney_limit_gy: float = typer.Option(23.0, "--kidney-limit-gy"),
+        kidney_bed_limit_gy: float = typer.Option(40.0, "--kidney-bed-limit-gy"),
+        marrow_limit_gy: float = typer.Option(2.0, "--marrow-limit-gy"),
+        kidney_alpha_beta_gy: float = typer.Option(2.6, "--kidney-alpha-beta-gy"),
+        kidney_repair_h: float = typer.Option(2.8, "--kidney-repair-h"),
+        tumour_alpha_beta_gy: float = typer.Option(10.0, "--tumour-alpha-beta-gy"),
+        tumour_repair_h: float = typer.Option(1.5, "--tumour-repair-h"),
+        activity: list[Path] = typer.Option([], "--activity", help="Image mode: activity map (Bq/mL), one per time point."),
+        time_h: list[float] = typer.Option([], "--time-h", help="Image mode: hours after administration, per --activity."),
+        labels: Path | None = typer.Option(None, "--labels", help="Image mode: label map (NIfTI, SEG or RTSTRUCT)."),
+        names: Path | None = typer.Option(None, "--names", help="Image mode: JSON label -> {name, kind}."),
+        ct: list[Path] = typer.Option([], "--ct", help="Image mode: CT per time point (registration, density)."),
+        density: bool = typer.Option(True, "--density/--no-density", help="Image mode: CT density correction."),
+        out_dir: Path | None = typer.Option(None, "--out-dir", help="Write dose.nii.gz, rtdose.dcm, CSV, JSON, PNG here."),
+        rtdose: bool = typer.Option(True, "--rtdose/--no-rtdose"),
+        csv_out: Path | None = typer.Option(None, "--csv", help="TAC mode: write the per-VOI table as CSV."),
+        plots: Path | None = typer.Option(None, "--plots", help="TAC mode: folder for TAC PNG plots."),
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable JSON on stdout."),
+    ) -> None:
+        """Absorbed dose from a VOI time-activity table (--tac) or from activity images (--activity ... --labels)."""
+        from lutarterial.errors import InvalidInputError
+
+        for name, val in (("kidney limit", kidney_limit_gy), ("kidney BED limit", kidney_bed_limit_gy),
+                          ("marrow limit", marrow_limit_gy), ("alpha/beta", kidney_alpha_beta_gy),
+                          ("repair half-time", kidney_repair_h), ("tumour alpha/beta", tumour_alpha_beta_gy),
+                          ("tumour repair half-time", tumour_repair_h)):
+            if not (math.isfinite(val) and val > 0):
+                raise InvalidInputError(f"{name} must be > 0")
+        rb = {"kidney": (kidney_alpha_beta_gy, kidney_repair_h), "tumour": (tumour_alpha_beta_gy, tumour_repair_h)}
+        lims = _limits(kidney_limit_gy, kidney_bed_limit_gy, marrow_limit_gy)
+        if tac is not None and activity:
+            raise InvalidInputError("use either --tac or --activity (image mode), not both")
+        if tac is not None:
+            _tac_mode(tac, nuclide, model, stp, teff_h, teff_sd_h, photons, lims, rb, as_json, csv_out, plots)
+        elif activity:
+            if labels is None:
+                raise InvalidInputError("image mode needs --labels")
+            _image_mode(activity, time_h, labels, names, ct, nuclide, photons, density, out_dir, rtdose, as_json)
+        else:
+            raise InvalidInputError("give --tac TAC.csv, or --activity maps with --time-h and --labels")
+
+    @app.command("kernel")
+    def kernel(
+        nuclide: str = typer.Option("Lu-177", "--nuclide"),
+        voxel_mm: float = typer.Option(..., "--voxel-mm", help="Cubic voxel side (mm)."),
+        radius_vox: int = typer.Option(5, "--radius-vox", help="Print offsets up to this index."),
+        photons: bool = typer.Option(True, "--photons/--no-photons"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Print the dose-voxel kernel (S-values, mGy/(MBq*s)) for i >= j >= k >= 0."""
+        from lutarterial.dosimetry.kernels import dose_voxel_kernel
+        from lutarterial.errors import InvalidInputError
+
+        if not (math.isfinite(voxel_mm) and 0.1 <= voxel_mm <= 50):
+            raise InvalidInputError("--voxel-mm must be between 0.1 and 50 mm")
+        if not 0 <= radius_vox <= 30:
+            raise InvalidInputError("--radius-vox must be 0..30")
+        k = dose_voxel_kernel(nuclide, voxel_mm, radius_mm=max(30.0, (radius_vox + 0.5) * voxel_mm) if photons else None,
+                              include_photons=photons)
+        rows = [r for r in k.octant_table() if r[0] <= radius_vox]
+        if as_json:
+            _echo_json({"nuclide": k.nuclide, "voxel_mm": voxel_mm, "unit": "mGy/(MBq*s)",
+                        "medium": f"soft tissue {k.density_g_cm3} g/cm3", "include_photons": photons,
+                        "method": "Loevinger beta point kernel + straight-ahead mu_en photons, integrated over voxel pairs",
+                        "s_values": [[i, j, kk, v] for i, j, kk, v in rows]})
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=f"{k.nuclide} dose-voxel kernel, {voxel_mm} mm voxels, mGy/(MBq·s)")
+        for c in ("i", "j", "k", "S"):
+            t.add_column(c)
+        for i, j, kk, v in rows:
+            t.add_row(str(i), str(j), str(kk), f"{v:.4e}")
+        Console().print(t)

@@ -266,15 +266,24 @@ def fit_tac(time_h: Sequence[float], activity_mbq: Sequence[float], model: str =
     cands = tuple((f.model, f.aicc) for f in fits)
     scored = [f for f in fits if f.aicc is not None]
     extra: list[str] = []
-    if not scored:
+    def is_physical(f: FitResult) -> bool:
+        return not any("unphysical" in w for w in f.warnings)
+
+    physical = [f for f in scored if is_physical(f)]
+    unscored_physical = [f for f in fits if f.aicc is None and is_physical(f)]
+    if physical:
+        chosen = min(physical, key=lambda f: f.aicc)  # type: ignore[arg-type,return-value]
+    elif unscored_physical:
+        # AICc is undefined when n = k + 1; a physical fit beats an unphysical one with a score
+        chosen = unscored_physical[0]
+        extra.append(f"only {n} points: AICc undefined for {chosen.model} (n = k + 1); chosen as the simplest "
+                     "physical fit, without model selection")
+    elif scored:
+        chosen = min(scored, key=lambda f: f.aicc)  # type: ignore[arg-type,return-value]
+        extra.append("every candidate fit is unphysical; result needs review")
+    else:
         chosen = fits[0]
         extra.append(f"only {n} points: too sparse for AICc model selection; used {chosen.model}")
-    else:
-        physical = [f for f in scored if not any("unphysical" in w for w in f.warnings)]
-        pool = physical or scored
-        chosen = min(pool, key=lambda f: f.aicc)  # type: ignore[arg-type,return-value]
-        if not physical:
-            extra.append("every candidate fit is unphysical; result needs review")
     return FitResult(chosen.model, chosen.params, chosen.tia_mbq_h, chosen.tia_sd_mbq_h, chosen.teff_h,
                      chosen.aicc, chosen.rss, chosen.n_points, chosen.warnings + tuple(extra), cands)
 
@@ -291,7 +300,7 @@ def tia_trapezoid_physical_tail(time_h: Sequence[float], activity_mbq: Sequence[
     aa = np.concatenate([[0.0], a])
     area = float(np.sum(0.5 * (aa[1:] + aa[:-1]) * np.diff(tt)))
     tail = float(a[-1] * physical_half_life_h / LN2)
-    return FitResult("trapezoid", (), area + tail, None, physical_half_life_h, None, 0.0, t.size,
+    return FitResult("trapezoid", (), area + tail, None, None, None, 0.0, t.size,
                      ("trapezoid: no uncertainty from a fit; tail assumes physical decay only",))
 
 

@@ -1,0 +1,181 @@
+"""End-to-end dosimetry from a VOI activity table or from image time points (pure: arrays in, dicts out).
+
+The CLI and the web call these; they return plain JSON-ready dictionaries so every number that
+reaches a user has one code path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from lutarterial.dosimetry.dose import organ_self_dose
+from lutarterial.dosimetry.io import VoiTac
+from lutarterial.dosimetry.kinetics import (
+    FitResult,
+    fit_tac,
+    tia_hanscheid2018,
+    tia_madsen2018,
+    tia_trapezoid_physical_tail,
+)
+from lutarterial.dosimetry.metrics import (
+    CycleDose,
+    Limit,
+    bed_monoexponential,
+    cumulative_check,
+    dose_stats,
+    dvh,
+    eud_radiobiological,
+    geud_niemierko,
+    radiobiology_defaults,
+)
+from lutarterial.dosimetry.nuclides import get_nuclide
+from lutarterial.dosimetry.voxel import density_correct, dose_from_tia_kernel, tia_map_from_timepoints
+from lutarterial.errors import InvalidInputError
+
+__all__ = ["organ_of", "tac_dosimetry", "voxel_dosimetry", "STP_METHODS", "FIT_MODELS"]
+
+STP_METHODS = ("hanscheid2018", "madsen2018")
+FIT_MODELS = ("auto", "mono", "mono_uptake", "bi", "tri_uptake", "trapezoid")
+
+
+def organ_of(voi: str, kind: str = "organ") -> str:
+    """Map a VOI name to the organ used for limits and radiobiology ('kidney', 'bone_marrow', 'tumour')."""
+    n = voi.lower()
+    if "kidney" in n or "rein" in n:
+        return "kidney"
+    if "marrow" in n or n in ("bm", "red_marrow"):
+        return "bone_marrow"
+    if kind == "lesion":
+        return "tumour"
+    return n
+
+
+def _fin(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def tac_dosimetry(vois: Sequence[VoiTac], nuclide: str = "Lu-177", model: str = "auto", stp: str | None = None,
+                  population_teff_h: float | None = None, population_teff_sd_h: float | None = None,
+                  include_photons: bool = True, limits: Sequence[Limit] | None = None,
+                  radiobiology: Mapping[str, tuple[float, float]] | None = None) -> dict[str, Any]:
+    """TIA, dose, BED per VOI and cycle, and cumulative dose/BED per VOI against limits.
+
+    ``stp`` forces single-time-point methods (each VOI must then have exactly one time point);
+    VOIs with one time point and no ``stp`` are an error that says which method to choose.
+    """
+    nuc = get_nuclide(nuclide)
+    if model not in FIT_MODELS:
+        raise InvalidInputError(f"unknown model {model!r}; choose from {', '.join(FIT_MODELS)}")
+    if stp is not None and stp not in STP_METHODS:
+        raise InvalidInputError(f"unknown single-time-point method {stp!r}; choose {' or '.join(STP_METHODS)}")
+    if stp == "madsen2018" and population_teff_h is None:
+        raise InvalidInputError("madsen2018 needs the population effective half-life (--teff-h)")
+    rows: list[dict[str, Any]] = []
+    fits: dict[tuple[str, str], FitResult | None] = {}
+    cycles: list[CycleDose] = []
+    for v in vois:
+        warn: list[str] = []
+        fit: FitResult | None = None
+        teff: float | None
+        sd: float | None
+        if stp is not None or len(v.time_h) == 1:
+            if len(v.time_h) != 1:
+                raise InvalidInputError(f"VOI {v.voi} cycle {v.cycle}: single-time-point method needs exactly one time point, "
+                                        f"got {len(v.time_h)}")
+            if stp is None:
+                raise InvalidInputError(f"VOI {v.voi} cycle {v.cycle} has one time point: choose --stp hanscheid2018 or madsen2018")
+            t, a = v.time_h[0], v.activity_mbq[0]
+            if stp == "hanscheid2018":
+                tia, sd, teff, method = tia_hanscheid2018(t, a), None, None, "hanscheid2018"
+                warn.append("Hänscheid 2018 approximation: exact when the scan time equals Teff; Teff unknown, no BED")
+            else:
+                tia, sd = tia_madsen2018(t, a, population_teff_h, population_teff_sd_h)  # type: ignore[arg-type]
+                teff, method = population_teff_h, "madsen2018"
+        else:
+            if model == "trapezoid":
+                fit = tia_trapezoid_physical_tail(v.time_h, v.activity_mbq, nuc.half_life_h)
+            else:
+                fit = fit_tac(v.time_h, v.activity_mbq, model, physical_half_life_h=nuc.half_life_h)
+            tia, sd, teff, method = fit.tia_mbq_h, fit.tia_sd_mbq_h, fit.teff_h, fit.model
+            warn.extend(fit.warnings)
+        fits[(v.voi, v.cycle)] = fit
+        kind = "sphere" if v.kind == "lesion" else "organ"
+        sd_dose = organ_self_dose(max(tia, 0.0), v.mass_g, nuc.name, kind=kind, include_photons=include_photons)
+        dose = sd_dose.dose_gy
+        dose_sd = None if sd is None else sd * sd_dose.s_value_gy_per_mbq_h
+        organ = organ_of(v.voi, v.kind)
+        rb = (radiobiology or {}).get(organ) or radiobiology_defaults(organ)
+        bed = None
+        if rb is not None and teff is not None and math.isfinite(teff) and teff > 0:
+            bed = float(bed_monoexponential(dose, teff, rb[0], rb[1]))
+        rows.append({
+            "voi": v.voi, "cycle": v.cycle, "kind": v.kind, "organ": organ, "model": method,
+            "teff_h": _fin(teff), "tia_mbq_h": float(tia), "tia_sd_mbq_h": _fin(sd), "mass_g": v.mass_g,
+            "dose_gy": float(dose), "dose_sd_gy": _fin(dose_sd), "electron_dose_gy": sd_dose.electron_gy,
+            "photon_dose_gy": sd_dose.photon_gy, "s_value_gy_per_mbq_h": sd_dose.s_value_gy_per_mbq_h,
+            "bed_gy": bed, "alpha_beta_gy": rb[0] if rb else None, "repair_half_time_h": rb[1] if rb else None,
+            "aicc": _fin(fit.aicc) if fit else None,
+            "candidates": [{"model": m, "aicc": _fin(a)} for m, a in (fit.candidates if fit else ())],
+            "n_points": len(v.time_h), "warnings": warn,
+        })
+        cycles.append(CycleDose(v.cycle, v.voi, dose, teff))
+    # cumulative per VOI (limits matched by organ)
+    lims = list(limits) if limits is not None else None
+    from lutarterial.dosimetry.metrics import default_limits
+
+    base = lims if lims is not None else list(default_limits())
+    checks = []
+    for voi in dict.fromkeys(v.voi for v in vois):
+        kind = next(v.kind for v in vois if v.voi == voi)
+        organ = organ_of(voi, kind)
+        voi_lims = [Limit(voi, lm.quantity, lm.limit, lm.source) for lm in base if lm.organ == organ]
+        if not voi_lims:
+            continue
+        voi_cycles = [c for c in cycles if c.organ == voi]
+        rb = {voi: ((radiobiology or {}).get(organ) or radiobiology_defaults(organ))} if radiobiology_defaults(organ) or (radiobiology or {}).get(organ) else None
+        for chk in cumulative_check(voi_cycles, voi_lims, rb):  # type: ignore[arg-type]
+            checks.append({"voi": voi, "organ": organ, "quantity": chk.quantity, "total": _fin(chk.total),
+                           "limit": chk.limit, "fraction_of_limit": _fin(chk.fraction_of_limit), "status": chk.status,
+                           "reason": chk.reason, "source": chk.source,
+                           "cycles": sorted({c.cycle for c in voi_cycles})})
+    return {"nuclide": nuc.name, "vois": rows, "cumulative": checks, "_fits": fits}
+
+
+def voxel_dosimetry(activity_bq_ml: Sequence[np.ndarray], time_h: Sequence[float], voxel_mm: Sequence[float],
+                    masks: Mapping[str, np.ndarray], nuclide: str = "Lu-177", density_g_cm3: np.ndarray | None = None,
+                    include_photons: bool = True, geud_a: Mapping[str, float] | None = None,
+                    tumour_alpha_per_gy: float | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Voxel dose (Gy) from registered activity maps, and per-VOI dose statistics.
+
+    ``voxel_mm`` in array axis order. Returns (dose map, {"vois": [...]}) where each VOI has the
+    mean, min, max, D2/D50/D70/D90, gEUD (a = 1 unless given) and its VOI-level TIA.
+    """
+    nuc = get_nuclide(nuclide)
+    tia = tia_map_from_timepoints(activity_bq_ml, time_h, voxel_mm, nuc.half_life_h)
+    dose = dose_from_tia_kernel(tia, voxel_mm, nuc.name, include_photons=include_photons)
+    if density_g_cm3 is not None:
+        dose = density_correct(dose, density_g_cm3)
+    out = []
+    for name, m in masks.items():
+        m = np.asarray(m, bool)
+        if m.shape != dose.shape:
+            raise InvalidInputError(f"VOI {name}: mask shape {m.shape} differs from image {dose.shape}")
+        if not m.any():
+            raise InvalidInputError(f"VOI {name} is empty")
+        st = dose_stats(dose, m)
+        a = (geud_a or {}).get(name, 1.0)
+        edges, frac = dvh(dose, m)
+        out.append({
+            "voi": name, "n_voxels": st.n_voxels, "volume_ml": st.n_voxels * float(np.prod(voxel_mm)) * 1e-3,
+            "tia_mbq_h": float(tia[m].sum()), "mean_gy": st.mean_gy, "min_gy": st.min_gy, "max_gy": st.max_gy,
+            "d2_gy": st.d2_gy, "d50_gy": st.d50_gy, "d70_gy": st.d70_gy, "d90_gy": st.d90_gy,
+            "geud_a": a, "geud_gy": geud_niemierko(dose, a, m),
+            "eud_radiobiological_gy": (eud_radiobiological(dose, tumour_alpha_per_gy, m)
+                                       if tumour_alpha_per_gy else None),
+            "dvh": {"dose_gy": edges.tolist(), "volume_fraction": frac.tolist()},
+        })
+    return dose, {"nuclide": nuc.name, "vois": out}

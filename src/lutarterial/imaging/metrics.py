@@ -26,7 +26,7 @@ from lutarterial.imaging.peak import peak_mean, sphere_kernel
 from lutarterial.imaging.suv import SuvFactors, suv_factors
 from lutarterial.imaging.types import Image, LabelMap, Quantity, VoiKind, VoiMask, VoiSpec, crop_mask
 
-__all__ = ["VoiMetrics", "StudyMetrics", "quantify", "image_suv_factors", "HEALTHY_LIVER"]
+__all__ = ["VoiMetrics", "StudyMetrics", "quantify", "image_suv_factors", "add_ratios", "HEALTHY_LIVER"]
 
 HEALTHY_LIVER = "healthy liver"
 
@@ -175,23 +175,7 @@ def quantify(
             if pk is not None:
                 pk /= rc
         raw.append(_assemble(v, n, vml, mean, vmax, pk, sd, to_bqml, to_suv, factors, rc, centre))
-    # Ratios (computed on activity concentration / SUV means of the same study).
-    by = {m.name: m for m in raw}
-    hl = by.get(HEALTHY_LIVER)
-    spleen_means = [(m.suv_mean if m.suv_mean is not None else m.mean_bqml, m.n_voxels)
-                    for m in raw if m.kind is VoiKind.SPLEEN and not m.derived]
-    spleen = (sum(a * n for a, n in spleen_means) / sum(n for _, n in spleen_means)) if spleen_means else None
-    out = []
-    for m in raw:
-        if m.kind in (VoiKind.LESION, VoiKind.EXTRAHEPATIC):
-            val = m.suv_mean if m.suv_mean is not None else m.mean_bqml
-            ref = hl.suv_mean if (hl and hl.suv_mean is not None) else (hl.mean_bqml if hl else None)
-            if m.lobe and f"{HEALTHY_LIVER} ({m.lobe})" in by:
-                pass  # lobar TNR is computed in compare.lobar_tnr; TNR here is vs whole healthy liver
-            tnr = (val / ref) if (val is not None and ref) else None
-            tsr = (val / spleen) if (val is not None and spleen) else None
-            m = replace(m, tnr=tnr, tsr=tsr)
-        out.append(m)
+    out = add_ratios(raw)
     return StudyMetrics(
         vois=tuple(out), quantity=q, suv=factors,
         injected_activity_bq=image.timing.injected_activity_bq if image.timing else None,
@@ -228,3 +212,25 @@ def _assemble(v: VoiMask, n: int, vml: float, mean: float, vmax: float, pk: floa
         sul_mean=sul_mean, sul_peak=sul_peak, suvbsa_mean=bsa_mean, recovery_coefficient=rc,
         peak_centre_ijk=centre,
     )
+
+
+def _level(m: VoiMetrics) -> float | None:
+    return m.suv_mean if m.suv_mean is not None else m.mean_bqml
+
+
+def add_ratios(vois: list[VoiMetrics] | tuple[VoiMetrics, ...]) -> list[VoiMetrics]:
+    """Set TNR (vs healthy liver) and TSR (vs volume-weighted spleen mean) on lesion VOIs."""
+    by = {m.name: m for m in vois}
+    hl = by.get(HEALTHY_LIVER)
+    ref = _level(hl) if hl else None
+    spl = [(_level(m), m.n_voxels) for m in vois if m.kind is VoiKind.SPLEEN and not m.derived]
+    spl = [(a, n) for a, n in spl if a is not None]
+    spleen = sum(a * n for a, n in spl) / sum(n for _, n in spl) if spl else None
+    out = []
+    for m in vois:
+        if m.kind in (VoiKind.LESION, VoiKind.EXTRAHEPATIC):
+            val = _level(m)
+            m = replace(m, tnr=(val / ref) if (val is not None and ref) else None,
+                        tsr=(val / spleen) if (val is not None and spleen) else None)
+        out.append(m)
+    return out

@@ -88,6 +88,9 @@ def create_app(
     app.state.demo = demo
     app.state.templates = Jinja2Templates(directory=str(_HERE / "templates"))
     app.state.templates.env.globals["version"] = __version__
+    from lutarterial.web.views import fmt
+
+    app.state.templates.env.filters["fmt"] = fmt
     app.state.page_context = _page_context(app)
     app.add_middleware(SignedSessionMiddleware, settings=settings)
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")

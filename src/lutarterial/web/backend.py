@@ -1,0 +1,368 @@
+"""The web layer's only door to the registry: a thin adapter over its audited services.
+
+Every write calls a :mod:`lutarterial.registry.services` function with the signed-in user's
+``Actor`` and the user's reason, inside one unit of work; the registry checks the site and the
+role and writes the audit row. Reads go through the same access-checked lookups
+(``get_participant`` refuses another site's participant) before related rows are read.
+Values returned are plain dicts/lists (JSON-ready), never ORM objects, so nothing lazy-loads
+after the session closes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lutarterial.errors import AccessDeniedError, InvalidInputError, LutarterialError
+from lutarterial.registry import models as m
+from lutarterial.registry.access import Actor, Permission, can
+
+__all__ = ["WebUser", "Backend", "normalise_screening", "VISIT_LABELS", "PARTICIPANT_TABLES"]
+
+VISIT_LABELS: dict[str, str] = {
+    "screening": "Screening",
+    "iv_cycle": "IV LUTATHERA cycle",
+    "pet_after_iv": "PET after IV injection",
+    "iah_cycle": "IAH LUTATHERA cycle",
+    "pet_after_iah": "PET after IAH injection",
+    "follow_up": "Follow-up visit",
+    "end_of_study": "End of study",
+}
+
+#: Tables of study data a participant owns, for the CSV exports page.
+PARTICIPANT_TABLES = ("participants", "consents", "screening_results", "enrolments", "visits", "lab_results",
+                      "adverse_events", "recist_assessments", "imaging_analyses", "dosimetry_analyses")
+
+
+@dataclass(frozen=True)
+class WebUser:
+    """The signed-in user as the templates and routes see it."""
+
+    id: int
+    username: str
+    full_name: str
+    actor: Actor
+    sites: tuple[str, ...]
+
+    @property
+    def role(self) -> str:
+        return self.actor.roles_text()
+
+    @property
+    def read_only(self) -> bool:
+        return self.actor.read_only
+
+    @property
+    def can_write(self) -> bool:
+        return not self.actor.read_only
+
+    @property
+    def is_admin(self) -> bool:
+        return self.actor.is_admin
+
+    @property
+    def can_audit(self) -> bool:
+        return can(self.actor, Permission.AUDIT_READ_ALL)
+
+    def can(self, permission: str) -> bool:
+        return can(self.actor, permission)
+
+
+def _svc(name: str) -> Callable[..., Any]:
+    """A registry service function by name, or a clear error if this build lacks it."""
+    for module in ("lutarterial.registry.services", "lutarterial.registry.services.participants",
+                   "lutarterial.registry.services.people", "lutarterial.registry.services.clinical",
+                   "lutarterial.registry.services.visits", "lutarterial.registry.services.analyses",
+                   "lutarterial.registry.exports"):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        fn = getattr(mod, name, None)
+        if fn is not None:
+            return fn  # type: ignore[no-any-return]
+    raise InvalidInputError(f"the registry service {name!r} is not available in this build")
+
+
+def _iso(v: Any) -> Any:
+    if isinstance(v, dt.datetime):
+        v = v.astimezone(dt.timezone.utc) if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)
+        return v.strftime("%Y-%m-%d %H:%M:%SZ")
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    return v
+
+
+def _row(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    return {f: _iso(getattr(obj, f)) for f in fields}
+
+
+_VISIT_F = ("id", "kind", "number", "status", "planned_date", "visit_date", "activity_mbq", "artery",
+            "catheter_position", "notes")
+_LAB_F = ("id", "visit_id", "analyte", "loinc", "value", "unit", "value_canonical", "unit_canonical", "collected_date",
+          "ctcae_term", "ctcae_grade")
+_AE_F = ("id", "term", "meddra_code", "grade", "onset_date", "resolution_date", "serious", "relatedness", "outcome",
+         "action_taken")
+_RECIST_F = ("id", "visit_id", "assessment_date", "target_sum_mm", "response", "details")
+_ANALYSIS_F = ("id", "kind", "visit_id", "study_instance_uid", "series_instance_uids", "input_hashes", "parameters",
+               "result", "software_version", "created_at")
+_AUDIT_F = ("id", "occurred_at", "actor_username", "actor_roles", "site_id", "table_name", "row_id", "participant_id",
+            "action", "reason")
+
+
+def normalise_screening(result: dict[str, Any]) -> dict[str, Any]:
+    """The engine's ``to_dict()`` with each criterion's protocol text added for display."""
+    out = dict(result)
+    out["overall"] = result.get("verdict") or result.get("overall") or "unknown"
+    texts: dict[str, str] = {}
+    try:
+        from lutarterial.protocol import load_protocol
+
+        proto = load_protocol(str(result.get("protocol_version")))
+        texts = {c.id: c.title or c.text for c in proto.criteria}
+    except (LutarterialError, ImportError, KeyError, ValueError):
+        pass
+    out["criteria"] = [
+        {"id": c.get("id", "?"), "status": c.get("status", "unknown"), "reason": c.get("reason", ""),
+         "text": texts.get(str(c.get("id")), ""), "evidence": c.get("evidence", [])}
+        for c in result.get("criteria", [])
+    ]
+    return out
+
+
+class Backend:
+    """An open registry plus the adapter methods the routes call."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+        self._sites: dict[int, tuple[str, str]] | None = None
+
+    @classmethod
+    def open(cls, url: str, *, upgrade: bool = True) -> Backend:
+        from lutarterial.registry.db import Registry
+        from lutarterial.registry.db import upgrade as db_upgrade
+
+        if upgrade:
+            db_upgrade(url)
+        return cls(Registry.open(url))
+
+    def close(self) -> None:
+        self.registry.dispose()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self.registry.session(readonly=True) as s:
+            yield s
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        with self.registry.session() as s:
+            yield s
+
+    # --- users --------------------------------------------------------------------------------
+
+    def site_map(self, s: Session | None = None) -> dict[int, tuple[str, str]]:
+        """Site id -> (code, name); sites change only by ``db upgrade`` (cached)."""
+        if self._sites is None:
+            if s is None:
+                with self.read() as s2:
+                    return self.site_map(s2)
+            self._sites = {site.id: (site.code, site.name) for site in _svc("list_sites")(s)}
+        return self._sites
+
+    def _web_user(self, s: Session, actor: Actor) -> WebUser:
+        user = s.get(m.User, actor.user_id)
+        sites = self.site_map(s)
+        ids = sorted(sites) if actor.is_admin else sorted(actor.site_ids)
+        return WebUser(id=int(actor.user_id or 0), username=actor.username, full_name=user.full_name if user else "",
+                       actor=actor, sites=tuple(sites[i][0] for i in ids if i in sites))
+
+    def authenticate(self, username: str, password: str) -> WebUser | None:
+        with self.read() as s:
+            actor = _svc("authenticate")(s, username, password)
+            return None if actor is None else self._web_user(s, actor)
+
+    def load_user(self, user_id: int) -> WebUser | None:
+        with self.read() as s:
+            try:
+                actor = _svc("actor_for")(s, int(user_id))
+            except (AccessDeniedError, LutarterialError, ValueError, TypeError):
+                return None
+            return self._web_user(s, actor)
+
+    def sites_of(self, user: WebUser) -> list[dict[str, str]]:
+        sites = self.site_map()
+        return [{"code": c, "name": n} for i, (c, n) in sorted(sites.items(), key=lambda kv: kv[1][0])
+                if user.is_admin or i in user.actor.site_ids]
+
+    # --- participants -------------------------------------------------------------------------
+
+    def _summary(self, p: m.Participant, last: str | None = None) -> dict[str, Any]:
+        code, name = self.site_map().get(p.site_id, ("?", "?"))
+        return {"id": p.id, "trial_number": p.trial_number, "site_code": code, "site_name": name, "status": p.status,
+                "sex": p.sex, "year_of_birth": p.year_of_birth, "created_at": _iso(p.created_at),
+                "last_screening": last}
+
+    def list_participants(self, user: WebUser, *, site: str | None = None, status: str | None = None) -> list[dict]:
+        with self.read() as s:
+            if status and status not in {x.value for x in m.ParticipantStatus}:
+                raise InvalidInputError(f"unknown status {status!r}")
+            rows = _svc("list_participants")(s, user.actor, site_code=site or None, status=status or None)
+            last: dict[int, str] = {}
+            if rows:
+                q = (select(m.ScreeningResult.participant_id, m.ScreeningResult.overall)
+                     .where(m.ScreeningResult.participant_id.in_([p.id for p in rows]))
+                     .order_by(m.ScreeningResult.id))
+                for pid, overall in s.execute(q):
+                    last[pid] = overall
+            return [self._summary(p, last.get(p.id)) for p in rows]
+
+    def participant(self, user: WebUser, trial_number: str) -> dict[str, Any]:
+        """Everything about one participant that the user may read (no identity key)."""
+        with self.read() as s:
+            p = _svc("get_participant")(s, user.actor, trial_number)
+            out = self._summary(p)
+
+            def rows(model: Any, order: Any) -> list[Any]:
+                return list(s.scalars(select(model).where(model.participant_id == p.id).order_by(*order)))
+
+            out["consents"] = [_row(c, ("id", "version", "signed_date", "withdrawal_date", "withdrawal_note"))
+                               for c in rows(m.Consent, (m.Consent.id,))]
+            out["screenings"] = [
+                {**_row(r, ("id", "protocol_version", "as_of", "overall", "engine", "created_at")),
+                 "record": r.record, "result": r.result, "reproduced": None}
+                for r in rows(m.ScreeningResult, (m.ScreeningResult.id,))]
+            enr = rows(m.Enrolment, (m.Enrolment.id,))
+            out["enrolment"] = _row(enr[0], ("id", "enrolled_date", "screening_result_id")) if enr else None
+            out["visits"] = [_row(v, _VISIT_F) for v in rows(m.Visit, (m.Visit.visit_date, m.Visit.id))]
+            out["labs"] = [_row(x, _LAB_F) for x in rows(m.LabResult, (m.LabResult.collected_date, m.LabResult.id))]
+            out["adverse_events"] = [_row(x, _AE_F) for x in rows(m.AdverseEvent, (m.AdverseEvent.onset_date,))]
+            out["recist"] = [_row(x, _RECIST_F) for x in rows(m.RecistAssessment, (m.RecistAssessment.assessment_date,))]
+            out["imaging"] = [_row(x, _ANALYSIS_F) for x in rows(m.ImagingAnalysis, (m.ImagingAnalysis.id,))]
+            out["dosimetry"] = [{**_row(x, _ANALYSIS_F), "imaging_analysis_id": x.imaging_analysis_id}
+                                for x in rows(m.DosimetryAnalysis, (m.DosimetryAnalysis.id,))]
+            return out
+
+    def register(self, user: WebUser, *, site: str, reason: str, sex: str | None = None,
+                 year_of_birth: int | None = None, identity: dict[str, Any] | None = None,
+                 consent_version: str | None = None, consent_date: str | None = None) -> str:
+        """Register (and optionally record consent) in one unit of work; returns the trial number."""
+        with self.write() as s:
+            ident = None
+            if identity and any(v for v in identity.values()):
+                from lutarterial.registry.services.participants import IdentityInput
+
+                ident = IdentityInput(**identity)
+            p = _svc("register_participant")(s, user.actor, site_code=site, reason=reason, identity=ident,
+                                             sex=sex or None, year_of_birth=year_of_birth)
+            if consent_version or consent_date:
+                _svc("record_consent")(s, user.actor, p.id, version=consent_version or "", signed_date=consent_date,
+                                       reason=reason)
+            return str(p.trial_number)
+
+    def record_consent(self, user: WebUser, tn: str, *, version: str, signed_date: str, reason: str) -> None:
+        with self.write() as s:
+            _svc("record_consent")(s, user.actor, tn, version=version, signed_date=signed_date, reason=reason)
+
+    def screen(self, user: WebUser, tn: str, *, record: dict[str, Any], as_of: str, reason: str,
+               protocol_version: str | None = None) -> dict[str, Any]:
+        with self.write() as s:
+            row = _svc("screen_participant")(s, user.actor, tn, record, as_of=as_of, reason=reason,
+                                             protocol_version=protocol_version or None)
+            return {"id": row.id, "overall": row.overall, "protocol_version": row.protocol_version}
+
+    def rescreen(self, user: WebUser, screening_id: int) -> dict[str, Any]:
+        with self.read() as s:
+            return dict(_svc("rescreen")(s, user.actor, screening_id).to_dict())
+
+    def enrol(self, user: WebUser, tn: str, *, enrolled_date: str, reason: str) -> None:
+        with self.write() as s:
+            _svc("enrol")(s, user.actor, tn, enrolled_date=enrolled_date, reason=reason)
+
+    def record_visit(self, user: WebUser, tn: str, *, reason: str, **fields: Any) -> dict[str, Any]:
+        with self.write() as s:
+            v = _svc("record_visit")(s, user.actor, tn, reason=reason, **fields)
+            return _row(v, _VISIT_F)
+
+    def record_iah_cycle(self, user: WebUser, tn: str, *, reason: str, **fields: Any) -> dict[str, Any]:
+        with self.write() as s:
+            v = _svc("record_iah_cycle")(s, user.actor, tn, reason=reason, **fields)
+            return _row(v, _VISIT_F)
+
+    def attach_analysis(self, user: WebUser, tn: str, *, dosimetry: bool, reason: str, **fields: Any) -> int:
+        with self.write() as s:
+            name = "attach_dosimetry_analysis" if dosimetry else "attach_imaging_analysis"
+            return int(_svc(name)(s, user.actor, tn, reason=reason, **fields).id)
+
+    def timeline(self, user: WebUser, tn: str) -> list[dict[str, Any]]:
+        with self.read() as s:
+            return [{"date": _iso(i.date), "kind": i.kind, "label": i.label, "status": i.status,
+                     "record_kind": i.record_kind, "record_id": i.record_id}
+                    for i in _svc("participant_timeline")(s, user.actor, tn)]
+
+    def add_lab(self, user: WebUser, tn: str, *, reason: str, **fields: Any) -> dict[str, Any]:
+        with self.write() as s:
+            x = _svc("record_lab")(s, user.actor, tn, reason=reason, **fields)
+            return _row(x, _LAB_F)
+
+    def add_adverse_event(self, user: WebUser, tn: str, *, reason: str, **fields: Any) -> dict[str, Any]:
+        with self.write() as s:
+            x = _svc("record_adverse_event")(s, user.actor, tn, reason=reason, **fields)
+            return _row(x, _AE_F)
+
+    def add_recist(self, user: WebUser, tn: str, *, reason: str, **fields: Any) -> dict[str, Any]:
+        with self.write() as s:
+            x = _svc("record_recist")(s, user.actor, tn, reason=reason, **fields)
+            return _row(x, _RECIST_F)
+
+    # --- audit ----------------------------------------------------------------------------------
+
+    def _audit_rows(self, s: Session, entries: list[Any]) -> list[dict[str, Any]]:
+        import json
+
+        pids = {e.participant_id for e in entries if e.participant_id is not None}
+        tns = dict(s.execute(select(m.Participant.id, m.Participant.trial_number)
+                             .where(m.Participant.id.in_(pids)))) if pids else {}
+        out = []
+        for e in entries:
+            d = _row(e, _AUDIT_F)
+            old = json.loads(e.old_values) if e.old_values else {}
+            new = json.loads(e.new_values) if e.new_values else {}
+            keys = [k for k in dict.fromkeys([*new.keys(), *old.keys()]) if old.get(k) != new.get(k)]
+            d["changes"] = [{"field": k, "old": old.get(k), "new": new.get(k)} for k in keys]
+            d["old_values"], d["new_values"] = old, new
+            d["trial_number"] = tns.get(e.participant_id)
+            out.append(d)
+        return out
+
+    def participant_audit(self, user: WebUser, tn: str) -> list[dict[str, Any]]:
+        with self.read() as s:
+            return self._audit_rows(s, _svc("participant_audit_trail")(s, user.actor, tn))
+
+    def audit(self, user: WebUser, *, table: str | None = None, username: str | None = None,
+              limit: int = 300) -> list[dict[str, Any]]:
+        if not user.can_audit:
+            raise AccessDeniedError(f"user {user.username!r} ({user.role}) may not read the global audit trail")
+        with self.read() as s:
+            rows = self._audit_rows(s, _svc("audit_trail")(s, user.actor, table=table or None,
+                                                           limit=limit if not username else 5000))
+        if username:
+            rows = [r for r in rows if r["actor_username"] == username.strip().lower()][:limit]
+        return rows
+
+    def verify_chain(self) -> dict[str, Any]:
+        from lutarterial.registry.audit import verify_audit_chain
+
+        with self.read() as s:
+            rep = verify_audit_chain(s)
+        d = dict(rep.to_dict())
+        d["checked"] = d.get("rows_checked")
+        d["message"] = "" if d.get("ok") else f"row {d.get('first_broken_id')}: {d.get('problem')}"
+        return d

@@ -1,0 +1,145 @@
+"""Screening form fields generated from the published screening-record JSON Schema.
+
+Why generated: the record format belongs to ``lutarterial.records``; building the form from
+its schema keeps the form and the format in step (a new field appears without web changes).
+Objects become fieldsets, scalars become inputs, arrays (measurements, cycles) are edited as
+JSON. Field names are dotted paths (``liver.cirrhosis``), which ``screening.js`` folds back into
+the record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["record_schema", "field_groups", "record_from_form"]
+
+
+def record_schema() -> dict[str, Any] | None:
+    try:
+        from lutarterial.records.schema import json_schema
+    except ImportError:
+        return None
+    return json_schema()
+
+
+def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in node:
+        return defs.get(node["$ref"].rsplit("/", 1)[-1], {})
+    return node
+
+
+def _scalar(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """Collapse ``anyOf: [T, null]`` to ``T``."""
+    node = _resolve(node, defs)
+    if "anyOf" in node:
+        options = [_resolve(o, defs) for o in node["anyOf"] if o.get("type") != "null"]
+        if len(options) == 1:
+            merged = {**options[0], **{k: v for k, v in node.items() if k != "anyOf"}}
+            return merged
+    return node
+
+
+def _get(record: dict[str, Any] | None, path: list[str]) -> Any:
+    cur: Any = record or {}
+    for p in path:
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(p)
+    return cur
+
+
+def _field(name: str, node: dict[str, Any], defs: dict[str, Any], record: dict[str, Any] | None) -> dict[str, Any]:
+    n = _scalar(node, defs)
+    ftype = n.get("type", "string")
+    if "enum" in n:
+        ftype = n.get("type", "string")
+    return {"name": name, "label": n.get("title") or name.rsplit(".", 1)[-1].replace("_", " ").capitalize(),
+            "type": ftype if isinstance(ftype, str) else "string", "format": n.get("format"),
+            "enum": n.get("enum"), "help": n.get("description", ""), "unit": None,
+            "value": _get(record, name.split("."))}
+
+
+def field_groups(record: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Fieldsets for the screening form, filled from ``record`` where it has values."""
+    schema = record_schema()
+    if not schema:
+        return []
+    defs = schema.get("$defs", {})
+    general: list[dict[str, Any]] = []
+    groups: list[dict[str, Any]] = []
+    arrays: list[dict[str, Any]] = []
+    for key, node in schema.get("properties", {}).items():
+        resolved = _resolve(node, defs)
+        if resolved.get("type") == "object" and "properties" in resolved:
+            fields = [_field(f"{key}.{sub}", sn, defs, record) for sub, sn in resolved["properties"].items()
+                      if _scalar(sn, defs).get("type") not in ("array", "object")]
+            arrays.extend(_field(f"{key}.{sub}", sn, defs, record) for sub, sn in resolved["properties"].items()
+                          if _scalar(sn, defs).get("type") in ("array", "object"))
+            title = resolved.get("description") or resolved.get("title") or key
+            groups.append({"title": f"{key.replace('_', ' ').capitalize()} — {title}" if title != key else key,
+                           "fields": fields})
+        elif _scalar(node, defs).get("type") in ("array", "object"):
+            arrays.append(_field(key, node, defs, record))
+        else:
+            general.append(_field(key, node, defs, record))
+    out = [{"title": "Record", "fields": general}] if general else []
+    out.extend(groups)
+    if arrays:
+        out.append({"title": "Lists (JSON): measurements, cycles, scans, events", "fields": arrays})
+    return out
+
+
+def _coerce(ftype: str, raw: str) -> Any:
+    import json
+
+    from lutarterial.errors import InvalidInputError
+
+    if ftype in ("number", "integer"):
+        try:
+            return int(raw) if ftype == "integer" else float(raw)
+        except ValueError:
+            raise InvalidInputError(f"{raw!r} is not a number") from None
+    if ftype == "boolean":
+        return raw.lower() in ("true", "yes", "1", "on")
+    if ftype in ("array", "object"):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"list field is not valid JSON: {exc.msg}") from None
+    return raw
+
+
+def record_from_form(form: Any) -> dict[str, Any]:
+    """The submitted record: the JSON box, overlaid with the form fields (``rec.<path>``).
+
+    The fields win, so the form works with and without JavaScript; an emptied field removes
+    the value (not documented screens as ``unknown``).
+    """
+    import json
+
+    from lutarterial.errors import InvalidInputError
+
+    raw = str(form.get("record_json") or "").strip() or "{}"
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"the screening record is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    if not isinstance(record, dict):
+        raise InvalidInputError("the screening record must be a JSON object")
+    types = {f["name"]: f["type"] for g in field_groups() for f in g["fields"]}
+    for key in form.keys():
+        if not key.startswith("rec."):
+            continue
+        path = key[4:]
+        value = str(form.get(key) or "").strip()
+        parts = path.split(".")
+        cur = record
+        for part in parts[:-1]:
+            if not isinstance(cur.get(part), dict):
+                cur[part] = {}
+            cur = cur[part]
+        if value == "":
+            cur.pop(parts[-1], None)
+        else:
+            cur[parts[-1]] = _coerce(types.get(path, "string"), value)
+    return record

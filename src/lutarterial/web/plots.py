@@ -1,0 +1,162 @@
+"""PNG plots of stored results, drawn with matplotlib's Agg backend (no display needed).
+
+The web layer draws from what the registry stored (the engines' result dictionaries), so a
+plot always shows the numbers that are in the database and in the exports. Result layouts are
+read tolerantly: a time-activity curve is any mapping with ``time_h`` and an ``activity``-like
+array; a per-region table is any list of mappings with a text label and numeric columns.
+Plots are cached in memory by the hash of their input (results are immutable once stored).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = ["png_cached", "lab_series_png", "recist_png", "table_bars_png", "tac_png", "find_tables", "find_tacs"]
+
+_CACHE: OrderedDict[str, bytes] = OrderedDict()
+_LOCK = threading.Lock()
+_MAX = 256
+_PALETTE = ["#1f5f8b", "#e07b39", "#3a9d5d", "#9c4f96", "#c23b22", "#5b6878"]
+
+
+def png_cached(key_data: Any, draw: Callable[[], bytes]) -> bytes:
+    """Return ``draw()``, memoised on the canonical JSON of ``key_data``."""
+    key = hashlib.sha256(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()
+    with _LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    png = draw()
+    with _LOCK:
+        _CACHE[key] = png
+        while len(_CACHE) > _MAX:
+            _CACHE.popitem(last=False)
+    return png
+
+
+def _figure(width: float = 6.4, height: float = 3.4) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110)
+    fig.set_layout_engine("tight")
+    ax = fig.add_subplot(1, 1, 1)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(True, alpha=0.25)
+    return fig, ax
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _as_date(v: Any) -> dt.date:
+    return v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v)[:10])
+
+
+def lab_series_png(analyte: str, points: Sequence[tuple[Any, float, int | None]], unit: str) -> bytes:
+    """Canonical-unit values of one analyte over time; points coloured by CTCAE grade."""
+    fig, ax = _figure()
+    pts = sorted((_as_date(d), v, g) for d, v, g in points)
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    ax.plot(xs, ys, color="#9aa5b1", lw=1.2, zorder=1)
+    grade_colours = {None: "#5b6878", 0: "#3a9d5d", 1: "#d9a400", 2: "#e07b39", 3: "#c23b22", 4: "#7a1a12", 5: "#000000"}
+    for x, y, g in pts:
+        ax.scatter([x], [y], color=grade_colours.get(g, "#5b6878"), s=36, zorder=2)
+    ax.set_title(f"{analyte} ({unit}); colour = CTCAE grade", fontsize=10)
+    ax.set_ylabel(unit)
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def recist_png(points: Sequence[tuple[Any, float | None, str]]) -> bytes:
+    """Sum of target-lesion diameters over time, labelled with the time-point response."""
+    fig, ax = _figure()
+    pts = sorted((_as_date(d), s, r) for d, s, r in points if s is not None)
+    if pts:
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=_PALETTE[0])
+        for x, y, r in pts:
+            ax.annotate(r, (x, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
+        ax.set_ylim(bottom=0)
+    ax.set_title("RECIST 1.1: sum of target diameters", fontsize=10)
+    ax.set_ylabel("mm")
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def find_tables(result: Any, prefix: str = "") -> list[tuple[str, list[Mapping[str, Any]]]]:
+    """Every list of mappings inside ``result`` (depth-first), with its dotted path."""
+    out: list[tuple[str, list[Mapping[str, Any]]]] = []
+    if isinstance(result, Mapping):
+        for k, v in result.items():
+            out.extend(find_tables(v, f"{prefix}{k}."))
+    elif isinstance(result, list) and result and all(isinstance(r, Mapping) for r in result):
+        out.append((prefix.rstrip(".") or "result", list(result)))
+    return out
+
+
+def find_tacs(result: Any, prefix: str = "") -> list[tuple[str, list[float], list[float]]]:
+    """Time-activity curves: mappings with a ``time_h`` list and a numeric list of equal length."""
+    out: list[tuple[str, list[float], list[float]]] = []
+    if isinstance(result, Mapping):
+        t = result.get("time_h") or result.get("times_h")
+        if isinstance(t, list) and t and all(_is_num(x) for x in t):
+            for k, v in result.items():
+                if k not in ("time_h", "times_h") and isinstance(v, list) and len(v) == len(t) and all(_is_num(x) for x in v):
+                    out.append((f"{prefix}{k}", [float(x) for x in t], [float(x) for x in v]))
+        for k, v in result.items():
+            if isinstance(v, (Mapping, list)):
+                out.extend(find_tacs(v, f"{prefix}{k}."))
+    elif isinstance(result, list):
+        for i, v in enumerate(result):
+            if isinstance(v, Mapping):
+                label = str(v.get("region") or v.get("name") or v.get("label") or i)
+                out.extend(find_tacs(v, f"{prefix}{label}."))
+    return out
+
+
+def table_bars_png(title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> bytes | None:
+    """Grouped bars: one group per row (its first text field), one bar per numeric column."""
+    if not rows:
+        return None
+    label_key = next((k for k, v in rows[0].items() if isinstance(v, str)), None)
+    numeric = [k for k in (columns or rows[0].keys()) if all(_is_num(r.get(k)) for r in rows)]
+    if label_key is None or not numeric:
+        return None
+    numeric = numeric[:4]
+    fig, ax = _figure(6.4, 3.6)
+    n = len(numeric)
+    width = 0.8 / n
+    for j, col in enumerate(numeric):
+        xs = [i + (j - (n - 1) / 2) * width for i in range(len(rows))]
+        ax.bar(xs, [float(r[col]) for r in rows], width=width, label=col, color=_PALETTE[j % len(_PALETTE)])
+    ax.set_xticks(range(len(rows)), [str(r[label_key]) for r in rows], rotation=20, ha="right", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, frameon=False)
+    return _png(fig)
+
+
+def tac_png(curves: Sequence[tuple[str, list[float], list[float]]]) -> bytes:
+    """Time-activity curves on one plot (time in hours)."""
+    fig, ax = _figure()
+    for i, (label, t, a) in enumerate(curves[:6]):
+        ax.plot(t, a, marker="o", label=label, color=_PALETTE[i % len(_PALETTE)])
+    ax.set_xlabel("time after injection (h)")
+    ax.set_title("Time-activity curves", fontsize=10)
+    ax.legend(fontsize=8, frameon=False)
+    return _png(fig)

@@ -328,8 +328,11 @@ class Backend:
         import json
 
         pids = {e.participant_id for e in entries if e.participant_id is not None}
-        tns = dict(s.execute(select(m.Participant.id, m.Participant.trial_number)
-                             .where(m.Participant.id.in_(pids)))) if pids else {}
+        tns: dict[int, str] = {}
+        if pids:
+            for pid, tn in s.execute(select(m.Participant.id, m.Participant.trial_number)
+                                     .where(m.Participant.id.in_(pids))):
+                tns[pid] = tn
         out = []
         for e in entries:
             d = _row(e, _AUDIT_F)
@@ -366,3 +369,38 @@ class Backend:
         d["checked"] = d.get("rows_checked")
         d["message"] = "" if d.get("ok") else f"row {d.get('first_broken_id')}: {d.get('problem')}"
         return d
+
+    # --- exports (lutarterial.registry.exports) -------------------------------------------------
+
+    def export_tables(self) -> list[str]:
+        try:
+            mod = importlib.import_module("lutarterial.registry.exports")
+            tables = getattr(mod, "EXPORT_TABLES", None) or getattr(mod, "CSV_TABLES", None)
+            if tables:
+                return list(tables)
+        except ImportError:
+            pass
+        return list(PARTICIPANT_TABLES)
+
+    def _export_fn(self, *names: str) -> Callable[..., Any]:
+        try:
+            mod = importlib.import_module("lutarterial.registry.exports")
+        except ImportError:
+            raise InvalidInputError("exports are not available in this build (lutarterial.registry.exports)") from None
+        for name in names:
+            fn = getattr(mod, name, None)
+            if fn is not None:
+                return fn  # type: ignore[no-any-return]
+        raise InvalidInputError(f"lutarterial.registry.exports has none of {', '.join(names)}")
+
+    def export_csv(self, user: WebUser, table: str) -> str | bytes:
+        if table not in self.export_tables():
+            from lutarterial.errors import NotFoundError
+
+            raise NotFoundError(f"no export table {table!r}; tables: {', '.join(self.export_tables())}")
+        with self.read() as s:
+            return self._export_fn("export_table_csv", "export_csv", "table_csv")(s, user.actor, table)  # type: ignore[no-any-return]
+
+    def export_odm(self, user: WebUser) -> str | bytes:
+        with self.read() as s:
+            return self._export_fn("export_odm", "odm_xml", "export_odm_xml")(s, user.actor)  # type: ignore[no-any-return]

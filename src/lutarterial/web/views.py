@@ -134,7 +134,9 @@ def analyses_view(p: dict[str, Any], kind: str) -> list[dict[str, Any]]:
             figs.append({"url": f"/participants/{tn}/plots/{kind}-{a['id']}-tac.png", "alt": "time-activity curves",
                          "caption": "Time-activity curves"})
         for i, (path, rows) in enumerate(plots.find_tables(result)):
-            if plots.table_bars_png is not None and any(isinstance(v, str) for v in rows[0].values()):
+            has_label = any(isinstance(v, str) for v in rows[0].values())
+            has_number = any(all(plots._is_num(r.get(k)) for r in rows) for k in rows[0].keys())
+            if has_label and has_number:
                 figs.append({"url": f"/participants/{tn}/plots/{kind}-{a['id']}-t{i}.png", "alt": path,
                              "caption": path.replace("_", " ")})
         out.append({**a, "plots": figs, "tables": _tables(result)})

@@ -1,11 +1,200 @@
-"""CLI commands for the imaging part (registered on the root app by ``register``)."""
+"""CLI commands for the imaging part: ``lutarterial quantify`` and ``lutarterial uptake``.
+
+Thin shell over :mod:`lutarterial.imaging`; heavy imports happen inside the commands.
+"""
 
 from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import typer
 
 __all__ = ["register"]
 
 
+def _parse_time(text: str | None) -> datetime | None:
+    from lutarterial.errors import InvalidInputError
+
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError(f"--injection-time {text!r}: use ISO 8601, e.g. 2026-03-02T09:05:00") from None
+
+
+def _load_study(
+    image_dir: Path, voi: Path, names: Path | None, *, weight_kg: float | None, height_m: float | None,
+    sex: str | None, injected_mbq: float | None, injection_time: str | None, half_life_s: float | None,
+    calibrations: Path | None, site: str | None, camera: str | None, collimator: str | None, nuclide: str,
+    recovery: Path | None, pvc: bool, no_peak: bool,
+) -> tuple[Any, Any, Any]:
+    from lutarterial.imaging import io as iio
+    from lutarterial.imaging import spect
+    from lutarterial.imaging.metrics import quantify
+    from lutarterial.imaging.types import Quantity
+
+    image = iio.read_image(image_dir)
+    rc = None
+    if image.quantity is Quantity.CNTS:
+        reg = spect.CalibrationRegistry.from_csv(calibrations) if calibrations else spect.CalibrationRegistry.packaged()
+        image = spect.calibrate_spect_from_registry(image, reg, site=site, camera=camera, collimator=collimator,
+                                                    nuclide=nuclide)
+    if pvc:
+        cam = camera or str(image.meta.get("model", ""))
+        col = collimator or str(image.meta.get("collimator", ""))
+        rc = (spect.RecoveryTable.from_csv(recovery, cam, col, nuclide) if recovery
+              else spect.RecoveryTable.packaged(cam, col, nuclide))
+    image = iio.with_overrides(
+        image, weight_kg=weight_kg, height_m=height_m, sex=sex,
+        injected_activity_bq=injected_mbq * 1e6 if injected_mbq is not None else None,
+        injection_time=_parse_time(injection_time), half_life_s=half_life_s,
+    )
+    labels = iio.read_labels(voi, image, names=names)
+    metrics = quantify(image, labels, peak=not no_peak, require_suv=image.modality == "PT", recovery=rc)
+    return image, labels, metrics
+
+
+_FMT = {"volume_ml": "{:.1f}", "suv_mean": "{:.2f}", "suv_max": "{:.2f}", "suv_peak": "{:.2f}",
+        "mean_bqml": "{:.0f}", "percent_ia": "{:.3f}", "tnr": "{:.2f}"}
+
+
+def _cell(x: Any, fmt: str = "{:.3g}") -> str:
+    return "" if x is None else fmt.format(x)
+
+
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the root app."""
+
+    @app.command("quantify")
+    def quantify_cmd(
+        image_dir: Path = typer.Argument(..., help="DICOM series directory (PT/NM) or NIfTI file (+JSON sidecar)."),
+        voi: Path = typer.Option(..., "--voi", help="Labels: NIfTI label map, DICOM SEG or RTSTRUCT."),
+        names: Path | None = typer.Option(None, "--names", help='NAMES.json: {"1": {"name": ..., "kind": ...}}'),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
+        csv_file: Path | None = typer.Option(None, "--csv", help="Write a CSV table to FILE."),
+        png_file: Path | None = typer.Option(None, "--png", help="Write a MIP figure with VOI outlines to FILE."),
+        weight_kg: float | None = typer.Option(None, "--weight-kg", help="Body weight (overrides PatientWeight)."),
+        height_m: float | None = typer.Option(None, "--height-m", help="Height in m (for SUL and SUVbsa)."),
+        sex: str | None = typer.Option(None, "--sex", help="M or F (for SUL)."),
+        injected_mbq: float | None = typer.Option(None, "--injected-mbq", help="Injected activity (MBq)."),
+        injection_time: str | None = typer.Option(None, "--injection-time", help="ISO 8601 injection datetime."),
+        half_life_s: float | None = typer.Option(None, "--half-life-s", help="Radionuclide half-life (s)."),
+        calibrations: Path | None = typer.Option(None, "--calibrations", help="SPECT calibration registry CSV."),
+        site: str | None = typer.Option(None, "--site", help="SPECT site (default: InstitutionName)."),
+        camera: str | None = typer.Option(None, "--camera", help="SPECT camera (default: ManufacturerModelName)."),
+        collimator: str | None = typer.Option(None, "--collimator", help="SPECT collimator (default: header)."),
+        nuclide: str = typer.Option("Lu-177", "--nuclide", help="SPECT nuclide for the calibration lookup."),
+        recovery: Path | None = typer.Option(None, "--recovery", help="Recovery-coefficient CSV (with --pvc)."),
+        pvc: bool = typer.Option(False, "--pvc", help="Apply recovery-coefficient partial-volume correction."),
+        no_peak: bool = typer.Option(False, "--no-peak", help="Skip SUVpeak."),
+    ) -> None:
+        """Quantify one PET or SPECT study: volume, mean, max, peak, total activity, %IA, TNR per VOI."""
+        from lutarterial.imaging import report
+
+        image, labels, metrics = _load_study(
+            image_dir, voi, names, weight_kg=weight_kg, height_m=height_m, sex=sex, injected_mbq=injected_mbq,
+            injection_time=injection_time, half_life_s=half_life_s, calibrations=calibrations, site=site,
+            camera=camera, collimator=collimator, nuclide=nuclide, recovery=recovery, pvc=pvc, no_peak=no_peak,
+        )
+        if csv_file:
+            csv_file.write_text(report.study_csv(metrics))
+        if png_file:
+            from lutarterial.imaging.figure import render_png
+
+            png_file.write_bytes(render_png([(image_dir.name, image, labels, metrics)]))
+        if as_json:
+            typer.echo(json.dumps(report.study_dict(metrics, image), indent=2))
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=f"{image_dir} ({image.modality}, {image.quantity.value})")
+        cols = ["volume_ml", "suv_mean", "suv_max", "suv_peak", "mean_bqml", "percent_ia", "tnr"]
+        t.add_column("VOI")
+        t.add_column("kind")
+        for c in cols:
+            t.add_column(c, justify="right")
+        for v in metrics.vois:
+            t.add_row(v.name, v.kind.value, *(_cell(getattr(v, c), _FMT[c]) for c in cols))
+        con = Console()
+        con.print(t)
+        for n in metrics.notes:
+            con.print(f"note: {n}")
+
+    @app.command("uptake")
+    def uptake_cmd(
+        iv: Path = typer.Option(..., "--iv", help="IV study image (DICOM directory or NIfTI)."),
+        iv_voi: Path = typer.Option(..., "--iv-voi", help="IV study labels (NIfTI, SEG, RTSTRUCT)."),
+        iah: Path = typer.Option(..., "--iah", help="IAH study image."),
+        iah_voi: Path = typer.Option(..., "--iah-voi", help="IAH study labels."),
+        names: Path | None = typer.Option(None, "--names", help="NAMES.json for both studies."),
+        iah_names: Path | None = typer.Option(None, "--iah-names", help="NAMES.json for the IAH study if different."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
+        csv_file: Path | None = typer.Option(None, "--csv", help="Write a CSV table to FILE."),
+        png_file: Path | None = typer.Option(None, "--png", help="Write MIPs + waterfall figure to FILE."),
+        ia_lobe: str | None = typer.Option(None, "--ia-lobe", help="Lobar mode: lobe treated intra-arterially."),
+        control_lobe: str | None = typer.Option(None, "--control-lobe", help="Lobar mode: control lobe."),
+        iv_weight_kg: float | None = typer.Option(None, "--iv-weight-kg"),
+        iah_weight_kg: float | None = typer.Option(None, "--iah-weight-kg"),
+        iv_injected_mbq: float | None = typer.Option(None, "--iv-injected-mbq"),
+        iah_injected_mbq: float | None = typer.Option(None, "--iah-injected-mbq"),
+        iv_injection_time: str | None = typer.Option(None, "--iv-injection-time"),
+        iah_injection_time: str | None = typer.Option(None, "--iah-injection-time"),
+        no_peak: bool = typer.Option(False, "--no-peak", help="Skip SUVpeak."),
+    ) -> None:
+        """Compare the IAH and IV studies of one patient: per-VOI IAH/IV ratios and a lesion summary."""
+        from lutarterial.errors import InvalidInputError
+        from lutarterial.imaging import report
+        from lutarterial.imaging.compare import compare_studies, lobar_comparison
+
+        common: dict[str, Any] = dict(height_m=None, sex=None, half_life_s=None, calibrations=None, site=None,
+                                      camera=None, collimator=None, nuclide="Lu-177", recovery=None, pvc=False,
+                                      no_peak=no_peak)
+        iv_img, iv_lab, iv_m = _load_study(iv, iv_voi, names, weight_kg=iv_weight_kg, injected_mbq=iv_injected_mbq,
+                                           injection_time=iv_injection_time, **common)
+        iah_img, iah_lab, iah_m = _load_study(iah, iah_voi, iah_names or names, weight_kg=iah_weight_kg,
+                                              injected_mbq=iah_injected_mbq, injection_time=iah_injection_time,
+                                              **common)
+        comp = compare_studies(iv_m, iah_m, iv_timing=iv_img.timing, iah_timing=iah_img.timing)
+        lobar = None
+        if ia_lobe or control_lobe:
+            if not (ia_lobe and control_lobe):
+                raise InvalidInputError("lobar mode needs both --ia-lobe and --control-lobe")
+            lobar = {"iv": lobar_comparison(iv_m, ia_lobe, control_lobe),
+                     "iah": lobar_comparison(iah_m, ia_lobe, control_lobe)}
+        if csv_file:
+            csv_file.write_text(report.comparison_csv(comp))
+        if png_file:
+            from lutarterial.imaging.figure import render_png
+
+            png_file.write_bytes(render_png([("IV", iv_img, iv_lab, iv_m), ("IAH", iah_img, iah_lab, iah_m)], comp))
+        if as_json:
+            typer.echo(json.dumps(report.comparison_dict(comp, lobar), indent=2))
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title="IAH versus IV uptake")
+        for c in ("VOI", "kind", "SUVmean IV", "SUVmean IAH", "ratio", "SUVpeak ratio", "TNR IV", "TNR IAH"):
+            t.add_column(c, justify="left" if c in ("VOI", "kind") else "right")
+        for v in comp.vois:
+            t.add_row(v.name, v.kind.value, _cell(v.iv.suv_mean, "{:.2f}"), _cell(v.iah.suv_mean, "{:.2f}"),
+                      _cell(v.ratio["suv_mean"], "{:.2f}"), _cell(v.ratio["suv_peak"], "{:.2f}"),
+                      _cell(v.iv.tnr, "{:.2f}"), _cell(v.iah.tnr, "{:.2f}"))
+        con = Console()
+        con.print(t)
+        les = comp.summary.get("lesions")
+        if isinstance(les, dict):
+            s = les["suv_mean"]
+            ci = (f" (95% CI {s['ci_low']:.2f}-{s['ci_high']:.2f})" if s["ci_low"] is not None else "")
+            con.print(f"lesion SUVmean IAH/IV: geometric mean {s['geometric_mean']:.2f}{ci}, n={s['n']}")
+        if lobar:
+            for k, r in lobar.items():
+                con.print(f"{k.upper()} lobar TNR: {r.ia_lobe} {r.tnr_ia:.2f} vs {r.control_lobe} "
+                          f"{r.tnr_control:.2f}, ratio {r.ratio:.2f}")
+        for m in comp.messages:
+            con.print(f"note: {m}")

@@ -107,9 +107,15 @@ def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: 
     g0 = ref.geometry
     maps = [np.asarray(ref.array, float)]
     cts = [read_image(p) for p in ct] if ct else []
-    if any(str(getattr(im.quantity, "value", im.quantity)).lower() not in ("bqml", "bq/ml") for im in imgs):
-        raise InvalidInputError("activity maps must be in Bq/mL (quantitative SPECT); got "
-                                + ", ".join(str(getattr(im.quantity, "value", im.quantity)) for im in imgs))
+    def is_bqml(im: Any) -> bool:
+        q = str(getattr(im.quantity, "value", im.quantity)).lower()
+        # a NIfTI without a units sidecar is taken as Bq/mL (the documented input of this command)
+        return q == "bq/ml" or (q == "other" and (im.meta or {}).get("source") == "nifti"
+                                and not (im.meta or {}).get("units"))
+
+    bad = [f"{p.name}: {getattr(im.quantity, 'value', im.quantity)}" for p, im in zip(activity, imgs) if not is_bqml(im)]
+    if bad:
+        raise InvalidInputError("activity maps must be quantitative, in Bq/mL at scan time; got " + "; ".join(bad))
     from lutarterial.dosimetry.registration import register_rigid_ct, resample_to
 
     for i, im in enumerate(imgs[1:], start=1):

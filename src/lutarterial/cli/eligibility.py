@@ -1,11 +1,242 @@
-"""CLI commands for the eligibility part (registered on the root app by ``register``)."""
+"""CLI commands for eligibility screening: ``lutarterial screen`` and ``lutarterial protocols``.
+
+``screen`` never reads the clock: the screening date is ``--as-of`` or, when absent, each
+record's own ``screening_date`` (a record with neither is an error naming the record).
+A single record prints its criteria; a cohort (a directory, an NDJSON file, a JSON array or
+several files) shows a progress bar on stderr and writes ``screening-log.csv`` and
+``screening-summary.json`` (the CONSORT screening box) into ``--out`` (default: the current
+directory).
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 __all__ = ["register"]
 
+_COHORT_SUFFIXES = (".ndjson", ".jsonl")
+
+
+def _parse_date(text: str | None):
+    import datetime as dt
+
+    from lutarterial.errors import InvalidInputError
+
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError(f"--as-of {text!r} is not a date; use YYYY-MM-DD") from None
+
+
+def _texts(path: Path):
+    """(origin, JSON text) for every record under ``path`` (file or directory)."""
+    import json
+
+    from lutarterial.errors import InvalidInputError, NotFoundError
+    from lutarterial.records.io import RECORD_SUFFIXES
+
+    if path.is_dir():
+        files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in RECORD_SUFFIXES)
+    elif path.exists():
+        files = [path]
+    else:
+        raise NotFoundError(f"no such file or directory: {path}")
+    for f in files:
+        if f.suffix.lower() in _COHORT_SUFFIXES:
+            with f.open(encoding="utf-8") as fh:
+                for lineno, line in enumerate(fh, 1):
+                    if line.strip():
+                        yield f"{f}:{lineno}", line
+            continue
+        try:
+            text = f.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(f"cannot read {f}: {exc}") from None
+        if text.lstrip().startswith("["):
+            try:
+                items = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield str(f), text  # reported as unreadable with the parser's message
+                continue
+            for i, item in enumerate(items):
+                yield f"{f}[{i}]", json.dumps(item)
+        else:
+            yield str(f), text
+
+
+def _count(paths: list[Path]) -> int | None:
+    try:
+        return sum(1 for p in paths for _ in _texts_light(p))
+    except Exception:  # noqa: BLE001 - counting is only for the progress bar
+        return None
+
+
+def _texts_light(path: Path):
+    if path.is_dir():
+        from lutarterial.records.io import RECORD_SUFFIXES
+
+        for f in path.rglob("*"):
+            if f.is_file() and f.suffix.lower() in RECORD_SUFFIXES:
+                yield from _texts_light(f)
+    elif path.suffix.lower() in _COHORT_SUFFIXES:
+        with path.open("rb") as fh:
+            for line in fh:
+                if line.strip():
+                    yield 1
+    else:
+        yield 1
+
+
+def _print_single(result, console) -> None:
+    from rich.table import Table
+
+    colour = {"eligible": "green", "ineligible": "red", "incomplete": "yellow"}[result.verdict.value]
+    console.print(
+        f"[bold]{result.record_id}[/bold]  protocol v{result.protocol_version}  as of {result.as_of.isoformat()}  "
+        f"verdict: [bold {colour}]{result.verdict.value}[/bold {colour}]"
+    )
+    table = Table(show_lines=False)
+    table.add_column("criterion")
+    table.add_column("status")
+    table.add_column("reason", overflow="fold")
+    styles = {"pass": "green", "fail": "red", "unknown": "yellow"}
+    for c in result.criteria:
+        table.add_row(c.id, f"[{styles[c.status.value]}]{c.status.value}[/]", c.reason)
+    console.print(table)
+    if result.missing:
+        console.print("[bold]missing:[/bold]")
+        for m in result.missing:
+            console.print(f"  - {m}")
+
+
+def _print_summary(summary: dict, console, log_path: Path, summary_path: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title="Screening (CONSORT screening box)")
+    table.add_column("item")
+    table.add_column("records", justify="right")
+    for key in ("assessed", "eligible", "ineligible", "incomplete", "unreadable"):
+        table.add_row(key, str(summary[key]))
+    for cid, n in summary["failed_by_criterion"].items():
+        table.add_row(f"  excluded by {cid}", str(n))
+    console.print(table)
+    console.print(f"screening log: {log_path}\nsummary: {summary_path}")
+
+
+def screen_command(
+    files: list[Path] = typer.Argument(..., help="Record files (own JSON, FHIR Bundle JSON, NDJSON) or directories."),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Screening date YYYY-MM-DD. Default: each record's own screening_date."
+    ),
+    protocol_version: str | None = typer.Option(
+        None, "--protocol-version", help="Protocol version to apply. Default: the version in force on the screening date."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object per record per line on stdout."),
+    out: Path = typer.Option(Path("."), "--out", help="Directory for screening-log.csv and screening-summary.json (cohorts)."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes for a cohort."),
+) -> None:
+    """Screen records against the LUTARTERIAL eligibility criteria."""
+    import csv
+    import json
+    import sys
+
+    from rich.console import Console
+
+    from lutarterial.eligibility.cohort import LOG_FIELDS, CohortSummary, screen_texts_parallel
+    from lutarterial.eligibility.engine import screen
+    from lutarterial.errors import InvalidInputError
+    from lutarterial.protocol.loader import load_protocol
+    from lutarterial.records.io import parse_json_text
+
+    day = _parse_date(as_of)
+    if protocol_version is not None:
+        load_protocol(protocol_version)  # fail early, listing the versions
+    cohort = len(files) > 1 or any(f.is_dir() or f.suffix.lower() in _COHORT_SUFFIXES for f in files)
+    items = None
+    if not cohort:
+        items = list(_texts(files[0]))
+        cohort = len(items) != 1
+    console = Console(soft_wrap=False)
+    if not cohort:
+        origin, text = items[0]  # type: ignore[index]
+        result = screen(parse_json_text(text, origin), as_of=day, protocol_version=protocol_version)
+        if json_out:
+            sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        else:
+            _print_single(result, console)
+        return
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create output directory {out}: {exc}") from None
+    log_path, summary_path = out / "screening-log.csv", out / "screening-summary.json"
+    total = _count(files)
+    summary = CohortSummary()
+
+    def source():
+        if items is not None:
+            yield from items
+        else:
+            for f in files:
+                yield from _texts(f)
+
+    err = Console(stderr=True)
+    with log_path.open("w", newline="", encoding="utf-8") as fh, Progress(
+        TextColumn("screening"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True
+    ) as progress:
+        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        task = progress.add_task("screen", total=total)
+        for chunk in screen_texts_parallel(source(), as_of=day, protocol_version=protocol_version,
+                                           want_json=json_out, jobs=jobs):
+            for line, row in chunk:
+                writer.writerow(row)
+                summary.add_row(row)
+                if json_out and line is not None:
+                    sys.stdout.write(line + "\n")
+                elif json_out:
+                    err.print(f"unreadable: {row['reasons']}", markup=False, highlight=False)
+            progress.advance(task, len(chunk))
+    summary_dict = summary.to_dict()
+    summary_path.write_text(json.dumps(summary_dict, indent=2) + "\n", encoding="utf-8")
+    if not json_out:
+        _print_summary(summary_dict, console, log_path, summary_path)
+    if summary.unreadable:
+        err.print(f"{summary.unreadable} record(s) could not be read; see {log_path}", highlight=False)
+        raise typer.Exit(1)
+
+
+def protocols_command(json_out: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """List the packaged protocol versions with their effective dates."""
+    import json
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from lutarterial.protocol.loader import all_protocols
+
+    rows = [{"version": p.version, "effective_date": p.effective_date.isoformat(), "criteria": len(p.criteria),
+             "title": p.title} for p in all_protocols()]
+    if json_out:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table(title="Protocol versions")
+    for col in ("version", "effective_date", "criteria", "title"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r[c]) for c in ("version", "effective_date", "criteria", "title")))
+    Console().print(table)
+
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the root app."""
+    app.command("screen")(screen_command)
+    app.command("protocols")(protocols_command)

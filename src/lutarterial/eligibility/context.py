@@ -13,6 +13,7 @@ import datetime as _dt
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from lutarterial.eligibility.patient import Administration, Measurement, PatientData
@@ -96,6 +97,7 @@ class Context:
         for m in patient.measurements:
             by.setdefault(m.analyte, []).append(m)
         self._by_analyte = by
+        self._bounds_cache: dict[int, tuple[_dt.date | None, _dt.date | None]] = {}
         self.given_iv: tuple[Administration, ...] | None = None
         self.cycle_dates_known = False
         if patient.lutathera is not None:
@@ -136,24 +138,16 @@ class Context:
 
         Returns (items, notes, reason, need); ``reason`` is empty on success.
         """
-        need = f"{label} dated {describe_window(window)}"
         notes: list[Evidence] = []
         if not items:
-            return [], notes, f"no {label} recorded", need
-        anchor_day: _dt.date | None = None
-        if window.anchor:
-            anchor_day = self.anchor_date(window.anchor)
-            if anchor_day is None:
-                what = _ANCHOR_LABEL[window.anchor]
-                return [], notes, f"the date of {what} is not known, so {label} cannot be dated against it", (
-                    f"date of {what}"
-                )
-        oldest = None
-        if window.max_age_days is not None:
-            oldest = self.as_of - _dt.timedelta(days=window.max_age_days)
-        if window.max_age_months is not None:
-            m_oldest = months_before(self.as_of, window.max_age_months)
-            oldest = m_oldest if oldest is None else max(oldest, m_oldest)
+            return [], notes, f"no {label} recorded", f"{label} dated {describe_window(window)}"
+        anchor_day, oldest = self._bounds(window)
+        if window.anchor and anchor_day is None:
+            what = _ANCHOR_LABEL[window.anchor]
+            return [], notes, (
+                f"the date of {what} is not known (fewer than 4 dated IV cycles or undated cycles), "
+                f"so {label} cannot be dated against it"
+            ), f"date of {what}"
         usable: list[T] = []
         for it in items:
             d = date_of(it)
@@ -180,9 +174,28 @@ class Context:
             else:
                 usable.append(it)
         if not usable:
-            return [], notes, f"no usable {label} ({'; '.join(sorted({n.note for n in notes}))})", need
+            return [], notes, f"no usable {label} ({'; '.join(sorted({n.note for n in notes}))})", (
+                f"{label} dated {describe_window(window)}"
+            )
+        if len(usable) == 1:
+            return usable, notes, "", ""
         latest = max(date_of(it) for it in usable)  # type: ignore[type-var]
-        return [it for it in usable if date_of(it) == latest], notes, "", need
+        return [it for it in usable if date_of(it) == latest], notes, "", ""
+
+    def _bounds(self, window: Window) -> tuple[_dt.date | None, _dt.date | None]:
+        """(anchor date, oldest allowed date) of ``window`` for this screening (cached)."""
+        key = id(window)
+        hit = self._bounds_cache.get(key)
+        if hit is None:
+            anchor_day = self.anchor_date(window.anchor) if window.anchor else None
+            oldest = None
+            if window.max_age_days is not None:
+                oldest = self.as_of - _dt.timedelta(days=window.max_age_days)
+            if window.max_age_months is not None:
+                m_oldest = months_before(self.as_of, window.max_age_months)
+                oldest = m_oldest if oldest is None else max(oldest, m_oldest)
+            hit = self._bounds_cache[key] = (anchor_day, oldest)
+        return hit
 
     # -- measurements ------------------------------------------------------------------
     def measurements(self, analyte: str) -> list[Measurement]:
@@ -217,8 +230,7 @@ class Context:
             if len({m.unit for m in chosen}) > 1:
                 return Pick(reason=f"{label} reported in different units on the same date",
                             need=f"one {label} result", evidence=tuple(_ev(label, m) for m in chosen) + tuple(notes))
-        distinct = {round(v, 6) for v in values}
-        if len(distinct) > 1:
+        if len(values) > 1 and len({round(v, 6) for v in values}) > 1:
             return Pick(
                 reason=f"conflicting {label} values on {chosen[0].date}: {', '.join(f'{m.value:g} {m.unit}' for m in chosen)}",
                 need=f"one confirmed {label} value for {chosen[0].date}",
@@ -244,11 +256,19 @@ class Context:
             return None, f"{label} reference range unit {unit!r} is unknown or incompatible"
 
 
-def _to_canonical(analyte: str, value: float, unit: str | None) -> float:
+@lru_cache(maxsize=2048)
+def _canonical_factor(analyte: str, unit: str) -> float:
     a = ANALYTES[analyte]
+    return convert(1.0, unit, a.canonical_unit, molar_mass_g_per_mol=a.molar_mass_g_per_mol)
+
+
+def _to_canonical(analyte: str, value: float, unit: str | None) -> float:
+    """``value unit`` in the analyte's canonical unit (every supported unit is a pure scale factor)."""
     if unit is None:
         raise UnitError(f"{analyte}: value without a unit")
-    return convert(value, unit, a.canonical_unit, molar_mass_g_per_mol=a.molar_mass_g_per_mol)
+    if not math.isfinite(value):
+        raise UnitError(f"{analyte}: value {value!r} is not a finite number")
+    return value * _canonical_factor(analyte, unit)
 
 
 def _value_of(item: Any) -> Any:

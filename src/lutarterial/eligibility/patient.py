@@ -1,5 +1,10 @@
 """What the screening engine knows about one patient: frozen, source-neutral domain types.
 
+The many small per-datum records (:class:`Measurement`, :class:`Administration`, ...) are
+typed ``NamedTuple``\ s rather than frozen dataclasses: equally immutable, and about ten
+times cheaper to build, which matters when a cohort of 100,000 records is screened
+(profiled: frozen-dataclass ``__init__`` was the largest single cost).
+
 Why a separate domain type: the engine must not care whether the data came from the
 project's own JSON record or from a FHIR R4 Bundle. Both readers (``lutarterial.records``)
 build a :class:`PatientData`; the rules read only this. ``None`` always means *not
@@ -12,7 +17,7 @@ import datetime as _dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "Measurement",
@@ -72,8 +77,7 @@ FACT_NAMES: Mapping[str, type | tuple[type, ...]] = MappingProxyType(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Measurement:
+class Measurement(NamedTuple):
     """A dated quantitative result with its unit and the lab's own reference range.
 
     ``analyte`` is a name from :data:`lutarterial.units.ANALYTES` or ``"ecog"``.
@@ -90,8 +94,7 @@ class Measurement:
     source: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Administration:
+class Administration(NamedTuple):
     """One LUTATHERA administration (or a planned one cancelled for toxicity)."""
 
     date: _dt.date | None
@@ -102,8 +105,7 @@ class Administration:
     source: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Scan:
+class Scan(NamedTuple):
     """A routine post-therapy 24 h 177Lu scintigraphy read."""
 
     date: _dt.date | None
@@ -111,8 +113,7 @@ class Scan:
     source: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Imaging:
+class Imaging(NamedTuple):
     """The inclusion imaging read (RECIST 1.1)."""
 
     date: _dt.date | None
@@ -124,8 +125,7 @@ class Imaging:
     source: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """A dated clinical event (EXC07 vocabulary: :data:`EVENT_TYPES`)."""
 
     kind: str
@@ -145,6 +145,8 @@ class PatientData:
     dates; ``birth_date`` then holds the first possible day). ``lutathera``,
     ``scans``, ``imaging`` and ``cardiovascular_events`` are ``None`` when that part of the
     history was not documented, and an empty tuple when it was documented as empty.
+    ``cardiovascular_history_complete`` is false when the events listed are only those a
+    source happened to code (FHIR): they can exclude, but their absence cannot clear EXC07.
     """
 
     record_id: str
@@ -160,6 +162,7 @@ class PatientData:
     scans: tuple[Scan, ...] | None = None
     imaging: tuple[Imaging, ...] | None = None
     cardiovascular_events: tuple[Event, ...] | None = None
+    cardiovascular_history_complete: bool = True
     source_format: str = "lutarterial"
 
     def fact(self, name: str) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["Status", "Verdict", "Evidence", "CriterionResult", "ScreeningResult", "combine", "verdict_of"]
 
@@ -31,8 +31,7 @@ class Verdict(str, Enum):
     INCOMPLETE = "incomplete"
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
+class Evidence(NamedTuple):
     """One datum used (or set aside) by a criterion, as shown to the coordinator."""
 
     label: str
@@ -55,8 +54,7 @@ class Evidence:
         return d
 
 
-@dataclass(frozen=True, slots=True)
-class CriterionResult:
+class CriterionResult(NamedTuple):
     """The result of one criterion with a human reason, its evidence and what is missing."""
 
     id: str

@@ -58,7 +58,10 @@ def _r(c: Criterion, status: Status, reason: str, evidence=(), needs=()) -> Crit
 
 
 def _fact_ev(ctx: Context, name: str) -> Evidence:
-    return Evidence(label=name, value=_json(ctx.patient.fact(name)), source=ctx.patient.fact_sources.get(name, ""))
+    v = ctx.patient.facts.get(name)
+    if isinstance(v, _dt.date):
+        v = v.isoformat()
+    return Evidence(name, v, None, None, ctx.patient.fact_sources.get(name, "") if ctx.patient.fact_sources else "")
 
 
 def _json(v):
@@ -562,6 +565,10 @@ def exc07(c: Criterion, ctx: Context) -> CriterionResult:
         if recent:
             statuses.append(F)
             reasons.append("within 12 months: " + ", ".join(f"{e.kind} ({e.date})" for e in recent))
+        elif not p.cardiovascular_history_complete:
+            statuses.append(U)
+            reasons.append("no recent event among those coded, but the cardiovascular history is not documented as complete")
+            needs.append("cardiovascular history of the last 12 months (reviewed: events or none)")
         elif undated:
             statuses.append(U)
             reasons.append("undated event(s): " + ", ".join(e.kind for e in undated))

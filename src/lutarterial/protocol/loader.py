@@ -85,10 +85,7 @@ class Threshold:
         """The limit in its analyte's canonical unit (or as written when no analyte)."""
         if self.value is None:
             raise ProtocolDefinitionError(f"threshold {self.name!r} has no absolute value")
-        if self.analyte is None or self.unit is None:
-            return self.value
-        a = ANALYTES[self.analyte]
-        return convert(self.value, self.unit, a.canonical_unit, molar_mass_g_per_mol=a.molar_mass_g_per_mol)
+        return _canonical_threshold(self.value, self.unit, self.analyte)
 
     def describe(self) -> str:
         """Human form, e.g. ``>= 75000 /mm3`` or ``<= 2.5 x ULN``."""
@@ -96,6 +93,14 @@ class Threshold:
             return f"{self.operator} {self.uln_multiple:g} x ULN"
         unit = "" if self.unit in (None, "1") else f" {self.unit}"
         return f"{self.operator} {self.value:g}{unit}"
+
+
+@lru_cache(maxsize=512)
+def _canonical_threshold(value: float, unit: str | None, analyte: str | None) -> float:
+    if analyte is None or unit is None:
+        return value
+    a = ANALYTES[analyte]
+    return convert(value, unit, a.canonical_unit, molar_mass_g_per_mol=a.molar_mass_g_per_mol)
 
 
 @dataclass(frozen=True, slots=True)

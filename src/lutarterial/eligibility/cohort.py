@@ -1,0 +1,168 @@
+"""Screening a cohort: the screening log, the CONSORT screening box, parallel batches.
+
+Why here: the same counts feed the CLI, the web app and the registry, so they are computed
+once, purely (no file or terminal I/O). A record that cannot be read is counted as
+``unreadable`` with its reason: never silently dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from lutarterial.eligibility.engine import screen_patient
+from lutarterial.eligibility.results import ScreeningResult, Status
+from lutarterial.errors import InvalidInputError, LutarterialError
+from lutarterial.protocol.loader import Protocol, load_protocol, version_in_force
+
+__all__ = ["LOG_FIELDS", "CohortSummary", "log_row", "error_row", "Outcome", "screen_texts", "screen_texts_parallel"]
+
+#: Columns of the screening log CSV.
+LOG_FIELDS = ("record", "origin", "protocol_version", "as_of", "verdict", "failed", "unknown", "reasons")
+
+
+def log_row(result: ScreeningResult, origin: str = "") -> dict[str, str]:
+    """One screening-log line: which criteria failed or are unknown, and why."""
+    failed = [c for c in result.criteria if c.status is Status.FAIL]
+    unknown = [c for c in result.criteria if c.status is Status.UNKNOWN]
+    return {
+        "record": result.record_id,
+        "origin": origin,
+        "protocol_version": result.protocol_version,
+        "as_of": result.as_of.isoformat(),
+        "verdict": result.verdict.value,
+        "failed": " ".join(c.id for c in failed),
+        "unknown": " ".join(c.id for c in unknown),
+        "reasons": " | ".join(f"{c.id}: {c.reason}" for c in failed + unknown),
+    }
+
+
+def error_row(origin: str, message: str) -> dict[str, str]:
+    """A screening-log line for a record that could not be read or screened."""
+    return {"record": "", "origin": origin, "protocol_version": "", "as_of": "", "verdict": "unreadable",
+            "failed": "", "unknown": "", "reasons": message}
+
+
+@dataclass
+class CohortSummary:
+    """The CONSORT screening box: records assessed, verdicts, and failures per criterion.
+
+    A record failing several criteria counts once under each (the usual CONSORT
+    "reasons for exclusion" list, which is therefore not additive).
+    """
+
+    assessed: int = 0
+    unreadable: int = 0
+    verdicts: Counter[str] = field(default_factory=Counter)
+    failed_by_criterion: Counter[str] = field(default_factory=Counter)
+    unknown_by_criterion: Counter[str] = field(default_factory=Counter)
+    protocol_versions: Counter[str] = field(default_factory=Counter)
+
+    def add_row(self, row: dict[str, str]) -> None:
+        """Count one screening-log row (works identically for rows built in worker processes)."""
+        if row["verdict"] == "unreadable":
+            self.unreadable += 1
+            return
+        self.assessed += 1
+        self.verdicts[row["verdict"]] += 1
+        self.protocol_versions[row["protocol_version"]] += 1
+        for cid in row["failed"].split():
+            self.failed_by_criterion[cid] += 1
+        for cid in row["unknown"].split():
+            self.unknown_by_criterion[cid] += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "assessed": self.assessed,
+            "unreadable": self.unreadable,
+            "eligible": self.verdicts.get("eligible", 0),
+            "ineligible": self.verdicts.get("ineligible", 0),
+            "incomplete": self.verdicts.get("incomplete", 0),
+            "protocol_versions": dict(sorted(self.protocol_versions.items())),
+            "failed_by_criterion": dict(sorted(self.failed_by_criterion.items())),
+            "unknown_by_criterion": dict(sorted(self.unknown_by_criterion.items())),
+        }
+
+
+#: Per record: (JSON line or None, screening-log row).
+Outcome = tuple[str | None, dict[str, str]]
+
+
+def _protocol_for(as_of: _dt.date, version: str | None, cache: dict[Any, Protocol]) -> Protocol:
+    key = version if version is not None else as_of
+    p = cache.get(key)
+    if p is None:
+        p = cache[key] = load_protocol(version) if version is not None else version_in_force(as_of)
+    return p
+
+
+def screen_texts(
+    items: Iterable[tuple[str, str]],
+    *,
+    as_of: _dt.date | None,
+    protocol_version: str | None,
+    want_json: bool = True,
+) -> list[Outcome]:
+    """Screen JSON texts ``(origin, text)``: own-format records or FHIR Bundles.
+
+    ``as_of=None`` uses each record's ``screening_date``. Errors become ``unreadable`` rows.
+    """
+    from lutarterial.records.io import parse_json_text  # the edge reader
+
+    cache: dict[Any, Protocol] = {}
+    out: list[Outcome] = []
+    for origin, text in items:
+        try:
+            rec = parse_json_text(text, origin)
+            patient = rec.to_patient() if hasattr(rec, "to_patient") else rec
+            day = as_of or patient.screening_date
+            if day is None:
+                raise InvalidInputError(f"record {patient.record_id!r} has no screening_date; give --as-of")
+            result = screen_patient(patient, as_of=day, protocol=_protocol_for(day, protocol_version, cache))
+        except LutarterialError as exc:
+            message = str(exc)
+            out.append((None, error_row(origin, message if origin in message else f"{origin}: {message}")))
+            continue
+        out.append((json.dumps(result.to_dict(), ensure_ascii=False) if want_json else None, log_row(result, origin)))
+    return out
+
+
+def _chunked(items: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
+    chunk: list[tuple[str, str]] = []
+    for it in items:
+        chunk.append(it)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def screen_texts_parallel(
+    items: Iterable[tuple[str, str]],
+    *,
+    as_of: _dt.date | None,
+    protocol_version: str | None,
+    want_json: bool = True,
+    jobs: int = 1,
+    chunk_size: int = 1000,
+) -> Iterator[list[Outcome]]:
+    """Like :func:`screen_texts` over ``jobs`` processes; yields chunks of outcomes in input order."""
+    if jobs <= 1:
+        for chunk in _chunked(items, chunk_size):
+            yield screen_texts(chunk, as_of=as_of, protocol_version=protocol_version, want_json=want_json)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        pending = []
+        for chunk in _chunked(items, chunk_size):
+            pending.append(pool.submit(screen_texts, chunk, as_of=as_of, protocol_version=protocol_version,
+                                       want_json=want_json))
+            while len(pending) > 2 * jobs:
+                yield pending.pop(0).result()
+        for fut in pending:
+            yield fut.result()

@@ -1,0 +1,281 @@
+"""FHIR R4 Bundle reader: Patient, Observations (LOINC/UCUM), LUTATHERA, conditions, consent.
+
+Why plain JSON: we read a small, well-defined subset and must stay tolerant of what real
+servers emit (extra fields, partial dates) while refusing what would change a decision
+(an Observation in error, a value without a usable unit is kept and screens ``unknown``
+naming its unit). Absence of a resource is never read as absence of the condition: what
+FHIR does not say stays ``None`` (``unknown``). Codes understood: ``fhir_codes.yaml``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from lutarterial.eligibility.patient import Administration, Event, Measurement, PatientData
+from lutarterial.errors import InvalidInputError, UnitError
+from lutarterial.units import analyte_by_loinc, convert
+
+__all__ = ["is_fhir_bundle", "bundle_to_patient"]
+
+LOINC = "http://loinc.org"
+_IGNORED_OBS = {"entered-in-error", "cancelled", "registered"}
+_IGNORED_ADMIN = {"entered-in-error", "not-done", "stopped"}
+
+
+@lru_cache(maxsize=1)
+def _codes() -> dict[str, Any]:
+    text = resources.files("lutarterial.records").joinpath("fhir_codes.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def is_fhir_bundle(data: Any) -> bool:
+    """True for a JSON object that is a FHIR Bundle (``resourceType`` = ``Bundle``)."""
+    return isinstance(data, dict) and data.get("resourceType") == "Bundle"
+
+
+def _date(value: Any) -> tuple[_dt.date | None, str]:
+    """(first possible day, precision) of a FHIR date/dateTime string."""
+    if not isinstance(value, str) or len(value) < 4:
+        return None, "day"
+    try:
+        if len(value) >= 10:
+            return _dt.date.fromisoformat(value[:10]), "day"
+        if len(value) == 7:
+            return _dt.date(int(value[:4]), int(value[5:7]), 1), "month"
+        if len(value) == 4:
+            return _dt.date(int(value), 1, 1), "year"
+    except ValueError:
+        pass
+    return None, "day"
+
+
+def _effective(res: dict[str, Any]) -> _dt.date | None:
+    for key in ("effectiveDateTime", "effectiveInstant", "occurrenceDateTime", "performedDateTime"):
+        if key in res:
+            d, precision = _date(res[key])
+            return d if precision == "day" else None
+    for key in ("effectivePeriod", "performedPeriod"):
+        if isinstance(res.get(key), dict):
+            d, precision = _date(res[key].get("start"))
+            return d if precision == "day" else None
+    return None
+
+
+def _codings(concept: Any) -> list[dict[str, Any]]:
+    if not isinstance(concept, dict):
+        return []
+    return [c for c in concept.get("coding", []) or [] if isinstance(c, dict)]
+
+
+def _texts(concept: Any) -> list[str]:
+    out = []
+    if isinstance(concept, dict):
+        if isinstance(concept.get("text"), str):
+            out.append(concept["text"])
+        out += [c["display"] for c in _codings(concept) if isinstance(c.get("display"), str)]
+    return [t.lower() for t in out]
+
+
+def _loinc_codes(concept: Any) -> list[str]:
+    return [str(c.get("code", "")) for c in _codings(concept) if c.get("system") in (LOINC, None)]
+
+
+def _quantity_unit(q: dict[str, Any]) -> str | None:
+    if q.get("system") == "http://unitsofmeasure.org" and q.get("code"):
+        return str(q["code"])
+    return q.get("unit") or q.get("code")
+
+
+def _ref(res: dict[str, Any]) -> str:
+    return f"{res.get('resourceType')}/{res.get('id', '?')}"
+
+
+def _measurement(analyte: str, res: dict[str, Any], holder: dict[str, Any], when: _dt.date | None) -> Measurement | None:
+    q = holder.get("valueQuantity")
+    if not isinstance(q, dict) or not isinstance(q.get("value"), (int, float)) or isinstance(q.get("value"), bool):
+        return None
+    low = high = None
+    ref_unit = None
+    for rr in holder.get("referenceRange", []) or res.get("referenceRange", []) or []:
+        if isinstance(rr, dict):
+            lo, hi = rr.get("low"), rr.get("high")
+            low = lo.get("value") if isinstance(lo, dict) else None
+            high = hi.get("value") if isinstance(hi, dict) else None
+            units = {_quantity_unit(x) for x in (lo, hi) if isinstance(x, dict) and _quantity_unit(x)}
+            ref_unit = units.pop() if len(units) == 1 else (None if not units else "inconsistent")
+            break
+    return Measurement(analyte=analyte, value=float(q["value"]), unit=_quantity_unit(q), date=when,
+                       reference_low=low, reference_high=high, reference_unit=ref_unit, source=_ref(res))
+
+
+def _ecog(res: dict[str, Any], when: _dt.date | None) -> Measurement | None:
+    answers = _codes()["ecog"]["answers"]
+    value: float | None = None
+    if isinstance(res.get("valueInteger"), int) and not isinstance(res.get("valueInteger"), bool):
+        value = float(res["valueInteger"])
+    elif isinstance(res.get("valueQuantity"), dict) and isinstance(res["valueQuantity"].get("value"), (int, float)):
+        value = float(res["valueQuantity"]["value"])
+    else:
+        for c in _codings(res.get("valueCodeableConcept")):
+            if c.get("code") in answers:
+                value = float(answers[c["code"]])
+                break
+    if value is None:
+        return None
+    return Measurement(analyte="ecog", value=value, unit=None, date=when, source=_ref(res))
+
+
+def _code_match(concept: Any, table: dict[str, list[str]]) -> bool:
+    for c in _codings(concept):
+        code, system = str(c.get("code", "")), str(c.get("system", "")).lower()
+        if "snomed" in system and code in table.get("snomed", []):
+            return True
+        if "icd-10" in system or "icd10" in system:
+            for prefix in table.get("icd10", []):
+                if code == prefix or code.startswith(prefix + ".") or (len(prefix) == 3 and code.startswith(prefix)):
+                    return True
+    return False
+
+
+def _concept_status(res: dict[str, Any], key: str) -> str:
+    codes = [str(c.get("code", "")) for c in _codings(res.get(key))]
+    return codes[0] if codes else ""
+
+
+def _is_lutathera(concept: Any) -> bool:
+    cfg = _codes()["lutathera"]
+    if any(str(c.get("code", "")).upper() in cfg["atc"] for c in _codings(concept)):
+        return True
+    return any(any(name in t for name in cfg["names"]) or ("lutetium" in t and "dotatate" in t) for t in _texts(concept))
+
+
+def bundle_to_patient(bundle: dict[str, Any], origin: str = "") -> PatientData:
+    """Read one patient's FHIR R4 Bundle (type collection, document, searchset...) into PatientData."""
+    if not is_fhir_bundle(bundle):
+        raise InvalidInputError(f"{origin or 'input'}: not a FHIR Bundle")
+    resources_ = [e.get("resource") for e in bundle.get("entry", []) or [] if isinstance(e, dict)]
+    resources_ = [r for r in resources_ if isinstance(r, dict)]
+    by_url = {e.get("fullUrl"): e.get("resource") for e in bundle.get("entry", []) or [] if isinstance(e, dict)}
+    patients = [r for r in resources_ if r.get("resourceType") == "Patient"]
+    if len(patients) != 1:
+        raise InvalidInputError(
+            f"{origin or 'bundle'}: a screening Bundle must hold exactly one Patient, found {len(patients)}"
+        )
+    pat = patients[0]
+    ident = next((i.get("value") for i in pat.get("identifier", []) or [] if isinstance(i, dict) and i.get("value")), None)
+    record_id = str(ident or pat.get("id") or bundle.get("id") or origin or "fhir-patient")
+    birth, precision = _date(pat.get("birthDate"))
+    sex = pat.get("gender") if pat.get("gender") in ("female", "male", "other", "unknown") else None
+
+    codes = _codes()
+    measurements: list[Measurement] = []
+    administrations: list[Administration] = []
+    events: list[Event] = []
+    facts: dict[str, Any] = {}
+    fact_sources: dict[str, str] = {}
+
+    for res in resources_:
+        rtype = res.get("resourceType")
+        if rtype == "Observation":
+            if res.get("status") in _IGNORED_OBS:
+                continue
+            when = _effective(res)
+            loincs = _loinc_codes(res.get("code"))
+            if codes["ecog"]["loinc"] in loincs:
+                m = _ecog(res, when)
+                if m:
+                    measurements.append(m)
+                continue
+            if any(code in codes["blood_pressure_panels"] for code in loincs):
+                for comp in res.get("component", []) or []:
+                    if isinstance(comp, dict):
+                        for code in _loinc_codes(comp.get("code")):
+                            a = analyte_by_loinc(code)
+                            if a and a.name in ("systolic_bp", "diastolic_bp"):
+                                m = _measurement(a.name, res, comp, when)
+                                if m:
+                                    measurements.append(m)
+                continue
+            for code in loincs:
+                a = analyte_by_loinc(code)
+                if a:
+                    m = _measurement(a.name, res, res, when)
+                    if m:
+                        measurements.append(m)
+                    break
+        elif rtype == "MedicationAdministration":
+            if res.get("status") in _IGNORED_ADMIN:
+                continue
+            med = res.get("medicationCodeableConcept")
+            ref = (res.get("medicationReference") or {}).get("reference")
+            if med is None and ref:
+                target = by_url.get(ref) or next(
+                    (r for r in resources_ if f"{r.get('resourceType')}/{r.get('id')}" == ref), None
+                )
+                med = (target or {}).get("code")
+            if not _is_lutathera(med):
+                continue
+            dosage = res.get("dosage") or {}
+            route_text = " ".join(_texts(dosage.get("route")))
+            route = "IAH" if "arterial" in route_text else "IV"
+            activity = None
+            dose = dosage.get("dose")
+            if isinstance(dose, dict) and isinstance(dose.get("value"), (int, float)):
+                try:
+                    activity = convert(float(dose["value"]), str(_quantity_unit(dose)), "MBq")
+                except UnitError:
+                    activity = None
+            administrations.append(Administration(date=_effective(res), route=route, activity_mbq=activity, source=_ref(res)))
+        elif rtype in ("Condition", "Procedure"):
+            verification = _concept_status(res, "verificationStatus")
+            if verification == "entered-in-error" or res.get("status") in ("entered-in-error", "not-done"):
+                continue
+            refuted = verification == "refuted"
+            table = codes["conditions"] if rtype == "Condition" else codes["procedures"]
+            for name, spec in (table.get("facts") or {}).items():
+                if _code_match(res.get("code"), spec):
+                    if facts.get(name) is not True:
+                        facts[name] = not refuted
+                        fact_sources[name] = _ref(res)
+            if refuted:
+                continue
+            for kind, spec in (table.get("events") or {}).items():
+                if _code_match(res.get("code"), spec):
+                    d, p = _date(res.get("onsetDateTime") or res.get("performedDateTime")
+                                 or (res.get("performedPeriod") or {}).get("start") or res.get("recordedDate"))
+                    events.append(Event(kind=kind, date=d if p == "day" else None, source=_ref(res)))
+        elif rtype == "Consent":
+            status = res.get("status")
+            if status == "active":
+                facts["informed_consent_signed"] = True
+                d, p = _date(res.get("dateTime"))
+                if d and p == "day":
+                    facts["informed_consent_date"] = d
+                fact_sources["informed_consent_signed"] = fact_sources["informed_consent_date"] = _ref(res)
+            elif status == "rejected" and facts.get("informed_consent_signed") is not True:
+                facts["informed_consent_signed"] = False
+                fact_sources["informed_consent_signed"] = _ref(res)
+        elif rtype == "Coverage":
+            if res.get("status") == "active":
+                facts["social_security"] = True
+                fact_sources["social_security"] = _ref(res)
+
+    return PatientData(
+        record_id=record_id,
+        birth_date=birth,
+        birth_date_precision=precision,
+        sex=sex,
+        screening_date=None,
+        facts=facts,
+        fact_sources=fact_sources,
+        measurements=tuple(measurements),
+        lutathera=tuple(administrations) if administrations else None,
+        cardiovascular_events=tuple(events),
+        cardiovascular_history_complete=False,  # FHIR cannot say "history reviewed, none"
+        source_format="fhir-r4",
+    )

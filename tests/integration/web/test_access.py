@@ -1,0 +1,114 @@
+"""Access control over HTTP: anonymous, cross-site, read-only monitor, CSRF, session tampering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+@pytest.mark.parametrize("path", ["/participants", "/participants/BDX-001", "/participants/BDX-001/safety",
+                                  "/audit", "/exports", "/participants/new"])
+def test_anonymous_pages_redirect_to_login(anon: Any, path: str) -> None:
+    r = anon.get(path, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+
+
+@pytest.mark.parametrize("path", ["/api/participants", "/api/participants/BDX-001", "/api/audit",
+                                  "/api/participants/BDX-001/audit", "/api/session"])
+def test_anonymous_api_is_401(anon: Any, path: str) -> None:
+    r = anon.get(path)
+    assert r.status_code == 401 and r.json()["error"] == "NotAuthenticated"
+
+
+def test_wrong_password_is_refused(anon: Any) -> None:
+    r = anon.post("/api/login", json={"username": "coord.bdx", "password": "wrong-password"})
+    assert r.status_code == 401
+    assert anon.get("/api/participants").status_code == 401
+
+
+def test_cross_site_read_and_write_refused(login: Any, eligible_record: Any, enrolled: Any) -> None:
+    tn = enrolled(login("coord.tls"), login("inv.tls"), eligible_record, site="TLS")
+    bdx = login("coord.bdx")
+    assert tn not in {p["trial_number"] for p in bdx.get("/api/participants").json()}
+    for path in (f"/api/participants/{tn}", f"/api/participants/{tn}/audit", f"/api/participants/{tn}/timeline"):
+        assert bdx.get(path).status_code == 403, path
+    for path in (f"/participants/{tn}", f"/participants/{tn}/safety", f"/participants/{tn}/plots/recist.png"):
+        assert bdx.get(path).status_code == 403, path
+    r = bdx.post(f"/api/participants/{tn}/labs", json={"analyte": "platelets", "value": 100, "unit": "10*9/L",
+                                                       "collected_date": "2024-09-01", "reason": "sneaky"})
+    assert r.status_code == 403
+    r = bdx.post("/api/participants", json={"site": "TLS", "reason": "register at another site"})
+    assert r.status_code == 403
+    r = bdx.get("/api/participants", params={"site": "TLS"})
+    assert r.status_code == 403
+    tls = login("coord.tls")
+    assert tls.get(f"/api/participants/{tn}").json()["labs"] == []
+
+
+def test_monitor_reads_but_cannot_write(login: Any, eligible_record: Any, enrolled: Any) -> None:
+    tn = enrolled(login("coord.bdx"), login("inv.bdx"), eligible_record)
+    mon = login("monitor")
+    assert mon.get(f"/api/participants/{tn}").status_code == 200
+    assert mon.get("/api/audit").status_code == 200
+    assert mon.get("/api/audit/verify").json()["ok"] is True
+    page = mon.get(f"/participants/{tn}").text
+    assert "Read-only access" in page and 'action="/participants/' not in page  # no edit forms
+    assert "Save visit" not in page
+    assert 'href="/participants/new"' not in mon.get("/participants").text
+    r = mon.post(f"/api/participants/{tn}/labs", json={"analyte": "platelets", "value": 100, "unit": "10*9/L",
+                                                       "collected_date": "2024-09-01", "reason": "monitor tries"})
+    assert r.status_code == 403
+    r = mon.post("/api/participants", json={"site": "BDX", "reason": "monitor tries"})
+    assert r.status_code == 403
+    # a hand-made form post is refused by the server as well, not only hidden
+    r = mon.post(f"/participants/{tn}/visits", data={"csrf_token": mon.csrf, "kind": "follow_up", "status": "done",
+                                                     "visit_date": "2024-10-01", "reason": "monitor tries"})
+    assert r.status_code == 403
+    assert mon.get(f"/api/participants/{tn}").json()["visits"] == []
+
+
+def test_coordinator_cannot_read_global_audit(login: Any) -> None:
+    assert login("coord.bdx").get("/api/audit").status_code == 403
+    assert login("coord.bdx").get("/audit").status_code == 403
+
+
+def test_writes_without_csrf_token_are_refused(login: Any, eligible_record: Any, enrolled: Any) -> None:
+    coord = login("coord.bdx")
+    tn = enrolled(coord, login("inv.bdx"), eligible_record)
+    del coord.headers["X-CSRF-Token"]
+    r = coord.post(f"/api/participants/{tn}/labs", json={"analyte": "platelets", "value": 100, "unit": "10*9/L",
+                                                         "collected_date": "2024-09-01", "reason": "no token"})
+    assert r.status_code == 403 and r.json()["error"] == "CsrfError"
+    r = coord.post(f"/participants/{tn}/visits", data={"kind": "follow_up", "status": "done",
+                                                       "visit_date": "2024-10-01", "reason": "no token"})
+    assert r.status_code == 403
+    r = coord.post(f"/participants/{tn}/visits", data={"csrf_token": "forged", "kind": "follow_up"})
+    assert r.status_code == 403
+
+
+def test_tampered_session_cookie_is_ignored(app: Any, login: Any) -> None:
+    coord = login("coord.bdx")
+    name = app.state.settings.cookie_name
+    value = coord.cookies.get(name)
+    body, mac = value.rsplit(".", 1)
+    coord.cookies.set(name, body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + mac)
+    assert coord.get("/api/participants").status_code == 401
+
+
+def test_logout_ends_the_session(login: Any) -> None:
+    coord = login("coord.bdx")
+    assert coord.post("/api/logout").status_code == 204
+    assert coord.get("/api/participants").status_code == 401
+
+
+def test_browser_login_form_and_open_redirect_guard(anon: Any) -> None:
+    page = anon.get("/login")
+    import re
+
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    r = anon.post("/login", data={"csrf_token": token, "username": "inv.bdx", "password": "demo-lutarterial",
+                                  "next": "https://evil.example/"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/participants"
+    r = anon.post("/login", data={"username": "inv.bdx", "password": "demo-lutarterial"}, follow_redirects=False)
+    assert r.status_code == 403  # login form without its CSRF token

@@ -154,6 +154,18 @@ def _choose_series(groups: dict[str, list[Any]], series_uid: str | None, modalit
     if not cands:
         what = f"{modality} " if modality else ""
         raise NotFoundError(f"no {what}DICOM image series found")
+    if len(cands) > 1 and not modality:
+        # A study folder usually holds the CT too: prefer the quantitative series (PT, then NM),
+        # and among PET series the attenuation-corrected one.
+        for mod in ("PT", "NM"):
+            quant = {u: g for u, g in cands.items() if str(g[0].get("Modality", "")) == mod}
+            if len(quant) > 1:
+                ac = {u: g for u, g in quant.items()
+                      if "ATTN" in [str(x).upper() for x in (g[0].get("CorrectedImage") or [])]}
+                quant = ac or quant
+            if quant:
+                cands = quant
+                break
     if len(cands) > 1:
         desc = "; ".join(
             f"{g[0].get('Modality', '?')} {u} ({len(g)} files, {g[0].get('SeriesDescription', '')!s})"

@@ -1,0 +1,57 @@
+"""177Lu dose-voxel kernel against published Monte-Carlo voxel S-values (soft tissue, 2.21 mm).
+
+Our kernel is computed (Loevinger beta point kernel + straight-ahead mu_en photons, integrated
+over voxel pairs); the reference is Monte Carlo. Tolerances, stated per region:
+
+* self voxel: 10 % (ours includes IC/Auger electrons, 0.0146 MeV/decay, absorbed locally; the
+  reference self value is 8.7 % lower, consistent with beta + photons only);
+* face, edge and corner neighbours (electron-dominated): 5 %;
+* offsets >= 2 voxels (photon-dominated): 25 % (the straight-ahead model has no scatter
+  build-up; ours is 15-22 % lower).
+"""
+
+from pathlib import Path
+
+import pytest
+
+from lutarterial.dosimetry.kernels import dose_voxel_kernel
+
+REF = Path(__file__).with_name("lu177_soft_tissue_2p21mm.csv")
+
+
+def _reference():
+    rows = []
+    for line in REF.read_text().splitlines():
+        if line.startswith("#") or line.startswith("i,"):
+            continue
+        i, j, k, v = line.split(",")
+        rows.append(((int(i), int(j), int(k)), float(v)))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def kernel_table():
+    k = dose_voxel_kernel("Lu-177", 2.21)
+    return {(i, j, kk): v for i, j, kk, v in k.octant_table()}
+
+
+@pytest.mark.parametrize("offset,ref", _reference())
+def test_lu177_2p21mm_against_published(kernel_table, offset, ref):
+    if offset == (0, 0, 0):
+        tol = 0.10
+    elif max(offset) <= 1:
+        tol = 0.05
+    else:
+        tol = 0.25
+    assert kernel_table[offset] == pytest.approx(ref, rel=tol)
+
+
+def test_self_voxel_fraction_matches_local_deposition_trend():
+    # self-voxel dose / full local deposition grows with voxel size (more electron energy kept)
+    fr = []
+    for v in (2.21, 3.0, 4.42):
+        k = dose_voxel_kernel("Lu-177", v, include_photons=False)
+        local = 0.1479 * 1.602176634e-13 * 1e9 / (1.04 * v**3 * 1e-6)  # mGy/(MBq s)
+        fr.append(k.octant_table()[0][3] / local)
+    assert fr[0] < fr[1] < fr[2] < 1.0
+    assert fr[0] > 0.8

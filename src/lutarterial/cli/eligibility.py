@@ -236,7 +236,24 @@ def protocols_command(json_out: bool = typer.Option(False, "--json", help="Machi
     Console().print(table)
 
 
+def schema_command(
+    out: Path | None = typer.Option(None, "--out", help="Write the schema to this file instead of stdout."),
+) -> None:
+    """Print the JSON Schema of the own-format screening record (docs/screening-record.schema.json)."""
+    import json
+    import sys
+
+    from lutarterial.records.schema import json_schema
+
+    text = json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+
+
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the root app."""
     app.command("screen")(screen_command)
     app.command("protocols")(protocols_command)
+    app.command("screening-schema")(schema_command)

@@ -279,7 +279,11 @@ def grade_lab(
     try:
         _check_unit(term, analyte, value, unit)
     except UnitError as exc:
-        return LabGrade(grade=None, value=value, reason=f"no grade: unit {unit!r} not usable for {analyte.name} ({exc})", **base)
+        hint = ""
+        if analyte.name in ("haemoglobin", "albumin") and unit.replace(" ", "").startswith("G/"):
+            hint = "; 'G/L' means 10^9 cells per litre (giga), write 'g/L' for grams per litre"
+        return LabGrade(grade=None, value=value,
+                        reason=f"no grade: unit {unit!r} not usable for {analyte.name} ({exc}){hint}", **base)
 
     refs: dict[str, float | None] = {"lln": lln, "uln": uln, "baseline": None}
     if baseline is not None:

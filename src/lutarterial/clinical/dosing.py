@@ -11,7 +11,7 @@ Model (documented in docs/clinical.md):
   grade >= 3, renal or hepatic definition, any other AE grade >= 3). Lymphopenia never counts.
 * A finding in the interval means the next dose is modified: withhold while the toxicity is
   present (latest values), resume at 3.7 GBq once resolved. A finding of the same category after a
-  reduced administration that was itself reduced for that category is a recurrence: discontinue.
+  earlier administration that was reduced for that category is a recurrence: discontinue.
   Toxicity that delays the dose for 16 weeks or more past its due date: discontinue. A reduced
   dose not followed by toxicity: back to 7.4 GBq.
 This is decision *support*: the investigator decides.
@@ -390,10 +390,16 @@ def decide_next_dose(h: DoseHistory) -> DoseDecision:
     in_interval = window(last.date, at)
     cats_now = sorted({f.category for f in in_interval} | {f.category for f, _ in ae_active if f.category in _CATEGORY_RULE})
 
-    # Recurrence: same category after a reduced administration that was reduced for that category.
-    if is_reduced(last):
-        prev_date = admins[-2].date if len(admins) > 1 else None
-        reason_cats = {f.category for f in window(prev_date, last.date)}
+    if at < due:
+        warnings.append(f"decision date {at} is before the due date {due} (last administration + {interval_w:g} weeks)")
+    # Recurrence: the same category of toxicity again after any earlier dose reduction made for it
+    # (on the reduced dose, or later after the return to 7.4 GBq: the label's "recurrent" row).
+    reason_cats: set[str] = set()
+    for i, a in enumerate(admins):
+        if is_reduced(a):
+            prev_date = admins[i - 1].date if i > 0 else None
+            reason_cats |= {f.category for f in window(prev_date, a.date)}
+    if reason_cats:
         recurring = [f for f in in_interval if f.category in reason_cats]
         if recurring:
             hits.append(RuleHit("LUT-DM-RECURRENCE", "discontinue", rules["LUT-DM-RECURRENCE"]["label_text"],

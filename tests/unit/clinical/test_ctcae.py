@@ -264,3 +264,8 @@ def test_platelet_grade_is_monotone_and_unit_invariant(v, lln):
     g2 = grade_lab("platelets", v * 1000, "/mm3", lln=lln * 1000).grade
     assert g1 == g2
     assert grade_lab("platelets", v * 0.9, "10*9/L", lln=lln).grade >= g1
+
+
+def test_giga_per_litre_is_not_grams_per_litre_for_haemoglobin():
+    r = grade_lab("hemoglobin", 95, "G/L", lln=120)
+    assert r.grade is None and "write 'g/L'" in r.reason

@@ -203,3 +203,16 @@ def test_rulebook_has_sources_and_every_rule_is_wired():
                 "LUT-DM-LYMPHO-EXEMPT", "LUT-DM-RECURRENCE", "LUT-DM-DELAY16", "LUT-DM-RESUME-REDUCED",
                 "LUT-DM-RETURN-FULL", "LUT-DM-NO-TOXICITY"):
         assert rb["by_id"][rid]["label_text"]
+
+
+def test_recurrence_after_return_to_full_dose_also_discontinues():
+    # thrombocytopenia in C1 -> C2 at 3.7 GBq -> no toxicity -> C3 at 7.4 GBq -> thrombocytopenia again
+    labs = (normal_labs(28, platelets=(60, "G/L", 150, 400)) + normal_labs(60) + normal_labs(110)
+            + normal_labs(150, platelets=(70, "G/L", 150, 400)))
+    d = history([(0, 7.4, "IV"), (63, 3.7, "IAH"), (120, 7.4, "IV")], labs, decision_day=176)
+    assert d.decision == "discontinue" and ids(d) == ["LUT-DM-RECURRENCE"]
+
+
+def test_early_decision_is_warned():
+    d = history([(0, 7.4, "IV")], normal_labs(40), decision_day=42)
+    assert any("before the due date" in w for w in d.warnings)

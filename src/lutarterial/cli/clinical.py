@@ -135,12 +135,18 @@ def recist_command(
             for a in r["assessments"]:
                 t.add_row(a["date"] + (" (baseline)" if a["baseline"] else ""), _fmt(a["sum_mm"]),
                           _fmt(a["change_from_baseline_pct"]), _fmt(a["change_from_nadir_pct"]), a["target"] or "",
-                          a["non_target"] or "", a["new_lesions"] or "", a["overall"] or "")
+                          a["non_target"] or "", _yes_no(a), a["overall"] or "")
             console.print(t)
             console.print(f"best overall response: [bold]{r['best_overall_response']}[/bold] "
                           f"({r['best_overall_response_reason']}); progression: {r['progression_date'] or '-'}")
         for issue in p["baseline_issues"]:
             console.print(f"[yellow]baseline check:[/yellow] {issue}")
+
+
+def _yes_no(a: dict[str, Any]) -> str:
+    if a["new_lesions"] is None:
+        return ""
+    return "yes" if a["new_lesions"] else ("equivocal" if a.get("new_lesions_equivocal") else "no")
 
 
 def _fmt(x: float | None) -> str:

@@ -91,9 +91,10 @@ class TimepointResponse:
     nadir_mm: float | None
     target: str | None
     non_target: str | None
-    new_lesions: str | None
+    new_lesions: bool | None
     overall: str | None
     notes: tuple[str, ...] = ()
+    new_lesions_equivocal: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +107,7 @@ class TimepointResponse:
             "target": self.target,
             "non_target": self.non_target,
             "new_lesions": self.new_lesions,
+            "new_lesions_equivocal": self.new_lesions_equivocal,
             "overall": self.overall,
             "notes": list(self.notes),
         }
@@ -336,7 +338,7 @@ def evaluate_recist(
             else:
                 notes.append(f"equivocal new lesion {n.id}: not PD unless confirmed later")
             seen_new[n.id] = n
-        new_resp = "yes" if unequivocal else ("equivocal" if new_here else "no")
+        equivocal_only = bool(new_here) and not unequivocal
         # overall
         if targets:
             assert target_resp is not None
@@ -357,7 +359,7 @@ def evaluate_recist(
                 change_from_baseline_pct=_pct(sum_mm, base_sum) if sum_mm is not None and base_sum else None,
                 change_from_nadir_pct=_pct(sum_mm, nadir) if sum_mm is not None and nadir else None,
                 nadir_mm=nadir, target=target_resp, non_target=non_target_resp if non_targets else "NA",
-                new_lesions=new_resp, overall=overall, notes=tuple(notes),
+                new_lesions=unequivocal, overall=overall, notes=tuple(notes), new_lesions_equivocal=equivocal_only,
             )
         )
         if sum_mm is not None and nadir is not None and sum_mm < nadir:

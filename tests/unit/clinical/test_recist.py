@@ -169,10 +169,10 @@ def test_non_target_responses():
 def test_new_lesion_is_pd_and_equivocal_new_lesion_backdates_progression():
     base = [("T1", "liver", False, 30.0)]
     r = run(doc_targets(base, [{"T1": 20.0}], new=[[{"id": "N1", "organ": "liver"}]]))
-    assert r.assessments[1].overall == "PD" and r.assessments[1].new_lesions == "yes"
+    assert r.assessments[1].overall == "PD" and r.assessments[1].new_lesions is True
     r = run(doc_targets(base, [{"T1": 20.0}, {"T1": 20.0}],
                         new=[[{"id": "N1", "organ": "bone", "equivocal": True}], [{"id": "N1", "organ": "bone"}]]))
-    assert r.assessments[1].overall == "PR" and r.assessments[1].new_lesions == "equivocal"
+    assert r.assessments[1].overall == "PR" and r.assessments[1].new_lesions is False and r.assessments[1].new_lesions_equivocal
     assert r.assessments[2].overall == "PD"
     assert r.progression_date == "2025-02-01"  # date of the first (equivocal) sighting
 

@@ -1,0 +1,202 @@
+"""TAC CSV reading, dose-map writers (NIfTI, RT Dose) and the CLI end to end."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lutarterial.cli.main import run as _cli_run
+from lutarterial.dosimetry.io import read_tac_csv, write_nifti_dose, write_rtdose
+from lutarterial.errors import InvalidInputError
+
+ROOT = Path(__file__).resolve().parents[3]
+LN2 = math.log(2)
+
+
+def run(argv):
+    """Call the CLI in-process; Typer ends with SystemExit(0) on success."""
+    try:
+        _cli_run(argv)
+    except SystemExit as exc:
+        assert exc.code in (0, None), f"exit code {exc.code}"
+
+
+def _csv(tmp_path, text, name="tac.csv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+GOOD = """voi,time_h,activity_mbq,mass_g
+kidney_left,4,60,150
+kidney_left,24,45,150
+kidney_left,72,28,150
+kidney_left,168,10,150
+"""
+
+
+def test_read_tac_csv(tmp_path):
+    v = read_tac_csv(_csv(tmp_path, GOOD))
+    assert len(v) == 1 and v[0].voi == "kidney_left" and v[0].time_h == (4, 24, 72, 168) and v[0].kind == "organ"
+
+
+@pytest.mark.parametrize(
+    "row,msg",
+    [
+        ("kidney_left,200,-1,150", "negative activity"),
+        ("kidney_left,24,3,150", "duplicate time"),
+        ("kidney_left,200,3,", "missing mass_g"),
+        ("kidney_left,200,3,140", "different masses"),
+        ("kidney_left,-5,3,150", "time_h"),
+        ("kidney_left,abc,3,150", "not a number"),
+    ],
+)
+def test_read_tac_csv_errors(tmp_path, row, msg):
+    with pytest.raises(InvalidInputError, match=msg):
+        read_tac_csv(_csv(tmp_path, GOOD + row + "\n"))
+
+
+def test_missing_column(tmp_path):
+    with pytest.raises(InvalidInputError, match="mass_g"):
+        read_tac_csv(_csv(tmp_path, "voi,time_h,activity_mbq\nk,1,2\n"))
+
+
+def test_cli_tac_json(tmp_path, capsys):
+    run(["dose", "--tac", str(_csv(tmp_path, GOOD)), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    v = out["vois"][0]
+    for key in ("voi", "model", "teff_h", "tia_mbq_h", "tia_sd_mbq_h", "dose_gy", "bed_gy"):
+        assert key in v
+    assert v["dose_gy"] == pytest.approx(v["tia_mbq_h"] * v["s_value_gy_per_mbq_h"])
+    assert {c["quantity"] for c in out["cumulative"]} == {"dose_gy", "bed_gy"}
+
+
+def test_cli_mono_exponential_truth_through_csv(tmp_path, capsys):
+    teff, a0, m = 55.0, 80.0, 160.0
+    rows = "".join(f"kidney_right,{t},{a0 * math.exp(-LN2 / teff * t):.10f},{m}\n" for t in (4, 24, 48, 96, 168))
+    run(["dose", "--tac", str(_csv(tmp_path, "voi,time_h,activity_mbq,mass_g\n" + rows)), "--json", "--no-photons"])
+    v = json.loads(capsys.readouterr().out)["vois"][0]
+    assert v["teff_h"] == pytest.approx(teff, rel=0.005)
+    assert v["dose_gy"] == pytest.approx(a0 * teff / LN2 * 0.08532 / m, rel=0.005)
+
+
+def test_cli_stp_hanscheid_and_madsen(tmp_path, capsys):
+    p = _csv(tmp_path, "voi,time_h,activity_mbq,mass_g\nkidney_left,72,20,150\nlesion_1,72,5,10\n")
+    run(["dose", "--tac", str(p), "--stp", "hanscheid2018", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["vois"][0]["tia_mbq_h"] == pytest.approx(20 * 2 * 72 / LN2)
+    assert out["vois"][1]["kind"] == "lesion"
+    run(["dose", "--tac", str(p), "--stp", "madsen2018", "--teff-h", "50", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    lam = LN2 / 50
+    assert out["vois"][0]["tia_mbq_h"] == pytest.approx(20 * math.exp(lam * 72) / lam)
+
+
+def test_cli_errors_exit_2(tmp_path):
+    p = _csv(tmp_path, "voi,time_h,activity_mbq,mass_g\nkidney_left,72,20,150\n")
+    env = {"PYTHONPATH": str(ROOT / "src")}
+    r = subprocess.run([sys.executable, "-m", "lutarterial", "dose", "--tac", str(p), "--stp", "madsen2018"],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 2 and "teff" in r.stderr.lower() and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "lutarterial", "dose", "--tac", str(p)],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 2 and "--stp" in r.stderr
+
+
+def test_cli_cycles_cumulative(tmp_path, capsys):
+    rows = ["voi,time_h,activity_mbq,mass_g,cycle"]
+    for cyc in ("IV1", "IV2", "IV3", "IV4", "IAH"):
+        rows += [f"kidney_left,{t},{100 * math.exp(-LN2 / 50 * t):.6f},150,{cyc}" for t in (4, 24, 72, 168)]
+    run(["dose", "--tac", str(_csv(tmp_path, "\n".join(rows) + "\n")), "--json", "--kidney-limit-gy", "5"])
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["vois"]) == 5
+    dose = [c for c in out["cumulative"] if c["quantity"] == "dose_gy"][0]
+    assert dose["total"] == pytest.approx(sum(v["dose_gy"] for v in out["vois"]))
+    assert dose["status"] == ("exceeded" if dose["total"] > 5 else "below")
+    assert dose["cycles"] == sorted(["IV1", "IV2", "IV3", "IV4", "IAH"])
+
+
+def test_cli_kernel_json(capsys):
+    run(["kernel", "--nuclide", "Lu-177", "--voxel-mm", "4.42", "--json", "--radius-vox", "3"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["voxel_mm"] == 4.42 and out["unit"] == "mGy/(MBq*s)"
+    assert all(i >= j >= k >= 0 for i, j, k, _ in out["s_values"])
+    assert len(out["s_values"]) == 20  # offsets with 3 >= i >= j >= k >= 0
+    assert out["s_values"][0][:3] == [0, 0, 0]
+
+
+class _Geom:
+    def __init__(self, shape, spacing, origin=(-10.0, -20.0, 5.0)):
+        self.shape = shape
+        self.spacing_mm = spacing
+        self.origin_mm = origin
+        self.direction = (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0)
+
+
+def test_rtdose_roundtrip(tmp_path):
+    import pydicom
+
+    g = _Geom((4, 5, 6), (2.0, 3.0, 4.0))
+    dose = np.random.default_rng(0).random(g.shape) * 12
+    from datetime import datetime
+
+    p = write_rtdose(tmp_path / "rd.dcm", dose, g, content_datetime=datetime(2026, 1, 2, 3, 4, 5),
+                     frame_of_reference_uid="1.2.3.4")
+    ds = pydicom.dcmread(p)
+    assert ds.Modality == "RTDOSE" and ds.DoseUnits == "GY" and ds.DoseType == "PHYSICAL"
+    assert ds.FrameOfReferenceUID == "1.2.3.4"
+    arr = ds.pixel_array * float(ds.DoseGridScaling)
+    assert arr.shape == g.shape
+    assert np.allclose(arr, dose, atol=12 / 2**31)
+    assert list(map(float, ds.GridFrameOffsetVector)) == [0.0, 4.0, 8.0, 12.0]
+    assert [float(x) for x in ds.PixelSpacing] == [3.0, 2.0]
+
+
+def test_nifti_roundtrip(tmp_path):
+    import nibabel as nib
+
+    g = _Geom((4, 5, 6), (2.0, 3.0, 4.0))
+    dose = np.arange(120, dtype=float).reshape(g.shape)
+    p = write_nifti_dose(tmp_path / "d.nii.gz", dose, g)
+    img = nib.load(str(p))
+    assert np.allclose(np.transpose(np.asarray(img.dataobj), (2, 1, 0)), dose)
+    assert np.allclose(img.affine[:3, 3], [10.0, 20.0, 5.0])  # LPS -> RAS
+
+
+def _write_nifti(path, arr_kji, spacing):
+    import nibabel as nib
+
+    aff = np.diag([-spacing[0], -spacing[1], spacing[2], 1.0])
+    nib.save(nib.Nifti1Image(np.transpose(arr_kji, (2, 1, 0)).astype(np.float32), aff), str(path))
+
+
+def test_cli_image_mode_end_to_end(tmp_path, capsys):
+    shape, sp = (24, 24, 24), (4.0, 4.0, 4.0)
+    lab = np.zeros(shape, np.int16)
+    lab[8:16, 8:16, 8:16] = 1
+    paths = []
+    teff = 60.0
+    for t in (24.0, 72.0, 144.0):
+        act = np.where(lab == 1, 1e5 * math.exp(-LN2 / teff * t), 0.0)  # Bq/mL
+        p = tmp_path / f"act_{int(t)}.nii.gz"
+        _write_nifti(p, act, sp)
+        paths += ["--activity", str(p), "--time-h", str(t)]
+    lp = tmp_path / "labels.nii.gz"
+    _write_nifti(lp, lab.astype(np.float32), sp)
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps({"1": {"name": "lesion_1", "kind": "lesion"}}))
+    out_dir = tmp_path / "out"
+    run(["dose", *paths, "--labels", str(lp), "--names", str(names), "--out-dir", str(out_dir), "--json"])
+    res = json.loads(capsys.readouterr().out)
+    v = res["vois"][0]
+    assert v["voi"] == "lesion_1" and v["n_voxels"] == 512
+    assert v["max_gy"] >= v["d2_gy"] >= v["d50_gy"] >= v["d70_gy"] >= v["d90_gy"] >= v["min_gy"]
+    # mean dose close to the sphere-free estimate: TIA x 0.0853 / mass (electrons mostly absorbed)
+    mass_g = 512 * 0.064 * 1.04
+    assert v["mean_gy"] == pytest.approx(v["tia_mbq_h"] * 0.0853 / mass_g, rel=0.1)
+    for f in ("dose.nii.gz", "rtdose.dcm", "dvh.png", "dose.csv", "dose.json"):
+        assert (out_dir / f).is_file()

@@ -40,6 +40,7 @@ from lutarterial.imaging.types import Geometry
 __all__ = ["SyntheticVoi", "StudyTruth", "SpectTruth", "SyntheticTruth", "write_synthetic_patient", "GA68_HALF_LIFE_S",
            "LU177_HALF_LIFE_S", "SYNTH_CALIBRATION"]
 
+PEAK_MIN_RADIUS_MM = 6.2035
 GA68_HALF_LIFE_S = 4062.6  # 67.71 min, NNDC/DDEP
 LU177_HALF_LIFE_S = 574300.8  # 6.647 d, NNDC/DDEP
 SYNTH_CALIBRATION = {"site": "SYNTH", "camera": "Synthetic SPECT", "collimator": "MEGP", "nuclide": "Lu-177",
@@ -112,14 +113,15 @@ def _shapes(g: Geometry, rng: np.random.Generator, n_lesions: int) -> tuple[list
     def ell(cx: float, cy: float, cz: float, ax: float, ay: float, az: float):  # type: ignore[no-untyped-def]
         return lambda x, y, z: ((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2 + ((z - cz) / az) ** 2 <= 1.0
 
-    lv = (c[0] - 0.12 * w, c[1] - 0.02 * w, c[2] + 0.08 * length, 0.17 * w, 0.13 * w, min(0.28 * length, 0.2 * w))
+    lv = (c[0] - 0.15 * w, c[1] - 0.02 * w, c[2] + 0.08 * length, 0.22 * w, 0.15 * w, min(0.3 * length, 0.2 * w))
+    border = lv[0] + 0.25 * lv[3]  # right/left lobe split (patient right = -x)
     regions: list[tuple[SyntheticVoi, Any]] = []
     liver_in = ell(*lv)
     regions.append((SyntheticVoi(1, "liver", "liver", None, 7.0, 8.0, 60.0, 60.0), liver_in))
     regions.append((SyntheticVoi(2, "liver right lobe", "liver", "right", 7.0, 8.0, 60.0, 60.0),
-                    lambda x, y, z: liver_in(x, y, z) & (x < lv[0] + 0.04 * w)))
+                    lambda x, y, z: liver_in(x, y, z) & (x < border)))
     regions.append((SyntheticVoi(3, "liver left lobe", "liver", "left", 7.0, 8.0, 60.0, 60.0),
-                    lambda x, y, z: liver_in(x, y, z) & (x >= lv[0] + 0.04 * w)))
+                    lambda x, y, z: liver_in(x, y, z) & (x >= border)))
     regions.append((SyntheticVoi(4, "spleen", "spleen", None, 22.0, 19.0, 70.0, 50.0),
                     ell(c[0] + 0.2 * w, c[1] + 0.06 * w, c[2] + 0.1 * length, 0.06 * w, 0.06 * w, 0.14 * length)))
     regions.append((SyntheticVoi(5, "kidney left", "kidney", None, 16.0, 14.5, 45.0, 35.0),
@@ -133,26 +135,32 @@ def _shapes(g: Geometry, rng: np.random.Generator, n_lesions: int) -> tuple[list
     regions.append((SyntheticVoi(8, "node 1", "extrahepatic", None, 18.0, 16.0, 80.0, 45.0),
                     ell(c[0] + 0.02 * w, c[1] - 0.02 * w, c[2] - 0.3 * length, 0.04 * w, 0.04 * w, 0.04 * w)))
     placed: list[tuple[float, float, float, float]] = []
-    tries = 0
+    vox = max(g.spacing_mm)
+    shrink, tries = 1.0, 0
     while len(placed) < n_lesions:
         tries += 1
-        if tries > 5000:
+        if tries % 2000 == 0:  # crowded: make the remaining lesions smaller
+            shrink *= 0.85
+        if shrink < 0.3:
             raise InvalidInputError(f"cannot place {n_lesions} lesions in the liver at this size; use fewer")
-        r = float(rng.uniform(0.035, 0.05) * w)
+        r = float(rng.uniform(0.035, 0.05) * w * shrink)
+        r = max(r, PEAK_MIN_RADIUS_MM + vox)  # a 1 cm3 peak sphere must fit inside
         p = np.array([rng.uniform(-1, 1) * lv[3], rng.uniform(-1, 1) * lv[4], rng.uniform(-1, 1) * lv[5]])
-        mg = r + max(g.spacing_mm)
+        mg = r + vox
+        if min(lv[3], lv[4], lv[5]) <= mg:
+            raise InvalidInputError("the liver is too small for lesions at this voxel size; use a larger grid")
         if (p[0] / (lv[3] - mg)) ** 2 + (p[1] / (lv[4] - mg)) ** 2 + (p[2] / (lv[5] - mg)) ** 2 > 1.0:
             continue
         q = p + np.array(lv[:3])
-        if any(np.linalg.norm(q - np.array(o[:3])) < r + o[3] + 1.5 * max(g.spacing_mm) for o in placed):
+        if any(np.linalg.norm(q - np.array(o[:3])) < r + o[3] + 1.5 * vox for o in placed):
             continue
-        if abs(q[0] - (lv[0] + 0.04 * w)) < r + 0.6 * max(g.spacing_mm):  # keep lesions off the lobe border
+        if abs(q[0] - border) < r + 0.6 * vox:  # keep lesions off the lobe border
             continue
         placed.append((float(q[0]), float(q[1]), float(q[2]), r))
     for n, (x0, y0, z0, r) in enumerate(placed, start=1):
         suv_iv = float(rng.uniform(15, 40))
         ratio = float(rng.uniform(1.5, 3.5))
-        lobe = "right" if x0 < lv[0] + 0.04 * w else "left"
+        lobe = "right" if x0 < border else "left"
         regions.append((SyntheticVoi(8 + n, f"lesion {n}", "lesion", lobe, round(suv_iv, 3), round(suv_iv * ratio, 3),
                                      90.0, 50.0), ell(x0, y0, z0, r, r, r)))
     return regions, w

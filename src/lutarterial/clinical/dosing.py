@@ -136,7 +136,7 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         return {"category": self.category, "date": self.date.isoformat(), "source": self.source, "ref": self.ref,
-                "detail": self.detail}
+                "detail": self.detail, "kind": self.kind}
 
 
 @dataclass(frozen=True)
@@ -434,7 +434,14 @@ def decide_next_dose(h: DoseHistory) -> DoseDecision:
             hits.append(RuleHit(_CATEGORY_RULE[c], "withhold", rules[_CATEGORY_RULE[c]]["label_text"]
                                 + " (toxicity occurred after the last administration; now resolved)",
                                 tuple(f for f in in_interval if f.category == c)))
-        hits.append(RuleHit("LUT-DM-RESUME-REDUCED", "resume_reduced", rules["LUT-DM-RESUME-REDUCED"]["label_text"]))
+        latest_clear: dict[str, Finding] = {}
+        for f, hit in findings:
+            if not hit and f.category in cats_now and f.date >= last_hit:
+                if f.kind not in latest_clear or f.date >= latest_clear[f.kind].date:
+                    latest_clear[f.kind] = f
+        hits.append(RuleHit("LUT-DM-RESUME-REDUCED", "resume_reduced",
+                            rules["LUT-DM-RESUME-REDUCED"]["label_text"] + f" Resolved by {resolved_on}.",
+                            tuple(latest_clear.values())))
         return _decision(h, "resume_reduced", reduced_act, route, hits, due, delay_w, warnings)
 
     if is_reduced(last):

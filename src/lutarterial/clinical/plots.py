@@ -70,7 +70,7 @@ def swimmer_plot_png(results: Sequence[RecistResult], *, title: str = "Time on s
     """Swimmer plot: one bar per patient up to the last assessment, response markers at each visit."""
     plt = _figure()
     n = max(1, len(results))
-    fig, ax = plt.subplots(figsize=(7, 1.0 + 0.45 * n), dpi=100)
+    fig, ax = plt.subplots(figsize=(8, max(2.6, 1.2 + 0.45 * n)), dpi=100)
     labels = []
     for i, r in enumerate(results):
         base = r.assessments[0].date
@@ -89,7 +89,8 @@ def swimmer_plot_png(results: Sequence[RecistResult], *, title: str = "Time on s
 
     handles = [Line2D([], [], marker="D" if k != "PD" else "X", linestyle="none", color=c, markeredgecolor="black", label=k)
                for k, c in _COLOURS.items() if k != "NON-CR/NON-PD"]
-    ax.legend(handles=handles, fontsize=7, loc="lower right")
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="overall", title_fontsize=7)
+    ax.set_ylim(-0.75, len(results) - 0.25)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

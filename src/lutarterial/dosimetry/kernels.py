@@ -65,12 +65,17 @@ def loevinger_radial_fraction(x_g_cm2: np.ndarray, endpoint_mev: float) -> np.nd
     inner = c * (1.0 - (vx / c) * np.exp(1.0 - vx / c)) + vx * np.exp(1.0 - vx)
     outer = vx * np.exp(1.0 - vx)
     f = np.where(vx < c, inner, outer)
-    # normalisation: integral over x of f dx, computed analytically-free on a fine grid once
+    return f / _loevinger_norm(endpoint_mev)
+
+
+@lru_cache(maxsize=64)
+def _loevinger_norm(endpoint_mev: float) -> float:
+    """Integral of the unnormalised kernel over x (numerical, fine grid, computed once per branch)."""
+    nu, c = _loevinger_params(endpoint_mev)
     xs = np.linspace(0.0, 60.0 / nu, 200001)
     vs = nu * xs
     fs = np.where(vs < c, c * (1 - (vs / c) * np.exp(1 - vs / c)) + vs * np.exp(1 - vs), vs * np.exp(1 - vs))
-    norm = np.trapezoid(fs, xs)
-    return f / norm
+    return float(np.trapezoid(fs, xs))
 
 
 def point_kernel_radial(nuclide: Nuclide, r_mm: np.ndarray, density_g_cm3: float = SOFT_TISSUE_DENSITY_G_CM3,

@@ -66,6 +66,14 @@ def _cell(x: Any, fmt: str = "{:.3g}") -> str:
     return "" if x is None else fmt.format(x)
 
 
+def _console():  # type: ignore[no-untyped-def]
+    import shutil
+
+    from rich.console import Console
+
+    return Console(width=max(120, shutil.get_terminal_size((120, 24)).columns))
+
+
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the root app."""
 
@@ -109,18 +117,18 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(report.study_dict(metrics, image), indent=2))
             return
-        from rich.console import Console
         from rich.table import Table
 
         t = Table(title=f"{image_dir} ({image.modality}, {image.quantity.value})")
         cols = ["volume_ml", "suv_mean", "suv_max", "suv_peak", "mean_bqml", "percent_ia", "tnr"]
-        t.add_column("VOI")
-        t.add_column("kind")
-        for c in cols:
-            t.add_column(c, justify="right")
+        heads = ["mL", "SUVmean", "SUVmax", "SUVpeak", "Bq/mL", "%IA", "TNR"]
+        t.add_column("VOI", no_wrap=True)
+        t.add_column("kind", no_wrap=True)
+        for h in heads:
+            t.add_column(h, justify="right", no_wrap=True)
         for v in metrics.vois:
             t.add_row(v.name, v.kind.value, *(_cell(getattr(v, c), _FMT[c]) for c in cols))
-        con = Console()
+        con = _console()
         con.print(t)
         for n in metrics.notes:
             con.print(f"note: {n}")
@@ -175,17 +183,16 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(report.comparison_dict(comp, lobar), indent=2))
             return
-        from rich.console import Console
         from rich.table import Table
 
         t = Table(title="IAH versus IV uptake")
         for c in ("VOI", "kind", "SUVmean IV", "SUVmean IAH", "ratio", "SUVpeak ratio", "TNR IV", "TNR IAH"):
-            t.add_column(c, justify="left" if c in ("VOI", "kind") else "right")
+            t.add_column(c, justify="left" if c in ("VOI", "kind") else "right", no_wrap=True)
         for v in comp.vois:
             t.add_row(v.name, v.kind.value, _cell(v.iv.suv_mean, "{:.2f}"), _cell(v.iah.suv_mean, "{:.2f}"),
                       _cell(v.ratio["suv_mean"], "{:.2f}"), _cell(v.ratio["suv_peak"], "{:.2f}"),
                       _cell(v.iv.tnr, "{:.2f}"), _cell(v.iah.tnr, "{:.2f}"))
-        con = Console()
+        con = _console()
         con.print(t)
         les = comp.summary.get("lesions")
         if isinstance(les, dict):

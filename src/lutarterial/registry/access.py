@@ -36,7 +36,7 @@ class Permission:
     DOSIMETRY_WRITE = "dosimetry.write"
     USER_MANAGE = "user.manage"
     SITE_MANAGE = "site.manage"
-    AUDIT_READ_ALL = "audit.read_all"
+    EXPORT = "data.export"
 
 
 _C, _I, _P, _A = Role.COORDINATOR, Role.INVESTIGATOR, Role.PHYSICIST, Role.ADMIN
@@ -59,7 +59,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     Permission.DOSIMETRY_WRITE: frozenset({_P, _A}),
     Permission.USER_MANAGE: frozenset({_A}),
     Permission.SITE_MANAGE: frozenset({_A}),
-    Permission.AUDIT_READ_ALL: frozenset({_A, Role.MONITOR}),
+    # Bulk exports (site-scoped like every read): data managers/admin, monitors, investigators.
+    Permission.EXPORT: frozenset({_A, Role.MONITOR, _I}),
 }
 
 

@@ -251,7 +251,7 @@ def _write_audit_rows(session: Session, flush_context: Any) -> None:
         else:
             old, new = _column_values(obj), None
         participant_id = obj.audit_participant_id
-        pk = inspect(obj).identity
+        pk = inspect(obj).mapper.primary_key_from_instance(obj)
         row = {
             "id": last_id + 1,
             "occurred_at": stamp,
@@ -260,7 +260,7 @@ def _write_audit_rows(session: Session, flush_context: Any) -> None:
             "actor_roles": ctx.actor.roles_text(),
             "site_id": _site_of(session, obj, participant_id, site_cache),
             "table_name": obj.__tablename__,
-            "row_id": "-".join(str(v) for v in pk) if pk else "",
+            "row_id": "-".join(str(v) for v in pk if v is not None),
             "participant_id": participant_id,
             "action": action,
             "old_values": None if old is None else canonical_json(old),

@@ -65,6 +65,8 @@ def test_full_workflow_sets_status_and_audits_every_change(reg: Registry, team: 
         trail = services.participant_audit_trail(s, team.mon_bdx, pid)
         actions = [(e.table_name, e.action) for e in trail]
         assert actions[0] == ("participants", "create")
+        assert trail[0].row_id == str(pid) and trail[0].participant_id == pid
+        assert all(e.row_id for e in trail)
         assert ("participant_identities", "create") in actions
         assert all(e.reason for e in trail)
         # Identity values never reach the audit trail that monitors read.

@@ -34,6 +34,11 @@ def _print_json(obj: Any) -> None:
 
 
 def _num(x: Any) -> float | None:
+    """A number, or a string holding only a plain decimal number ("9.1"); anything else is None."""
+    if isinstance(x, str):
+        import re
+
+        return float(x) if re.fullmatch(r"\s*\d+(\.\d+)?\s*", x) else None
     if x is None or isinstance(x, bool) or not isinstance(x, (int, float)):
         return None
     return float(x)
@@ -56,7 +61,7 @@ def grade_command(
             raise InvalidInputError(f"{labs_file}: labs[{k}] must be an object")
         value = lab.get("value")
         g = grade_lab(
-            str(lab.get("test", "")), value if _num(value) is not None else None,
+            str(lab.get("test", "")), _num(value),
             lab.get("unit") if isinstance(lab.get("unit"), str) else None,
             lln=_num(lab.get("lln")), uln=_num(lab.get("uln")), baseline=_num(lab.get("baseline")),
             baseline_unit=lab.get("baseline_unit"), id=lab.get("id"), date=lab.get("date"),

@@ -193,12 +193,29 @@ def load_ctcae_terms() -> dict[str, CtcaeTerm]:
     return terms
 
 
+#: Extra spellings seen in lab exports (normalised: lower case, spaces/hyphens as underscores).
+_EXTRA_ALIASES = {
+    "platelet_count": "platelets", "thrombocytes": "platelets", "neutrophil_count": "neutrophils",
+    "absolute_neutrophil_count": "neutrophils", "neutrophils_absolute": "neutrophils", "pnn": "neutrophils",
+    "lymphocyte_count": "lymphocytes", "lymphocytes_absolute": "lymphocytes", "white_blood_cells": "wbc",
+    "white_blood_cell_count": "wbc", "leucocytes": "wbc", "wbc_count": "wbc", "haemoglobin_blood": "haemoglobin",
+    "serum_creatinine": "creatinine", "creatininemia": "creatinine", "total_bilirubin": "bilirubin",
+    "bilirubin_total": "bilirubin", "serum_albumin": "albumin", "albuminemia": "albumin",
+    "creatinine_clearance": "crcl", "clcr": "crcl", "cockcroft_gault": "crcl", "egfr": "crcl", "gfr": "crcl",
+    "mdrd": "crcl", "ckd_epi": "crcl",
+}
+
+
 def resolve_test(test: str) -> Analyte | None:
-    """The analyte for a test name (``hemoglobin``, ``plt``...) or LOINC code, else ``None``."""
+    """The analyte for a test name (``hemoglobin``, ``plt``, ``platelet count``...) or LOINC code, else ``None``."""
     t = str(test).strip()
-    if t in _EGFR_LOINC or t.lower() in ("egfr", "gfr"):
+    if t in _EGFR_LOINC:
         return analyte_by_name("crcl")
-    return analyte_by_name(t) or analyte_by_loinc(t)
+    found = analyte_by_name(t) or analyte_by_loinc(t)
+    if found is None:
+        key = "_".join(t.lower().replace("-", " ").split())
+        found = analyte_by_name(_EXTRA_ALIASES.get(key, key))
+    return found
 
 
 def term_for_test(test: str) -> CtcaeTerm | None:

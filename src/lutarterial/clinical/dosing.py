@@ -214,6 +214,12 @@ def _lab_findings(lab: LabValue, baseline: dict[str, tuple[float, str]], params:
         g, d = graded(mg)
         if g is not None:
             out.append(("anemia_neutropenia", name, g >= mg, d))
+    elif name in ("alt", "ast", "albumin"):
+        # a laboratory CTCAE grade >= 3 is an "other grade 3-4 adverse reaction" for the label
+        mg = p["LUT-DM-OTHER"]["min_grade"]
+        g, d = graded(mg)
+        if g is not None:
+            out.append(("other", name, g >= mg, d))
     elif name == "lymphocytes":
         g, d = graded(3)
         if g is not None and g >= 3:

@@ -91,3 +91,13 @@ def test_bad_files_give_clear_errors_not_tracebacks(command, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         run([command, str(wrong)])
     assert e.value.code == 2 and capsys.readouterr().err.startswith("error:")
+
+
+def test_grade_accepts_numeric_strings_and_rejects_others(capsys, tmp_path):
+    f = tmp_path / "labs.json"
+    f.write_text(json.dumps({"patient": "X", "labs": [
+        {"id": "a", "test": "platelets", "value": "60", "unit": "G/L", "lln": "150", "date": "2025-01-01"},
+        {"id": "b", "test": "platelets", "value": "<10", "unit": "G/L", "lln": 150, "date": "2025-01-01"}]}))
+    out = cli_json(capsys, "grade", str(f))
+    assert out["grades"][0]["grade"] == 2
+    assert out["grades"][1]["grade"] is None and "'<10'" in out["grades"][1]["reason"]

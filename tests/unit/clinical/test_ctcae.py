@@ -269,3 +269,11 @@ def test_platelet_grade_is_monotone_and_unit_invariant(v, lln):
 def test_giga_per_litre_is_not_grams_per_litre_for_haemoglobin():
     r = grade_lab("hemoglobin", 95, "G/L", lln=120)
     assert r.grade is None and "write 'g/L'" in r.reason
+
+
+def test_lab_export_spellings():
+    assert term_for_test("Platelet count").term == "Platelet count decreased"
+    assert term_for_test("absolute-neutrophil count").term == "Neutrophil count decreased"
+    assert term_for_test("Total bilirubin").term == "Blood bilirubin increased"
+    assert term_for_test("eGFR").term == "Chronic kidney disease"
+    assert term_for_test("sodium") is None

@@ -216,3 +216,12 @@ def test_recurrence_after_return_to_full_dose_also_discontinues():
 def test_early_decision_is_warned():
     d = history([(0, 7.4, "IV")], normal_labs(40), decision_day=42)
     assert any("before the due date" in w for w in d.warnings)
+
+
+def test_lab_grade_3_transaminase_counts_as_other_grade_3_toxicity():
+    labs = normal_labs(54) + [{"id": "ALT", "test": "alt", "value": 210, "unit": "U/L", "uln": 40, "baseline": 30,
+                               "date": day(54)}]
+    d = history([(0, 7.4, "IV")], labs)
+    assert d.decision == "withhold" and "LUT-DM-OTHER" in ids(d)
+    labs[-1] = {**labs[-1], "value": 200}  # exactly 5 x ULN: grade 2
+    assert history([(0, 7.4, "IV")], labs).decision == "proceed_full"

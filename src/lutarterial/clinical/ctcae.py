@@ -163,7 +163,7 @@ def _parse_condition(raw: dict[str, Any], where: str) -> Condition:
 def load_ctcae_terms() -> dict[str, CtcaeTerm]:
     """Load the packaged CTCAE v5.0 lab terms, keyed by term key (e.g. ``"anemia"``)."""
     text = resources.files("lutarterial.clinical").joinpath("data/ctcae_v5_labs.yaml").read_text("utf-8")
-    doc = yaml.safe_load(text)
+    doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
     if str(doc.get("version")) != CTCAE_VERSION:
         raise ProtocolDefinitionError("ctcae_v5_labs.yaml: version must be 5.0")
     terms: dict[str, CtcaeTerm] = {}

@@ -70,7 +70,7 @@ _CATEGORY_RULE = {
 def load_dose_rules() -> dict[str, Any]:
     """The packaged LUTATHERA dose-modification rulebook (validated)."""
     text = resources.files("lutarterial.clinical").joinpath("data/lutathera_dose_modifications.yaml").read_text("utf-8")
-    doc = yaml.safe_load(text)
+    doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
     rules = {r["id"]: r for r in doc["rules"]}
     for rid in (*_CATEGORY_RULE.values(), "LUT-DM-RECURRENCE", "LUT-DM-DELAY16", "LUT-DM-RESUME-REDUCED",
                 "LUT-DM-RETURN-FULL", "LUT-DM-NO-TOXICITY", "LUT-DM-LYMPHO-EXEMPT"):

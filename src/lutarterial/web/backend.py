@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from lutarterial.errors import AccessDeniedError, InvalidInputError, LutarterialError
 from lutarterial.registry import models as m
 from lutarterial.registry.access import Actor, Permission, can
+from lutarterial.registry.models import Role
 
 __all__ = ["WebUser", "Backend", "normalise_screening", "VISIT_LABELS", "PARTICIPANT_TABLES"]
 
@@ -69,7 +70,16 @@ class WebUser:
 
     @property
     def can_audit(self) -> bool:
-        return can(self.actor, Permission.AUDIT_READ_ALL)
+        """Whether the global audit page is offered: monitors and admins (the issue's audience).
+
+        The registry's ``audit_trail`` still limits the rows to the user's sites (admins: all).
+        """
+        return bool(self.actor.roles & {Role.MONITOR, Role.ADMIN})
+
+    @property
+    def can_export(self) -> bool:
+        perm = getattr(Permission, "EXPORT", None)
+        return True if perm is None else can(self.actor, perm)
 
     def can(self, permission: str) -> bool:
         return can(self.actor, permission)
@@ -373,34 +383,34 @@ class Backend:
     # --- exports (lutarterial.registry.exports) -------------------------------------------------
 
     def export_tables(self) -> list[str]:
-        try:
-            mod = importlib.import_module("lutarterial.registry.exports")
-            tables = getattr(mod, "EXPORT_TABLES", None) or getattr(mod, "CSV_TABLES", None)
-            if tables:
-                return list(tables)
-        except ImportError:
-            pass
-        return list(PARTICIPANT_TABLES)
+        return [*PARTICIPANT_TABLES, "audit_entries"]
 
-    def _export_fn(self, *names: str) -> Callable[..., Any]:
-        try:
-            mod = importlib.import_module("lutarterial.registry.exports")
-        except ImportError:
-            raise InvalidInputError("exports are not available in this build (lutarterial.registry.exports)") from None
-        for name in names:
-            fn = getattr(mod, name, None)
-            if fn is not None:
-                return fn  # type: ignore[no-any-return]
-        raise InvalidInputError(f"lutarterial.registry.exports has none of {', '.join(names)}")
+    def export_zip(self, user: WebUser, site: str | None = None) -> bytes:
+        """All CSV tables the user may export plus ``manifest.json``, as a zip (registry's export)."""
+        import tempfile
+        from pathlib import Path
 
-    def export_csv(self, user: WebUser, table: str) -> str | bytes:
+        from lutarterial.registry.exports import export_csv
+
+        with tempfile.TemporaryDirectory() as tmp, self.read() as s:
+            out = export_csv(s, user.actor, Path(tmp) / "export.zip", site_code=site or None)
+            return out.read_bytes()
+
+    def export_csv(self, user: WebUser, table: str) -> bytes:
+        """One table of :meth:`export_zip`."""
+        import io
+        import zipfile
+
         if table not in self.export_tables():
             from lutarterial.errors import NotFoundError
 
             raise NotFoundError(f"no export table {table!r}; tables: {', '.join(self.export_tables())}")
-        with self.read() as s:
-            return self._export_fn("export_table_csv", "export_csv", "table_csv")(s, user.actor, table)  # type: ignore[no-any-return]
+        with zipfile.ZipFile(io.BytesIO(self.export_zip(user))) as zf:
+            return zf.read(f"{table}.csv")
 
-    def export_odm(self, user: WebUser) -> str | bytes:
+    def export_odm(self, user: WebUser, site: str | None = None) -> bytes:
+        """CDISC ODM 1.3.2 XML with audit records (registry's ``odm_document``)."""
+        from lutarterial.registry.exports import odm_document
+
         with self.read() as s:
-            return self._export_fn("export_odm", "odm_xml", "export_odm_xml")(s, user.actor)  # type: ignore[no-any-return]
+            return bytes(odm_document(s, user.actor, site_code=site or None))

@@ -97,3 +97,24 @@ def test_pages_render_for_a_treated_participant(login: Any, eligible_record: Any
     assert "right hepatic artery" in page and "7400 MBq" in page
     png = coord.get(f"/participants/{tn}/plots/lab-haemoglobin.png")
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_exports_odm_and_csv_through_the_registry(login: Any, eligible_record: Any, enrolled: Any) -> None:
+    import io
+    import zipfile
+    from xml.etree import ElementTree as ET
+
+    tn = enrolled(login("coord.bdx"), login("inv.bdx"), eligible_record)
+    tls = enrolled(login("coord.tls"), login("inv.tls"), eligible_record, site="TLS")
+    mon = login("monitor")
+    odm = mon.get("/exports/odm.xml")
+    assert odm.status_code == 200 and odm.headers["content-type"].startswith("application/xml")
+    root = ET.fromstring(odm.content)
+    assert root.tag.endswith("ODM")
+    assert tn.encode() in odm.content and b"AuditRecord" in odm.content
+    z = zipfile.ZipFile(io.BytesIO(mon.get("/exports/lutarterial-csv.zip").content))
+    assert "manifest.json" in z.namelist() and "participants.csv" in z.namelist()
+    inv = login("inv.bdx")
+    csv_text = inv.get("/exports/csv/participants.csv").text
+    assert tn in csv_text and tls not in csv_text  # only the user's own site leaves the database
+    assert login("coord.bdx").get("/exports/odm.xml").status_code == 403  # coordinators may not bulk-export

@@ -307,6 +307,13 @@ def export_csv(request: Request, table: str, user: WebUser = Depends(current_use
                     headers={"Content-Disposition": f'attachment; filename="{table}.csv"'})
 
 
+@router.get("/exports/lutarterial-csv.zip")
+def export_zip(request: Request, user: WebUser = Depends(current_user)) -> Response:
+    data = backend_of(request).export_zip(user)
+    return Response(data, media_type="application/zip",
+                    headers={"Content-Disposition": 'attachment; filename="lutarterial-csv.zip"'})
+
+
 @router.get("/exports/odm.xml")
 def export_odm(request: Request, user: WebUser = Depends(current_user)) -> Response:
     data = backend_of(request).export_odm(user)

@@ -35,6 +35,25 @@
     return rec;
   }
 
+  function getPath(obj, path) {
+    var parts = path.split(".");
+    for (var i = 0; i < parts.length; i++) {
+      if (obj === null || typeof obj !== "object") return undefined;
+      obj = obj[parts[i]];
+    }
+    return obj;
+  }
+
+  // JSON edited by hand: show its values in the fields, so saving keeps them.
+  function syncToFields(rec) {
+    form.querySelectorAll("[name^='rec.']").forEach(function (el) {
+      var v = getPath(rec, el.name.slice(4)), t = el.getAttribute("data-type");
+      if (v === undefined || v === null) el.value = "";
+      else if (t === "json") el.value = JSON.stringify(v);
+      else el.value = String(v);
+    });
+  }
+
   function syncFromFields() {
     var rec = currentRecord();
     form.querySelectorAll("[name^='rec.']").forEach(function (el) {
@@ -95,7 +114,10 @@
   }
 
   form.addEventListener("input", function (e) {
-    if (e.target === jsonBox) schedule(true);
+    if (e.target === jsonBox) {
+      try { syncToFields(JSON.parse(jsonBox.value || "{}")); } catch (err) { /* still typing */ }
+      schedule(true);
+    }
     else if (e.target.name && (e.target.name.indexOf("rec.") === 0 || e.target.id === "as_of")) schedule(false);
   });
   form.addEventListener("change", function (e) {

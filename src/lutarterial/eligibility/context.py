@@ -225,6 +225,10 @@ class Context:
                         evidence=(ev, *notes),
                     )
         else:
+            bad = [m for m in chosen if not isinstance(m.value, (int, float)) or not math.isfinite(m.value)]
+            if bad:
+                return Pick(reason=f"{label} value {bad[0].value!r} is not a finite number",
+                            need=f"a numeric {label}", evidence=tuple(_ev(label, m) for m in bad) + tuple(notes))
             values = [m.value for m in chosen]
             unit_out = chosen[0].unit
             if len({m.unit for m in chosen}) > 1:

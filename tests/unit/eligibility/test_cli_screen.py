@@ -1,0 +1,109 @@
+"""``lutarterial screen`` / ``protocols`` / ``screening-schema`` end to end (in-process)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from lutarterial.cli.main import run
+from lutarterial.records import make_records
+
+
+def _run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_single_record_json(tmp_path, record, capsys):
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps(record), encoding="utf-8")
+    code, out, _ = _run(["screen", str(f), "--json"], capsys)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 1
+    d = json.loads(lines[0])
+    assert d["verdict"] == "eligible" and d["as_of"] == "2024-06-03" and d["protocol_version"] == "2"
+    assert [c["id"] for c in d["criteria"]][:2] == ["INC01", "INC02"]
+
+
+def test_protocol_version_and_as_of_options(tmp_path, record, capsys):
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps(record), encoding="utf-8")
+    code, out, _ = _run(["screen", str(f), "--json", "--protocol-version", "1", "--as-of", "2024-06-10"], capsys)
+    d = json.loads(out)
+    assert code == 0 and d["protocol_version"] == "1" and d["as_of"] == "2024-06-10"
+
+
+def test_single_record_table(tmp_path, record, capsys):
+    record["administrative"]["social_security"] = None
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps(record), encoding="utf-8")
+    code, out, _ = _run(["screen", str(f)], capsys)
+    assert code == 0 and "incomplete" in out and "INC11" in out and "missing" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--as-of", "03/06/2024"], "YYYY-MM-DD"), (["--protocol-version", "7"], "available"),
+     (["--as-of", "2019-01-01"], "no protocol version")],
+)
+def test_user_errors_exit_2(tmp_path, record, capsys, argv, message):
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps(record), encoding="utf-8")
+    code, _, err = _run(["screen", str(f), *argv], capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_record_without_date_needs_as_of(tmp_path, record, capsys):
+    record.pop("screening_date")
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps(record), encoding="utf-8")
+    code, _, err = _run(["screen", str(f)], capsys)
+    assert code == 2 and "--as-of" in err
+
+
+def test_cohort_writes_log_and_consort_summary(tmp_path, capsys):
+    recs = make_records(40, seed=11)
+    cohort = tmp_path / "cohort.ndjson"
+    cohort.write_text("".join(json.dumps(r) + "\n" for r in recs) + '{"record_id": "bad", "x": 1}\n', encoding="utf-8")
+    out_dir = tmp_path / "out"
+    code, out, err = _run(["screen", str(cohort), "--json", "--out", str(out_dir)], capsys)
+    assert code == 1 and "could not be read" in err  # one unreadable record is reported, not dropped
+    lines = [json.loads(line) for line in out.strip().splitlines()]
+    assert len(lines) == 40
+    rows = list(csv.DictReader((out_dir / "screening-log.csv").open(encoding="utf-8")))
+    assert len(rows) == 41 and rows[-1]["verdict"] == "unreadable" and "x" in rows[-1]["reasons"]
+    summary = json.loads((out_dir / "screening-summary.json").read_text(encoding="utf-8"))
+    assert summary["assessed"] == 40 and summary["unreadable"] == 1
+    assert summary["eligible"] + summary["ineligible"] + summary["incomplete"] == 40
+    failed = sum(1 for line in lines for c in line["criteria"] if c["id"] == "INC07" and c["status"] == "fail")
+    assert summary["failed_by_criterion"].get("INC07", 0) == failed
+
+
+def test_cohort_directory_with_two_jobs_matches_one_job(tmp_path, capsys):
+    d = tmp_path / "recs"
+    d.mkdir()
+    for r in make_records(12, seed=4):
+        (d / f"{r['record_id']}.json").write_text(json.dumps(r), encoding="utf-8")
+    code1, out1, _ = _run(["screen", str(d), "--json", "--out", str(tmp_path / "a")], capsys)
+    code2, out2, _ = _run(["screen", str(d), "--json", "--jobs", "2", "--out", str(tmp_path / "b")], capsys)
+    assert code1 == code2 == 0 and out1 == out2 and len(out1.splitlines()) == 12
+
+
+def test_cohort_table_output(tmp_path, capsys):
+    cohort = tmp_path / "c.ndjson"
+    cohort.write_text("".join(json.dumps(r) + "\n" for r in make_records(10, seed=2)), encoding="utf-8")
+    code, out, _ = _run(["screen", str(cohort), "--out", str(tmp_path)], capsys)
+    assert code == 0 and "CONSORT" in out and "assessed" in out
+
+
+def test_protocols_and_schema_commands(capsys):
+    code, out, _ = _run(["protocols", "--json"], capsys)
+    rows = json.loads(out)
+    assert code == 0 and [r["version"] for r in rows] == ["1", "2"] and rows[0]["criteria"] == 23
+    code, out, _ = _run(["screening-schema"], capsys)
+    assert code == 0 and json.loads(out)["title"] == "ScreeningRecord"

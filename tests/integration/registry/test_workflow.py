@@ -7,9 +7,9 @@ import json
 import pytest
 from sqlalchemy import select, update
 
-from lutarterial.errors import InvalidInputError, NotFoundError, UnitError
+from lutarterial.errors import AccessDeniedError, InvalidInputError, NotFoundError, UnitError
 from lutarterial.registry import Registry, services, verify_audit_chain
-from lutarterial.registry.models import AuditEntry, Participant
+from lutarterial.registry.models import AuditEntry, Participant, ScreeningResult
 
 from .conftest import ELIGIBLE_RESULT, Team, enrolled_participant
 
@@ -207,3 +207,48 @@ def test_withdrawal_blocks_later_data(reg: Registry, team: Team) -> None:
             services.record_adverse_event(s, team.coord_bdx, pid, term="Fatigue", grade=1,
                                           onset_date="2024-03-02", reason="after")
         assert services.get_participant(s, team.coord_bdx, pid).status == "withdrawn"
+
+
+def test_screening_with_the_engine_is_stored_and_reproduced(reg: Registry, team: Team) -> None:
+    from lutarterial.records.synthetic import make_records
+
+    records = make_records(6, seed=1)
+    with reg.session() as s:
+        stored = []
+        for record in records:
+            p = services.register_participant(s, team.coord_bdx, site_code="BDX", reason="new")
+            services.record_consent(s, team.coord_bdx, p.id, version="v1", signed_date="2024-06-01", reason="signed")
+            row = services.screen_participant(s, team.coord_bdx, p.id, record, reason="screening")
+            assert row.record == record and row.protocol_version and row.as_of.isoformat() == record["screening_date"]
+            assert row.overall == row.result["verdict"]
+            assert p.status == {"eligible": "eligible", "ineligible": "screen_failed"}.get(row.overall, "consented")
+            stored.append(row.id)
+        verdicts = {services.rescreen(s, team.mon_bdx, sid).stored_verdict for sid in stored}
+        assert verdicts == {"eligible", "ineligible", "incomplete"}  # the fixture covers all three
+    with reg.session(readonly=True) as s:
+        for sid in stored:
+            report = services.rescreen(s, team.mon_bdx, sid)
+            assert report.reproduced, report.differences
+        with pytest.raises(AccessDeniedError):
+            services.rescreen(s, team.mon_tls, stored[0])
+    # A stored result that the engine does not produce is reported, item by item.
+    with reg.session() as s:
+        p = services.register_participant(s, team.coord_bdx, site_code="BDX", reason="new")
+        services.record_consent(s, team.coord_bdx, p.id, version="v1", signed_date="2024-06-01", reason="signed")
+        original = services.rescreen(s, team.admin, stored[0])
+        forged = dict(s.get(ScreeningResult, stored[0]).result)  # type: ignore[union-attr]
+        forged["verdict"] = "ineligible" if forged["verdict"] == "eligible" else "eligible"
+        row = services.record_screening(s, team.coord_bdx, p.id, record=records[0], result=forged,
+                                        protocol_version=original.protocol_version, as_of=records[0]["screening_date"],
+                                        reason="imported from paper CRF")
+        report = services.rescreen(s, team.admin, row.id)
+        assert not report.reproduced and any(d.startswith("verdict:") for d in report.differences)
+
+
+def test_screening_record_with_direct_identifiers_is_refused(reg: Registry, team: Team) -> None:
+    with reg.session() as s:
+        p = services.register_participant(s, team.coord_bdx, site_code="BDX", reason="new")
+        services.record_consent(s, team.coord_bdx, p.id, version="v1", signed_date="2024-06-01", reason="signed")
+        with pytest.raises(InvalidInputError, match=r"record\.patient\.family_name"):
+            services.record_screening(s, team.coord_bdx, p.id, record={"patient": {"family_name": "Martin"}},
+                                      result=ELIGIBLE_RESULT, protocol_version="2", as_of="2024-06-03", reason="x")

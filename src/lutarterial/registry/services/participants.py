@@ -265,7 +265,7 @@ def _eligibility_engine() -> Any:
     return screen
 
 
-def _run_engine(record: dict[str, Any], as_of: dt.date, protocol_version: str | None) -> dict[str, Any]:
+def _run_engine(record: dict[str, Any], as_of: dt.date | None, protocol_version: str | None) -> dict[str, Any]:
     screen = _eligibility_engine()
     result = screen(record, as_of=as_of, protocol_version=protocol_version)
     return result.to_dict() if hasattr(result, "to_dict") else dict(result)
@@ -294,6 +294,7 @@ def record_screening(session: Session, actor: Actor, participant: int | str, *, 
         raise InvalidInputError(f"{p.trial_number} is already {p.status}; screening is closed")
     if not isinstance(record, dict) or not isinstance(result, dict):
         raise InvalidInputError("screening record and result must be JSON objects")
+    _refuse_direct_identifiers(record)
     version = as_optional_text(protocol_version, "protocol version", max_length=50)
     if version is None:
         raise InvalidInputError("protocol version is required")
@@ -310,18 +311,42 @@ def record_screening(session: Session, actor: Actor, participant: int | str, *, 
 
 
 def screen_participant(session: Session, actor: Actor, participant: int | str, record: dict[str, Any], *,
-                       as_of: dt.date | str, reason: str, protocol_version: str | None = None) -> ScreeningResult:
-    """Screen ``record`` with ``lutarterial.eligibility.screen`` and store record, version and result."""
+                       reason: str, as_of: dt.date | str | None = None,
+                       protocol_version: str | None = None) -> ScreeningResult:
+    """Screen ``record`` with ``lutarterial.eligibility.screen`` and store record, version and result.
+
+    ``as_of`` defaults to the record's ``screening_date``; ``protocol_version`` to the version in
+    force on that date (the engine decides). The stored result is the engine's ``to_dict()``.
+    """
     require(actor, Permission.SCREENING_WRITE)
     load_participant(session, actor, participant)
-    when = as_date(as_of, "screening date (as_of)")
-    assert when is not None
+    _refuse_direct_identifiers(record)
+    when = as_date(as_of, "screening date (as_of)", required=False)
     result = _run_engine(record, when, protocol_version)
     version = str(result.get("protocol_version") or protocol_version or "")
+    when = when or as_date(result.get("as_of"), "screening date (as_of)")
     from lutarterial import __version__
 
     return record_screening(session, actor, participant, record=record, result=result, protocol_version=version,
                             as_of=when, reason=reason, engine=f"lutarterial.eligibility {__version__}")
+
+
+#: Keys that would put direct identifiers into study data; those belong in the identity key.
+_IDENTIFIER_KEYS = frozenset({"name", "family_name", "given_name", "first_name", "last_name", "surname",
+                              "hospital_id", "mrn", "ipp", "nir", "ssn", "address", "phone", "email"})
+
+
+def _refuse_direct_identifiers(value: Any, path: str = "record") -> None:
+    """Refuse a screening record carrying names or hospital numbers (GDPR: pseudonymous study data)."""
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            if str(key).lower() in _IDENTIFIER_KEYS and sub not in (None, ""):
+                raise InvalidInputError(f"{path}.{key}: direct identifiers do not belong in study data; "
+                                        "record them in the participant's identity key")
+            _refuse_direct_identifiers(sub, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            _refuse_direct_identifiers(sub, f"{path}[{i}]")
 
 
 def list_screenings(session: Session, actor: Actor, participant: int | str) -> list[ScreeningResult]:

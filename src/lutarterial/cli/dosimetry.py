@@ -48,12 +48,17 @@ def _limits(kidney_gy: float, kidney_bed_gy: float, marrow_gy: float) -> list[An
 
 def _tac_mode(tac: Path, nuclide: str, model: str, stp: str | None, teff_h: float | None, teff_sd_h: float | None,
               photons: bool, limits: list[Any], rb: dict[str, tuple[float, float]], as_json: bool,
-              csv_out: Path | None, plots: Path | None) -> None:
-    from lutarterial.dosimetry.io import plot_tacs, read_tac_csv
+              csv_out: Path | None, plots: Path | None, cycle: str, prior: Path | None) -> None:
+    from lutarterial.dosimetry.io import plot_tacs, read_prior_doses_csv, read_tac_csv
     from lutarterial.dosimetry.workflow import tac_dosimetry
+    from lutarterial.errors import InvalidInputError
 
-    vois = read_tac_csv(tac)
-    res = tac_dosimetry(vois, nuclide, model, stp, teff_h, teff_sd_h, photons, limits, rb)
+    vois = read_tac_csv(tac, default_cycle=cycle)
+    prior_doses = read_prior_doses_csv(prior) if prior is not None else []
+    clash = {(c.organ, c.cycle) for c in prior_doses} & {(v.voi, v.cycle) for v in vois}
+    if clash:
+        raise InvalidInputError(f"cycle(s) given both in the TAC and in --prior-doses: {sorted(clash)}")
+    res = tac_dosimetry(vois, nuclide, model, stp, teff_h, teff_sd_h, photons, limits, rb, prior_doses)
     fits = res.pop("_fits")
     if csv_out is not None:
         _write_csv(csv_out, res["vois"], TAC_CSV_COLUMNS)
@@ -196,6 +201,10 @@ def register(app: typer.Typer) -> None:
         rtdose: bool = typer.Option(True, "--rtdose/--no-rtdose"),
         csv_out: Path | None = typer.Option(None, "--csv", help="TAC mode: write the per-VOI table as CSV."),
         plots: Path | None = typer.Option(None, "--plots", help="TAC mode: folder for TAC PNG plots."),
+        cycle: str = typer.Option("1", "--cycle", help="TAC mode: cycle label for rows without a 'cycle' column (e.g. IAH)."),
+        prior_doses: Path | None = typer.Option(None, "--prior-doses",
+                                                help="TAC mode: CSV voi,cycle,dose_gy[,teff_h] of earlier cycles, "
+                                                     "added to the cumulative dose/BED."),
         as_json: bool = typer.Option(False, "--json", help="Machine-readable JSON on stdout."),
     ) -> None:
         """Absorbed dose from a VOI time-activity table (--tac) or from activity images (--activity ... --labels)."""
@@ -212,7 +221,8 @@ def register(app: typer.Typer) -> None:
         if tac is not None and activity:
             raise InvalidInputError("use either --tac or --activity (image mode), not both")
         if tac is not None:
-            _tac_mode(tac, nuclide, model, stp, teff_h, teff_sd_h, photons, lims, rb, as_json, csv_out, plots)
+            _tac_mode(tac, nuclide, model, stp, teff_h, teff_sd_h, photons, lims, rb, as_json, csv_out, plots, cycle,
+                      prior_doses)
         elif activity:
             if labels is None:
                 raise InvalidInputError("image mode needs --labels")

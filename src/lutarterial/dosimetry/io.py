@@ -19,7 +19,7 @@ import numpy as np
 
 from lutarterial.errors import InvalidInputError, NotFoundError
 
-__all__ = ["TacRow", "VoiTac", "read_tac_csv", "write_nifti_dose", "write_rtdose", "plot_tacs", "plot_dvhs"]
+__all__ = ["TacRow", "VoiTac", "read_tac_csv", "read_prior_doses_csv", "write_nifti_dose", "write_rtdose", "plot_tacs", "plot_dvhs"]
 
 REQUIRED_COLUMNS = ("voi", "time_h", "activity_mbq", "mass_g")
 
@@ -58,7 +58,7 @@ def _num(value: str | None, col: str, line: int, path: Path) -> float:
     return x
 
 
-def read_tac_csv(path: str | Path) -> list[VoiTac]:
+def read_tac_csv(path: str | Path, default_cycle: str = "1") -> list[VoiTac]:
     """Read ``voi,time_h,activity_mbq,mass_g`` (+ optional ``kind`` organ|lesion, ``cycle``).
 
     time_h is hours from the start of administration of that cycle. Errors name the line:
@@ -92,7 +92,7 @@ def read_tac_csv(path: str | Path) -> list[VoiTac]:
             kind = (r.get("kind") or ("lesion" if voi.lower().startswith(("lesion", "tumour", "tumor")) else "organ")).lower()
             if kind not in ("organ", "lesion"):
                 raise InvalidInputError(f"{p.name} line {n}: kind must be organ or lesion, got {kind!r}")
-            rows.append(TacRow(voi, t, a, m, kind, r.get("cycle") or "1"))
+            rows.append(TacRow(voi, t, a, m, kind, r.get("cycle") or default_cycle))
     if not rows:
         raise InvalidInputError(f"{p.name}: no data rows")
     groups: dict[tuple[str, str], list[TacRow]] = {}
@@ -112,6 +112,39 @@ def read_tac_csv(path: str | Path) -> list[VoiTac]:
         if len(kinds) > 1:
             raise InvalidInputError(f"{p.name}: VOI {voi} has mixed kinds {sorted(kinds)}")
         out.append(VoiTac(voi, cycle, tuple(times), tuple(x.activity_mbq for x in rs), rs[0].mass_g, rs[0].kind))
+    return out
+
+
+def read_prior_doses_csv(path: str | Path) -> list[Any]:
+    """Doses of earlier cycles: ``voi,cycle,dose_gy`` (+ optional ``teff_h`` for BED, ``route``)."""
+    from lutarterial.dosimetry.metrics import CycleDose
+
+    p = Path(path)
+    if not p.is_file():
+        raise NotFoundError(f"no such prior-dose file: {p}")
+    out = []
+    seen: set[tuple[str, str]] = set()
+    with p.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        cols = [c.strip() for c in (reader.fieldnames or [])]
+        missing = [c for c in ("voi", "cycle", "dose_gy") if c not in cols]
+        if missing:
+            raise InvalidInputError(f"{p.name}: missing column(s) {', '.join(missing)}; need voi,cycle,dose_gy[,teff_h]")
+        for n, raw in enumerate(reader, start=2):
+            r = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+            if not r.get("voi") or not r.get("cycle"):
+                raise InvalidInputError(f"{p.name} line {n}: voi and cycle are required")
+            d = _num(r.get("dose_gy"), "dose_gy", n, p)
+            if d < 0:
+                raise InvalidInputError(f"{p.name} line {n}: negative dose {d} Gy")
+            teff = _num(r["teff_h"], "teff_h", n, p) if r.get("teff_h") else None
+            if teff is not None and teff <= 0:
+                raise InvalidInputError(f"{p.name} line {n}: teff_h must be > 0")
+            key = (r["voi"], r["cycle"])
+            if key in seen:
+                raise InvalidInputError(f"{p.name} line {n}: VOI {key[0]} cycle {key[1]} given twice")
+            seen.add(key)
+            out.append(CycleDose(r["cycle"], r["voi"], d, teff, r.get("route") or "IV"))
     return out
 
 

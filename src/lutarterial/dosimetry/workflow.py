@@ -61,8 +61,12 @@ def _fin(x: float | None) -> float | None:
 def tac_dosimetry(vois: Sequence[VoiTac], nuclide: str = "Lu-177", model: str = "auto", stp: str | None = None,
                   population_teff_h: float | None = None, population_teff_sd_h: float | None = None,
                   include_photons: bool = True, limits: Sequence[Limit] | None = None,
-                  radiobiology: Mapping[str, tuple[float, float]] | None = None) -> dict[str, Any]:
+                  radiobiology: Mapping[str, tuple[float, float]] | None = None,
+                  prior_doses: Sequence[CycleDose] = ()) -> dict[str, Any]:
     """TIA, dose, BED per VOI and cycle, and cumulative dose/BED per VOI against limits.
+
+    ``prior_doses`` (e.g. the 4 IV cycles computed earlier) are added to the cumulative sums;
+    their ``organ`` field holds the VOI name, matched exactly.
 
     ``stp`` forces single-time-point methods (each VOI must then have exactly one time point);
     VOIs with one time point and no ``stp`` are an error that says which method to choose.
@@ -129,8 +133,10 @@ def tac_dosimetry(vois: Sequence[VoiTac], nuclide: str = "Lu-177", model: str = 
 
     base = lims if lims is not None else list(default_limits())
     checks = []
-    for voi in dict.fromkeys(v.voi for v in vois):
-        kind = next(v.kind for v in vois if v.voi == voi)
+    cycles.extend(prior_doses)
+    known = {v.voi: v.kind for v in vois}
+    for voi in dict.fromkeys([v.voi for v in vois] + [c.organ for c in prior_doses]):
+        kind = known.get(voi, "organ")
         organ = organ_of(voi, kind)
         voi_lims = [Limit(voi, lm.quantity, lm.limit, lm.source) for lm in base if lm.organ == organ]
         if not voi_lims:

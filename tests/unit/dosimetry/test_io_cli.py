@@ -200,3 +200,25 @@ def test_cli_image_mode_end_to_end(tmp_path, capsys):
     assert v["mean_gy"] == pytest.approx(v["tia_mbq_h"] * 0.0853 / mass_g, rel=0.1)
     for f in ("dose.nii.gz", "rtdose.dcm", "dvh.png", "dose.csv", "dose.json"):
         assert (out_dir / f).is_file()
+
+
+def test_cli_prior_doses_added_to_cumulative(tmp_path, capsys):
+    prior = _csv(tmp_path, "voi,cycle,dose_gy,teff_h\n" + "".join(
+        f"kidney_left,IV{i},4.5,50\n" for i in range(1, 5)), name="prior.csv")
+    run(["dose", "--tac", str(_csv(tmp_path, GOOD)), "--cycle", "IAH", "--prior-doses", str(prior), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["vois"][0]["cycle"] == "IAH"
+    dose = [c for c in out["cumulative"] if c["quantity"] == "dose_gy"][0]
+    assert dose["total"] == pytest.approx(18.0 + out["vois"][0]["dose_gy"])
+    assert dose["cycles"] == ["IAH", "IV1", "IV2", "IV3", "IV4"]
+    bed = [c for c in out["cumulative"] if c["quantity"] == "bed_gy"][0]
+    assert bed["status"] in ("below", "exceeded") and bed["total"] > dose["total"]
+
+
+def test_prior_doses_errors(tmp_path):
+    from lutarterial.dosimetry.io import read_prior_doses_csv
+
+    with pytest.raises(InvalidInputError, match="negative dose"):
+        read_prior_doses_csv(_csv(tmp_path, "voi,cycle,dose_gy\nk,IV1,-1\n", name="p.csv"))
+    with pytest.raises(InvalidInputError, match="twice"):
+        read_prior_doses_csv(_csv(tmp_path, "voi,cycle,dose_gy\nk,IV1,1\nk,IV1,2\n", name="p2.csv"))

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from lutarterial.errors import InvalidInputError, ProtocolDefinitionError, UnitError
+from lutarterial.errors import ProtocolDefinitionError, UnitError
 from lutarterial.units import Analyte, analyte_by_loinc, analyte_by_name, convert, parse_unit, to_canonical
 
 __all__ = [

@@ -264,7 +264,8 @@ def evaluate_recist(
     base_sum = sum(t.diameter_mm or 0.0 for t in targets) if targets else None
     out: list[TimepointResponse] = [
         TimepointResponse(
-            date=base.date.isoformat(), baseline=True, sum_mm=base_sum, change_from_baseline_pct=None,
+            date=base.date.isoformat(), baseline=True, sum_mm=None if base_sum is None else round(base_sum, 3),
+            change_from_baseline_pct=None,
             change_from_nadir_pct=None, nadir_mm=None, target=None, non_target=None, new_lesions=None, overall=None,
         )
     ]
@@ -297,7 +298,7 @@ def evaluate_recist(
                 if pd_now:
                     notes.append("PD certain from the measured targets alone (missing ones can only add)")
             else:
-                sum_mm = round(partial, 3)
+                sum_mm = partial  # full precision for the rules; rounded only in the output
                 all_gone = all(
                     (values[t.id] < 10.0 if t.nodal else values[t.id] == 0.0) for t in targets  # type: ignore[operator]
                 )
@@ -355,10 +356,10 @@ def evaluate_recist(
                     notes.append(f"progression dated to first observation of the new lesion ({earliest.isoformat()})")
         out.append(
             TimepointResponse(
-                date=a.date.isoformat(), baseline=False, sum_mm=sum_mm,
+                date=a.date.isoformat(), baseline=False, sum_mm=None if sum_mm is None else round(sum_mm, 3),
                 change_from_baseline_pct=_pct(sum_mm, base_sum) if sum_mm is not None and base_sum else None,
                 change_from_nadir_pct=_pct(sum_mm, nadir) if sum_mm is not None and nadir else None,
-                nadir_mm=nadir, target=target_resp, non_target=non_target_resp if non_targets else "NA",
+                nadir_mm=None if nadir is None else round(nadir, 3), target=target_resp, non_target=non_target_resp if non_targets else "NA",
                 new_lesions=unequivocal, overall=overall, notes=tuple(notes), new_lesions_equivocal=equivocal_only,
             )
         )

@@ -268,3 +268,31 @@ def test_input_errors_are_clear():
         run({"assessments": [{"date": "01/02/2025", "baseline": True, "lesions": []}]})
     with pytest.raises(InvalidInputError, match="diameter_mm"):
         run(doc_targets([("T1", "liver", False, -3)], []))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.floats(min_value=0, max_value=120)), min_size=1, max_size=8),
+       st.floats(min_value=10, max_value=100))
+def test_property_nadir_and_pd_rule(sums, base_mm):
+    base = [("T1", "liver", False, base_mm)]
+    r = run(doc_targets(base, [{"T1": s} for s in sums]))
+    nadir = base_mm
+    for s, tp in zip(sums, r.assessments[1:], strict=True):
+        assert tp.nadir_mm == pytest.approx(nadir, abs=1e-3)  # output rounded to 0.001 mm
+        if s is None:
+            assert tp.target == "NE" and tp.sum_mm is None
+            continue
+        is_pd = s >= 1.2 * nadir * (1 - 1e-9) and s - nadir >= 5 - 1e-9
+        if s == 0:
+            assert tp.target == "CR"
+        else:
+            assert (tp.target == "PD") == is_pd
+        nadir = min(nadir, s)
+    # best overall response never better than the best time-point response
+    order = {"CR": 5, "PR": 4, "SD": 3, "PD": 1, "NE": 0}
+    best_tp = max((order[t.overall] for t in r.assessments[1:]), default=0)
+    assert order[r.best_overall_response] <= max(best_tp, 3)

@@ -261,6 +261,10 @@ def evaluate_recist(
     non_targets = [lesion for lesion in lesions if lesion.role == "non_target"]
     known = set(ids)
 
+    unmeasured = [t.id for t in targets if t.diameter_mm is None]
+    if unmeasured:
+        raise InvalidInputError(f"baseline target lesion(s) {', '.join(unmeasured)} have no diameter_mm: "
+                                "a target must be measured at baseline (or be recorded as non-target)")
     base_sum = sum(t.diameter_mm or 0.0 for t in targets) if targets else None
     out: list[TimepointResponse] = [
         TimepointResponse(

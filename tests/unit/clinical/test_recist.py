@@ -296,3 +296,8 @@ def test_property_nadir_and_pd_rule(sums, base_mm):
     order = {"CR": 5, "PR": 4, "SD": 3, "PD": 1, "NE": 0}
     best_tp = max((order[t.overall] for t in r.assessments[1:]), default=0)
     assert order[r.best_overall_response] <= max(best_tp, 3)
+
+
+def test_unmeasured_baseline_target_is_an_input_error():
+    with pytest.raises(InvalidInputError, match="no diameter_mm"):
+        run(doc_targets([("T1", "liver", False, None)], [{"T1": 10.0}]))

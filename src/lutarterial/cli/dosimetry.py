@@ -94,7 +94,7 @@ def _tac_mode(tac: Path, nuclide: str, model: str, stp: str | None, teff_h: floa
 
 def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: Path | None, ct: list[Path],
                 nuclide: str, photons: bool, density: bool, out_dir: Path | None, rtdose: bool,
-                as_json: bool) -> None:
+                as_json: bool, voxel_tia: str, model: str) -> None:
     from datetime import datetime
 
     import numpy as np
@@ -140,7 +140,8 @@ def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: 
         hu = resample_to(cts[0].array, cts[0].geometry, g0, None, default=-1000.0)
         rho = density_from_hu(hu)
     voxel_mm = (g0.spacing_mm[2], g0.spacing_mm[1], g0.spacing_mm[0])  # array axes [k, j, i]
-    dose, res = voxel_dosimetry(maps, time_h, voxel_mm, masks, nuclide, rho, photons)
+    dose, res = voxel_dosimetry(maps, time_h, voxel_mm, masks, nuclide, rho, photons, voxel_tia=voxel_tia,
+                                model=model)
     res["time_h"] = list(time_h)
     res["voxel_mm"] = list(voxel_mm)
     res["density_correction"] = rho is not None
@@ -199,6 +200,8 @@ def register(app: typer.Typer) -> None:
         density: bool = typer.Option(True, "--density/--no-density", help="Image mode: CT density correction."),
         out_dir: Path | None = typer.Option(None, "--out-dir", help="Write dose.nii.gz, rtdose.dcm, CSV, JSON, PNG here."),
         rtdose: bool = typer.Option(True, "--rtdose/--no-rtdose"),
+        voxel_tia: str = typer.Option("voi_fit", "--voxel-tia",
+                                      help="Image mode: voi_fit (VOI kinetics distributed to voxels) or voxel."),
         csv_out: Path | None = typer.Option(None, "--csv", help="TAC mode: write the per-VOI table as CSV."),
         plots: Path | None = typer.Option(None, "--plots", help="TAC mode: folder for TAC PNG plots."),
         cycle: str = typer.Option("1", "--cycle", help="TAC mode: cycle label for rows without a 'cycle' column (e.g. IAH)."),
@@ -226,7 +229,8 @@ def register(app: typer.Typer) -> None:
         elif activity:
             if labels is None:
                 raise InvalidInputError("image mode needs --labels")
-            _image_mode(activity, time_h, labels, names, ct, nuclide, photons, density, out_dir, rtdose, as_json)
+            _image_mode(activity, time_h, labels, names, ct, nuclide, photons, density, out_dir, rtdose, as_json,
+                        voxel_tia, model)
         else:
             raise InvalidInputError("give --tac TAC.csv, or --activity maps with --time-h and --labels")
 

@@ -12,7 +12,7 @@ all cores (workers=-1) are used; the kernel transform is cached per (kernel, sha
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -28,6 +28,7 @@ __all__ = [
     "density_from_hu",
     "density_correct",
     "tia_map_from_timepoints",
+    "tia_map_from_voi_fits",
 ]
 
 _KERNEL_FFT_CACHE: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
@@ -163,3 +164,43 @@ def tia_map_from_timepoints(activity_bq_ml: Sequence[np.ndarray], time_h: Sequen
     if mask is not None:
         tia = np.where(mask, tia, 0.0)
     return tia
+
+
+def tia_map_from_voi_fits(activity_bq_ml: Sequence[np.ndarray], time_h: Sequence[float], voxel_mm: float | Sequence[float],
+                          masks: Mapping[str, np.ndarray], physical_half_life_h: float,
+                          model: str = "auto") -> tuple[np.ndarray, dict[str, object]]:
+    """Voxel TIA map whose VOI totals equal the TIA of the fitted VOI time-activity curves.
+
+    Voxel noise makes per-voxel fits unstable, so the kinetics are fitted on each VOI's total
+    activity (:func:`lutarterial.dosimetry.kinetics.fit_tac`) and distributed over its voxels in
+    proportion to their summed activity over the time points:
+    TIA_vox = TIA_VOI x sum_i A_vox(t_i) / sum_i A_VOI(t_i). Voxels outside every VOI keep the
+    voxel trapezoid + tail of :func:`tia_map_from_timepoints`. Overlapping VOIs: smaller VOIs
+    (lesions inside the liver) are applied last and win. Returns (map, {voi: FitResult or error}).
+    """
+    from lutarterial.dosimetry.kinetics import fit_tac, tia_trapezoid_physical_tail
+
+    base = tia_map_from_timepoints(activity_bq_ml, time_h, voxel_mm, physical_half_life_h)
+    v_ml = float(np.prod(np.broadcast_to(np.asarray(voxel_mm, float), 3))) * 1e-3
+    stack = np.stack([np.clip(np.asarray(m, float), 0, None) for m in activity_bq_ml]) * v_ml * 1e-6  # MBq
+    fits: dict[str, object] = {}
+    order = sorted(masks.items(), key=lambda kv: -int(np.count_nonzero(kv[1])))
+    for name, mask in order:
+        m = np.asarray(mask, bool)
+        if m.shape != base.shape:
+            raise InvalidInputError(f"VOI {name}: mask shape {m.shape} differs from image {base.shape}")
+        if not m.any():
+            raise InvalidInputError(f"VOI {name} is empty")
+        tac = stack[:, m].sum(axis=1)
+        try:
+            fit = (fit_tac(time_h, tac, model, physical_half_life_h=physical_half_life_h) if len(time_h) >= 3
+                   else tia_trapezoid_physical_tail(time_h, tac, physical_half_life_h))
+        except InvalidInputError as exc:
+            fits[name] = str(exc)
+            continue
+        fits[name] = fit
+        weights = stack[:, m].sum(axis=0)
+        total = float(weights.sum())
+        if total > 0 and fit.tia_mbq_h > 0:
+            base[m] = fit.tia_mbq_h * weights / total
+    return base, fits

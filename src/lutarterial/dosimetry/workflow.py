@@ -33,7 +33,12 @@ from lutarterial.dosimetry.metrics import (
     radiobiology_defaults,
 )
 from lutarterial.dosimetry.nuclides import get_nuclide
-from lutarterial.dosimetry.voxel import density_correct, dose_from_tia_kernel, tia_map_from_timepoints
+from lutarterial.dosimetry.voxel import (
+    density_correct,
+    dose_from_tia_kernel,
+    tia_map_from_timepoints,
+    tia_map_from_voi_fits,
+)
 from lutarterial.errors import InvalidInputError
 
 __all__ = ["organ_of", "tac_dosimetry", "voxel_dosimetry", "STP_METHODS", "FIT_MODELS"]
@@ -154,14 +159,23 @@ def tac_dosimetry(vois: Sequence[VoiTac], nuclide: str = "Lu-177", model: str = 
 def voxel_dosimetry(activity_bq_ml: Sequence[np.ndarray], time_h: Sequence[float], voxel_mm: Sequence[float],
                     masks: Mapping[str, np.ndarray], nuclide: str = "Lu-177", density_g_cm3: np.ndarray | None = None,
                     include_photons: bool = True, geud_a: Mapping[str, float] | None = None,
-                    tumour_alpha_per_gy: float | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                    tumour_alpha_per_gy: float | None = None, voxel_tia: str = "voi_fit",
+                    model: str = "auto") -> tuple[np.ndarray, dict[str, Any]]:
     """Voxel dose (Gy) from registered activity maps, and per-VOI dose statistics.
 
     ``voxel_mm`` in array axis order. Returns (dose map, {"vois": [...]}) where each VOI has the
     mean, min, max, D2/D50/D70/D90, gEUD (a = 1 unless given) and its VOI-level TIA.
+    ``voxel_tia``: 'voi_fit' (VOI kinetics fitted, distributed over voxels; default) or 'voxel'
+    (per-voxel trapezoid with an exponential tail).
     """
     nuc = get_nuclide(nuclide)
-    tia = tia_map_from_timepoints(activity_bq_ml, time_h, voxel_mm, nuc.half_life_h)
+    fits: dict[str, Any] = {}
+    if voxel_tia == "voi_fit":
+        tia, fits = tia_map_from_voi_fits(activity_bq_ml, time_h, voxel_mm, masks, nuc.half_life_h, model)
+    elif voxel_tia == "voxel":
+        tia = tia_map_from_timepoints(activity_bq_ml, time_h, voxel_mm, nuc.half_life_h)
+    else:
+        raise InvalidInputError("voxel_tia must be 'voi_fit' or 'voxel'")
     dose = dose_from_tia_kernel(tia, voxel_mm, nuc.name, include_photons=include_photons)
     if density_g_cm3 is not None:
         dose = density_correct(dose, density_g_cm3)
@@ -175,7 +189,14 @@ def voxel_dosimetry(activity_bq_ml: Sequence[np.ndarray], time_h: Sequence[float
         st = dose_stats(dose, m)
         a = (geud_a or {}).get(name, 1.0)
         edges, frac = dvh(dose, m)
-        out.append({
+        fit = fits.get(name)
+        kin: dict[str, Any] = {"voxel_tia": voxel_tia}
+        if isinstance(fit, FitResult):
+            kin.update({"model": fit.model, "teff_h": _fin(fit.teff_h), "tia_sd_mbq_h": _fin(fit.tia_sd_mbq_h),
+                        "warnings": list(fit.warnings)})
+        elif isinstance(fit, str):
+            kin.update({"model": "voxel", "warnings": [f"VOI fit failed ({fit}); voxel trapezoid used"]})
+        out.append({**kin,
             "voi": name, "n_voxels": st.n_voxels, "volume_ml": st.n_voxels * float(np.prod(voxel_mm)) * 1e-3,
             "tia_mbq_h": float(tia[m].sum()), "mean_gy": st.mean_gy, "min_gy": st.min_gy, "max_gy": st.max_gy,
             "d2_gy": st.d2_gy, "d50_gy": st.d50_gy, "d70_gy": st.d70_gy, "d90_gy": st.d90_gy,

@@ -185,18 +185,26 @@ def next_dose_command(
 
 
 def ae_table_command(
-    events_file: Path = typer.Argument(..., help="AES.json: {administrations: [...], adverse_events: [...]}"),
+    events_file: Path = typer.Argument(..., help="AES.json: {administrations: [...], adverse_events: [...], labs?: [...]}"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     related_only: bool = typer.Option(False, "--related-only", help="Only events possibly/probably/definitely related."),
 ) -> None:
     """Adverse events: worst grade per patient and term, and the toxicity table per cycle (IV and IAH)."""
-    from lutarterial.clinical.adverse_events import parse_adverse_events, toxicity_table, worst_grade_per_patient_term
+    from lutarterial.clinical.adverse_events import (
+        lab_toxicities,
+        parse_adverse_events,
+        toxicity_table,
+        worst_grade_per_patient_term,
+    )
 
-    events, admins = parse_adverse_events(_read_json(events_file))
+    doc = _read_json(events_file)
+    events, admins = parse_adverse_events(doc)
+    lab_events, ungraded = lab_toxicities(doc)
+    events = [*events, *lab_events]
     table = toxicity_table(events, admins, related_only=related_only)
     worst = worst_grade_per_patient_term(e for e in events if not related_only or e.related)
     if as_json:
-        _print_json({"worst_grade_per_patient_term": worst, "toxicity_table": table})
+        _print_json({"worst_grade_per_patient_term": worst, "toxicity_table": table, "ungraded_labs": ungraded})
         return
     from rich.console import Console
     from rich.table import Table
@@ -209,6 +217,8 @@ def ae_table_command(
         t.add_row(row["term"], *[f"{row['cycles'][c]['patients']} ({row['cycles'][c]['grade_3_or_more']})"
                                  for c in table["cycles"]])
     Console().print(t)
+    for u in ungraded:
+        Console().print(f"[yellow]lab not graded:[/yellow] {u['id']} ({u['test']}): {u['reason']}")
 
 
 def register(app: typer.Typer) -> None:

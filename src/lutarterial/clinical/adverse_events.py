@@ -25,6 +25,7 @@ __all__ = [
     "worst_grade_per_patient_term",
     "toxicity_table",
     "RELATED",
+    "lab_toxicities",
 ]
 
 
@@ -36,6 +37,7 @@ class Relation(str, Enum):
     POSSIBLE = "possible"
     PROBABLE = "probable"
     DEFINITE = "definite"
+    NOT_ASSESSED = "not_assessed"  # laboratory toxicity graded automatically
 
 
 #: Relations counted as "related to treatment" (adverse reaction).
@@ -124,6 +126,36 @@ def parse_adverse_events(doc: dict[str, Any]) -> tuple[list[AdverseEvent], list[
             cycle=e.get("cycle"),
         ))
     return events, admins
+
+
+def lab_toxicities(doc: dict[str, Any]) -> tuple[list[AdverseEvent], list[dict[str, Any]]]:
+    """CTCAE-graded laboratory toxicities (grade >= 1) from ``doc["labs"]`` as adverse events.
+
+    Returns the events and the labs that could not be graded (with the reason), so that a
+    toxicity table never silently drops a value.
+    """
+    from lutarterial.clinical.ctcae import grade_lab
+
+    default_patient = doc.get("patient")
+    events: list[AdverseEvent] = []
+    ungraded: list[dict[str, Any]] = []
+    for k, lab in enumerate(doc.get("labs", []) or []):
+        w = f"labs[{k}]"
+        if not isinstance(lab, dict):
+            raise InvalidInputError(f"{w}: must be an object")
+        num = {f: lab.get(f) if isinstance(lab.get(f), (int, float)) and not isinstance(lab.get(f), bool) else None
+               for f in ("value", "lln", "uln", "baseline")}
+        g = grade_lab(str(lab.get("test", "")), num["value"], lab.get("unit"), lln=num["lln"], uln=num["uln"],
+                      baseline=num["baseline"], baseline_unit=lab.get("baseline_unit"), id=lab.get("id"))
+        lab_id = str(lab.get("id", f"lab{k + 1}"))
+        if g.grade is None:
+            ungraded.append({"id": lab_id, "test": g.test, "reason": g.reason})
+        elif g.grade >= 1 and g.term:
+            events.append(AdverseEvent(
+                id=f"lab:{lab_id}", patient=str(lab.get("patient", default_patient)), term=g.term, grade=g.grade,
+                onset=_date(lab.get("date"), w), relation=Relation.NOT_ASSESSED,
+            ))
+    return events, ungraded
 
 
 def assign_cycles(events: Iterable[AdverseEvent], admins: Sequence[CycleAdministration]) -> list[tuple[AdverseEvent, str]]:

@@ -101,3 +101,14 @@ def test_grade_accepts_numeric_strings_and_rejects_others(capsys, tmp_path):
     out = cli_json(capsys, "grade", str(f))
     assert out["grades"][0]["grade"] == 2
     assert out["grades"][1]["grade"] is None and "'<10'" in out["grades"][1]["reason"]
+
+
+def test_ae_table_includes_graded_lab_toxicities_and_lists_ungraded(capsys):
+    out = cli_json(capsys, "ae-table", str(EX / "adverse_events.json"))
+    rows = {r["term"]: r for r in out["toxicity_table"]["rows"]}
+    plt = rows["Platelet count decreased"]["cycles"]
+    # AE2 (grade 2) and lab 68 G/L (grade 2) in C2; lab 92 G/L grade 1 in C1; 101 G/L grade 1 in IAH
+    assert plt["C1 IV"]["by_grade"]["1"] == 1 and plt["C2 IV"]["by_grade"]["2"] == 1 and plt["IAH"]["by_grade"]["1"] == 1
+    assert rows["Lymphocyte count decreased"]["cycles"]["IAH"]["grade_3_or_more"] == 1
+    assert out["ungraded_labs"] == [{"id": "P2-IAH-W4-HB", "test": "hemoglobin",
+                                     "reason": "no grade: LLN missing; needed to decide grade 1 versus grade 0"}]

@@ -32,6 +32,8 @@ Rule = Callable[[Criterion, Context], CriterionResult]
 RULES: dict[str, Rule] = {}
 
 P, F, U = Status.PASS, Status.FAIL, Status.UNKNOWN
+#: Creatinine umol/L -> mg/dL (molar mass from lutarterial.units.ANALYTES; 1 mg/dL = 88.4 umol/L).
+_UMOL_TO_MG_DL_CREATININE = convert(1.0, "umol/L", "mg/dL", molar_mass_g_per_mol=ANALYTES["creatinine"].molar_mass_g_per_mol)
 
 
 def rule(criterion_id: str) -> Callable[[Rule], Rule]:
@@ -272,7 +274,7 @@ def _crcl(c: Criterion, ctx: Context) -> tuple[Status, str, list[Evidence], list
         return U, f"{fallback_note}Cockcroft-Gault not computable: {why}", ev, needs
     try:
         youngest, oldest = age_range_years(p.birth_date, p.birth_date_precision, ctx.as_of)  # type: ignore[arg-type]
-        scr_mg_dl = convert(cr.value, "umol/L", "mg/dL", molar_mass_g_per_mol=ANALYTES["creatinine"].molar_mass_g_per_mol)
+        scr_mg_dl = cr.value * _UMOL_TO_MG_DL_CREATININE
         values = [crcl_cockcroft_gault_1976(age_years=a, weight_kg=wt.value, creatinine_mg_per_dl=scr_mg_dl,
                                             female=p.sex == "female") for a in {youngest, oldest}]
     except InvalidInputError as exc:

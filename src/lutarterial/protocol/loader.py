@@ -89,10 +89,15 @@ class Threshold:
 
     def describe(self) -> str:
         """Human form, e.g. ``>= 75000 /mm3`` or ``<= 2.5 x ULN``."""
-        if self.uln_multiple is not None:
-            return f"{self.operator} {self.uln_multiple:g} x ULN"
-        unit = "" if self.unit in (None, "1") else f" {self.unit}"
-        return f"{self.operator} {self.value:g}{unit}"
+        return _describe_threshold(self.operator, self.value, self.unit, self.uln_multiple)
+
+
+@lru_cache(maxsize=512)
+def _describe_threshold(operator: str, value: float | None, unit: str | None, uln_multiple: float | None) -> str:
+    if uln_multiple is not None:
+        return f"{operator} {uln_multiple:g} x ULN"
+    shown = "" if unit in (None, "1") else f" {unit}"
+    return f"{operator} {value:g}{shown}"
 
 
 @lru_cache(maxsize=512)

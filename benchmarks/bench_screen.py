@@ -1,0 +1,53 @@
+"""Benchmark: screen N synthetic own-format records (default 100,000) and print records/s.
+
+What is timed: parsing each record from its JSON text (pydantic, strict), building the
+domain view, evaluating all 23 criteria and serialising the issue's JSON line: the work
+``lutarterial screen cohort.ndjson --json --jobs J`` does, minus terminal and file output.
+Generating the synthetic records is not timed.
+
+    PYTHONPATH=src python benchmarks/bench_screen.py --n 100000 --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+from lutarterial.eligibility.cohort import CohortSummary, screen_texts_parallel
+from lutarterial.records.synthetic import make_records
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-json", action="store_true", help="skip serialising the JSON lines")
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    texts = [(f"synthetic:{i + 1}", json.dumps(r)) for i, r in enumerate(make_records(args.n, seed=args.seed))]
+    t_gen = time.perf_counter() - t0
+
+    load_before = os.getloadavg()
+    summary = CohortSummary()
+    t0 = time.perf_counter()
+    for chunk in screen_texts_parallel(texts, as_of=None, protocol_version=None, want_json=not args.no_json,
+                                       jobs=args.jobs, chunk_size=2000):
+        for _line, row in chunk:
+            summary.add_row(row)
+    elapsed = time.perf_counter() - t0
+    load_after = os.getloadavg()
+
+    s = summary.to_dict()
+    print(f"records: {args.n}  jobs: {args.jobs}  cpus: {os.cpu_count()}  (generation {t_gen:.1f} s, not timed)")
+    print(f"screened in {elapsed:.2f} s: {args.n / elapsed:,.0f} records/s")
+    print(f"verdicts: eligible {s['eligible']}, ineligible {s['ineligible']}, incomplete {s['incomplete']}, "
+          f"unreadable {s['unreadable']}")
+    print(f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} (machine shared with other jobs)")
+
+
+if __name__ == "__main__":
+    main()

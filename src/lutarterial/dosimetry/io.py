@@ -32,6 +32,7 @@ class TacRow:
     mass_g: float
     kind: str
     cycle: str
+    teff_h: float | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class VoiTac:
     activity_mbq: tuple[float, ...]
     mass_g: float
     kind: str
+    population_teff_h: float | None = None  # optional per-VOI population Teff (madsen2018)
 
 
 def _num(value: str | None, col: str, line: int, path: Path) -> float:
@@ -59,7 +61,10 @@ def _num(value: str | None, col: str, line: int, path: Path) -> float:
 
 
 def read_tac_csv(path: str | Path, default_cycle: str = "1") -> list[VoiTac]:
-    """Read ``voi,time_h,activity_mbq,mass_g`` (+ optional ``kind`` organ|lesion, ``cycle``).
+    """Read ``voi,time_h,activity_mbq,mass_g`` (+ optional ``kind`` organ|lesion, ``cycle``, ``teff_h``).
+
+    ``teff_h`` is a per-VOI population effective half-life for the madsen2018 single-time-point
+    method (overrides ``--teff-h``).
 
     time_h is hours from the start of administration of that cycle. Errors name the line:
     negative activity, non-positive time, duplicate time within a VOI and cycle, missing mass,
@@ -92,7 +97,10 @@ def read_tac_csv(path: str | Path, default_cycle: str = "1") -> list[VoiTac]:
             kind = (r.get("kind") or ("lesion" if voi.lower().startswith(("lesion", "tumour", "tumor")) else "organ")).lower()
             if kind not in ("organ", "lesion"):
                 raise InvalidInputError(f"{p.name} line {n}: kind must be organ or lesion, got {kind!r}")
-            rows.append(TacRow(voi, t, a, m, kind, r.get("cycle") or default_cycle))
+            teff = _num(r["teff_h"], "teff_h", n, p) if r.get("teff_h") else None
+            if teff is not None and teff <= 0:
+                raise InvalidInputError(f"{p.name} line {n}: teff_h must be > 0 h")
+            rows.append(TacRow(voi, t, a, m, kind, r.get("cycle") or default_cycle, teff))
     if not rows:
         raise InvalidInputError(f"{p.name}: no data rows")
     groups: dict[tuple[str, str], list[TacRow]] = {}
@@ -111,7 +119,11 @@ def read_tac_csv(path: str | Path, default_cycle: str = "1") -> list[VoiTac]:
         kinds = {x.kind for x in rs}
         if len(kinds) > 1:
             raise InvalidInputError(f"{p.name}: VOI {voi} has mixed kinds {sorted(kinds)}")
-        out.append(VoiTac(voi, cycle, tuple(times), tuple(x.activity_mbq for x in rs), rs[0].mass_g, rs[0].kind))
+        teffs = {x.teff_h for x in rs if x.teff_h is not None}
+        if len(teffs) > 1:
+            raise InvalidInputError(f"{p.name}: VOI {voi} cycle {cycle} has different teff_h values {sorted(teffs)}")
+        out.append(VoiTac(voi, cycle, tuple(times), tuple(x.activity_mbq for x in rs), rs[0].mass_g, rs[0].kind,
+                          next(iter(teffs)) if teffs else None))
     return out
 
 

@@ -31,7 +31,7 @@ __all__ = [
     "tia_map_from_voi_fits",
 ]
 
-_KERNEL_FFT_CACHE: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+_KERNEL_FFT_CACHE: dict[tuple[object, tuple[int, ...]], np.ndarray] = {}
 
 
 def _check_map(arr: np.ndarray, name: str) -> np.ndarray:
@@ -43,8 +43,11 @@ def _check_map(arr: np.ndarray, name: str) -> np.ndarray:
     return a
 
 
-def convolve_fft(volume: np.ndarray, kernel: np.ndarray, workers: int = -1, cache_key: int | None = None) -> np.ndarray:
-    """Linear 3-D convolution ``volume * kernel`` (kernel odd-sized, centred), same shape as volume."""
+def convolve_fft(volume: np.ndarray, kernel: np.ndarray, workers: int = -1, cache_key: object | None = None) -> np.ndarray:
+    """Linear 3-D convolution ``volume * kernel`` (kernel odd-sized, centred), same shape as volume.
+
+    ``cache_key`` (hashable, must identify the kernel's values) keeps the kernel transform.
+    """
     from scipy import fft
 
     vol = np.asarray(volume, dtype=np.float64)
@@ -84,7 +87,8 @@ def dose_from_tia_kernel(tia_mbq_h: np.ndarray, voxel_mm: float | Sequence[float
                                     radius_mm=radius_mm, include_photons=include_photons)
     if not np.allclose(k.voxel_mm, np.broadcast_to(np.asarray(voxel_mm, float), 3), rtol=1e-4):
         raise InvalidInputError(f"kernel voxel size {k.voxel_mm} differs from the image voxel size {voxel_mm}")
-    mgy = convolve_fft(tia * 3600.0, k.values_mgy_per_mbq_s, cache_key=id(k))
+    key = (k.nuclide, k.voxel_mm, k.radius_vox, k.density_g_cm3, k.include_photons, float(k.values_mgy_per_mbq_s.sum()))
+    mgy = convolve_fft(tia * 3600.0, k.values_mgy_per_mbq_s, cache_key=key)
     dose = mgy * 1e-3
     dose[dose < 0] = 0.0  # FFT round-off below ~1e-12 of the maximum
     return dose

@@ -82,7 +82,10 @@ def tac_dosimetry(vois: Sequence[VoiTac], nuclide: str = "Lu-177", model: str = 
     if stp is not None and stp not in STP_METHODS:
         raise InvalidInputError(f"unknown single-time-point method {stp!r}; choose {' or '.join(STP_METHODS)}")
     if stp == "madsen2018" and population_teff_h is None:
-        raise InvalidInputError("madsen2018 needs the population effective half-life (--teff-h)")
+        lacking = sorted({v.voi for v in vois if v.population_teff_h is None})
+        if lacking:
+            raise InvalidInputError("madsen2018 needs the population effective half-life: give --teff-h or a teff_h "
+                                    f"column (missing for {', '.join(lacking)})")
     rows: list[dict[str, Any]] = []
     fits: dict[tuple[str, str], FitResult | None] = {}
     cycles: list[CycleDose] = []
@@ -102,8 +105,9 @@ def tac_dosimetry(vois: Sequence[VoiTac], nuclide: str = "Lu-177", model: str = 
                 tia, sd, teff, method = tia_hanscheid2018(t, a), None, None, "hanscheid2018"
                 warn.append("Hänscheid 2018 approximation: exact when the scan time equals Teff; Teff unknown, no BED")
             else:
-                tia, sd = tia_madsen2018(t, a, population_teff_h, population_teff_sd_h)  # type: ignore[arg-type]
-                teff, method = population_teff_h, "madsen2018"
+                pop = v.population_teff_h if v.population_teff_h is not None else population_teff_h
+                tia, sd = tia_madsen2018(t, a, pop, population_teff_sd_h)  # type: ignore[arg-type]
+                teff, method = pop, "madsen2018"
         else:
             if model == "trapezoid":
                 fit = tia_trapezoid_physical_tail(v.time_h, v.activity_mbq, nuc.half_life_h)

@@ -222,3 +222,13 @@ def test_prior_doses_errors(tmp_path):
         read_prior_doses_csv(_csv(tmp_path, "voi,cycle,dose_gy\nk,IV1,-1\n", name="p.csv"))
     with pytest.raises(InvalidInputError, match="twice"):
         read_prior_doses_csv(_csv(tmp_path, "voi,cycle,dose_gy\nk,IV1,1\nk,IV1,2\n", name="p2.csv"))
+
+
+def test_madsen_per_voi_population_teff_column(tmp_path, capsys):
+    p = _csv(tmp_path, "voi,time_h,activity_mbq,mass_g,teff_h\nkidney_left,96,20,150,45\nlesion_1,96,5,10,90\n")
+    run(["dose", "--tac", str(p), "--stp", "madsen2018", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    for v, teff, a in zip(out["vois"], (45.0, 90.0), (20.0, 5.0)):
+        lam = LN2 / teff
+        assert v["teff_h"] == teff
+        assert v["tia_mbq_h"] == pytest.approx(a * math.exp(lam * 96) / lam)

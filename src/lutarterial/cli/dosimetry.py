@@ -33,8 +33,8 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], cols: list[str]) -> None:
 
 TAC_CSV_COLUMNS = ["voi", "cycle", "kind", "model", "n_points", "teff_h", "tia_mbq_h", "tia_sd_mbq_h", "mass_g",
                    "dose_gy", "dose_sd_gy", "electron_dose_gy", "photon_dose_gy", "bed_gy"]
-VOXEL_CSV_COLUMNS = ["voi", "n_voxels", "volume_ml", "tia_mbq_h", "mean_gy", "min_gy", "max_gy", "d2_gy", "d50_gy",
-                     "d70_gy", "d90_gy", "geud_a", "geud_gy", "eud_radiobiological_gy"]
+VOXEL_CSV_COLUMNS = ["voi", "model", "teff_h", "n_voxels", "volume_ml", "tia_mbq_h", "mean_gy", "min_gy", "max_gy", "d2_gy", "d50_gy",
+                     "d70_gy", "d90_gy", "geud_a", "geud_gy", "eud_radiobiological_gy", "bed_mean_gy"]
 
 
 def _limits(kidney_gy: float, kidney_bed_gy: float, marrow_gy: float) -> list[Any]:
@@ -94,7 +94,7 @@ def _tac_mode(tac: Path, nuclide: str, model: str, stp: str | None, teff_h: floa
 
 def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: Path | None, ct: list[Path],
                 nuclide: str, photons: bool, density: bool, out_dir: Path | None, rtdose: bool,
-                as_json: bool, voxel_tia: str, model: str) -> None:
+                as_json: bool, voxel_tia: str, model: str, rb: dict[str, tuple[float, float]]) -> None:
     from datetime import datetime
 
     import numpy as np
@@ -133,6 +133,7 @@ def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: 
             maps.append(resample_to(im.array, im.geometry, g0, tx))
     lm = read_labels(labels, ref, names=names)
     masks = {v.spec.name: v.full(g0.shape) for v in lm.vois}
+    kinds = {v.spec.name: str(getattr(v.spec.kind, "value", v.spec.kind)) for v in lm.vois}
     rho = None
     if density and cts:
         from lutarterial.dosimetry.voxel import density_from_hu
@@ -141,7 +142,7 @@ def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: 
         rho = density_from_hu(hu)
     voxel_mm = (g0.spacing_mm[2], g0.spacing_mm[1], g0.spacing_mm[0])  # array axes [k, j, i]
     dose, res = voxel_dosimetry(maps, time_h, voxel_mm, masks, nuclide, rho, photons, voxel_tia=voxel_tia,
-                                model=model)
+                                model=model, kinds=kinds, radiobiology=rb)
     res["time_h"] = list(time_h)
     res["voxel_mm"] = list(voxel_mm)
     res["density_correction"] = rho is not None
@@ -230,7 +231,7 @@ def register(app: typer.Typer) -> None:
             if labels is None:
                 raise InvalidInputError("image mode needs --labels")
             _image_mode(activity, time_h, labels, names, ct, nuclide, photons, density, out_dir, rtdose, as_json,
-                        voxel_tia, model)
+                        voxel_tia, model, rb)
         else:
             raise InvalidInputError("give --tac TAC.csv, or --activity maps with --time-h and --labels")
 

@@ -164,13 +164,16 @@ def voxel_dosimetry(activity_bq_ml: Sequence[np.ndarray], time_h: Sequence[float
                     masks: Mapping[str, np.ndarray], nuclide: str = "Lu-177", density_g_cm3: np.ndarray | None = None,
                     include_photons: bool = True, geud_a: Mapping[str, float] | None = None,
                     tumour_alpha_per_gy: float | None = None, voxel_tia: str = "voi_fit",
-                    model: str = "auto") -> tuple[np.ndarray, dict[str, Any]]:
+                    model: str = "auto", kinds: Mapping[str, str] | None = None,
+                    radiobiology: Mapping[str, tuple[float, float]] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Voxel dose (Gy) from registered activity maps, and per-VOI dose statistics.
 
     ``voxel_mm`` in array axis order. Returns (dose map, {"vois": [...]}) where each VOI has the
     mean, min, max, D2/D50/D70/D90, gEUD (a = 1 unless given) and its VOI-level TIA.
     ``voxel_tia``: 'voi_fit' (VOI kinetics fitted, distributed over voxels; default) or 'voxel'
-    (per-voxel trapezoid with an exponential tail).
+    (per-voxel trapezoid with an exponential tail). With a fitted VOI Teff and radiobiology for
+    the VOI's organ (kidney, tumour for ``kinds[name] == 'lesion'``, bone marrow), the mean of
+    the voxel BEDs is reported as ``bed_mean_gy``.
     """
     nuc = get_nuclide(nuclide)
     fits: dict[str, Any] = {}
@@ -198,6 +201,12 @@ def voxel_dosimetry(activity_bq_ml: Sequence[np.ndarray], time_h: Sequence[float
         if isinstance(fit, FitResult):
             kin.update({"model": fit.model, "teff_h": _fin(fit.teff_h), "tia_sd_mbq_h": _fin(fit.tia_sd_mbq_h),
                         "warnings": list(fit.warnings)})
+            organ = organ_of(name, (kinds or {}).get(name, "organ"))
+            rb = (radiobiology or {}).get(organ) or radiobiology_defaults(organ)
+            if rb is not None and fit.teff_h is not None and math.isfinite(fit.teff_h) and fit.teff_h > 0:
+                bed_vox = bed_monoexponential(dose[m], fit.teff_h, rb[0], rb[1])
+                kin.update({"organ": organ, "bed_mean_gy": float(np.mean(bed_vox)), "alpha_beta_gy": rb[0],
+                            "repair_half_time_h": rb[1]})
         elif isinstance(fit, str):
             kin.update({"model": "voxel", "warnings": [f"VOI fit failed ({fit}); voxel trapezoid used"]})
         out.append({**kin,

@@ -194,6 +194,7 @@ def test_cli_image_mode_end_to_end(tmp_path, capsys):
     res = json.loads(capsys.readouterr().out)
     v = res["vois"][0]
     assert v["voi"] == "lesion_1" and v["n_voxels"] == 512
+    assert v["teff_h"] == pytest.approx(teff, rel=0.005) and v["bed_mean_gy"] > v["mean_gy"]
     assert v["max_gy"] >= v["d2_gy"] >= v["d50_gy"] >= v["d70_gy"] >= v["d90_gy"] >= v["min_gy"]
     # mean dose close to the sphere-free estimate: TIA x 0.0853 / mass (electrons mostly absorbed)
     mass_g = 512 * 0.064 * 1.04

@@ -269,7 +269,10 @@ def _canonical_factor(analyte: str, unit: str) -> float:
 def _to_canonical(analyte: str, value: float, unit: str | None) -> float:
     """``value unit`` in the analyte's canonical unit (every supported unit is a pure scale factor)."""
     if unit is None:
-        raise UnitError(f"{analyte}: value without a unit")
+        if ANALYTES[analyte].canonical_unit == "1":  # a pure ratio such as the INR
+            unit = "1"
+        else:
+            raise UnitError(f"{analyte}: value without a unit")
     if not math.isfinite(value):
         raise UnitError(f"{analyte}: value {value!r} is not a finite number")
     return value * _canonical_factor(analyte, unit)

@@ -186,11 +186,19 @@ def _pending_changes(session: Session) -> list[tuple[str, Any]]:
 
 @event.listens_for(Session, "before_flush")
 def _refuse_unaudited(session: Session, flush_context: Any, instances: Any) -> None:
-    if session.info.get(_INFO_KEY) is None and _pending_changes(session):
+    if not _pending_changes(session):
+        return
+    if session.info.get(_INFO_KEY) is None:
         raise InvalidInputError(
             "change refused: registry data can only be changed through the registry services, "
             "with an actor and a reason (audit trail)"
         )
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        # Serialise audited writers *before* their data rows are written: a transaction that
+        # extends the chain must not wait on another's uncommitted rows while holding the chain
+        # (no deadlock), and two transactions never extend the same head. Released at commit.
+        conn.execute(text("SELECT pg_advisory_xact_lock(7468221066)"))
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -221,8 +229,7 @@ def _site_of(session: Session, obj: Any, participant_id: int | None, cache: dict
 
 def _chain_head(session: Session) -> tuple[int, str]:
     conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        # Serialise writers of the chain: two transactions must not both extend the same head.
+    if conn.dialect.name == "postgresql":  # already held since before_flush; re-entrant, kept for safety
         conn.execute(text("SELECT pg_advisory_xact_lock(7468221066)"))
     table = AuditEntry.__table__
     last = conn.execute(select(table.c.id, table.c.row_hash).order_by(table.c.id.desc()).limit(1)).first()

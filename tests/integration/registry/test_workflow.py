@@ -252,3 +252,14 @@ def test_screening_record_with_direct_identifiers_is_refused(reg: Registry, team
         with pytest.raises(InvalidInputError, match=r"record\.patient\.family_name"):
             services.record_screening(s, team.coord_bdx, p.id, record={"patient": {"family_name": "Martin"}},
                                       result=ELIGIBLE_RESULT, protocol_version="2", as_of="2024-06-03", reason="x")
+
+
+def test_completion_closes_the_participant(reg: Registry, team: Team) -> None:
+    pid = enrolled_participant(reg, team)
+    with reg.session() as s:
+        with pytest.raises(AccessDeniedError):
+            services.complete_participation(s, team.mon_bdx, pid, end_date="2025-01-01", reason="end")
+        visit = services.complete_participation(s, team.inv_bdx, pid, end_date="2025-01-01", reason="end of follow-up")
+        assert visit.kind == "end_of_study" and services.get_participant(s, team.inv_bdx, pid).status == "completed"
+        with pytest.raises(InvalidInputError, match="only an enrolled"):
+            services.complete_participation(s, team.inv_bdx, pid, end_date="2025-01-02", reason="again")

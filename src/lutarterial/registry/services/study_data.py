@@ -57,6 +57,7 @@ __all__ = [
     "update_record",
     "delete_record",
     "participant_timeline",
+    "complete_participation",
 ]
 
 #: Upper bound of a plausible single LUTATHERA administration (label: 7 400 MBq per cycle);
@@ -398,6 +399,22 @@ def attach_dosimetry_analysis(session: Session, actor: Actor, participant: int |
         kind=kind, result=result, study_instance_uid=study_instance_uid, series_instance_uids=series_instance_uids,
         input_hashes=input_hashes, parameters=parameters, software_version=software_version, visit_id=visit_id,
         imaging_analysis_id=imaging_analysis_id), reason)
+
+
+def complete_participation(session: Session, actor: Actor, participant: int | str, *, end_date: dt.date | str,
+                           reason: str, notes: str | None = None) -> Visit:
+    """Close follow-up: record the end-of-study visit as done; the participant becomes ``completed``.
+
+    Only for an enrolled or treated participant (a withdrawal is recorded with ``withdraw_consent``).
+    """
+    p = load_participant(session, actor, participant)
+    if p.status not in (ParticipantStatus.ENROLLED.value, ParticipantStatus.TREATED.value):
+        raise InvalidInputError(f"{p.trial_number} is {p.status}; only an enrolled participant completes the study")
+    visit = record_visit(session, actor, p.id, kind="end_of_study", status="done", visit_date=end_date, notes=notes,
+                         reason=reason)
+    with audited(session, actor, reason):
+        p.status = ParticipantStatus.COMPLETED.value
+    return visit
 
 
 # --- reads ------------------------------------------------------------------------------------

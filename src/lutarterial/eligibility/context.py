@@ -12,9 +12,8 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from lutarterial.eligibility.patient import Administration, Measurement, PatientData
 from lutarterial.eligibility.results import Evidence
@@ -70,8 +69,7 @@ def describe_window(window: Window) -> str:
     return ", ".join(parts) or "on or before the screening date"
 
 
-@dataclass(frozen=True, slots=True)
-class Pick:
+class Pick(NamedTuple):
     """The outcome of choosing one value: ``value`` set, or ``reason`` saying why not."""
 
     value: Any = None
@@ -203,6 +201,27 @@ class Context:
 
     def pick(self, analyte: str, window: Window, label: str, *, canonical: bool = True) -> Pick:
         """The most recent usable measurement of ``analyte`` (canonical unit unless told not to)."""
+        ms = self._by_analyte.get(analyte)
+        if ms is not None and len(ms) == 1 and canonical and analyte in ANALYTES:
+            # Fast path (profiled: the common case of one result): same rules as below.
+            m = ms[0]
+            d = m.date
+            if d is not None and d <= self.as_of and window.min_days_after_anchor is None and (
+                window.max_days_after_anchor is None
+            ):
+                anchor_day, oldest = self._bounds(window)
+                in_anchor = not window.anchor or (
+                    anchor_day is not None and (d > anchor_day if window.strictly_after_anchor else d >= anchor_day)
+                )
+                if in_anchor and (oldest is None or d >= oldest):
+                    try:
+                        v = _to_canonical(analyte, m.value, m.unit)
+                    except UnitError:
+                        pass  # the general path below builds the full explanation
+                    else:
+                        unit_out = ANALYTES[analyte].canonical_unit
+                        note = "" if m.unit == unit_out else f"= {v:.4g} {unit_out}"
+                        return Pick(v, unit_out, m, "", "", (Evidence(label, m.value, m.unit, d, m.source, note),))
         chosen, notes, reason, need = self.pick_dated(
             self.measurements(analyte), window, label, lambda m: m.date, lambda m: m.source
         )

@@ -16,7 +16,7 @@ import numpy as np
 
 from lutarterial.errors import DicomConformanceError, InvalidInputError, NotFoundError
 from lutarterial.imaging.dicom_series import geometry_from_positions
-from lutarterial.imaging.resample import resample_nearest
+from lutarterial.imaging.resample import grids_overlap, resample_mask_cropped
 from lutarterial.imaging.types import Geometry
 
 __all__ = ["read_seg_masks", "read_rtstruct_masks", "dicom_label_kind"]
@@ -58,8 +58,8 @@ def _load(path: str | Path, modality: str) -> Any:
 
 def read_seg_masks(
     path: str | Path, target: Geometry
-) -> tuple[list[tuple[int, str, str, np.ndarray]], str | None]:
-    """Segments as (number, label, property-type meaning, full mask on ``target``) and the FoR UID."""
+) -> tuple[list[tuple[int, str, str, tuple[tuple[slice, slice, slice], np.ndarray]]], str | None]:
+    """Segments as (number, label, property-type meaning, (bbox, cropped mask) on ``target``) and the FoR UID."""
     ds = _load(path, "SEG")
     nf = int(ds.get("NumberOfFrames", 1) or 1)
     pix = np.asarray(ds.pixel_array).reshape(nf, int(ds.Rows), int(ds.Columns))
@@ -113,12 +113,16 @@ def read_seg_masks(
         vol = np.zeros(seg_geom.shape, dtype=np.uint8)
         for i in np.flatnonzero(segnum == n):
             vol[k_of[i]] |= pix[i].astype(np.uint8)
-        full = resample_nearest(vol, seg_geom, target).astype(bool)
+        if vol.any() and not grids_overlap(target, seg_geom):
+            raise InvalidInputError(
+                "the SEG and the image do not overlap in patient space (check they belong to the same patient)"
+            )
+        bbox, cropped = resample_mask_cropped(vol.astype(bool), seg_geom, target)
         prop = ""
         if s.get("SegmentedPropertyTypeCodeSequence"):
             prop = str(s.SegmentedPropertyTypeCodeSequence[0].get("CodeMeaning", ""))
-        out.append((n, str(s.get("SegmentLabel", f"segment {n}")), prop, full))
-        if vol.any() and not full.any():
+        out.append((n, str(s.get("SegmentLabel", f"segment {n}")), prop, (bbox, cropped)))
+        if vol.any() and not cropped.any():
             raise InvalidInputError(
                 f"SEG segment {n} ({s.get('SegmentLabel', '')}) lies outside the image grid after resampling"
             )

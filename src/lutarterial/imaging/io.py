@@ -41,7 +41,7 @@ from lutarterial.imaging.dicom_labels import dicom_label_kind, read_rtstruct_mas
 from lutarterial.imaging.dicom_series import read_dicom_series
 from lutarterial.imaging.nifti import is_nifti, read_nifti_array, read_nifti_image
 from lutarterial.imaging.resample import resample_nearest
-from lutarterial.imaging.types import Image, LabelMap, PetTiming, VoiKind, VoiSpec, crop_mask
+from lutarterial.imaging.types import Image, LabelMap, PetTiming, VoiKind, VoiMask, VoiSpec, crop_mask
 
 __all__ = ["read_image", "read_labels", "load_names", "infer_kind", "with_overrides"]
 
@@ -161,6 +161,7 @@ def read_labels(
     table = load_names(names)
     target = reference.geometry
     items: list[tuple[VoiSpec, np.ndarray]] = []
+    cropped: list[VoiMask] = []
     if is_nifti(p):
         arr, geom = read_nifti_array(p)
         if not np.allclose(arr, np.round(arr)):
@@ -188,14 +189,14 @@ def read_labels(
         if kind == "SEG":
             segs, for_uid = read_seg_masks(p, target)
             _check_for(for_uid, reference, "SEG")
-            for num, label, prop, m in segs:
+            for num, label, prop, (bbox, m) in segs:
                 spec = _spec(num, label, table, prop)
                 if spec is None:
                     continue
                 if not m.any():
                     raise InvalidInputError(f"SEG segment {num} ({label}) is empty")
                 found.update({num, label})
-                items.append((spec, m))
+                cropped.append(_tight(spec, bbox, m))
         else:
             rois, for_uid = read_rtstruct_masks(p, target)
             _check_for(for_uid, reference, "RTSTRUCT")
@@ -208,9 +209,17 @@ def read_labels(
                 found.update({num, label})
                 items.append((spec, m))
         _check_requested(table, found, p.name)
-    if not items:
+    vois = [crop_mask(s, m) for s, m in items] + cropped
+    if not vois:
         raise InvalidInputError(f"{p.name}: no VOIs found")
-    return LabelMap(target, tuple(crop_mask(s, m) for s, m in items), for_uid or reference.frame_of_reference_uid)
+    vois.sort(key=lambda v: v.spec.label)
+    return LabelMap(target, tuple(vois), for_uid or reference.frame_of_reference_uid)
+
+
+def _tight(spec: VoiSpec, bbox: tuple[slice, slice, slice], mask: np.ndarray) -> VoiMask:
+    inner = crop_mask(spec, mask)
+    return VoiMask(spec, tuple(slice(b.start + i.start, b.start + i.stop)  # type: ignore[arg-type]
+                               for b, i in zip(bbox, inner.bbox, strict=True)), inner.mask)
 
 
 def _check_for(label_for: str | None, reference: Image, what: str) -> None:

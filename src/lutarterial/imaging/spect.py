@@ -19,6 +19,8 @@ Public API::
     calibrate_spect_from_registry(image, registry, *, site=None, camera=None, collimator=None,
                                   nuclide="Lu-177") -> Image
     decay_correct(image, reference_time, half_life_s) -> Image
+    read_spect_activity(path, *, registry=None, site=None, camera=None, collimator=None,
+                        nuclide="Lu-177") -> Image   (read + calibrate in one call; Bq/mL at acquisition)
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ __all__ = [
     "calibrate_spect",
     "calibrate_spect_from_registry",
     "decay_correct",
+    "read_spect_activity",
 ]
 
 
@@ -244,3 +247,24 @@ def decay_correct(image: Image, reference_time: datetime, half_life_s: float) ->
     if timing is not None:
         timing = dataclasses.replace(timing, scan_time=reference_time)
     return dataclasses.replace(image, array=(image.array * f).astype(np.float32), meta=meta, timing=timing)
+
+
+def read_spect_activity(
+    path: str | Path, *, registry: CalibrationRegistry | None = None, site: str | None = None,
+    camera: str | None = None, collimator: str | None = None, nuclide: str = "Lu-177",
+) -> Image:
+    """Read a reconstructed SPECT (DICOM NM or NIfTI) and return Bq/mL at acquisition time.
+
+    Counts are calibrated with the registry row valid on the acquisition date (packaged registry
+    by default); images already in Bq/mL are returned unchanged. ``image.acquisition_time`` is the
+    time point for kinetics; ``image.timing`` carries the administered activity when the header has it.
+    """
+    from lutarterial.imaging.io import read_image
+
+    img = read_image(path)
+    if img.quantity is Quantity.CNTS:
+        img = calibrate_spect_from_registry(img, registry or CalibrationRegistry.packaged(), site=site,
+                                            camera=camera, collimator=collimator, nuclide=nuclide)
+    elif img.quantity is not Quantity.BQML:
+        raise InvalidInputError(f"{path}: SPECT image holds {img.quantity.value}, expected counts or Bq/mL")
+    return img

@@ -167,14 +167,15 @@ class DoseKernel:
 
 def dose_voxel_kernel(nuclide: str | Nuclide, voxel_mm: float | tuple[float, float, float],
                       radius_mm: float | None = None, density_g_cm3: float = SOFT_TISSUE_DENSITY_G_CM3,
-                      include_photons: bool = True) -> DoseKernel:
+                      include_photons: bool = True, include_ic_auger: bool = True) -> DoseKernel:
     """Compute the dose-voxel kernel of ``nuclide`` for voxels of ``voxel_mm`` (cubic or x, y, z).
 
     ``radius_mm`` truncates the kernel (default: electron reach plus one voxel, at least 30 mm so
     that near photon dose is kept). The electron part is renormalised so that its sum times the
     voxel mass equals the electron energy per decay exactly (energy conservation); the recovered
     fraction before renormalisation is kept in ``electron_energy_recovered`` as a check of the
-    integration.
+    integration. ``include_ic_auger=False`` drops the locally absorbed conversion and Auger
+    electrons (only to compare with Monte-Carlo tables that simulate the beta spectrum alone).
     """
     nuc = nuclide if isinstance(nuclide, Nuclide) else get_nuclide(nuclide)
     a = np.array([voxel_mm] * 3 if np.isscalar(voxel_mm) else voxel_mm, dtype=float)  # type: ignore[list-item]
@@ -183,12 +184,12 @@ def dose_voxel_kernel(nuclide: str | Nuclide, voxel_mm: float | tuple[float, flo
     if not 0.01 <= density_g_cm3 <= 25:
         raise InvalidInputError(f"density {density_g_cm3} g/cm3 out of range")
     return _kernel_cached(nuc.name, tuple(round(float(x), 6) for x in a), radius_mm, float(density_g_cm3),
-                          bool(include_photons))
+                          bool(include_photons), bool(include_ic_auger))
 
 
 @lru_cache(maxsize=16)
 def _kernel_cached(name: str, a_t: tuple[float, ...], radius_mm: float | None, rho: float,
-                   photons: bool) -> DoseKernel:
+                   photons: bool, ic_auger: bool = True) -> DoseKernel:
     nuc = get_nuclide(name)
     a = np.array(a_t)
     reach = _electron_reach_mm(nuc, rho)
@@ -252,7 +253,8 @@ def _kernel_cached(name: str, a_t: tuple[float, ...], radius_mm: float | None, r
     recovered = float(beta_full.sum()) / nuc.beta_mean_mev_per_decay if nuc.beta_mean_mev_per_decay else 1.0
     if recovered > 0:
         beta_full *= nuc.beta_mean_mev_per_decay / beta_full.sum()
-    beta_full[R] += nuc.other_electron_mev_per_decay
+    if ic_auger:
+        beta_full[R] += nuc.other_electron_mev_per_decay
     total = beta_full + (mirror(e_gam) if photons else 0.0)
     values = total * to_mgy / mass_kg
     return DoseKernel(name, (float(a[0]), float(a[1]), float(a[2])), R, rho, photons, values, recovered)

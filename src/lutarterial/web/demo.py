@@ -249,7 +249,7 @@ def _seeded_labels(reg: Any) -> dict[str, str]:
     out = {}
     with reg.session(readonly=True) as s:
         q = select(AuditEntry.reason, AuditEntry.new_values).where(
-            AuditEntry.table_name == "participants", AuditEntry.action == "insert",
+            AuditEntry.table_name == "participants", AuditEntry.action.in_(("create", "insert")),
             AuditEntry.reason.like("demo seed: %"))
         for reason, new in s.execute(q):
             out[reason[len("demo seed: "):]] = json.loads(new or "{}").get("trial_number", "?")

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from lutarterial.errors import InvalidInputError
@@ -82,7 +83,12 @@ def audited(session: Session, actor: Actor, reason: str | None) -> Iterator[Sess
     session.info[_INFO_KEY] = AuditContext(actor, reason)
     try:
         yield session
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            raise InvalidInputError(
+                f"the change conflicts with existing data (duplicate or missing reference): {exc.orig}"
+            ) from None
     finally:
         if previous is None:
             session.info.pop(_INFO_KEY, None)

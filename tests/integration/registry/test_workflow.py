@@ -263,3 +263,22 @@ def test_completion_closes_the_participant(reg: Registry, team: Team) -> None:
         assert visit.kind == "end_of_study" and services.get_participant(s, team.inv_bdx, pid).status == "completed"
         with pytest.raises(InvalidInputError, match="only an enrolled"):
             services.complete_participation(s, team.inv_bdx, pid, end_date="2025-01-02", reason="again")
+
+
+def test_corrections_obey_the_same_cross_record_rules(reg: Registry, team: Team) -> None:
+    pid = enrolled_participant(reg, team)
+    with reg.session() as s:
+        services.record_visit(s, team.coord_bdx, pid, kind="follow_up", number=1, reason="plan")
+        v2 = services.record_visit(s, team.coord_bdx, pid, kind="follow_up", number=2, reason="plan")
+        with pytest.raises(InvalidInputError, match="already has"):
+            services.update_record(s, team.coord_bdx, "visit", v2.id, {"number": 1}, reason="renumber")
+        services.update_record(s, team.coord_bdx, "visit", v2.id, {"number": 3}, reason="renumber")
+        with pytest.raises(InvalidInputError, match="participant status"):
+            services.list_participants(s, team.coord_bdx, status="sleeping")
+    with reg.session() as s:
+        p = services.register_participant(s, team.coord_bdx, site_code="BDX", reason="new")
+        with pytest.raises(InvalidInputError, match="enrolled participant"):
+            services.record_visit(s, team.coord_bdx, p.id, kind="iah_cycle", planned_date="2024-05-01", reason="plan")
+        other = services.record_visit(s, team.coord_bdx, p.id, kind="follow_up", reason="plan")
+        with pytest.raises(InvalidInputError, match="enrolled participant"):
+            services.update_record(s, team.coord_bdx, "visit", other.id, {"kind": "iah_cycle"}, reason="x")

@@ -156,7 +156,11 @@ def list_participants(session: Session, actor: Actor, *, site_code: str | None =
         require_site(actor, site.id, what=f"site {site.code}")
         stmt = stmt.where(Participant.site_id == site.id)
     if status:
-        stmt = stmt.where(Participant.status == ParticipantStatus(status).value)
+        try:
+            stmt = stmt.where(Participant.status == ParticipantStatus(status).value)
+        except ValueError:
+            valid = ", ".join(x.value for x in ParticipantStatus)
+            raise InvalidInputError(f"participant status {status!r}; valid: {valid}") from None
     return list(session.scalars(stmt))
 
 

@@ -284,25 +284,32 @@ def _grade_lab(session: Session, p: Participant, values: dict[str, Any], exclude
     values["ctcae_term"] = data.get("term")
 
 
+def _check_rules(session: Session, p: Participant, kind: str, clean: dict[str, Any], exclude_id: int | None) -> None:
+    """Rules across records, applied on entry and on correction alike."""
+    _check_refs(session, p, clean)
+    _check_not_after_withdrawal(session, p, clean.get("visit_date") or clean.get("collected_date")
+                                or clean.get("onset_date") or clean.get("assessment_date"))
+    if kind == "lab":
+        _grade_lab(session, p, clean, exclude_id=exclude_id)
+    if kind == "visit":
+        stmt = select(Visit).where(Visit.participant_id == p.id, Visit.kind == clean["kind"],
+                                   Visit.number == clean["number"])
+        if exclude_id is not None:
+            stmt = stmt.where(Visit.id != exclude_id)
+        if session.scalars(stmt).first() is not None:
+            raise InvalidInputError(f"{p.trial_number} already has {clean['kind']} #{clean['number']}; update it instead")
+        if clean["kind"] in (VisitKind.IAH_CYCLE.value, VisitKind.PET_AFTER_IAH.value) and p.status not in (
+                ParticipantStatus.ENROLLED.value, ParticipantStatus.TREATED.value, ParticipantStatus.COMPLETED.value):
+            raise InvalidInputError(f"{p.trial_number} is {p.status}; the IAH cycle needs an enrolled participant")
+
+
 def _create(session: Session, actor: Actor, kind: str, participant: int | str, values: dict[str, Any],
             reason: str) -> Any:
     spec = RECORD_KINDS[kind]
     require(actor, spec.permission)
     p = load_participant(session, actor, participant)
     clean = spec.validate(values)
-    _check_refs(session, p, clean)
-    if kind == "lab":
-        _grade_lab(session, p, clean)
-    _check_not_after_withdrawal(session, p, clean.get("visit_date") or clean.get("collected_date")
-                                or clean.get("onset_date") or clean.get("assessment_date"))
-    if kind == "visit":
-        dup = session.scalars(select(Visit).where(Visit.participant_id == p.id, Visit.kind == clean["kind"],
-                                                  Visit.number == clean["number"])).first()
-        if dup is not None:
-            raise InvalidInputError(f"{p.trial_number} already has {clean['kind']} #{clean['number']}; update it instead")
-        if clean["kind"] in (VisitKind.IAH_CYCLE.value, VisitKind.PET_AFTER_IAH.value) and p.status not in (
-                ParticipantStatus.ENROLLED.value, ParticipantStatus.TREATED.value, ParticipantStatus.COMPLETED.value):
-            raise InvalidInputError(f"{p.trial_number} is {p.status}; the IAH cycle needs an enrolled participant")
+    _check_rules(session, p, kind, clean, None)
     with audited(session, actor, reason):
         row = spec.model(participant_id=p.id, **clean)
         session.add(row)
@@ -472,9 +479,7 @@ def update_record(session: Session, actor: Actor, kind: str, record_id: int, cha
     if unknown:
         raise InvalidInputError(f"{spec.label}: cannot change {', '.join(sorted(unknown))}")
     clean = spec.validate({**current, **changes})
-    _check_refs(session, p, clean)
-    if kind == "lab":
-        _grade_lab(session, p, clean, exclude_id=row.id)
+    _check_rules(session, p, kind, clean, row.id)
     with audited(session, actor, reason):
         for key, value in clean.items():
             if getattr(row, key) != value:

@@ -19,9 +19,11 @@ Point kernel (documented approximations, checked against published values in the
   normalised so that the kernel deposits exactly the beta energy per decay (energy conservation);
 * internal-conversion and Auger electrons (177Lu: 0.0146 MeV/decay): absorbed locally
   (ranges below 0.2 mm, much smaller than SPECT voxels);
-* photons: straight-ahead mu_en model, F = sum_i y_i E_i mu_en,i exp(-mu_en,i r)
-  (mu_en of water, NIST SRD 126), an infinite-medium approximation that conserves photon energy
-  and stands in for scatter build-up; it is truncated at the kernel radius.
+* photons: attenuated point kernel with a linear energy-absorption build-up factor,
+  F = sum_i y_i E_i mu_en,i (1 + b_i mu_i r) exp(-mu_i r), with b_i = mu_i/mu_en,i - 1 chosen so
+  that all photon energy is absorbed in an infinite medium (energy conservation); mu and mu_en of
+  water from NIST SRD 126. Truncated at the kernel radius (photon energy beyond it is not
+  counted, as most of it escapes a patient).
 
 Units: S-values in mGy/(MBq*s), the unit of the published tables.
 """
@@ -34,7 +36,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from lutarterial.dosimetry.nuclides import MEV_TO_J, Nuclide, get_nuclide, water_muen_cm2_g
+from lutarterial.dosimetry.nuclides import MEV_TO_J, Nuclide, get_nuclide, water_mu_cm2_g, water_muen_cm2_g
 from lutarterial.errors import InvalidInputError
 
 __all__ = [
@@ -94,8 +96,10 @@ def point_kernel_radial(nuclide: Nuclide, r_mm: np.ndarray, density_g_cm3: float
             out += w * loevinger_radial_fraction(x, b.endpoint_mev) * 0.1 * density_g_cm3  # per mm
     if include_photons:
         for p in nuclide.photons:
-            mu = water_muen_cm2_g(p.energy_mev) * density_g_cm3 * 0.1  # 1/mm
-            out += p.energy_mev * p.yield_per_decay * mu * np.exp(-mu * r)
+            mu_en = water_muen_cm2_g(p.energy_mev) * density_g_cm3 * 0.1  # 1/mm
+            mu = water_mu_cm2_g(p.energy_mev) * density_g_cm3 * 0.1
+            b = mu / mu_en - 1.0
+            out += p.energy_mev * p.yield_per_decay * mu_en * (1.0 + b * mu * r) * np.exp(-mu * r)
     return out
 
 

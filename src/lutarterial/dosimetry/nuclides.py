@@ -26,6 +26,7 @@ __all__ = [
     "nuclide_names",
     "mev_per_decay_to_gy_g_per_mbq_h",
     "water_muen_cm2_g",
+    "water_mu_cm2_g",
 ]
 
 MEV_TO_J: float = 1.602176634e-13  # CODATA 2018 (exact, from the SI definition of e)
@@ -127,17 +128,28 @@ def get_nuclide(name: str) -> Nuclide:
 
 
 @lru_cache(maxsize=1)
-def _muen_table() -> tuple[np.ndarray, np.ndarray]:
+def _photon_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     text = resources.files("lutarterial.dosimetry").joinpath("data/water_muen.csv").read_text("utf-8")
     rows = [ln.split(",") for ln in text.splitlines() if ln and not ln.startswith("#")][1:]
     e = np.array([float(r[0]) for r in rows])
-    m = np.array([float(r[1]) for r in rows])
-    return e, m
+    mu = np.array([float(r[1]) for r in rows])
+    muen = np.array([float(r[2]) for r in rows])
+    return e, mu, muen
+
+
+def _interp(energy_mev: float, col: int) -> float:
+    tab = _photon_table()
+    e = tab[0]
+    if not e[0] <= energy_mev <= e[-1]:
+        raise InvalidInputError(f"photon energy {energy_mev} MeV outside the photon table ({e[0]}-{e[-1]} MeV)")
+    return float(np.exp(np.interp(np.log(energy_mev), np.log(e), np.log(tab[col]))))
 
 
 def water_muen_cm2_g(energy_mev: float) -> float:
     """mu_en/rho of water (cm2/g), log-log interpolation of NIST SRD 126."""
-    e, m = _muen_table()
-    if not e[0] <= energy_mev <= e[-1]:
-        raise InvalidInputError(f"photon energy {energy_mev} MeV outside the mu_en table ({e[0]}-{e[-1]} MeV)")
-    return float(np.exp(np.interp(np.log(energy_mev), np.log(e), np.log(m))))
+    return _interp(energy_mev, 2)
+
+
+def water_mu_cm2_g(energy_mev: float) -> float:
+    """mu/rho of water (cm2/g, with coherent scattering), log-log interpolation of NIST SRD 126."""
+    return _interp(energy_mev, 1)

@@ -30,7 +30,7 @@ VERBATIM = {
     ("white_blood_cell_decreased", 3): "<2000 - 1000/mm3; <2.0 - 1.0 x 10e9 /L",
     ("creatinine_increased", 1): ">ULN - 1.5 x ULN",
     ("creatinine_increased", 2): ">1.5 - 3.0 x baseline; >1.5 - 3.0 x ULN",
-    ("creatinine_increased", 3): ">3.0 x baseline; >3.0 - 6.0 x ULN",
+    ("creatinine_increased", 3): ">3.0 baseline; >3.0 - 6.0 x ULN",  # sic in CTCAE v5.0 (no "x")
     ("creatinine_increased", 4): ">6.0 x ULN",
     ("alanine_aminotransferase_increased", 1):
         ">ULN - 3.0 x ULN if baseline was normal; 1.5 - 3.0 x baseline if baseline was abnormal",

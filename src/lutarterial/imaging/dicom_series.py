@@ -229,6 +229,23 @@ def _rescale(ds: Any, pix: np.ndarray) -> np.ndarray:
     return pix.astype(np.float64) * slope + inter
 
 
+_NATIVE_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
+_DTYPES = {(8, 0): "u1", (8, 1): "i1", (16, 0): "<u2", (16, 1): "<i2", (32, 0): "<u4", (32, 1): "<i4"}
+
+
+def _pixels(ds: Any) -> np.ndarray:
+    """Stored values of a single-frame image; a fast path for uncompressed little-endian data."""
+    ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", ""))
+    key = (int(ds.get("BitsAllocated", 0)), int(ds.get("PixelRepresentation", 0)))
+    if (ts in _NATIVE_LE and key in _DTYPES and int(ds.get("SamplesPerPixel", 1)) == 1
+            and int(ds.get("BitsStored", key[0])) == key[0] and int(ds.get("NumberOfFrames", 1) or 1) == 1):
+        n = int(ds.Rows) * int(ds.Columns)
+        buf = ds.PixelData
+        if len(buf) >= n * np.dtype(_DTYPES[key]).itemsize:
+            return np.frombuffer(buf, _DTYPES[key], count=n).reshape(int(ds.Rows), int(ds.Columns))
+    return ds.pixel_array
+
+
 def _read_single_frames(dss: list[Any]) -> tuple[np.ndarray, Geometry, list[Any]]:
     iop0 = [float(x) for x in dss[0].get("ImageOrientationPatient", [])]
     if len(iop0) != 6:
@@ -250,7 +267,7 @@ def _read_single_frames(dss: list[Any]) -> tuple[np.ndarray, Geometry, list[Any]
     for k, d in enumerate(ordered):
         if int(d.Rows) != rows or int(d.Columns) != cols:
             raise DicomConformanceError("slices of one series have different sizes")
-        arr[k] = _rescale(d, d.pixel_array)
+        arr[k] = _rescale(d, _pixels(d))
     return arr, geom, ordered
 
 

@@ -233,3 +233,34 @@ def test_madsen_per_voi_population_teff_column(tmp_path, capsys):
         lam = LN2 / teff
         assert v["teff_h"] == teff
         assert v["tia_mbq_h"] == pytest.approx(a * math.exp(lam * 96) / lam)
+
+
+def test_cli_image_mode_registers_time_points_on_ct(tmp_path, capsys):
+    shape, sp = (32, 32, 32), (4.0, 4.0, 4.0)
+    z, y, x = np.indices(shape)
+    body = (x - 16) ** 2 / 12**2 + (y - 16) ** 2 / 10**2 + (z - 16) ** 2 / 13**2 < 1
+    bone = ((x - 20) ** 2 + (y - 12) ** 2 < 6) & body
+    organ = (x - 11) ** 2 / 9 + (y - 17) ** 2 / 12 + (z - 15) ** 2 / 20 < 1
+    ct0 = np.where(body, 40.0, -1000.0)
+    ct0[bone] = 900.0
+    ct0[organ] = 20.0
+    teff, times, shifts = 60.0, (24.0, 72.0, 144.0), ((0, 0, 0), (2, -2, 1), (-1, 2, 2))
+    args = []
+    for t, sh in zip(times, shifts):
+        act = np.where(organ, 2e5 * math.exp(-LN2 / teff * t), 0.0)
+        _write_nifti(tmp_path / f"a{int(t)}.nii.gz", np.roll(act, sh, axis=(0, 1, 2)), sp)
+        _write_nifti(tmp_path / f"c{int(t)}.nii.gz", np.roll(ct0, sh, axis=(0, 1, 2)), sp)
+        args += ["--activity", str(tmp_path / f"a{int(t)}.nii.gz"), "--time-h", str(t)]
+    _write_nifti(tmp_path / "lab.nii.gz", organ.astype(np.float32), sp)
+    (tmp_path / "names.json").write_text(json.dumps({"1": {"name": "kidney_left", "kind": "kidney"}}))
+    common = ["dose", *args, "--labels", str(tmp_path / "lab.nii.gz"), "--names", str(tmp_path / "names.json"), "--json",
+              "--no-density"]
+    a0_mbq = organ.sum() * 0.064 * 2e5 * 1e-6
+    truth = a0_mbq * teff / LN2
+    run(common)
+    unreg = json.loads(capsys.readouterr().out)["vois"][0]
+    ct_args = [a for t in times for a in ("--ct", str(tmp_path / f"c{int(t)}.nii.gz"))]
+    run([*common, *ct_args])
+    reg = json.loads(capsys.readouterr().out)["vois"][0]
+    assert abs(reg["tia_mbq_h"] / truth - 1) < 0.05
+    assert abs(reg["tia_mbq_h"] / truth - 1) < abs(unreg["tia_mbq_h"] / truth - 1)

@@ -160,3 +160,23 @@ def test_voi_fit_tia_map_sums_to_fitted_voi_tia():
     assert fits["kidney"].model == "mono"
     # voxel shares follow the activity pattern
     assert np.allclose(tia[mask] / tia[mask].sum(), pattern[mask] / pattern[mask].sum())
+
+
+@pytest.mark.parametrize("nuclide", ["Lu-177", "I-131", "Ga-68"])
+def test_photon_point_kernel_conserves_photon_energy_in_infinite_medium(nuclide):
+    from lutarterial.dosimetry.kernels import point_kernel_radial
+
+    nuc = get_nuclide(nuclide)
+    r = np.linspace(0, 20000, 2000001)  # mm
+    f = point_kernel_radial(nuc, r) - point_kernel_radial(nuc, r, include_photons=False)
+    assert np.trapezoid(f, r) == pytest.approx(nuc.photon_mean_mev_per_decay, rel=1e-3)
+
+
+def test_beta_point_kernel_conserves_beta_energy():
+    from lutarterial.dosimetry.kernels import point_kernel_radial
+
+    for name in ("Lu-177", "Y-90"):
+        nuc = get_nuclide(name)
+        r = np.linspace(0, 30, 600001)
+        f = point_kernel_radial(nuc, r, include_photons=False)
+        assert np.trapezoid(f, r) == pytest.approx(nuc.beta_mean_mev_per_decay, rel=2e-3)

@@ -99,6 +99,9 @@ def _measurement(analyte: str, res: dict[str, Any], holder: dict[str, Any], when
     q = holder.get("valueQuantity")
     if not isinstance(q, dict) or not isinstance(q.get("value"), (int, float)) or isinstance(q.get("value"), bool):
         return None
+    if q.get("comparator"):
+        # "<5 U/L" is a bound, not a value: it is not read (documented limitation).
+        return None
     low = high = None
     ref_unit = None
     for rr in holder.get("referenceRange", []) or res.get("referenceRange", []) or []:

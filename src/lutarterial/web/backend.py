@@ -281,6 +281,18 @@ class Backend:
         with self.write() as s:
             _svc("record_consent")(s, user.actor, tn, version=version, signed_date=signed_date, reason=reason)
 
+    def withdraw_consent(self, user: WebUser, tn: str, *, withdrawal_date: str, reason: str,
+                         note: str | None = None) -> None:
+        with self.write() as s:
+            _svc("withdraw_consent")(s, user.actor, tn, withdrawal_date=withdrawal_date, reason=reason, note=note)
+
+    def identity(self, user: WebUser, tn: str) -> dict[str, Any]:
+        """The identity key (the registry allows admins only)."""
+        with self.read() as s:
+            rec = _svc("get_identity")(s, user.actor, tn)
+            return {"trial_number": rec.trial_number, "family_name": rec.family_name, "given_name": rec.given_name,
+                    "birth_date": _iso(rec.birth_date), "hospital_id": rec.hospital_id}
+
     def screen(self, user: WebUser, tn: str, *, record: dict[str, Any], as_of: str, reason: str,
                protocol_version: str | None = None) -> dict[str, Any]:
         with self.write() as s:

@@ -112,3 +112,66 @@ def test_browser_login_form_and_open_redirect_guard(anon: Any) -> None:
     assert r.status_code == 303 and r.headers["location"] == "/participants"
     r = anon.post("/login", data={"username": "inv.bdx", "password": "demo-lutarterial"}, follow_redirects=False)
     assert r.status_code == 403  # login form without its CSRF token
+
+
+def test_identity_key_is_admin_only(login: Any) -> None:
+    coord = login("coord.bdx")
+    page = coord.get("/participants/new").text
+    import re
+
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = coord.post("/participants/new", data={
+        "csrf_token": token, "site": "BDX", "sex": "F", "year_of_birth": "1961", "family_name": "Martin",
+        "given_name": "Claire", "birth_date": "1961-03-04", "hospital_id": "H123456", "consent_version": "v3.0",
+        "consent_date": "2024-01-02", "reason": "new participant"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    tn = r.headers["location"].rsplit("/", 1)[-1]
+    assert "Martin" not in coord.get(f"/participants/{tn}").text
+    assert "Martin" not in coord.get(f"/api/participants/{tn}").text
+    assert coord.get(f"/api/participants/{tn}/identity").status_code == 403
+    assert login("monitor").get(f"/api/participants/{tn}/identity").status_code == 403
+    assert "Martin" not in login("monitor").get(f"/participants/{tn}/audit").text  # redacted in the trail
+    ident = login("admin").get(f"/api/participants/{tn}/identity")
+    assert ident.status_code == 200 and ident.json()["family_name"] == "Martin"
+
+
+def test_consent_and_withdrawal_forms(login: Any) -> None:
+    import re
+
+    coord = login("coord.bdx")
+    tn = coord.post("/api/participants", json={"site": "BDX", "reason": "new"}).json()["trial_number"]
+    page = coord.get(f"/participants/{tn}").text
+    assert "Record consent" in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = coord.post(f"/participants/{tn}/consent", data={"csrf_token": token, "version": "v3.0",
+                                                       "signed_date": "2024-01-02", "reason": "consent signed"})
+    assert r.status_code == 200 and "Consent recorded" in r.text
+    r = coord.post(f"/participants/{tn}/withdraw", data={"csrf_token": token, "withdrawal_date": "2023-12-01",
+                                                        "reason": "withdrew"})
+    assert "Not saved" in r.text and "before the signature date" in r.text  # invalid input comes back as a message
+    r = coord.post(f"/participants/{tn}/withdraw", data={"csrf_token": token, "withdrawal_date": "2024-02-01",
+                                                        "reason": "participant withdrew"})
+    assert "Withdrawal recorded" in r.text
+    assert coord.get(f"/api/participants/{tn}").json()["status"] == "withdrawn"
+
+
+def test_audit_tampering_is_shown_to_the_monitor(app: Any, login: Any, registry_url: str) -> None:
+    from sqlalchemy import text
+
+    from lutarterial.registry.audit import drop_append_only_triggers
+    from lutarterial.registry.db import make_engine
+
+    coord = login("coord.bdx")
+    coord.post("/api/participants", json={"site": "BDX", "reason": "honest reason"})
+    mon = login("monitor")
+    assert mon.get("/api/audit/verify").json()["ok"] is True
+    engine = make_engine(registry_url)
+    try:
+        with engine.begin() as conn:
+            drop_append_only_triggers(conn)
+            conn.execute(text("UPDATE audit_entries SET reason = 'forged' WHERE reason = 'honest reason'"))
+    finally:
+        engine.dispose()
+    verdict = mon.get("/api/audit/verify").json()
+    assert verdict["ok"] is False and verdict["first_broken_id"]
+    assert "BROKEN" in mon.get("/audit").text

@@ -150,6 +150,12 @@ def participant(request: Request, tn: str, user: WebUser = Depends(current_user)
     return dict(backend_of(request).participant(user, tn))
 
 
+@router.get("/participants/{tn}/identity")
+def identity(request: Request, tn: str, user: WebUser = Depends(current_user)) -> dict[str, Any]:
+    """The identity key: administrators only (every other role gets 403)."""
+    return dict(backend_of(request).identity(user, tn))
+
+
 @router.get("/participants/{tn}/timeline")
 def timeline(request: Request, tn: str, user: WebUser = Depends(current_user)) -> list[dict[str, Any]]:
     """The protocol schedule in date order."""

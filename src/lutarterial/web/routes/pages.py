@@ -110,7 +110,8 @@ def participant(request: Request, tn: str, user: WebUser = Depends(current_user)
     p = ctx["p"]
     can_enrol = (user.can(Permission.ENROLMENT_WRITE) and p["enrolment"] is None and p["screenings"]
                  and p["screenings"][-1]["overall"] == "eligible")
-    return _render(request, "participant.html", **ctx, timeline=views.timeline(p),
+    consented = any(c["withdrawal_date"] is None for c in p["consents"])
+    return _render(request, "participant.html", **ctx, timeline=views.timeline(p), consented=consented,
                    can_enrol=can_enrol, can_visit=user.can(Permission.VISIT_WRITE),
                    can_consent=user.can(Permission.CONSENT_WRITE),
                    visit_kinds=[(k, v) for k, v in VISIT_LABELS.items() if k != "screening"],
@@ -123,6 +124,21 @@ async def consent(request: Request, tn: str, user: WebUser = Depends(current_use
     return _write(request, lambda: backend_of(request).record_consent(
         user, tn, version=f.get("version", ""), signed_date=f.get("signed_date", ""), reason=f.get("reason", "")),
         "Consent recorded.", _back(request, tn))
+
+
+@router.post("/participants/{tn}/withdraw", dependencies=[Depends(require_csrf)])
+async def withdraw(request: Request, tn: str, user: WebUser = Depends(current_user)) -> Response:
+    f = await _form(request)
+    return _write(request, lambda: backend_of(request).withdraw_consent(
+        user, tn, withdrawal_date=f.get("withdrawal_date", ""), reason=f.get("reason", ""),
+        note=f.get("note") or None), "Withdrawal recorded.", _back(request, tn))
+
+
+@router.get("/participants/{tn}/identity")
+def identity(request: Request, tn: str, user: WebUser = Depends(current_user)) -> Response:
+    ctx = _participant_ctx(request, user, tn, "overview")
+    ident = backend_of(request).identity(user, tn)
+    return _render(request, "identity.html", **ctx, ident=ident)
 
 
 @router.post("/participants/{tn}/enrol", dependencies=[Depends(require_csrf)])
@@ -163,6 +179,11 @@ def screening(request: Request, tn: str, user: WebUser = Depends(current_user)) 
     last = p["screenings"][-1] if p["screenings"] else None
     record = last["record"] if last else {"record_id": p["trial_number"], "site": p["site_code"]}
     result = views.screening_view(last["result"]) if last else None
+    for sc in p["screenings"]:  # re-run the engine on each stored record: does it reproduce?
+        try:
+            sc["reproduced"] = backend_of(request).rescreen(user, sc["id"])["reproduced"]
+        except (InvalidInputError, ImportError):
+            sc["reproduced"] = None
     readonly = not user.can(Permission.SCREENING_WRITE) or p["status"] in ("enrolled", "treated", "completed",
                                                                               "withdrawn")
     return _render(request, "screening.html", **ctx, field_groups=forms.field_groups(record),

@@ -28,6 +28,7 @@ import enum
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from typing import Any
 from sqlalchemy import event, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.sql.elements import TextClause
 
 from lutarterial.errors import InvalidInputError
 from lutarterial.registry.access import Actor
@@ -207,8 +209,24 @@ def _refuse_unaudited(session: Session, flush_context: Any, instances: Any) -> N
         conn.execute(text("SELECT pg_advisory_xact_lock(7468221066)"))
 
 
+_TEXT_DML = re.compile(r"^\s*(?:WITH\b.*?\)\s*)?(INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?)\s+\"?(\w+)",
+                       re.IGNORECASE | re.DOTALL)
+
+
+def _registry_tables() -> frozenset[str]:
+    from lutarterial.registry.models import AUDITED_MODELS
+
+    return frozenset({m.__tablename__ for m in AUDITED_MODELS} | {AuditEntry.__tablename__})
+
+
 @event.listens_for(Session, "do_orm_execute")
 def _refuse_bulk_dml(state: ORMExecuteState) -> None:
+    if isinstance(state.statement, TextClause):
+        match = _TEXT_DML.match(state.statement.text)
+        if match and match.group(2).lower() in _registry_tables():
+            raise InvalidInputError(f"raw SQL {match.group(1).split()[0].upper()} on {match.group(2)} refused: "
+                                    "use the registry services (audit trail)")
+        return
     if not (state.is_insert or state.is_update or state.is_delete):
         return
     for mapper in state.all_mappers:

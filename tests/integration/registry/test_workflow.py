@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from lutarterial.errors import AccessDeniedError, InvalidInputError, NotFoundError, UnitError
 from lutarterial.registry import Registry, services, verify_audit_chain
@@ -99,6 +99,11 @@ def test_orm_changes_outside_services_are_refused(reg: Registry, team: Team) -> 
     with pytest.raises(InvalidInputError, match="bulk update"):
         with reg.session() as s:
             s.execute(update(Participant).values(status="completed"))
+    for sql in ("UPDATE participants SET status = 'completed'", "delete from \"visits\"",
+                "INSERT INTO audit_entries (id) VALUES (999)"):
+        with pytest.raises(InvalidInputError, match="raw SQL"):
+            with reg.session() as s:
+                s.execute(text(sql))
     with pytest.raises(InvalidInputError, match="registry services"):
         with reg.session() as s:
             s.add(Participant(trial_number="BDX-999", site_id=1, site_seq=999))

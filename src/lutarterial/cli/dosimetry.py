@@ -152,9 +152,12 @@ def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: 
         out_dir.mkdir(parents=True, exist_ok=True)
         write_nifti_dose(out_dir / "dose.nii.gz", dose, g0)
         if rtdose:
+            meta = dict(ref.meta or {})
+            # same patient, study and frame of reference as the source so viewers overlay the dose
             write_rtdose(out_dir / "rtdose.dcm", dose, g0, content_datetime=datetime.now(),
                          frame_of_reference_uid=ref.frame_of_reference_uid,
-                         study_instance_uid=(ref.meta or {}).get("StudyInstanceUID"))
+                         study_instance_uid=meta.get("study_uid") or None,
+                         patient={"PatientID": str(meta.get("patient_id", ""))})
         plot_dvhs(out_dir / "dvh.png", [(v["voi"], np.array(v["dvh"]["dose_gy"]), np.array(v["dvh"]["volume_fraction"]))
                                         for v in res["vois"]])
         _write_csv(out_dir / "dose.csv", res["vois"], VOXEL_CSV_COLUMNS)

@@ -68,3 +68,19 @@ def test_unsupported_url_is_refused() -> None:
         make_engine("mysql://localhost/x")
     with pytest.raises(InvalidInputError, match="not valid"):
         make_engine("not a url")
+
+
+def test_downgrade_to_empty_and_upgrade_again(empty_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from lutarterial.registry.db import _alembic_config
+
+    upgrade(empty_url)
+    engine = make_engine(empty_url)
+    with engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    assert upgrade(empty_url) == head_revision()
+    assert "audit_entries" in inspect(engine).get_table_names()
+    engine.dispose()

@@ -176,7 +176,8 @@ def _initial_guesses(name: str, t: np.ndarray, a: np.ndarray) -> list[np.ndarray
 
 def fit_model(name: str, time_h: Sequence[float], activity_mbq: Sequence[float],
               relative_sd: bool = True, physical_half_life_h: float | None = None) -> FitResult:
-    """Least-squares fit of one model; weights 1/A (relative errors) unless ``relative_sd`` is False.
+    """Least-squares fit of one model; weights 1/A (relative errors, floored at 1 % of the peak)
+    unless ``relative_sd`` is False (equal weights).
 
     Raises InvalidInputError when the model has as many parameters as points or the fit fails.
     """
@@ -189,7 +190,9 @@ def fit_model(name: str, time_h: Sequence[float], activity_mbq: Sequence[float],
     n, k = t.size, model.n_params
     if k >= n:
         raise InvalidInputError(f"model {name} has {k} parameters but only {n} time points")
-    sigma = np.maximum(a, 1e-6 * max(a.max(), 1e-12)) if relative_sd else None
+    # relative errors, floored at 1 % of the peak so a zero reading (activity below detection) does not
+    # get an infinite weight
+    sigma = np.maximum(a, 0.01 * max(a.max(), 1e-12)) if relative_sd else None
     # rates are fitted as log(lambda): positive by construction, no bounds needed, so the fast
     # Levenberg-Marquardt solver applies; the covariance is mapped back by the Jacobian diag(lambda)
     rate_idx = [1] if name == "mono" else ([1, 2] if name == "mono_uptake" else

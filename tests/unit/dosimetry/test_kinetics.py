@@ -143,3 +143,11 @@ def test_tia_is_linear_in_activity(scale, teff):
     r1 = fit_model("mono", T, a)
     r2 = fit_model("mono", T, scale * a)
     assert r2.tia_mbq_h == pytest.approx(scale * r1.tia_mbq_h, rel=1e-6)
+
+
+def test_zero_reading_does_not_break_the_fit():
+    t = np.array([4.0, 24.0, 72.0, 168.0, 336.0])
+    a = 50 * np.exp(-LN2 / 20 * t)
+    a[-1] = 0.0  # below detection at the last scan
+    r = fit_tac(t, a, physical_half_life_h=TPHYS)
+    assert r.tia_mbq_h == pytest.approx(50 * 20 / LN2, rel=0.02)

@@ -14,7 +14,7 @@ from lutarterial.clinical.recist import RecistResult
 
 __all__ = ["spider_plot_png", "swimmer_plot_png"]
 
-_COLOURS = {"CR": "#1a9850", "PR": "#91cf60", "SD": "#fee08b", "NON-CR/NON-PD": "#fee08b", "PD": "#d73027",
+_COLOURS = {"CR": "#1a9850", "PR": "#91cf60", "SD": "#fee08b", "Non-CR/Non-PD": "#fee08b", "PD": "#d73027",
             "NE": "#999999"}
 
 
@@ -88,7 +88,7 @@ def swimmer_plot_png(results: Sequence[RecistResult], *, title: str = "Time on s
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], marker="D" if k != "PD" else "X", linestyle="none", color=c, markeredgecolor="black", label=k)
-               for k, c in _COLOURS.items() if k != "NON-CR/NON-PD"]
+               for k, c in _COLOURS.items() if k != "Non-CR/Non-PD"]
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="overall", title_fontsize=7)
     ax.set_ylim(-0.75, len(results) - 0.25)
     fig.tight_layout()

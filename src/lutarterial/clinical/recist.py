@@ -39,11 +39,14 @@ __all__ = [
     "liver_filter",
     "extrahepatic_filter",
     "evaluate_recist_scopes",
+    "NON_CR_NON_PD",
 ]
 
 TOO_SMALL_DEFAULT_MM = 5.0
 _NON_TARGET_STATUS = ("present", "absent", "unequivocal_progression")
-_ORDER = {"CR": 5, "PR": 4, "SD": 3, "NON-CR/NON-PD": 3, "PD": 1, "NE": 0}
+#: Non-target response code as written in RECIST 1.1 (Tables 1-2) and in the issue's output format.
+NON_CR_NON_PD = "Non-CR/Non-PD"
+_ORDER = {"CR": 5, "PR": 4, "SD": 3, NON_CR_NON_PD: 3, "PD": 1, "NE": 0}
 
 
 @dataclass(frozen=True)
@@ -148,11 +151,19 @@ class RecistResult:
 # --------------------------------------------------------------------------- overall tables
 
 
+def _code(response: str) -> str:
+    """Canonical spelling of a response code (``non-cr/non-pd`` -> ``Non-CR/Non-PD``, ``pr`` -> ``PR``)."""
+    up = str(response).strip().upper()
+    return NON_CR_NON_PD if up == NON_CR_NON_PD.upper() else up
+
+
 def overall_response_table1(target: str, non_target: str, new_lesions: bool) -> str:
     """RECIST 1.1 Table 1 (patients with target disease, with or without non-target disease).
 
-    ``non_target`` is one of CR, NON-CR/NON-PD, NE, PD, or NA when there was none at baseline.
+    ``non_target`` is one of CR, Non-CR/Non-PD, NE, PD, or NA when there was none at baseline
+    (case-insensitive).
     """
+    target, non_target = _code(target), _code(non_target)
     if target == "PD" or non_target == "PD" or new_lesions:
         return "PD"
     if target == "NE":
@@ -170,12 +181,13 @@ def overall_response_table1(target: str, non_target: str, new_lesions: bool) -> 
 
 def overall_response_table2(non_target: str, new_lesions: bool) -> str:
     """RECIST 1.1 Table 2 (patients with non-target disease only)."""
+    non_target = _code(non_target)
     if non_target == "PD" or new_lesions:
         return "PD"
     if non_target == "CR":
         return "CR"
-    if non_target == "NON-CR/NON-PD":
-        return "NON-CR/NON-PD"
+    if non_target == NON_CR_NON_PD:
+        return NON_CR_NON_PD
     if non_target == "NE":
         return "NE"
     raise InvalidInputError(f"unknown non-target response {non_target!r}")
@@ -277,6 +289,7 @@ def evaluate_recist(
         return RecistResult(patient, scope, tuple(out), "NE", "no lesion at baseline in this scope", None, issues)
 
     nadir = base_sum
+    last_target_cr = False  # the latest evaluable target response was CR
     seen_new: dict[str, NewLesion] = {}
     new_first_date: dict[str, dt.date] = {}
     progression: dt.date | None = None
@@ -296,6 +309,14 @@ def evaluate_recist(
             partial = sum(v for v in values.values() if v is not None)
             assert nadir is not None and base_sum is not None
             pd_now = compare(partial, ">=", 1.2 * nadir) and compare(partial - nadir, ">=", 5.0)
+            # After a target CR, a non-nodal target that reappears is PD whatever the sum (RECIST
+            # 1.1, Eisenhauer 2009, on lesions that disappear and reappear: 'if the patient's
+            # tumour had reached a CR status and the lesion reappeared, then the patient would be
+            # considered PD at the time of reappearance'). Nodes stay under the sum rule.
+            reappeared = [t.id for t in targets if last_target_cr and not t.nodal and (values[t.id] or 0.0) > 0.0]
+            if reappeared:
+                notes.append(f"target(s) {', '.join(reappeared)} reappeared after a target CR: PD")
+                pd_now = True
             if missing:
                 notes.append(f"target(s) not measured: {', '.join(missing)}")
                 target_resp = "PD" if pd_now else "NE"
@@ -306,7 +327,7 @@ def evaluate_recist(
                 all_gone = all(
                     (values[t.id] < 10.0 if t.nodal else values[t.id] == 0.0) for t in targets  # type: ignore[operator]
                 )
-                if all_gone:
+                if all_gone and not reappeared:
                     target_resp = "CR"
                 elif pd_now:
                     target_resp = "PD"
@@ -332,7 +353,7 @@ def evaluate_recist(
             elif all(s == "absent" for s in statuses):
                 non_target_resp = "CR"
             else:
-                non_target_resp = "NON-CR/NON-PD"
+                non_target_resp = NON_CR_NON_PD
         # new lesions
         new_here = [n for n in a.new_lesions if organ_filter is None or n.organ is None or organ_filter(n.organ)]
         unequivocal = False
@@ -369,6 +390,8 @@ def evaluate_recist(
         )
         if sum_mm is not None and nadir is not None and sum_mm < nadir:
             nadir = sum_mm
+        if target_resp is not None and target_resp != "NE":
+            last_target_cr = target_resp == "CR"
     bor, reason = _best_overall_response(base.date, out[1:], options, has_targets=bool(targets))
     return RecistResult(
         patient, scope, tuple(out), bor, reason, progression.isoformat() if progression else None, issues
@@ -390,13 +413,13 @@ def _best_overall_response(
     sd_min_days = opt.sd_min_weeks * 7 - opt.sd_window_days
     sd_ok_dates = [
         tp.date for tp, d in zip(upto, days, strict=True)
-        if tp.overall in ("CR", "PR", "SD", "NON-CR/NON-PD") and d >= sd_min_days
+        if tp.overall in ("CR", "PR", "SD", NON_CR_NON_PD) and d >= sd_min_days
     ]
     if not opt.confirmation:
         best = max((tp.overall or "NE" for tp in upto), key=lambda r: _ORDER[r])
         if best in ("CR", "PR"):
             return best, f"unconfirmed {best} (confirmation not required)"
-        if best in ("SD", "NON-CR/NON-PD"):
+        if best in ("SD", NON_CR_NON_PD):
             if sd_ok_dates:
                 return best, f"{best} at >= {opt.sd_min_weeks:g} weeks from baseline ({sd_ok_dates[0]})"
             return _fallback(upto, opt)
@@ -423,7 +446,7 @@ def _best_overall_response(
             why += " (CR followed by PR: RECIST 1.1 Table 3 footnote a; review whether the first CR was a PR)"
         return "PR", why
     if sd_ok_dates:
-        best = "SD" if has_targets else "NON-CR/NON-PD"
+        best = "SD" if has_targets else NON_CR_NON_PD
         unconf = [tp.overall for tp in upto if tp.overall in ("CR", "PR")]
         extra = f"; unconfirmed {'/'.join(dict.fromkeys(unconf))} counted as SD" if unconf else ""
         return best, f"stable disease criteria met at >= {opt.sd_min_weeks:g} weeks from baseline ({sd_ok_dates[0]}){extra}"

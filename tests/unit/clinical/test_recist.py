@@ -42,14 +42,14 @@ def doc_targets(base, follow, non_target=None, nt_follow=None, new=None, dates=N
 # ------------------------------------------------------------------ Table 1: every row
 TABLE1 = [
     ("CR", "CR", False, "CR"),
-    ("CR", "NON-CR/NON-PD", False, "PR"),
+    ("CR", "Non-CR/Non-PD", False, "PR"),
     ("CR", "NE", False, "PR"),
-    ("PR", "NON-CR/NON-PD", False, "PR"),
+    ("PR", "Non-CR/Non-PD", False, "PR"),
     ("PR", "NE", False, "PR"),
     ("PR", "CR", False, "PR"),
-    ("SD", "NON-CR/NON-PD", False, "SD"),
+    ("SD", "Non-CR/Non-PD", False, "SD"),
     ("SD", "NE", False, "SD"),
-    ("NE", "NON-CR/NON-PD", False, "NE"),
+    ("NE", "Non-CR/Non-PD", False, "NE"),
     ("PD", "CR", False, "PD"),
     ("PD", "NE", True, "PD"),
     ("CR", "PD", False, "PD"),
@@ -67,15 +67,15 @@ def test_table1_rows(t, nt, new, expected):
 
 @pytest.mark.parametrize(
     ("nt", "new", "expected"),
-    [("CR", False, "CR"), ("NON-CR/NON-PD", False, "NON-CR/NON-PD"), ("NE", False, "NE"), ("PD", False, "PD"),
-     ("CR", True, "PD"), ("NON-CR/NON-PD", True, "PD")],
+    [("CR", False, "CR"), ("Non-CR/Non-PD", False, "Non-CR/Non-PD"), ("NE", False, "NE"), ("PD", False, "PD"),
+     ("CR", True, "PD"), ("Non-CR/Non-PD", True, "PD")],
 )
 def test_table2_rows(nt, new, expected):
     assert overall_response_table2(nt, new) == expected
 
 
 def test_table1_any_pd_component_wins():
-    for t, nt in itertools.product(["CR", "PR", "SD", "NE", "PD"], ["CR", "NON-CR/NON-PD", "NE", "PD", "NA"]):
+    for t, nt in itertools.product(["CR", "PR", "SD", "NE", "PD"], ["CR", "Non-CR/Non-PD", "NE", "PD", "NA"]):
         r = overall_response_table1(t, nt, True)
         assert r == "PD"
 

@@ -105,7 +105,7 @@ def read_seg_masks(
     k_of = np.rint((proj - planes[0]) / sp).astype(int)
     for i in range(nf):
         d = pos[i] - (origin + normal * k_of[i] * sp)
-        if np.linalg.norm(d) > 0.01 * min(ps):
+        if np.linalg.norm(d) > 0.25 * min(ps):
             raise DicomConformanceError("SEG frames are not on one grid (in-plane offsets differ); not supported")
     out = []
     for s in ds.SegmentSequence:

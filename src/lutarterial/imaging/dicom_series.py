@@ -444,7 +444,9 @@ def _nm_quantity(ds: Any, array: np.ndarray) -> tuple[np.ndarray, Quantity, dict
         if r.get("ActualFrameDuration"):
             extra["frame_duration_s"] = float(r.ActualFrameDuration) / 1000.0
         if r.get("NumberOfFramesInRotation"):
-            extra["projections"] = int(r.NumberOfFramesInRotation) * max(1, len(det or [1]))
+            # Angular stops per detector x rotations: stops x frame duration = acquisition wall-clock
+            # time (each head acquires simultaneously, so heads are not multiplied in).
+            extra["projections"] = int(r.NumberOfFramesInRotation) * max(1, int(ds.get("NumberOfRotations", 1) or 1))
     elif ds.get("ActualFrameDuration"):
         extra["frame_duration_s"] = float(ds.ActualFrameDuration) / 1000.0
     rp = ds.get("RadiopharmaceuticalInformationSequence")

@@ -2,8 +2,9 @@
 
 Activity concentration (Bq/mL) = counts / (S x T) x 1e6 / V_voxel, where S is the calibration
 factor (cps/MBq) of the site/camera/collimator/nuclide valid on the acquisition date, T the
-acquisition time on the registry row's basis (``total`` = frame duration x number of
-projections; ``per_projection`` = frame duration) and V_voxel the voxel volume (mL). This is
+acquisition time on the registry row's basis (``total`` = acquisition wall-clock time = frame
+duration x NumberOfFramesInRotation x NumberOfRotations, heads acquiring simultaneously are
+not multiplied in; ``per_projection`` = frame duration) and V_voxel the voxel volume (mL). This is
 the volume-sensitivity approach of MIRD Pamphlet No. 26 (Ljungberg et al., J Nucl Med
 2016;57:151-162).
 

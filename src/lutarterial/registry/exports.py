@@ -352,10 +352,15 @@ def odm_document(session: Session, actor: Actor, *, site_code: str | None = None
     })
     _metadata(_sub(root, "Study", OID=STUDY_OID))
     admin = _sub(root, "AdminData", StudyOID=STUDY_OID)
-    usernames = sorted({e.actor_username for e in entries})
-    for name in usernames:
-        user = _sub(admin, "User", OID=_user_oid(name), UserType="Other")
+    roles_of = {e.actor_username: e.actor_roles for e in entries}
+    full_names = {str(u): str(n or "") for u, n in session.connection().execute(
+        select(User.__table__.c.username, User.__table__.c.full_name))}
+    for name in sorted(roles_of):
+        user_type = "Investigator" if "investigator" in roles_of[name].split(",") else "Other"
+        user = _sub(admin, "User", OID=_user_oid(name), UserType=user_type)
         _sub(user, "LoginName", name)
+        if full_names.get(name):
+            _sub(user, "FullName", full_names[name])
     for code in ["SPONSOR", *[s.code for s in sites.values()]]:
         loc = _sub(admin, "Location", OID=_location_oid(None if code == "SPONSOR" else code),
                    Name=_location_name(sites, code), LocationType="Sponsor" if code == "SPONSOR" else "Site")

@@ -140,7 +140,7 @@ def _subtract(later: StudyMetrics, earlier: StudyMetrics, frac: float) -> tuple[
 
         out.append(replace(
             v, mean_bqml=mean, max_bqml=mx, peak_bqml=pk, total_bq=total,
-            percent_ia=(total / f.decayed_dose_bq * 100.0) if (f and total is not None) else None,
+            percent_ia=(total / f.decayed_dose_bq * 100.0) if (f and f.decayed_dose_bq and total is not None) else None,
             suv_mean=k(mean, f.bw if f else None), suv_max=k(mx, f.bw if f else None),
             suv_peak=k(pk, f.bw if f else None), sul_mean=k(mean, f.lbm if f else None),
             sul_peak=k(pk, f.lbm if f else None), suvbsa_mean=k(mean, f.bsa if f else None),

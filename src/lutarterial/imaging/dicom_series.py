@@ -361,6 +361,8 @@ def _pet_quantity(
                 array = (array * float(acf)).astype(np.float32)
             quantity = Quantity.BQML
             extra["philips_activity_scale"] = float(acf)
+            if suvf is not None and float(suvf) > 0:
+                extra["philips_suv_scale"] = float(suvf)
         elif suvf is not None and float(suvf) > 0:
             array = (array * float(suvf)).astype(np.float32)
             quantity = Quantity.SUVBW

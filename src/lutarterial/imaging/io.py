@@ -80,7 +80,8 @@ def with_overrides(
         return image
     if injection_time is not None and t.decay_correction == "ADMIN":
         changes["scan_time"] = injection_time
-    return dataclasses.replace(image, timing=dataclasses.replace(t, **changes))
+    meta = {**image.meta, "suv_overrides": sorted(changes)}
+    return dataclasses.replace(image, timing=dataclasses.replace(t, **changes), meta=meta)
 
 
 _KIND_WORDS = [

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from lutarterial.errors import InvalidInputError
+from lutarterial.errors import InvalidInputError, LutarterialError
 from lutarterial.imaging.peak import peak_mean, sphere_kernel
 from lutarterial.imaging.suv import SuvFactors, suv_factors
 from lutarterial.imaging.types import Image, LabelMap, Quantity, VoiKind, VoiMask, VoiSpec, crop_mask
@@ -76,7 +76,23 @@ class StudyMetrics:
 
 
 def image_suv_factors(image: Image) -> SuvFactors:
-    """SUV factors from the image's header timing (raises naming the missing tag)."""
+    """SUV factors from the image's header timing (raises naming the missing tag).
+
+    Philips CNTS images carrying both (7053,1009) and (7053,1000): SUVbw uses the vendor SUV
+    scale factor, as the QIBA pseudo-code prescribes, unless the user overrode header values.
+    """
+    vendor = image.meta.get("philips_suv_scale")
+    acf = image.meta.get("philips_activity_scale")
+    if vendor and acf and image.quantity is Quantity.BQML and not image.meta.get("suv_overrides"):
+        bw = float(vendor) / float(acf)
+        try:
+            return replace(_header_factors(image), bw=bw)
+        except LutarterialError:
+            return SuvFactors(bw=bw, lbm=None, bsa=None, decayed_dose_bq=None, decay_time_s=None)
+    return _header_factors(image)
+
+
+def _header_factors(image: Image) -> SuvFactors:
     t = image.timing
     if t is None:
         raise InvalidInputError("image has no PET timing (weight, injected activity, injection time)")
@@ -198,7 +214,7 @@ def _assemble(v: VoiMask, n: int, vml: float, mean: float, vmax: float, pk: floa
 
     mean_b, max_b, pk_b, sd_b = s(mean, to_bqml), s(vmax, to_bqml), s(pk, to_bqml), s(sd, to_bqml)
     total = mean_b * n * vml if mean_b is not None else None
-    pia = total / f.decayed_dose_bq * 100.0 if (total is not None and f is not None) else None
+    pia = total / f.decayed_dose_bq * 100.0 if (total is not None and f is not None and f.decayed_dose_bq) else None
     sul_mean = sul_peak = bsa_mean = None
     if f is not None and mean_b is not None:
         if f.lbm is not None:

@@ -51,8 +51,8 @@ class SuvFactors:
     bw: float
     lbm: float | None
     bsa: float | None
-    decayed_dose_bq: float
-    decay_time_s: float
+    decayed_dose_bq: float | None  # None when only a vendor SUV scale factor is known
+    decay_time_s: float | None
 
 
 def combine_date_time(d: date, t: time) -> datetime:

@@ -133,12 +133,33 @@ def test_philips_cnts_activity_scale_factor(tmp_path):
 
     def m(ds, k):
         ds.Units = "CNTS"
-        blk = ds.private_block(0x7053, "Philips PET Private Group", create=True)
-        blk.add_new(0x09, "DS", str(scale))
-        blk.add_new(0x00, "DS", "0.00123")
+        ds.private_block(0x7053, "Philips PET Private Group", create=True).add_new(0x09, "DS", str(scale))
     img = make(tmp_path, m, values=np.full(G.shape, C / scale, dtype=np.float32))
     assert img.quantity is Quantity.BQML
+    np.testing.assert_allclose(img.array, C, rtol=1e-4)
     assert suv_of(img) == pytest.approx(expected_suv(62 * 60), rel=1e-4)
+
+
+def test_philips_cnts_vendor_suv_factor_wins_for_suvbw(tmp_path):
+    """QIBA pseudo-code: for CNTS, SUVbw = counts x (7053,1000), whatever the other header values say."""
+    scale, suv_scale = 2.5, 0.00123
+
+    def m(ds, k):
+        ds.Units = "CNTS"
+        blk = ds.private_block(0x7053, "Philips PET Private Group", create=True)
+        blk.add_new(0x09, "DS", str(scale))
+        blk.add_new(0x00, "DS", str(suv_scale))
+    counts = C / scale
+    img = make(tmp_path, m, values=np.full(G.shape, counts, dtype=np.float32))
+    assert suv_of(img) == pytest.approx(counts * suv_scale, rel=1e-4)
+    # with the weight missing the vendor factor still gives SUVbw (no %IA then)
+    img2 = make(tmp_path, lambda ds, k: (m(ds, k), delattr(ds, "PatientWeight")),
+                values=np.full(G.shape, counts, dtype=np.float32), name="noweight")
+    f = image_suv_factors(img2)
+    assert f.bw * C == pytest.approx(counts * suv_scale, rel=1e-4) and f.decayed_dose_bq is None
+    # a user override means the header values were wrong: the header-based factor is used
+    fixed = with_overrides(img, weight_kg=W)
+    assert suv_of(fixed) == pytest.approx(expected_suv(62 * 60), rel=1e-4)
 
 
 def test_philips_cnts_suv_scale_factor_only(tmp_path):

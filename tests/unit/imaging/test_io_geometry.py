@@ -207,3 +207,25 @@ def test_series_choice_prefers_pet_over_ct(tmp_path):
     dw.save_series(pet, tmp_path / "study")
     assert read_image(tmp_path / "study").quantity is Quantity.BQML
     assert read_image(tmp_path / "study", modality="CT").modality == "CT"
+
+
+def test_fractional_seg_thresholded_at_half(tmp_path):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    dss, p = write_ct(tmp_path, G)
+    img = read_image(p)
+    frac = np.zeros(G.shape + (1,), np.float32)
+    frac[2:4, 3:6, 4:8, 0] = 0.8
+    frac[2:4, 6:7, 4:8, 0] = 0.3  # below 50 %: outside
+    desc = hd.seg.SegmentDescription(
+        segment_number=1, segment_label="lesion 7", segmented_property_category=codes.SCT.Tissue,
+        segmented_property_type=codes.SCT.Neoplasm, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
+    seg = hd.seg.Segmentation(
+        source_images=dss, pixel_array=frac, segmentation_type=hd.seg.SegmentationTypeValues.FRACTIONAL,
+        segment_descriptions=[desc], series_instance_uid=hd.UID(), series_number=5, sop_instance_uid=hd.UID(),
+        instance_number=1, manufacturer="test", manufacturer_model_name="t", software_versions="1",
+        device_serial_number="1", max_fractional_value=255)
+    seg.save_as(tmp_path / "frac.dcm")
+    lm = read_labels(tmp_path / "frac.dcm", img, names={"1": {"name": "lesion 7", "kind": "lesion"}})
+    np.testing.assert_array_equal(lm.vois[0].full(G.shape), frac[..., 0] >= 0.5)

@@ -264,3 +264,23 @@ def test_cli_image_mode_registers_time_points_on_ct(tmp_path, capsys):
     reg = json.loads(capsys.readouterr().out)["vois"][0]
     assert abs(reg["tia_mbq_h"] / truth - 1) < 0.05
     assert abs(reg["tia_mbq_h"] / truth - 1) < abs(unreg["tia_mbq_h"] / truth - 1)
+
+
+def test_rtdose_geometry_read_back_by_gdcm(tmp_path):
+    """An independent reader (GDCM through SimpleITK) places the dose grid where the source was."""
+    import SimpleITK as sitk
+    from datetime import datetime
+
+    g = _Geom((4, 5, 6), (2.0, 3.0, 4.0))
+    g.direction = (0.0, 1.0, 0, -1.0, 0.0, 0, 0, 0, 1.0)  # rotated in-plane: columns are axis vectors
+    dose = np.random.default_rng(1).random(g.shape) * 5
+    p = write_rtdose(tmp_path / "rd.dcm", dose, g, content_datetime=datetime(2026, 1, 1))
+    im = sitk.ReadImage(str(p))
+    assert im.GetSize() == (6, 5, 4)
+    assert np.allclose(im.GetSpacing(), (2.0, 3.0, 4.0))
+    assert np.allclose(im.GetOrigin(), g.origin_mm)
+    assert np.allclose(im.GetDirection(), g.direction)
+    import pydicom
+
+    scale = float(pydicom.dcmread(p).DoseGridScaling)
+    assert np.allclose(sitk.GetArrayFromImage(im) * scale, dose, atol=5 / 2**31)

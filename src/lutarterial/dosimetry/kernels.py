@@ -1,7 +1,7 @@
 """Dose-voxel kernels (voxel S-values) computed from first principles at any voxel size.
 
 Why computed and not shipped: published Monte-Carlo tables (Lanconelli et al., Phys Med Biol
-2012;57:517-545) exist only for fixed voxel sizes, while SPECT reconstructions come in many.
+2012;57:517-533) exist only for fixed voxel sizes, while SPECT reconstructions come in many.
 We integrate a point kernel over source and target voxels exactly (no resampling of a table):
 
     S(o) = 1 / (rho V^2) * integral F(r) G_o(r) dr,   G_o(r) = <prod_d max(a_d - |r n_d - o_d|, 0)>_n

@@ -79,7 +79,7 @@ def geud_niemierko(dose_gy: np.ndarray, a: float, mask: np.ndarray | None = None
 
 
 def eud_radiobiological(dose_gy: np.ndarray, alpha_per_gy: float, mask: np.ndarray | None = None) -> float:
-    """Radiobiological EUD for tumours (O'Donoghue, Med Phys 1999;26:1926): -ln(mean e^(-alpha D))/alpha."""
+    """Radiobiological EUD for tumours (O'Donoghue, J Nucl Med 1999;40:1337): -ln(mean e^(-alpha D))/alpha."""
     if not alpha_per_gy > 0:
         raise InvalidInputError("alpha must be > 0 /Gy")
     d = _doses(dose_gy, mask)
@@ -110,7 +110,7 @@ def bed_monoexponential(dose_gy: float | np.ndarray, teff_h: float, alpha_beta_g
     """Biologically effective dose for a mono-exponentially decreasing dose rate.
 
     BED = D + D^2/(alpha/beta) x lambda/(mu + lambda), lambda = ln2/Teff, mu = ln2/T_rep
-    (Dale, Br J Radiol 1985;58:515; Baechler et al., J Nucl Med 2008;49:? ; Bodei et al.,
+    (Dale, Br J Radiol 1985;58:515; Baechler et al., Med Phys 2008;35:1123; Bodei et al.,
     EJNMMI 2008). Defaults are the kidney values (alpha/beta 2.6 Gy, T_rep 2.8 h; Wessels 2008).
     Ignores the uptake phase (slightly overestimates BED when uptake is slow).
     """

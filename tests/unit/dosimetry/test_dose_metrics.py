@@ -124,3 +124,32 @@ def test_cumulative_bed_unknown_without_teff_and_unknown_without_data():
     assert by[("kidney", "bed_gy")].status == "unknown"
     assert by[("bone_marrow", "dose_gy")].status == "unknown"
     assert by[("kidney", "dose_gy")].status == "below"
+
+
+@pytest.mark.parametrize("delta,status", [(-1e-6, "below"), (1e-6, "exceeded")])
+def test_cumulative_kidney_bed_limit_both_sides(delta, status):
+    teff, ab, trep = 50.0, 2.6, 2.8
+    g = (math.log(2) / teff) / (math.log(2) / trep + math.log(2) / teff)
+    # per-cycle dose d with 5 cycles giving BED exactly 40 Gy: 5 (d + d^2 g / ab) = 40
+    d = (-1 + math.sqrt(1 + 4 * (g / ab) * 8.0)) / (2 * g / ab)
+    cycles = [CycleDose(str(i), "kidney", d + delta, teff) for i in range(5)]
+    res = {(c.organ, c.quantity): c for c in cumulative_check(cycles)}
+    assert res[("kidney", "bed_gy")].status == status
+    assert res[("kidney", "bed_gy")].total == pytest.approx(40.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("dose,status", [(2.0, "below"), (2.0001, "exceeded")])
+def test_marrow_limit_both_sides(dose, status):
+    res = {(c.organ, c.quantity): c for c in cumulative_check([CycleDose("1", "bone_marrow", dose)])}
+    assert res[("bone_marrow", "dose_gy")].status == status
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0, 100), min_size=1, max_size=200))
+def test_dx_ordering_property(values):
+    d = np.array(values)
+    assert d.max() >= d_x(d, 2) >= d_x(d, 50) >= d_x(d, 70) >= d_x(d, 90) >= d.min()

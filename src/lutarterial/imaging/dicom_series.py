@@ -394,7 +394,13 @@ def _pet_quantity(
     earliest = min(acq_known) if acq_known else None
     ge = _private(first, 0x0009, 0x100D, "GEMS_PETD_01")
     ge_dt = parse_dt(ge) if ge else None
-    scan = scan_start_datetime_qiba(series_dt, earliest, ge_dt)
+    first_acq = per_frame[acq_times.index(earliest)] if earliest is not None else first
+    scan = scan_start_datetime_qiba(
+        series_dt, earliest, ge_dt,
+        frame_reference_time_ms=float(first_acq.get("FrameReferenceTime", 0) or 0) or None,
+        frame_duration_ms=float(first_acq.get("ActualFrameDuration", 0) or 0) or None,
+        half_life_s=half_life,
+    )
     inj = None
     if rpi is not None:
         inj_dt = parse_dt(rpi.get("RadiopharmaceuticalStartDateTime"))

@@ -89,8 +89,19 @@ def scan_start_datetime_qiba(
     series_datetime: datetime | None,
     earliest_acquisition_datetime: datetime | None,
     ge_private_scan_datetime: datetime | None = None,
+    *,
+    frame_reference_time_ms: float | None = None,
+    frame_duration_ms: float | None = None,
+    half_life_s: float | None = None,
 ) -> datetime:
-    """Scan start per the QIBA pseudo-code (see module docstring)."""
+    """Scan start per the QIBA pseudo-code (see module docstring).
+
+    When the series time is after the acquisition (post-processed series) and no GE private scan
+    datetime exists, the scan start is back-computed from the earliest frame: acquisition start
+    - FrameReferenceTime + the decay-weighted average count-rate time within the frame
+    (1/lambda x ln(lambda d / (1 - e^-lambda d))), which the pseudo-code calls reliable in all cases;
+    without those tags the earliest acquisition datetime is used.
+    """
     if series_datetime is None and earliest_acquisition_datetime is None:
         raise DicomConformanceError("neither SeriesDate/Time nor AcquisitionDate/Time present; cannot time the scan")
     if series_datetime is None:
@@ -100,6 +111,12 @@ def scan_start_datetime_qiba(
     # Series time after acquisition: series was (re)created after the scan (post-processing).
     if ge_private_scan_datetime is not None:
         return ge_private_scan_datetime
+    if frame_reference_time_ms and frame_duration_ms and half_life_s and frame_reference_time_ms > 0 \
+            and frame_duration_ms > 0:
+        lam = math.log(2) / half_life_s
+        dd = lam * frame_duration_ms / 1000.0
+        t_avg = math.log(dd / (1 - math.exp(-dd))) / lam
+        return earliest_acquisition_datetime - timedelta(seconds=frame_reference_time_ms / 1000.0 - t_avg)
     return earliest_acquisition_datetime
 
 

@@ -268,3 +268,21 @@ def _whole_labels(tmp_path, img):
     return read_labels(p, img, names={"1": {"name": "region", "kind": "other"}})
 
 
+
+
+def test_post_processed_series_back_computed_from_frame_reference_time(tmp_path):
+    """QIBA: scan start = acquisition start - FrameReferenceTime + average count-rate time in frame."""
+    import math
+
+    d = 180.0
+    lam = math.log(2) / T_GA
+    t_avg = math.log(lam * d / (1 - math.exp(-lam * d))) / lam
+
+    def m(ds, k):
+        ds.SeriesTime = (SCAN + timedelta(hours=1)).strftime("%H%M%S")
+        ds.AcquisitionTime = (SCAN + timedelta(seconds=300)).strftime("%H%M%S")
+        ds.ActualFrameDuration = int(d * 1000)
+        ds.FrameReferenceTime = f"{(300 + t_avg) * 1000:.3f}"
+    img = make(tmp_path, m)
+    assert abs((img.timing.scan_time - SCAN).total_seconds()) < 1e-3
+    assert suv_of(img) == pytest.approx(expected_suv(62 * 60), rel=1e-4)

@@ -14,6 +14,9 @@ Model (documented in docs/clinical.md):
   earlier administration that was reduced for that category is a recurrence: discontinue.
   Toxicity that delays the dose for 16 weeks or more past its due date: discontinue. A reduced
   dose not followed by toxicity: back to 7.4 GBq.
+* "Other" toxicity is an adverse *reaction*: an AE recorded as not related or unlikely related
+  does not trigger it (warned). A grade 3-4 hypersensitivity reaction after LUTATHERA means no
+  rechallenge: discontinue (LUT-DM-HYPERSENS).
 This is decision *support*: the investigator decides.
 """
 
@@ -73,7 +76,7 @@ def load_dose_rules() -> dict[str, Any]:
     doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
     rules = {r["id"]: r for r in doc["rules"]}
     for rid in (*_CATEGORY_RULE.values(), "LUT-DM-RECURRENCE", "LUT-DM-DELAY16", "LUT-DM-RESUME-REDUCED",
-                "LUT-DM-RETURN-FULL", "LUT-DM-NO-TOXICITY", "LUT-DM-LYMPHO-EXEMPT"):
+                "LUT-DM-RETURN-FULL", "LUT-DM-NO-TOXICITY", "LUT-DM-LYMPHO-EXEMPT", "LUT-DM-HYPERSENS"):
         if rid not in rules:
             raise ProtocolDefinitionError(f"lutathera_dose_modifications.yaml: rule {rid} missing")
     doc["by_id"] = rules
@@ -109,6 +112,7 @@ class AdverseEventRecord:
     grade: int
     onset: dt.date
     end: dt.date | None = None
+    relation: str | None = None  # not_related | unlikely | possible | probable | definite | unknown
 
 
 @dataclass(frozen=True)
@@ -345,9 +349,21 @@ def decide_next_dose(h: DoseHistory) -> DoseDecision:
             if hit is not None:
                 findings.append((Finding("hepatic", lab.date, "lab", lab.id or lab.test, detail, "albumin+pt"), hit))
     ae_active: list[tuple[Finding, AdverseEventRecord]] = []
+    hyp = params["LUT-DM-HYPERSENS"]
+    hyp_terms = {str(t).lower() for t in hyp["terms"]}
+    not_reactions = {str(r).lower() for r in params["LUT-DM-OTHER"].get("not_reactions", [])}
+    hypersensitivity: list[Finding] = []
     for ae in h.adverse_events:
         cat = _ae_category(ae, params)
         if cat is None or ae.onset > at:
+            continue
+        if ae.term.strip().lower() in hyp_terms and ae.grade >= int(hyp["min_grade"]) and admins \
+                and ae.onset >= admins[0].date and ae.relation not in not_reactions:
+            hypersensitivity.append(Finding("hypersensitivity", ae.onset, "adverse_event", ae.id,
+                                            f"{ae.term} grade {ae.grade} on {ae.onset}", "ae:" + ae.id))
+        if cat == "other" and ae.relation in not_reactions:
+            warnings.append(f"{ae.id}: {ae.term} grade {ae.grade} recorded as '{ae.relation}' related: not an adverse "
+                            "reaction, so LUT-DM-OTHER does not apply (check the causality assessment)")
             continue
         f = Finding(cat, ae.onset, "adverse_event", ae.id, f"{ae.term} grade {ae.grade} from {ae.onset}"
                     + (f" to {ae.end}" if ae.end else " (ongoing)"), "ae:" + ae.id)
@@ -379,6 +395,11 @@ def decide_next_dose(h: DoseHistory) -> DoseDecision:
         hits.append(RuleHit("LUT-DM-LYMPHO-EXEMPT", "none", rules["LUT-DM-LYMPHO-EXEMPT"]["label_text"], tuple(lympho)))
 
     route = h.planned_route
+    if hypersensitivity:
+        hits.append(RuleHit("LUT-DM-HYPERSENS", "discontinue", rules["LUT-DM-HYPERSENS"]["label_text"],
+                            tuple(hypersensitivity)))
+        return _decision(h, "discontinue", None, route or (admins[-1].route if admins else None), hits,
+                         None, None, warnings)
     if not admins:
         present = {c: current(c) for c in _CATEGORY_RULE}
         present = {c: fs for c, fs in present.items() if fs}
@@ -526,8 +547,10 @@ def parse_history(doc: dict[str, Any]) -> DoseHistory:
         g = ae.get("grade")
         if not isinstance(g, int) or isinstance(g, bool) or not 1 <= g <= 5:
             raise InvalidInputError(f"{w}: grade {g!r} must be an integer 1-5")
+        rel = ae.get("relation")
         aes.append(AdverseEventRecord(str(ae.get("id", f"AE{k + 1}")), str(ae.get("term", "")), g,
-                                      _d(ae.get("onset"), w), _d(ae["end"], w) if ae.get("end") else None))
+                                      _d(ae.get("onset"), w), _d(ae["end"], w) if ae.get("end") else None,
+                                      str(rel).strip().lower() if rel else None))
     baseline = {}
     for name, v in (doc.get("baseline") or {}).items():
         baseline[name] = (_f(v.get("value"), f"baseline.{name}", True), str(v.get("unit")))

@@ -225,3 +225,42 @@ def test_lab_grade_3_transaminase_counts_as_other_grade_3_toxicity():
     assert d.decision == "withhold" and "LUT-DM-OTHER" in ids(d)
     labs[-1] = {**labs[-1], "value": 200}  # exactly 5 x ULN: grade 2
     assert history([(0, 7.4, "IV")], labs).decision == "proceed_full"
+
+
+def test_grade3_hypersensitivity_after_lutathera_discontinues():
+    # lutathera-hcp.com (from the US PI): "Do not rechallenge patients who experience grade 3/4
+    # hypersensitivity reactions to LUTATHERA."
+    ae = {"id": "AE9", "term": "Anaphylactic reaction", "grade": 3, "onset": day(0), "end": day(1),
+          "relation": "probable"}
+    d = history([(0, 7.4, "IV")], normal_labs(54), [ae])
+    assert d.decision == "discontinue" and ids(d) == ["LUT-DM-HYPERSENS"] and d.activity_gbq is None
+    # grade 2: premedicate and continue (no dose modification from this rule)
+    d = history([(0, 7.4, "IV")], normal_labs(54), [{**ae, "grade": 2}])
+    assert d.decision == "proceed_full"
+
+
+def test_other_grade3_event_judged_unrelated_is_not_an_adverse_reaction():
+    ae = {"id": "AE7", "term": "Femur fracture", "grade": 3, "onset": day(10), "relation": "not_related"}
+    d = history([(0, 7.4, "IV")], normal_labs(54), [ae])
+    assert d.decision == "proceed_full"
+    assert any("AE7" in w and "not an adverse reaction" in w for w in d.warnings)
+    for rel in ("possible", "unknown", None):
+        d = history([(0, 7.4, "IV")], normal_labs(54), [{**ae, "relation": rel}])
+        assert d.decision == "withhold" and "LUT-DM-OTHER" in ids(d), rel
+
+
+def test_rulebook_quotes_its_sources():
+    rb = load_dose_rules()
+    refs = rb["references"]
+    for rid in ("LUT-DM-THROMBO", "LUT-DM-ANEMIA-NEUTRO", "LUT-DM-RENAL", "LUT-DM-HEPATIC", "LUT-DM-OTHER",
+                "LUT-DM-HYPERSENS", "LUT-DM-LYMPHO-EXEMPT"):
+        quotes = rb["by_id"][rid]["source_quotes"]
+        assert quotes and all(q["source"] in refs and q["text"].strip() for q in quotes), rid
+    # the numbers the evaluator reads agree with the label thresholds quoted in the issue
+    p = {rid: r.get("params", {}) for rid, r in rb["by_id"].items()}
+    assert p["LUT-DM-THROMBO"]["min_grade"] == 2 and p["LUT-DM-THROMBO"]["resolved_max_grade"] == 1
+    assert p["LUT-DM-ANEMIA-NEUTRO"]["min_grade"] == 3 and p["LUT-DM-ANEMIA-NEUTRO"]["resolved_max_grade"] == 2
+    assert p["LUT-DM-RENAL"] == {"crcl_below_ml_min": 40, "creatinine_increase_pct": 40, "crcl_decrease_pct": 40}
+    assert p["LUT-DM-HEPATIC"] == {"bilirubin_above_x_uln": 3.0, "albumin_below_g_l": 30,
+                                   "prothrombin_ratio_below_pct": 70}
+    assert rb["max_delay_weeks"] == 16 and rb["interval_weeks"] == 8

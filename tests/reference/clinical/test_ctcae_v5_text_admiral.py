@@ -115,3 +115,33 @@ def test_count_thresholds_match_admiral_code(test):
         assert at == grade - 1, (test, bound)
         # the same bound written per mm3 (1e3/mm3 = 1e9/L)
         assert grade_lab(test, bound * 1000, "/mm3", lln=lln * 1000).grade == grade - 1
+
+
+# admiral tests/testthat/test-derive_var_atoxgr.R, "Creatinine increased" rows flagged V5 == "Y"
+# (Test 26a, CTCAE v5): (AVAL, BASE, ANRHI, expected grade); units cancel (all in one unit).
+ADMIRAL_CREATININE_V5 = [
+    (241, 241, 40, 4), (240, 230, 40, 3), (121, 120, 40, 3), (120, 119, 40, 2), (61, 60, 40, 2),
+    (60, 60, 40, 1), (41, 41, 40, 1), (40, 40, 40, 0),
+    (42, 6, 40, 3), (42, 13.9, 40, 3), (42, 14, 40, 2), (42.1, 28, 40, 2),
+    (42, 42, None, None),
+]
+
+
+@pytest.mark.parametrize(("value", "base", "uln", "expected"), ADMIRAL_CREATININE_V5)
+def test_admiral_creatinine_v5_rows(value, base, uln, expected):
+    assert grade_lab("creatinine", value, "umol/L", uln=uln, baseline=base).grade == expected
+
+
+# admiral test-derive_var_atoxgr.R Tests 12a/16a (CTCAE v5 ALT/AST): baseline normal rows have
+# BASE = ANRHI = 40; baseline abnormal rows have BASE = 40 and ANRHI = 39. (AVAL, expected grade)
+ADMIRAL_TRANSAMINASE_V5_NORMAL = [(801, 4), (800, 3), (201, 3), (200, 2), (121, 2), (120, 1), (41, 1), (40, 0)]
+ADMIRAL_TRANSAMINASE_V5_ABNORMAL = [(801, 4), (800, 3), (201, 3), (200, 2), (121, 2), (120, 1), (60, 1), (59, 0)]
+
+
+@pytest.mark.parametrize("test", ["alt", "ast"])
+def test_admiral_transaminase_v5_rows(test):
+    for value, expected in ADMIRAL_TRANSAMINASE_V5_NORMAL:
+        assert grade_lab(test, value, "U/L", uln=40, baseline=40).grade == expected, (value, "normal")
+    for value, expected in ADMIRAL_TRANSAMINASE_V5_ABNORMAL:
+        assert grade_lab(test, value, "U/L", uln=39, baseline=40).grade == expected, (value, "abnormal")
+    assert grade_lab(test, 100, "U/L", uln=None, baseline=40).grade is None  # ANRHI missing

@@ -32,30 +32,13 @@ def _load_study(
     calibrations: Path | None, site: str | None, camera: str | None, collimator: str | None, nuclide: str,
     recovery: Path | None, pvc: bool, no_peak: bool,
 ) -> tuple[Any, Any, Any]:
-    from lutarterial.imaging import io as iio
-    from lutarterial.imaging import spect
-    from lutarterial.imaging.metrics import quantify
-    from lutarterial.imaging.types import Quantity
+    from lutarterial.imaging.workflow import quantify_files
 
-    image = iio.read_image(image_dir)
-    rc = None
-    if image.quantity is Quantity.CNTS:
-        reg = spect.CalibrationRegistry.from_csv(calibrations) if calibrations else spect.CalibrationRegistry.packaged()
-        image = spect.calibrate_spect_from_registry(image, reg, site=site, camera=camera, collimator=collimator,
-                                                    nuclide=nuclide)
-    if pvc:
-        cam = camera or str(image.meta.get("model", ""))
-        col = collimator or str(image.meta.get("collimator", ""))
-        rc = (spect.RecoveryTable.from_csv(recovery, cam, col, nuclide) if recovery
-              else spect.RecoveryTable.packaged(cam, col, nuclide))
-    image = iio.with_overrides(
-        image, weight_kg=weight_kg, height_m=height_m, sex=sex,
-        injected_activity_bq=injected_mbq * 1e6 if injected_mbq is not None else None,
-        injection_time=_parse_time(injection_time), half_life_s=half_life_s,
+    return quantify_files(
+        image_dir, voi, names, weight_kg=weight_kg, height_m=height_m, sex=sex, injected_mbq=injected_mbq,
+        injection_time=_parse_time(injection_time), half_life_s=half_life_s, calibrations=calibrations, site=site,
+        camera=camera, collimator=collimator, nuclide=nuclide, recovery=recovery, pvc=pvc, peak=not no_peak,
     )
-    labels = iio.read_labels(voi, image, names=names)
-    metrics = quantify(image, labels, peak=not no_peak, require_suv=image.modality == "PT", recovery=rc)
-    return image, labels, metrics
 
 
 _FMT = {"volume_ml": "{:.1f}", "suv_mean": "{:.2f}", "suv_max": "{:.2f}", "suv_peak": "{:.2f}",
@@ -155,31 +138,23 @@ def register(app: typer.Typer) -> None:
         no_peak: bool = typer.Option(False, "--no-peak", help="Skip SUVpeak."),
     ) -> None:
         """Compare the IAH and IV studies of one patient: per-VOI IAH/IV ratios and a lesion summary."""
-        from lutarterial.errors import InvalidInputError
         from lutarterial.imaging import report
-        from lutarterial.imaging.compare import compare_studies, lobar_comparison
 
-        common: dict[str, Any] = dict(height_m=None, sex=None, half_life_s=None, calibrations=None, site=None,
-                                      camera=None, collimator=None, nuclide="Lu-177", recovery=None, pvc=False,
-                                      no_peak=no_peak)
-        iv_img, iv_lab, iv_m = _load_study(iv, iv_voi, names, weight_kg=iv_weight_kg, injected_mbq=iv_injected_mbq,
-                                           injection_time=iv_injection_time, **common)
-        iah_img, iah_lab, iah_m = _load_study(iah, iah_voi, iah_names or names, weight_kg=iah_weight_kg,
-                                              injected_mbq=iah_injected_mbq, injection_time=iah_injection_time,
-                                              **common)
-        comp = compare_studies(iv_m, iah_m, iv_timing=iv_img.timing, iah_timing=iah_img.timing)
-        lobar = None
-        if ia_lobe or control_lobe:
-            if not (ia_lobe and control_lobe):
-                raise InvalidInputError("lobar mode needs both --ia-lobe and --control-lobe")
-            lobar = {"iv": lobar_comparison(iv_m, ia_lobe, control_lobe),
-                     "iah": lobar_comparison(iah_m, ia_lobe, control_lobe)}
+        from lutarterial.imaging.workflow import uptake_files
+
+        res = uptake_files(
+            iv, iv_voi, iah, iah_voi, names, iah_names=iah_names, ia_lobe=ia_lobe, control_lobe=control_lobe,
+            png=png_file is not None, peak=not no_peak,
+            iv_overrides=dict(weight_kg=iv_weight_kg, injected_mbq=iv_injected_mbq,
+                              injection_time=_parse_time(iv_injection_time)),
+            iah_overrides=dict(weight_kg=iah_weight_kg, injected_mbq=iah_injected_mbq,
+                               injection_time=_parse_time(iah_injection_time)),
+        )
+        comp, lobar = res.comparison, res.lobar
         if csv_file:
             csv_file.write_text(report.comparison_csv(comp))
-        if png_file:
-            from lutarterial.imaging.figure import render_png
-
-            png_file.write_bytes(render_png([("IV", iv_img, iv_lab, iv_m), ("IAH", iah_img, iah_lab, iah_m)], comp))
+        if png_file and res.png is not None:
+            png_file.write_bytes(res.png)
         if as_json:
             typer.echo(json.dumps(report.comparison_dict(comp, lobar), indent=2))
             return

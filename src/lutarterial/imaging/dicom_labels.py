@@ -149,9 +149,12 @@ def read_rtstruct_masks(path: str | Path, target: Geometry) -> tuple[list[tuple[
         name = names.get(num, f"ROI {num}")
         planes: dict[float, list[np.ndarray]] = {}
         for c in rc.get("ContourSequence", []):
-            if str(c.get("ContourGeometricType", "CLOSED_PLANAR")).upper() not in ("CLOSED_PLANAR",):
-                continue
+            if str(c.get("ContourGeometricType", "CLOSED_PLANAR")).upper() not in ("CLOSED_PLANAR",
+                                                                                   "CLOSEDPLANAR_XOR"):
+                continue  # points and open contours do not enclose a volume
             pts = np.asarray([float(x) for x in c.ContourData]).reshape(-1, 3)
+            if len(pts) < 3:
+                continue
             ijk = target.physical_to_index(pts)
             kk = ijk[:, 2]
             if np.ptp(kk) > 0.05:

@@ -90,6 +90,12 @@ def render_png(
             ax.bar(range(len(rows)), vals - 1.0, bottom=1.0, color=[_COLORS[kinds[r[0]]] for r in rows])
             ax.axhline(1.0, color="k", lw=0.8)
             ax.set_yscale("log")
+            from matplotlib.ticker import FormatStrFormatter, LogLocator
+
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(1.5, 3.0, 4.0, 7.0)))
+            ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
             ax.set_xticks(range(len(rows)), [r[0] for r in rows], rotation=60, ha="right", fontsize=8)
             les = comparison.summary.get("lesions")
             if isinstance(les, dict) and les["suv_mean"]["geometric_mean"]:

@@ -229,3 +229,30 @@ def test_fractional_seg_thresholded_at_half(tmp_path):
     seg.save_as(tmp_path / "frac.dcm")
     lm = read_labels(tmp_path / "frac.dcm", img, names={"1": {"name": "lesion 7", "kind": "lesion"}})
     np.testing.assert_array_equal(lm.vois[0].full(G.shape), frac[..., 0] >= 0.5)
+
+
+def test_rtstruct_from_another_frame_of_reference_is_refused(tmp_path):
+    _, p = write_ct(tmp_path, G)
+    img = read_image(p)
+    t = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    c = [np.column_stack([5 * np.cos(t), 5 * np.sin(t), np.full_like(t, 56.0)])]
+    rt = dw.write_rtstruct(tmp_path / "rt.dcm", patient("9.9.9"), "1.2", [("lesion", c)])
+    with pytest.raises(InvalidInputError, match="frame of reference"):
+        read_labels(rt, img)
+
+
+def test_geometry_round_trip_property():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.floats(-3, 3), st.floats(-3, 3), st.floats(-3, 3), st.lists(st.floats(0.5, 5), min_size=3, max_size=3))
+    def check(a, b, c, sp):
+        from scipy.spatial.transform import Rotation
+
+        d = Rotation.from_euler("xyz", [a, b, c]).as_matrix()
+        g = Geometry((3, 4, 5), tuple(sp), (1.0, -2.0, 3.0), tuple(d.ravel()))
+        ijk = np.array([[0.5, 2.0, 1.5], [4, 3, 2]])
+        np.testing.assert_allclose(g.physical_to_index(g.index_to_physical(ijk)), ijk, atol=1e-9)
+
+    check()

@@ -168,6 +168,9 @@ class User(Audited, Base):
     password_hash: Mapped[str] = mapped_column(String(400))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Consecutive failed logins; the account locks for a while after too many (see services.people).
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
     roles: Mapped[list[UserRole]] = relationship(back_populates="user", lazy="selectin")
     memberships: Mapped[list[SiteMembership]] = relationship(back_populates="user", lazy="selectin")

@@ -156,3 +156,32 @@ def test_users_login_and_deactivation(reg: Registry, team: Team) -> None:
         assert services.authenticate(s, "alice", "s3cret-pass") is None
         with pytest.raises(AccessDeniedError):
             services.actor_for(s, uid)
+
+
+def test_account_locks_after_repeated_failed_logins(reg: Registry, team: Team) -> None:
+    import datetime as dt
+
+    from lutarterial.registry.services.people import LOCKOUT, MAX_FAILED_LOGINS
+
+    t0 = dt.datetime(2025, 1, 1, 9, 0, tzinfo=dt.timezone.utc)
+    # team users have the password "correct horse battery"
+    for i in range(MAX_FAILED_LOGINS - 1):
+        with reg.session(readonly=True) as s:  # as the web app does: a read-only session
+            assert services.authenticate(s, "inv.bdx", "wrong password", now=t0) is None
+    with reg.session(readonly=True) as s:  # below the limit, the right password still works and resets
+        assert services.authenticate(s, "inv.bdx", "correct horse battery", now=t0) is not None
+    for i in range(MAX_FAILED_LOGINS):
+        with reg.session(readonly=True) as s:
+            assert services.authenticate(s, "inv.bdx", "wrong password", now=t0) is None
+    with reg.session(readonly=True) as s:
+        assert services.authenticate(s, "inv.bdx", "correct horse battery", now=t0 + LOCKOUT / 2) is None
+        assert services.authenticate(s, "inv.bdx", "correct horse battery", now=t0 + LOCKOUT * 1.01) is not None
+    for i in range(MAX_FAILED_LOGINS):
+        with reg.session(readonly=True) as s:
+            services.authenticate(s, "inv.bdx", "wrong password", now=t0)
+    with reg.session() as s:  # an admin lifts the lock by re-activating the account
+        services.set_user_active(s, team.admin, team.inv_bdx.user_id, True, reason="user called the help desk")
+    with reg.session(readonly=True) as s:
+        assert services.authenticate(s, "inv.bdx", "correct horse battery", now=t0) is not None
+        reasons = [e.reason for e in services.audit_trail(s, team.admin, table="users", limit=100)]
+    assert any("locked" in r for r in reasons) and any(r.startswith("failed login attempt") for r in reasons)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,6 +28,9 @@ __all__ = [
     "set_password",
     "set_user_roles",
     "parse_roles",
+    "is_locked",
+    "MAX_FAILED_LOGINS",
+    "LOCKOUT",
 ]
 
 _SITE_CODE = re.compile(r"^[A-Z]{3}$")
@@ -139,18 +142,87 @@ def _actor_of(user: User) -> Actor:
     )
 
 
-def authenticate(session: Session, username: str, password: str) -> Actor | None:
-    """The :class:`Actor` for valid credentials of an active user, else ``None``.
+#: Consecutive failed logins that lock an account, and for how long (OWASP ASVS 2.2.1 asks for
+#: throttling; EU Annex 11 §12.1 and 21 CFR 11.300(d) for safeguards against unauthorised use).
+MAX_FAILED_LOGINS = 5
+LOCKOUT = dt.timedelta(minutes=15)
+_LOGIN_ACTOR = Actor(user_id=None, username="system:login", roles=frozenset({Role.ADMIN}))
 
-    Takes the same time whether or not the username exists (a dummy hash is verified).
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def _record_login(session: Session, user_id: int, *, success: bool, now: dt.datetime) -> None:
+    """Update the failed-login counter in its own short, audited transaction.
+
+    Separate from the caller's session (often read-only) so a failed attempt is remembered even
+    though the request that made it changes nothing else.
     """
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        if session.connection().get_execution_options().get("sqlite_begin") == "IMMEDIATE":
+            # The caller's write session already holds SQLite's write lock: a second connection
+            # would wait for it; record the attempt in the caller's unit of work instead.
+            _apply_login(session, user_id, success=success, now=now)
+            return
+        bind = bind.execution_options(sqlite_begin="IMMEDIATE")
+    with Session(bind=bind, expire_on_commit=False) as w:
+        with w.begin():
+            _apply_login(w, user_id, success=success, now=now)
+
+
+def _apply_login(w: Session, user_id: int, *, success: bool, now: dt.datetime) -> None:
+    user = w.get(User, user_id)
+    if user is None:  # pragma: no cover - deleted meanwhile
+        return
+    if success:
+        with audited(w, _LOGIN_ACTOR, "successful login: failed-login counter reset"):
+            user.failed_logins = 0
+            user.locked_until = None
+        return
+    count = (user.failed_logins or 0) + 1
+    locks = count >= MAX_FAILED_LOGINS
+    reason = (f"account locked for {int(LOCKOUT.total_seconds() // 60)} min after {count} failed logins"
+              if locks else f"failed login attempt {count}")
+    with audited(w, _LOGIN_ACTOR, reason):
+        user.failed_logins = count
+        if locks:
+            user.locked_until = now + LOCKOUT
+
+
+def authenticate(session: Session, username: str, password: str, *, now: dt.datetime | None = None) -> Actor | None:
+    """The :class:`Actor` for valid credentials of an active, unlocked user, else ``None``.
+
+    Takes the same time whether or not the username exists (a dummy hash is verified). After
+    :data:`MAX_FAILED_LOGINS` consecutive failures the account is locked for :data:`LOCKOUT`
+    (even the right password is refused meanwhile); each failure and lock is audited.
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
     user = session.scalars(select(User).where(User.username == str(username).strip().lower())).first()
     if user is None:
         verify_password(password, _DUMMY_HASH)
         return None
-    if not verify_password(password, user.password_hash) or not user.active:
+    locked_until = _aware(user.locked_until)
+    if locked_until is not None and locked_until > now:
+        verify_password(password, _DUMMY_HASH)
         return None
+    if not verify_password(password, user.password_hash):
+        _record_login(session, user.id, success=False, now=now)
+        return None
+    if not user.active:
+        return None
+    if user.failed_logins or user.locked_until is not None:
+        _record_login(session, user.id, success=True, now=now)
     return _actor_of(user)
+
+
+def is_locked(user: User, *, now: dt.datetime | None = None) -> bool:
+    """Whether the account is locked by failed logins at ``now``."""
+    locked_until = _aware(user.locked_until)
+    return locked_until is not None and locked_until > (now or dt.datetime.now(dt.timezone.utc))
 
 
 def actor_for(session: Session, user_id: int) -> Actor:
@@ -165,11 +237,17 @@ def actor_for(session: Session, user_id: int) -> Actor:
 
 
 def set_user_active(session: Session, actor: Actor, user_id: int, active: bool, *, reason: str) -> User:
-    """Activate or deactivate a user (users are never deleted: the audit trail refers to them)."""
+    """Activate or deactivate a user (users are never deleted: the audit trail refers to them).
+
+    Activating also lifts a lock caused by failed logins.
+    """
     require(actor, Permission.USER_MANAGE)
     user = get_user(session, actor, user_id)
     with audited(session, actor, reason):
         user.active = bool(active)
+        if active:
+            user.failed_logins = 0
+            user.locked_until = None
     return user
 
 

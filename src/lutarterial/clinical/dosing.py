@@ -362,8 +362,9 @@ def decide_next_dose(h: DoseHistory) -> DoseDecision:
             hypersensitivity.append(Finding("hypersensitivity", ae.onset, "adverse_event", ae.id,
                                             f"{ae.term} grade {ae.grade} on {ae.onset}", "ae:" + ae.id))
         if cat == "other" and ae.relation in not_reactions:
-            warnings.append(f"{ae.id}: {ae.term} grade {ae.grade} recorded as '{ae.relation}' related: not an adverse "
-                            "reaction, so LUT-DM-OTHER does not apply (check the causality assessment)")
+            warnings.append(f"{ae.id}: {ae.term} grade {ae.grade} recorded as '{ae.relation}' related: "
+                            "not an adverse reaction, so LUT-DM-OTHER does not apply "
+                            "(check the causality assessment)")
             continue
         f = Finding(cat, ae.onset, "adverse_event", ae.id, f"{ae.term} grade {ae.grade} from {ae.onset}"
                     + (f" to {ae.end}" if ae.end else " (ongoing)"), "ae:" + ae.id)

@@ -313,7 +313,8 @@ def evaluate_recist(
             # 1.1, Eisenhauer 2009, on lesions that disappear and reappear: 'if the patient's
             # tumour had reached a CR status and the lesion reappeared, then the patient would be
             # considered PD at the time of reappearance'). Nodes stay under the sum rule.
-            reappeared = [t.id for t in targets if last_target_cr and not t.nodal and (values[t.id] or 0.0) > 0.0]
+            reappeared = [t.id for t in targets
+                          if last_target_cr and not t.nodal and (values[t.id] or 0.0) > 0.0]
             if reappeared:
                 notes.append(f"target(s) {', '.join(reappeared)} reappeared after a target CR: PD")
                 pd_now = True

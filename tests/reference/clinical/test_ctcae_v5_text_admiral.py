@@ -88,7 +88,8 @@ def test_grade_text_matches_admiral_transcription(key):
 
 
 def test_every_term_records_what_it_was_verified_against():
-    raw = yaml.safe_load(resources.files("lutarterial.clinical").joinpath("data/ctcae_v5_labs.yaml").read_text("utf-8"))
+    path = resources.files("lutarterial.clinical").joinpath("data/ctcae_v5_labs.yaml")
+    raw = yaml.safe_load(path.read_text("utf-8"))
     for term in raw["terms"]:
         assert str(term.get("verified_against", "")).strip(), term["key"]
     ckd = next(t for t in raw["terms"] if t["key"] == "chronic_kidney_disease")
@@ -134,8 +135,10 @@ def test_admiral_creatinine_v5_rows(value, base, uln, expected):
 
 # admiral test-derive_var_atoxgr.R Tests 12a/16a (CTCAE v5 ALT/AST): baseline normal rows have
 # BASE = ANRHI = 40; baseline abnormal rows have BASE = 40 and ANRHI = 39. (AVAL, expected grade)
-ADMIRAL_TRANSAMINASE_V5_NORMAL = [(801, 4), (800, 3), (201, 3), (200, 2), (121, 2), (120, 1), (41, 1), (40, 0)]
-ADMIRAL_TRANSAMINASE_V5_ABNORMAL = [(801, 4), (800, 3), (201, 3), (200, 2), (121, 2), (120, 1), (60, 1), (59, 0)]
+ADMIRAL_TRANSAMINASE_V5_NORMAL = [(801, 4), (800, 3), (201, 3), (200, 2), (121, 2), (120, 1), (41, 1),
+                                  (40, 0)]
+ADMIRAL_TRANSAMINASE_V5_ABNORMAL = [(801, 4), (800, 3), (201, 3), (200, 2), (121, 2), (120, 1), (60, 1),
+                                    (59, 0)]
 
 
 @pytest.mark.parametrize("test", ["alt", "ast"])

@@ -16,8 +16,8 @@ import pytest
 
 from lutarterial.cli.main import run
 
-ASSESSMENT_KEYS = {"date", "baseline", "sum_mm", "change_from_baseline_pct", "change_from_nadir_pct", "target",
-                   "non_target", "new_lesions", "overall"}
+ASSESSMENT_KEYS = {"date", "baseline", "sum_mm", "change_from_baseline_pct", "change_from_nadir_pct",
+                   "target", "non_target", "new_lesions", "overall"}
 
 
 def _run_json(capsys, tmp_path: Path, command: str, doc: dict) -> dict:
@@ -109,8 +109,8 @@ def test_20_percent_over_nadir_but_only_4_mm_is_not_pd(capsys, tmp_path):
 
 
 def test_nodes_below_10_mm_give_cr_with_a_non_zero_sum(capsys, tmp_path):
-    base = _base("2025-01-06", ("N1", "target", "lymph node", True, 20), ("N2", "target", "lymph node", True, 16),
-                 ("T1", "target", "liver", False, 25))
+    base = _base("2025-01-06", ("N1", "target", "lymph node", True, 20),
+                 ("N2", "target", "lymph node", True, 16), ("T1", "target", "liver", False, 25))
     cr = [{"id": "N1", "diameter_mm": 8}, {"id": "N2", "diameter_mm": 9}, {"id": "T1", "status": "absent"}]
     out = recist(capsys, tmp_path, base, _fu("2025-03-03", cr), _fu("2025-04-07", cr))
     a = out["assessments"]
@@ -139,12 +139,15 @@ def test_missing_target_is_ne_unless_the_others_already_prove_pd(capsys, tmp_pat
 
 
 def test_non_target_codes_and_new_lesions(capsys, tmp_path):
-    base = _base("2025-01-06", ("T1", "target", "liver", False, 40), ("B1", "non_target", "bone", False, None))
+    base = _base("2025-01-06", ("T1", "target", "liver", False, 40),
+                 ("B1", "non_target", "bone", False, None))
+    t1 = {"id": "T1", "diameter_mm": 38}
     out = recist(capsys, tmp_path, base,
-                 _fu("2025-03-03", [{"id": "T1", "diameter_mm": 38}, {"id": "B1", "status": "present"}]),
-                 _fu("2025-04-28", [{"id": "T1", "diameter_mm": 38}, {"id": "B1", "status": "absent"}], new=["NEW1"]))
+                 _fu("2025-03-03", [t1, {"id": "B1", "status": "present"}]),
+                 _fu("2025-04-28", [t1, {"id": "B1", "status": "absent"}], new=["NEW1"]))
     a = out["assessments"]
-    assert (a[1]["target"], a[1]["non_target"], a[1]["new_lesions"], a[1]["overall"]) == ("SD", "Non-CR/Non-PD", False, "SD")
+    got = (a[1]["target"], a[1]["non_target"], a[1]["new_lesions"], a[1]["overall"])
+    assert got == ("SD", "Non-CR/Non-PD", False, "SD")
     assert (a[2]["non_target"], a[2]["new_lesions"], a[2]["overall"]) == ("CR", True, "PD")
     assert out["progression_date"] == "2025-04-28" and out["best_overall_response"] == "SD"
 
@@ -183,7 +186,8 @@ def test_grade_cli_every_test_name_of_the_issue(capsys, tmp_path):
         ("bilirubin", 70, "umol/L", {"uln": 20, "baseline": 10}, "Blood bilirubin increased", 3),
         ("albumin", 28, "g/L", {"lln": 35}, "Hypoalbuminemia", 2),
         ("crcl", 35, "mL/min", {}, "Chronic kidney disease", 2),
-        ("777-3", 20, "10e9/L", {"lln": 150}, "Platelet count decreased", 4),  # LOINC platelets, CTCAE notation
+        # LOINC code for platelets, unit in CTCAE's own notation
+        ("777-3", 20, "10e9/L", {"lln": 150}, "Platelet count decreased", 4),
     ]
     doc = {"patient": "LUT-E2E", "labs": [
         {"id": f"L{k}", "test": t, "value": v, "unit": u, "lln": x.get("lln"), "uln": x.get("uln"),

@@ -259,8 +259,10 @@ def test_rulebook_quotes_its_sources():
     # the numbers the evaluator reads agree with the label thresholds quoted in the issue
     p = {rid: r.get("params", {}) for rid, r in rb["by_id"].items()}
     assert p["LUT-DM-THROMBO"]["min_grade"] == 2 and p["LUT-DM-THROMBO"]["resolved_max_grade"] == 1
-    assert p["LUT-DM-ANEMIA-NEUTRO"]["min_grade"] == 3 and p["LUT-DM-ANEMIA-NEUTRO"]["resolved_max_grade"] == 2
-    assert p["LUT-DM-RENAL"] == {"crcl_below_ml_min": 40, "creatinine_increase_pct": 40, "crcl_decrease_pct": 40}
+    assert p["LUT-DM-ANEMIA-NEUTRO"]["min_grade"] == 3
+    assert p["LUT-DM-ANEMIA-NEUTRO"]["resolved_max_grade"] == 2
+    assert p["LUT-DM-RENAL"] == {"crcl_below_ml_min": 40, "creatinine_increase_pct": 40,
+                                 "crcl_decrease_pct": 40}
     assert p["LUT-DM-HEPATIC"] == {"bilirubin_above_x_uln": 3.0, "albumin_below_g_l": 30,
                                    "prothrombin_ratio_below_pct": 70}
     assert rb["max_delay_weeks"] == 16 and rb["interval_weeks"] == 8

@@ -13,10 +13,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import time
 
 from lutarterial.eligibility.cohort import CohortSummary, screen_texts_parallel
 from lutarterial.records.synthetic import make_records
+
+
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process and its finished worker processes."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        r = resource.getrusage(who)
+        total += r.ru_utime + r.ru_stime
+    return total
 
 
 def main() -> None:
@@ -33,12 +43,14 @@ def main() -> None:
 
     load_before = os.getloadavg()
     summary = CohortSummary()
+    cpu0 = _cpu_s()
     t0 = time.perf_counter()
     for chunk in screen_texts_parallel(texts, as_of=None, protocol_version=None, want_json=not args.no_json,
                                        jobs=args.jobs, chunk_size=2000):
         for _line, row in chunk:
             summary.add_row(row)
     elapsed = time.perf_counter() - t0
+    cpu = _cpu_s() - cpu0
     load_after = os.getloadavg()
 
     s = summary.to_dict()
@@ -46,6 +58,9 @@ def main() -> None:
     print(f"screened in {elapsed:.2f} s: {args.n / elapsed:,.0f} records/s")
     print(f"verdicts: eligible {s['eligible']}, ineligible {s['ineligible']}, incomplete {s['incomplete']}, "
           f"unreadable {s['unreadable']}")
+    print(f"CPU time (all processes): {cpu:.1f} s = {args.n / cpu:,.0f} records per CPU-second; "
+          f"on {args.jobs} uncontended cores about {args.n / cpu * args.jobs:,.0f} records/s "
+          f"({args.n / (args.n / cpu * args.jobs):.1f} s for {args.n})")
     print(f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} (machine shared with other jobs)")
 
 

@@ -15,7 +15,7 @@ import typer
 __all__ = ["register"]
 
 
-def _parse_time(text: str | None) -> datetime | None:
+def _parse_time(text: str | None, option: str = "--injection-time") -> datetime | None:
     from lutarterial.errors import InvalidInputError
 
     if not text:
@@ -23,14 +23,14 @@ def _parse_time(text: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidInputError(f"--injection-time {text!r}: use ISO 8601, e.g. 2026-03-02T09:05:00") from None
+        raise InvalidInputError(f"{option} {text!r}: use ISO 8601, e.g. 2026-03-02T09:05:00") from None
 
 
 def _load_study(
     image_dir: Path, voi: Path, names: Path | None, *, weight_kg: float | None, height_m: float | None,
     sex: str | None, injected_mbq: float | None, injection_time: str | None, half_life_s: float | None,
     calibrations: Path | None, site: str | None, camera: str | None, collimator: str | None, nuclide: str,
-    recovery: Path | None, pvc: bool, no_peak: bool,
+    recovery: Path | None, pvc: bool, no_peak: bool, reference_time: str | None = None,
 ) -> tuple[Any, Any, Any]:
     from lutarterial.imaging.workflow import quantify_files
 
@@ -38,6 +38,7 @@ def _load_study(
         image_dir, voi, names, weight_kg=weight_kg, height_m=height_m, sex=sex, injected_mbq=injected_mbq,
         injection_time=_parse_time(injection_time), half_life_s=half_life_s, calibrations=calibrations, site=site,
         camera=camera, collimator=collimator, nuclide=nuclide, recovery=recovery, pvc=pvc, peak=not no_peak,
+        reference_time=_parse_time(reference_time, "--reference-time"),
     )
 
 
@@ -82,6 +83,8 @@ def register(app: typer.Typer) -> None:
         recovery: Path | None = typer.Option(None, "--recovery", help="Recovery-coefficient CSV (with --pvc)."),
         pvc: bool = typer.Option(False, "--pvc", help="Apply recovery-coefficient partial-volume correction."),
         no_peak: bool = typer.Option(False, "--no-peak", help="Skip SUVpeak."),
+        reference_time: str | None = typer.Option(
+            None, "--reference-time", help="Decay Bq/mL to this ISO 8601 time (SPECT time points)."),
     ) -> None:
         """Quantify one PET or SPECT study: volume, mean, max, peak, total activity, %IA, TNR per VOI."""
         from lutarterial.imaging import report
@@ -90,6 +93,7 @@ def register(app: typer.Typer) -> None:
             image_dir, voi, names, weight_kg=weight_kg, height_m=height_m, sex=sex, injected_mbq=injected_mbq,
             injection_time=injection_time, half_life_s=half_life_s, calibrations=calibrations, site=site,
             camera=camera, collimator=collimator, nuclide=nuclide, recovery=recovery, pvc=pvc, no_peak=no_peak,
+            reference_time=reference_time,
         )
         if csv_file:
             csv_file.write_text(report.study_csv(metrics))

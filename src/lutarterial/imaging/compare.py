@@ -4,8 +4,8 @@
   VOIs are listed with a message, never silently dropped.
 * Ratio of each metric = IAH / IV. The patient summary is the geometric mean over hepatic
   lesions with a two-sided t-based confidence interval on the log ratios (n >= 2).
-* Residual activity: when the later injection is given within ten half-lives of the earlier
-  one, the earlier study's activity, physically decayed to the later study's reference time
+* Residual activity: when the later scan starts within ten half-lives of the earlier
+  injection, the earlier study's activity, physically decayed to the later study's reference time
   (fraction 2^-(t2 - t1)/T), is subtracted VOI by VOI from the later study (mean, total,
   and — as an approximation that assumes a uniform residual — max and peak); SUVs, %IA,
   TNR and TSR are recomputed from the corrected values, and the residual is reported.
@@ -92,7 +92,7 @@ class VoiComparison:
 @dataclass(frozen=True)
 class Residual:
     corrected_study: str  # "iv" or "iah": the later study
-    elapsed_between_injections_s: float
+    elapsed_s: float  # from the earlier injection to the later scan
     fraction: float  # fraction of the earlier study's (decay-corrected) activity still present
     per_voi_bqml: dict[str, float]
 
@@ -159,7 +159,9 @@ def compare_studies(
         first_is_iv = iv_timing.injection_time <= iah_timing.injection_time
         t_first, t_second = (iv_timing, iah_timing) if first_is_iv else (iah_timing, iv_timing)
         hl = t_first.half_life_s or t_second.half_life_s
-        gap = (t_second.injection_time - t_first.injection_time).total_seconds()  # type: ignore[operator]
+        # "second scan within ten half-lives of the first injection" (issue 3)
+        second_scan = t_second.scan_time or t_second.injection_time
+        gap = (second_scan - t_first.injection_time).total_seconds()  # type: ignore[operator]
         if hl and gap < 10 * hl:
             if not (t_first.scan_time and t_second.scan_time):
                 raise InvalidInputError("residual correction needs the reference times of both scans")
@@ -171,7 +173,7 @@ def compare_studies(
             later = "iah" if first_is_iv else "iv"
             residual = Residual(later, gap, frac, resid)
             messages.append(
-                f"the {later.upper()} injection came {gap / hl:.1f} half-lives after the other: residual activity "
+                f"the {later.upper()} scan came {gap / hl:.1f} half-lives after the other injection: residual activity "
                 f"(fraction {frac:.4f} of the earlier study) subtracted per VOI; max/peak corrections assume "
                 "a uniform residual"
             )

@@ -154,8 +154,13 @@ def quantify(
     factors: SuvFactors | None = None
     q = image.quantity
     if q is Quantity.BQML:
-        if image.timing is not None and (require_suv or _timing_complete(image)):
+        if image.timing is not None and require_suv:
             factors = image_suv_factors(image)
+        elif image.timing is not None and _timing_complete(image):
+            try:
+                factors = image_suv_factors(image)
+            except LutarterialError as exc:  # optional for SPECT: report, do not fail
+                notes.append(f"SUV and %IA not computed: {exc}")
         elif require_suv:
             raise InvalidInputError("SUV requested but the image carries no PET header timing")
         to_bqml, to_suv = 1.0, (factors.bw if factors else None)

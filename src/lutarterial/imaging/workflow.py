@@ -43,6 +43,7 @@ def quantify_files(
     recovery: str | Path | None = None,
     pvc: bool = False,
     peak: bool = True,
+    reference_time: datetime | None = None,
 ) -> tuple[Image, LabelMap, StudyMetrics]:
     """Read, calibrate (SPECT counts), apply header overrides, place VOIs and quantify one study."""
     image = iio.read_image(image_path)
@@ -61,6 +62,11 @@ def quantify_files(
         injected_activity_bq=injected_mbq * 1e6 if injected_mbq is not None else None,
         injection_time=injection_time, half_life_s=half_life_s,
     )
+    if reference_time is not None:
+        hl = half_life_s or image.meta.get("half_life_s") or (image.timing.half_life_s if image.timing else None)
+        if not hl:
+            raise InvalidInputError("decay to a reference time needs the half-life (RadionuclideHalfLife or --half-life-s)")
+        image = spect.decay_correct(image, reference_time, float(hl))
     labels = iio.read_labels(voi_path, image, names=names)
     metrics = quantify(image, labels, peak=peak, require_suv=image.modality == "PT", recovery=rc)
     return image, labels, metrics

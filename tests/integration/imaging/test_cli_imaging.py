@@ -134,3 +134,19 @@ def test_subprocess_entry_point(synth):
                        env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["vois"][0]["suv_peak"] is None
+
+
+def test_spect_decay_to_reference_time(synth, capsys):
+    from datetime import datetime
+
+    sp = synth.spect[0]
+    ref = datetime.fromisoformat(synth.therapy_time)  # decay back to administration
+    factor = 2 ** ((datetime.fromisoformat(sp.acquisition_time) - ref).total_seconds() / 574300.8)
+    args = ["quantify", str(Path(sp.path).parent), "--voi", synth.spect_labels_path,
+            "--names", str(Path(synth.out_dir) / "spect" / "names.json"), "--json", "--no-peak"]
+    code, out, err = cli(capsys, *args, "--reference-time", ref.isoformat())
+    assert code == 0, err
+    by = {v["name"]: v for v in json.loads(out)["vois"]}
+    assert by["spleen"]["mean_bqml"] == pytest.approx(factor * sp.bqml_mean["spleen"], rel=5e-3)
+    code, _, err = cli(capsys, *args, "--reference-time", "yesterday")
+    assert code == 2 and "--reference-time" in err

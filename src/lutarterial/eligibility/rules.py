@@ -250,7 +250,10 @@ def inc05(c: Criterion, ctx: Context) -> CriterionResult:
 def _crcl(c: Criterion, ctx: Context) -> tuple[Status, str, list[Evidence], list[str]]:
     t = c.threshold("creatinine_clearance")
     limit = t.canonical_value()
-    measured = ctx.pick("crcl", c.window("labs"), "measured creatinine clearance")
+    if ctx.measurements("crcl"):
+        measured = ctx.pick("crcl", c.window("labs"), "measured creatinine clearance")
+    else:
+        measured = Pick(reason="no measured creatinine clearance recorded")
     ev: list[Evidence] = list(measured.evidence)
     if measured.ok:
         ok = compare(measured.value, t.operator, limit)

@@ -197,6 +197,11 @@ def suv_factors(
             "RadionuclideTotalDose (0018,1074) missing or zero; SUV needs the injected activity "
             "(supply --injected-mbq)"
         )
+    if injected_activity_bq < 1e5:
+        raise InvalidInputError(
+            f"RadionuclideTotalDose (0018,1074) is {injected_activity_bq:g} Bq, implausibly small: DICOM stores Bq "
+            "(the scanner may have written MBq); supply the activity with --injected-mbq"
+        )
     dc = (decay_correction or "").strip().upper()
     if dc == "ADMIN":
         decayed, dt = injected_activity_bq, 0.0
@@ -227,7 +232,9 @@ def suv_factors(
         )
     bw = weight_kg * 1000.0 / decayed
     lbm = bsa = None
-    if height_m is not None and height_m > 0:
+    # SUL and SUVbsa need a plausible height in metres (PatientSize); without one they are omitted,
+    # SUVbw does not depend on it.
+    if height_m is not None and 0.3 < height_m < 2.8:
         bsa = bsa_dubois1916_m2(weight_kg, height_m) * 1e4 / decayed
         if sex and sex.strip().upper()[:1] in ("M", "F"):
             lbm = lbm_janmahasatian2005_kg(weight_kg, height_m, sex) * 1000.0 / decayed

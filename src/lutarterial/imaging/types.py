@@ -205,7 +205,10 @@ class LabelMap:
         names = [v.spec.name for v in self.vois]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
-            raise InvalidInputError(f"VOI names must be unique; duplicated: {sorted(dup)}")
+            raise InvalidInputError(
+                f"VOI names must be unique (they match lesions across studies); duplicated: {sorted(dup)}; "
+                "give distinct names in the names file"
+            )
 
     def by_name(self, name: str) -> VoiMask:
         for v in self.vois:

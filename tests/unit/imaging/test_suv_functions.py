@@ -107,3 +107,13 @@ def test_geometric_mean_ci_contains_gm_and_is_scale_equivariant(vals):
     assert r.ci_low <= r.geometric_mean * (1 + 1e-9) and r.geometric_mean <= r.ci_high * (1 + 1e-9)
     r2 = geometric_mean_ci([2 * v for v in vals])
     assert r2.geometric_mean == pytest.approx(2 * r.geometric_mean, rel=1e-9)
+
+
+def test_dose_in_mbq_by_mistake_and_height_in_cm():
+    inj = datetime(2026, 1, 1, 9)
+    kw = dict(weight_kg=70, injection_time=inj, reference_time=inj, decay_correction="START", half_life_s=4062.6)
+    with pytest.raises(InvalidInputError, match="implausibly small"):
+        suv_factors(injected_activity_bq=185.0, **kw)
+    assert suv_factors(injected_activity_bq=1e5, **kw).bw > 0  # boundary: 0.1 MBq accepted
+    f = suv_factors(injected_activity_bq=1e8, height_m=175.0, sex="M", **kw)  # cm by mistake
+    assert f.lbm is None and f.bsa is None and f.bw == pytest.approx(70000 / 1e8)

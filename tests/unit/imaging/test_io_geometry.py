@@ -256,3 +256,52 @@ def test_geometry_round_trip_property():
         np.testing.assert_allclose(g.physical_to_index(g.index_to_physical(ijk)), ijk, atol=1e-9)
 
     check()
+
+
+def test_multiframe_nm_negative_spacing_runs_against_the_normal(tmp_path):
+    g = Geometry((5, 6, 7), (4.0, 4.0, 4.0), (-12.0, -10.0, 30.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    arr = ramp(g.shape)
+    # Frames stored top (superior) first, with a negative spacing: frame f at z = 46 - 4 f.
+    ds = dw.nm_dataset(arr[::-1].copy(), g, patient(), acq_time=T0, frame_duration_s=10, projections=60,
+                       collimator="MEGP", model="X", injection_time=T0, injected_bq=1e9)
+    ds.DetectorInformationSequence[0].ImagePositionPatient = ["-12.0", "-10.0", "46.0"]
+    ds.SpacingBetweenSlices = "-4.0"
+    (tmp_path / "nm").mkdir()
+    ds.save_as(tmp_path / "nm" / "nm.dcm", enforce_file_format=True)
+    img = read_image(tmp_path / "nm")
+    assert img.geometry.same_grid(g)
+    np.testing.assert_allclose(img.array, arr, rtol=1e-4)
+
+
+def test_enhanced_multiframe_per_frame_positions(tmp_path):
+    from pydicom.dataset import Dataset
+
+    g = Geometry((4, 5, 6), (2.0, 2.0, 3.0), (0.0, 0.0, 10.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    arr = ramp(g.shape)
+    ds = dw.nm_dataset(arr, g, patient(), acq_time=T0, frame_duration_s=10, projections=60, collimator="MEGP",
+                       model="X", injection_time=T0, injected_bq=1e9)
+    del ds.DetectorInformationSequence
+    order = [2, 0, 3, 1]  # frames stored out of order
+    ds.PixelData = np.stack([np.rint(arr[k] / float(ds.RescaleSlope)).astype(np.uint16) for k in order]).tobytes()
+    shared = Dataset()
+    po, pm = Dataset(), Dataset()
+    po.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    pm.PixelSpacing, pm.SliceThickness = [2.0, 2.0], 3.0
+    shared.PlaneOrientationSequence, shared.PixelMeasuresSequence = [po], [pm]
+    tr = Dataset()
+    tr.RescaleSlope, tr.RescaleIntercept = ds.RescaleSlope, 0
+    shared.PixelValueTransformationSequence = [tr]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    per = []
+    for k in order:
+        f, pp = Dataset(), Dataset()
+        pp.ImagePositionPatient = [0.0, 0.0, 10.0 + 3.0 * k]
+        f.PlanePositionSequence = [pp]
+        per.append(f)
+    ds.PerFrameFunctionalGroupsSequence = per
+    ds.NumberOfFrames = 4
+    (tmp_path / "e").mkdir()
+    ds.save_as(tmp_path / "e" / "e.dcm", enforce_file_format=True)
+    img = read_image(tmp_path / "e")
+    assert img.geometry.same_grid(g)
+    np.testing.assert_allclose(img.array, arr, rtol=1e-4)

@@ -90,3 +90,30 @@ def test_lobar_comparison_requires_lobe_liver_vois():
     bad = study([vm("L1", VoiKind.LESION, 10, lobe="right")])
     with pytest.raises(InvalidInputError, match="no liver VOI carries that lobe"):
         lobar_comparison(bad, "right", "left")
+
+
+def test_quantify_refuses_empty_voi_other_grid_and_other_frame_of_reference(tmp_path):
+    from lutarterial.imaging.types import Image, LabelMap, VoiSpec, crop_mask
+
+    img = Image(np.ones(G.shape, np.float32), G, Quantity.BQML, "NM", frame_of_reference_uid="1.1")
+    empty = LabelMap(G, (crop_mask(VoiSpec(1, "gone", VoiKind.LESION), np.zeros(G.shape, bool)),))
+    with pytest.raises(InvalidInputError, match="'gone' is empty"):
+        quantify(img, empty, require_suv=False)
+    other = Geometry(G.shape, G.spacing_mm, (0.0, 0.0, 0.0), G.direction)
+    m = np.ones(G.shape, bool)
+    with pytest.raises(InvalidInputError, match="not on the image grid"):
+        quantify(img, LabelMap.from_full_masks(other, [(VoiSpec(1, "a", VoiKind.OTHER), m)]), require_suv=False)
+    with pytest.raises(InvalidInputError, match="frames of reference"):
+        quantify(img, LabelMap.from_full_masks(G, [(VoiSpec(1, "a", VoiKind.OTHER), m)], "2.2"), require_suv=False)
+
+
+def test_noisy_synthetic_mean_is_unbiased(tmp_path):
+    from lutarterial.imaging.synthetic import write_synthetic_patient
+
+    t = write_synthetic_patient(tmp_path, seed=2, shape=(24, 40, 40), voxel_mm=(9.0, 9.0, 9.0), n_lesions=1,
+                                noise=0.1, spect_times_h=(), ct_upsample=1)
+    img = read_image(t.iv.pet_dir)
+    m = quantify(img, read_labels(t.iv.seg_path, img, names=t.names_path)).by_name()
+    # liver: ~1,000 voxels with 10 % noise -> SE of the mean ~0.3 %; allow 2 %
+    assert m["healthy liver"].suv_mean == pytest.approx(t.iv.suv_mean["healthy liver"], rel=0.02)
+    assert m["spleen"].suv_max > t.iv.suv_mean["spleen"]  # noise raises the max (known bias of SUVmax)

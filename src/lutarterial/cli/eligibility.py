@@ -150,20 +150,23 @@ def screen_command(
     from lutarterial.eligibility.engine import screen
     from lutarterial.errors import InvalidInputError
     from lutarterial.protocol.loader import load_protocol
-    from lutarterial.records.io import parse_json_text
+    from lutarterial.records.io import parse_json_text_many
 
     day = _parse_date(as_of)
     if protocol_version is not None:
         load_protocol(protocol_version)  # fail early, listing the versions
     cohort = len(files) > 1 or any(f.is_dir() or f.suffix.lower() in _COHORT_SUFFIXES for f in files)
     items = None
+    single = None
     if not cohort:
         items = list(_texts(files[0]))
-        cohort = len(items) != 1
+        if len(items) == 1:
+            records = parse_json_text_many(items[0][1], items[0][0])
+            single = records[0] if len(records) == 1 else None
+        cohort = single is None
     console = Console(soft_wrap=False)
     if not cohort:
-        origin, text = items[0]  # type: ignore[index]
-        result = screen(parse_json_text(text, origin), as_of=day, protocol_version=protocol_version)
+        result = screen(single, as_of=day, protocol_version=protocol_version)
         if json_out:
             sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
         else:

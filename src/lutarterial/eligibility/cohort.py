@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lutarterial.eligibility.engine import screen_patient
+from lutarterial.eligibility.patient import PatientData
 from lutarterial.eligibility.results import ScreeningResult, Status
 from lutarterial.errors import InvalidInputError, LutarterialError
 from lutarterial.protocol.loader import Protocol, load_protocol, version_in_force
@@ -112,24 +113,34 @@ def screen_texts(
 
     ``as_of=None`` uses each record's ``screening_date``. Errors become ``unreadable`` rows.
     """
-    from lutarterial.records.io import parse_json_text  # the edge reader
+    from lutarterial.records.io import parse_json_text_many  # the edge reader
 
     cache: dict[Any, Protocol] = {}
     out: list[Outcome] = []
     for origin, text in items:
         try:
-            rec = parse_json_text(text, origin)
-            patient = rec.to_patient() if hasattr(rec, "to_patient") else rec
-            day = as_of or patient.screening_date
-            if day is None:
-                raise InvalidInputError(f"record {patient.record_id!r} has no screening_date; give --as-of")
-            result = screen_patient(patient, as_of=day, protocol=_protocol_for(day, protocol_version, cache))
+            records = parse_json_text_many(text, origin)
         except LutarterialError as exc:
-            message = str(exc)
-            out.append((None, error_row(origin, message if origin in message else f"{origin}: {message}")))
+            out.append((None, _error(origin, exc)))
             continue
-        out.append((json.dumps(result.to_dict(), ensure_ascii=False) if want_json else None, log_row(result, origin)))
+        for rec in records:
+            try:
+                patient = rec if isinstance(rec, PatientData) else rec.to_patient()
+                day = as_of or patient.screening_date
+                if day is None:
+                    raise InvalidInputError(f"record {patient.record_id!r} has no screening_date; give --as-of")
+                result = screen_patient(patient, as_of=day, protocol=_protocol_for(day, protocol_version, cache))
+            except LutarterialError as exc:
+                out.append((None, _error(origin, exc)))
+                continue
+            out.append((json.dumps(result.to_dict(), ensure_ascii=False) if want_json else None,
+                        log_row(result, origin)))
     return out
+
+
+def _error(origin: str, exc: Exception) -> dict[str, str]:
+    message = str(exc)
+    return error_row(origin, message if origin in message else f"{origin}: {message}")
 
 
 def _chunked(items: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:

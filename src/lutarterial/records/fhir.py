@@ -20,7 +20,7 @@ from lutarterial.eligibility.patient import Administration, Event, Measurement, 
 from lutarterial.errors import InvalidInputError, UnitError
 from lutarterial.units import analyte_by_loinc, convert
 
-__all__ = ["is_fhir_bundle", "bundle_to_patient"]
+__all__ = ["is_fhir_bundle", "bundle_to_patient", "bundle_to_patients"]
 
 LOINC = "http://loinc.org"
 _IGNORED_OBS = {"entered-in-error", "cancelled", "registered"}
@@ -157,19 +157,77 @@ def _is_lutathera(concept: Any) -> bool:
     return any(any(name in t for name in cfg["names"]) or ("lutetium" in t and "dotatate" in t) for t in _texts(concept))
 
 
-def bundle_to_patient(bundle: dict[str, Any], origin: str = "") -> PatientData:
-    """Read one patient's FHIR R4 Bundle (type collection, document, searchset...) into PatientData."""
+def _subject_ref(res: dict[str, Any]) -> str | None:
+    for key in ("subject", "patient", "beneficiary"):
+        ref = res.get(key)
+        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
+            return ref["reference"]
+    return None
+
+
+def bundle_to_patients(bundle: dict[str, Any], origin: str = "") -> list[PatientData]:
+    """Every patient of a FHIR R4 Bundle (collection, searchset, transaction...), in Bundle order.
+
+    With one Patient, every resource is read as that patient's (a tolerant reader). With
+    several, each resource must name its patient (``subject``/``patient``/``beneficiary``)
+    by ``Patient/id`` or by the Patient entry's ``fullUrl``; one that does not is an error
+    naming it, so no datum is silently attributed to the wrong patient.
+    """
     if not is_fhir_bundle(bundle):
         raise InvalidInputError(f"{origin or 'input'}: not a FHIR Bundle")
-    resources_ = [e.get("resource") for e in bundle.get("entry", []) or [] if isinstance(e, dict)]
-    resources_ = [r for r in resources_ if isinstance(r, dict)]
-    by_url = {e.get("fullUrl"): e.get("resource") for e in bundle.get("entry", []) or [] if isinstance(e, dict)}
-    patients = [r for r in resources_ if r.get("resourceType") == "Patient"]
+    entries = [e for e in bundle.get("entry", []) or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    resources_ = [e["resource"] for e in entries]
+    by_url = {e.get("fullUrl"): e["resource"] for e in entries if e.get("fullUrl")}
+    patient_entries = [e for e in entries if e["resource"].get("resourceType") == "Patient"]
+    if not patient_entries:
+        raise InvalidInputError(f"{origin or 'bundle'}: a screening Bundle must hold a Patient, found none")
+    keys: dict[str, int] = {}
+    for i, e in enumerate(patient_entries):
+        if e["resource"].get("id"):
+            keys[f"Patient/{e['resource']['id']}"] = i
+        if e.get("fullUrl"):
+            keys[e["fullUrl"]] = i
+    groups: list[list[dict[str, Any]]] = [[] for _ in patient_entries]
+    for res in resources_:
+        rtype = res.get("resourceType")
+        if rtype in ("Patient", "Medication"):
+            continue
+        if len(patient_entries) == 1:
+            groups[0].append(res)
+            continue
+        ref = _subject_ref(res)
+        index = keys.get(ref or "")
+        if index is None and ref and ref.startswith("http"):
+            index = next((v for k, v in keys.items() if ref.endswith("/" + k)), None)
+        if index is None:
+            raise InvalidInputError(
+                f"{origin or 'bundle'}: {_ref(res)} does not name one of the Bundle's {len(patient_entries)} patients "
+                f"(subject {ref!r})"
+            )
+        groups[index].append(res)
+    return [_patient_from(e["resource"], group, resources_, by_url, bundle, origin)
+            for e, group in zip(patient_entries, groups)]
+
+
+def bundle_to_patient(bundle: dict[str, Any], origin: str = "") -> PatientData:
+    """The one patient of a FHIR R4 Bundle (an error if it holds several: use :func:`bundle_to_patients`)."""
+    patients = bundle_to_patients(bundle, origin)
     if len(patients) != 1:
         raise InvalidInputError(
-            f"{origin or 'bundle'}: a screening Bundle must hold exactly one Patient, found {len(patients)}"
+            f"{origin or 'bundle'}: the Bundle holds {len(patients)} patients; screen it as a cohort "
+            "(load_records / lutarterial screen FILE)"
         )
-    pat = patients[0]
+    return patients[0]
+
+
+def _patient_from(
+    pat: dict[str, Any],
+    resources_: list[dict[str, Any]],
+    all_resources: list[dict[str, Any]],
+    by_url: dict[str, Any],
+    bundle: dict[str, Any],
+    origin: str,
+) -> PatientData:
     ident = next((i.get("value") for i in pat.get("identifier", []) or [] if isinstance(i, dict) and i.get("value")), None)
     record_id = str(ident or pat.get("id") or bundle.get("id") or origin or "fhir-patient")
     birth, precision = _date(pat.get("birthDate"))
@@ -218,7 +276,7 @@ def bundle_to_patient(bundle: dict[str, Any], origin: str = "") -> PatientData:
             ref = (res.get("medicationReference") or {}).get("reference")
             if med is None and ref:
                 target = by_url.get(ref) or next(
-                    (r for r in resources_ if f"{r.get('resourceType')}/{r.get('id')}" == ref), None
+                    (r for r in all_resources if f"{r.get('resourceType')}/{r.get('id')}" == ref), None
                 )
                 med = (target or {}).get("code")
             if not _is_lutathera(med):

@@ -19,10 +19,20 @@ from pydantic import ValidationError
 
 from lutarterial.eligibility.patient import PatientData
 from lutarterial.errors import InvalidInputError, LutarterialError, NotFoundError
-from lutarterial.records.fhir import bundle_to_patient, is_fhir_bundle
+from lutarterial.records.fhir import bundle_to_patient, bundle_to_patients, is_fhir_bundle
 from lutarterial.records.schema import ScreeningRecord
 
-__all__ = ["Record", "RecordError", "parse_record", "parse_json_text", "load_records", "iter_records", "RECORD_SUFFIXES"]
+__all__ = [
+    "Record",
+    "RecordError",
+    "parse_record",
+    "parse_records",
+    "parse_json_text",
+    "parse_json_text_many",
+    "load_records",
+    "iter_records",
+    "RECORD_SUFFIXES",
+]
 
 #: What ``load_records`` yields: the own-format model or (from FHIR) the domain view.
 Record = Union[ScreeningRecord, PatientData]
@@ -62,6 +72,24 @@ def parse_record(data: Any, origin: str = "") -> Record:
         raise InvalidInputError(f"{origin or 'record'}: invalid screening record: {_validation_message(exc)}") from None
 
 
+def parse_records(data: Any, origin: str = "") -> list[Record]:
+    """Every record in parsed JSON: one own-format record, or each patient of a FHIR Bundle."""
+    if is_fhir_bundle(data):
+        return list(bundle_to_patients(data, origin))
+    return [parse_record(data, origin)]
+
+
+def parse_json_text_many(text: str, origin: str = "") -> list[Record]:
+    """Every record in one JSON text (a multi-patient FHIR Bundle gives several)."""
+    if '"resourceType"' not in text:
+        return [parse_json_text(text, origin)]
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{origin}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return parse_records(data, origin)
+
+
 def parse_json_text(text: str, origin: str = "") -> Record:
     """One record from JSON text (the fast path for NDJSON lines)."""
     if '"resourceType"' not in text:
@@ -88,7 +116,7 @@ def _iter_file(path: Path) -> Iterator[Record | RecordError]:
                         continue
                     origin = f"{name}:{lineno}"
                     try:
-                        yield parse_json_text(line, origin)
+                        yield from parse_json_text_many(line, origin)
                     except LutarterialError as exc:
                         yield RecordError(origin, str(exc))
             return
@@ -105,7 +133,7 @@ def _iter_file(path: Path) -> Iterator[Record | RecordError]:
     for index, item in enumerate(items):
         origin = name if not isinstance(data, list) else f"{name}[{index}]"
         try:
-            yield parse_record(item, origin)
+            yield from parse_records(item, origin)
         except LutarterialError as exc:
             yield RecordError(origin, str(exc))
 

@@ -107,3 +107,23 @@ def test_protocols_and_schema_commands(capsys):
     assert code == 0 and [r["version"] for r in rows] == ["1", "2"] and rows[0]["criteria"] == 23
     code, out, _ = _run(["screening-schema"], capsys)
     assert code == 0 and json.loads(out)["title"] == "ScreeningRecord"
+
+
+def test_fhir_bundle_file_is_recognised(tmp_path, capsys):
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "f1", "birthDate": "1950-02-01", "gender": "male"}},
+        {"resource": {"resourceType": "Observation", "id": "plt", "status": "final",
+                      "code": {"coding": [{"system": "http://loinc.org", "code": "777-3"}]},
+                      "effectiveDateTime": "2024-05-30",
+                      "valueQuantity": {"value": 50, "unit": "10*9/L", "system": "http://unitsofmeasure.org",
+                                        "code": "10*9/L"}}},
+    ]}
+    f = tmp_path / "b.json"
+    f.write_text(json.dumps(bundle), encoding="utf-8")
+    code, out, _ = _run(["screen", str(f), "--json", "--as-of", "2024-06-03"], capsys)
+    d = json.loads(out)
+    assert code == 0 and d["record"] == "f1"
+    statuses = {c["id"]: c["status"] for c in d["criteria"]}
+    assert statuses["INC08"] == "pass" and statuses["INC07"] == "unknown"  # no LUTATHERA cycles to date labs against
+    code, _, err = _run(["screen", str(f)], capsys)
+    assert code == 2 and "--as-of" in err

@@ -152,7 +152,7 @@ def test_ecog_value_integer_and_partial_birth_date():
 
 
 def test_bundle_must_hold_one_patient():
-    with pytest.raises(InvalidInputError, match="exactly one Patient"):
+    with pytest.raises(InvalidInputError, match="must hold a Patient"):
         bundle_to_patient({"resourceType": "Bundle", "entry": []})
 
 
@@ -165,3 +165,29 @@ def test_fhir_bundle_is_auto_detected_in_files(tmp_path):
     (tmp_path / "b.json").write_text(json.dumps(full_bundle()), encoding="utf-8")
     recs = list(load_records(tmp_path / "b.json"))
     assert len(recs) == 1 and recs[0].record_id == "NIM-042"
+
+
+def _two_patient_bundle(ref_second="Patient/p2"):
+    p1 = {"resourceType": "Patient", "id": "p1", "birthDate": "1950-01-01", "gender": "male"}
+    p2 = {"resourceType": "Patient", "id": "p2", "birthDate": "1960-01-01", "gender": "female"}
+    h1 = dict(obs("718-7", 11, "g/dL", rid="h1"), subject={"reference": "Patient/p1"})
+    h2 = dict(obs("718-7", 7, "g/dL", rid="h2"), subject={"reference": ref_second})
+    return {"resourceType": "Bundle", "type": "searchset",
+            "entry": [{"fullUrl": "urn:uuid:a", "resource": p1}, {"fullUrl": "urn:uuid:b", "resource": p2},
+                      {"resource": h1}, {"resource": h2}]}
+
+
+def test_multi_patient_bundle_splits_by_subject(tmp_path):
+    from lutarterial.records import bundle_to_patients
+
+    a, b = bundle_to_patients(_two_patient_bundle())
+    assert [m.value for m in a.measurements] == [11] and [m.value for m in b.measurements] == [7]
+    a, b = bundle_to_patients(_two_patient_bundle("urn:uuid:b"))
+    assert [m.value for m in b.measurements] == [7]
+    with pytest.raises(InvalidInputError, match="2 patients"):
+        bundle_to_patient(_two_patient_bundle())
+    with pytest.raises(InvalidInputError, match="does not name"):
+        bundle_to_patients(_two_patient_bundle("Patient/zz"))
+    f = tmp_path / "two.json"
+    f.write_text(json.dumps(_two_patient_bundle()), encoding="utf-8")
+    assert [r.record_id for r in load_records(f)] == ["p1", "p2"]

@@ -7,7 +7,7 @@ head hash at export time, so a reader can check which state of the database it r
 
 ODM structure (CDISC ODM 1.3.2, namespace ``http://www.cdisc.org/ns/odm/v1.3``)::
 
-    ODM (FileType=Snapshot, Granularity=AllClinicalData|SingleSite)
+    ODM (FileType=Snapshot, Granularity=All|SingleSite)
       Study / GlobalVariables, MetaDataVersion (Protocol, StudyEventDef, FormDef, ItemGroupDef, ItemDef)
       AdminData / User (LoginName), Location (MetaDataVersionRef)
       ClinicalData
@@ -343,7 +343,7 @@ def odm_document(session: Session, actor: Actor, *, site_code: str | None = None
     chain = verify_audit_chain(session)
     ET.register_namespace("", ODM_NS)
     root = ET.Element(f"{{{ODM_NS}}}ODM", {
-        "FileType": "Snapshot", "Granularity": "SingleSite" if site_code else "AllClinicalData",
+        "FileType": "Snapshot", "Granularity": "SingleSite" if site_code else "All",
         "FileOID": f"LUTARTERIAL.{now.strftime('%Y%m%dT%H%M%S')}",
         "CreationDateTime": now.astimezone(dt.timezone.utc).isoformat(timespec="seconds"),
         "ODMVersion": "1.3.2", "Originator": actor.username, "SourceSystem": "lutarterial",

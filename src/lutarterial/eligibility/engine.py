@@ -49,14 +49,14 @@ def screen_patient(patient: PatientData, *, as_of: _dt.date, protocol: Protocol)
 def screen(
     record: PatientData | _Convertible | dict[str, Any],
     *,
-    as_of: _dt.date | None = None,
+    as_of: _dt.date | str | None = None,
     protocol_version: str | Protocol | None = None,
 ) -> ScreeningResult:
     """Screen one record.
 
     ``record``: a :class:`PatientData`, anything with ``to_patient()`` (the own-format
     :class:`lutarterial.records.ScreeningRecord`, a FHIR import), or an own-format/FHIR dict.
-    ``as_of``: the screening date; when ``None`` the record's own ``screening_date`` is used,
+    ``as_of``: the screening date (a date or ``YYYY-MM-DD``); when ``None`` the record's own ``screening_date`` is used,
     and if it has none an :class:`InvalidInputError` is raised (the clock is never read).
     ``protocol_version``: explicit version; default is the version in force on ``as_of``.
     """
@@ -71,6 +71,11 @@ def screen(
             raise InvalidInputError(
                 f"record {patient.record_id!r} has no screening_date; give the screening date (--as-of / as_of)"
             )
+    if isinstance(as_of, str):
+        try:
+            as_of = _dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise InvalidInputError(f"as_of {as_of!r} is not a date (YYYY-MM-DD)") from None
     if isinstance(as_of, _dt.datetime) or not isinstance(as_of, _dt.date):
         raise InvalidInputError(f"as_of must be a date, got {as_of!r}")
     protocol = _resolve_protocol(as_of, protocol_version)

@@ -206,3 +206,9 @@ def test_empty_record_is_incomplete_with_needs_for_every_criterion():
     result = screen(PatientData(record_id="empty"), as_of=AS_OF)
     assert result.verdict.value == "incomplete"
     assert {c.id for c in result.criteria} == {m.split(":")[0] for m in result.missing}
+
+
+def test_as_of_accepts_iso_text(record):
+    assert screen(record, as_of="2024-06-03").as_of == AS_OF
+    with pytest.raises(InvalidInputError, match="not a date"):
+        screen(record, as_of="03/06/2024")

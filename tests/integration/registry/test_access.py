@@ -185,3 +185,24 @@ def test_account_locks_after_repeated_failed_logins(reg: Registry, team: Team) -
         assert services.authenticate(s, "inv.bdx", "correct horse battery", now=t0) is not None
         reasons = [e.reason for e in services.audit_trail(s, team.admin, table="users", limit=100)]
     assert any("locked" in r for r in reasons) and any(r.startswith("failed login attempt") for r in reasons)
+
+
+def test_site_summary_and_identity_erasure(reg: Registry, team: Team) -> None:
+    enrolled_participant(reg, team, "BDX")
+    enrolled_participant(reg, team, "TLS")
+    with reg.session() as s:
+        p = services.register_participant(s, team.coord_bdx, site_code="BDX", reason="new",
+                                          identity=services.IdentityInput("Roux", "Anne", "1955-02-03", "H-7"))
+        assert services.site_summary(s, team.mon_bdx) == {"BDX": {"enrolled": 1, "registered": 1}}
+        summary = services.site_summary(s, team.admin)
+        assert summary["TLS"] == {"enrolled": 1} and summary["NIM"] == {} and set(summary) == {"BDX", "PES", "NIM", "TLS"}
+        with pytest.raises(AccessDeniedError):
+            services.erase_identity(s, team.coord_bdx, p.id, reason="GDPR request")
+        services.erase_identity(s, team.admin, p.id, reason="GDPR erasure request 2025-01")
+        from lutarterial.errors import NotFoundError
+
+        with pytest.raises(NotFoundError):
+            services.get_identity(s, team.admin, p.id)
+        trail = services.participant_audit_trail(s, team.admin, p.id)
+        erased = [e for e in trail if e.table_name == "participant_identities" and e.action == "delete"]
+        assert erased and "Roux" not in (erased[0].old_values or "")

@@ -23,6 +23,7 @@ from lutarterial.registry.models import (
     ParticipantIdentity,
     ParticipantStatus,
     ScreeningResult,
+    Site,
 )
 from lutarterial.registry.services._common import as_date, as_optional_text, load_participant, require_active_actor
 from lutarterial.registry.services.people import get_site
@@ -37,6 +38,8 @@ __all__ = [
     "update_participant",
     "get_identity",
     "set_identity",
+    "erase_identity",
+    "site_summary",
     "record_consent",
     "withdraw_consent",
     "active_consent",
@@ -204,6 +207,32 @@ def set_identity(session: Session, actor: Actor, participant: int | str, identit
         else:
             for k, v in values.items():
                 setattr(ident, k, v)
+
+
+def erase_identity(session: Session, actor: Actor, participant: int | str, *, reason: str) -> None:
+    """Erase the identity key (admin only), e.g. on a data-protection request; study data stay
+    pseudonymous and the audit trail records the erasure (its values were never in it)."""
+    require(actor, Permission.IDENTITY_READ)
+    p = load_participant(session, actor, participant)
+    ident = session.scalars(select(ParticipantIdentity).where(ParticipantIdentity.participant_id == p.id)).first()
+    if ident is None:
+        raise NotFoundError(f"no identity key recorded for {p.trial_number}")
+    with audited(session, actor, reason):
+        session.delete(ident)
+
+
+def site_summary(session: Session, actor: Actor) -> dict[str, dict[str, int]]:
+    """Participants per site and status for the sites the actor sees: ``{"BDX": {"enrolled": 3}}``."""
+    require_active_actor(actor)
+    stmt = (select(Participant.site_id, Participant.status, func.count())
+            .group_by(Participant.site_id, Participant.status))
+    if not actor.is_admin:
+        stmt = stmt.where(Participant.site_id.in_(sorted(actor.site_ids) or [-1]))
+    codes = {s.id: s.code for s in session.scalars(select(Site))}
+    out: dict[str, dict[str, int]] = {codes[sid]: {} for sid in codes if actor.sees_site(sid)}
+    for site_id, status, count in session.execute(stmt):
+        out.setdefault(codes[site_id], {})[status] = int(count)
+    return out
 
 
 # --- consent ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """DICOM SEG and RTSTRUCT volumes of interest, placed on an image grid by physical coordinates.
 
-* SEG (binary or fractional): each segment's frames are positioned by their
+* SEG (binary, fractional >= 50 %, or LABELMAP): each segment's frames are positioned by their
   PlanePositionSequence on the SEG's own grid, then resampled nearest-neighbour to the image.
 * RTSTRUCT: closed planar contours (LPS mm) are rasterised directly on the image grid; for each
   image slice the nearest contour plane is filled (even-odd rule, so holes stay holes), and a
@@ -64,9 +64,10 @@ def read_seg_masks(
     nf = int(ds.get("NumberOfFrames", 1) or 1)
     pix = np.asarray(ds.pixel_array).reshape(nf, int(ds.Rows), int(ds.Columns))
     seg_type = str(ds.get("SegmentationType", "BINARY")).upper()
+    labelmap = seg_type == "LABELMAP"  # DICOM Sup 243: pixel values are segment numbers
     if seg_type == "FRACTIONAL":
         pix = pix >= (int(ds.get("MaximumFractionalValue", 255)) / 2.0)
-    else:
+    elif not labelmap:
         pix = pix > 0
     shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]
     per = ds.get("PerFrameFunctionalGroupsSequence")
@@ -83,11 +84,13 @@ def read_seg_masks(
     iop = [float(x) for x in grp(0, "PlaneOrientationSequence").ImageOrientationPatient]
     ps = [float(x) for x in grp(0, "PixelMeasuresSequence").PixelSpacing]
     pos = np.array([[float(x) for x in grp(i, "PlanePositionSequence").ImagePositionPatient] for i in range(nf)])
-    segnum = np.array([int(grp(i, "SegmentIdentificationSequence").ReferencedSegmentNumber) for i in range(nf)])
+    segnum = (None if labelmap else
+              np.array([int(grp(i, "SegmentIdentificationSequence").ReferencedSegmentNumber) for i in range(nf)]))
     row, col = np.asarray(iop[:3]), np.asarray(iop[3:])
     normal = np.cross(row, col)
     proj = pos @ normal
-    planes = np.unique(np.round(proj, 3))
+    srt = np.sort(proj)
+    planes = srt[np.concatenate([[True], np.diff(srt) > 0.01])]  # distinct planes (0.01 mm tolerance)
     if len(planes) > 1:
         step = float(np.min(np.diff(planes)))
         try:
@@ -108,11 +111,21 @@ def read_seg_masks(
         if np.linalg.norm(d) > 0.25 * min(ps):
             raise DicomConformanceError("SEG frames are not on one grid (in-plane offsets differ); not supported")
     out = []
+    lab = None
+    if labelmap:
+        lab = np.zeros(seg_geom.shape, dtype=pix.dtype)
+        for i in range(nf):
+            lab[k_of[i]] = np.where(pix[i] > 0, pix[i], lab[k_of[i]])
     for s in ds.SegmentSequence:
         n = int(s.SegmentNumber)
-        vol = np.zeros(seg_geom.shape, dtype=np.uint8)
-        for i in np.flatnonzero(segnum == n):
-            vol[k_of[i]] |= pix[i].astype(np.uint8)
+        if n == 0:  # LABELMAP background segment
+            continue
+        if lab is not None:
+            vol = (lab == n).astype(np.uint8)
+        else:
+            vol = np.zeros(seg_geom.shape, dtype=np.uint8)
+            for i in np.flatnonzero(segnum == n):
+                vol[k_of[i]] |= pix[i].astype(np.uint8)
         if vol.any() and not grids_overlap(target, seg_geom):
             raise InvalidInputError(
                 "the SEG and the image do not overlap in patient space (check they belong to the same patient)"

@@ -305,3 +305,28 @@ def test_enhanced_multiframe_per_frame_positions(tmp_path):
     img = read_image(tmp_path / "e")
     assert img.geometry.same_grid(g)
     np.testing.assert_allclose(img.array, arr, rtol=1e-4)
+
+
+def test_labelmap_seg(tmp_path):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    dss, p = write_ct(tmp_path, G)
+    img = read_image(p)
+    lab = np.zeros(G.shape, np.uint8)
+    lab[1:4, 2:6, 3:9] = 1
+    lab[4, 7:9, 1:3] = 2
+    descs = [hd.seg.SegmentDescription(
+        segment_number=n, segment_label=name, segmented_property_category=codes.SCT.Tissue,
+        segmented_property_type=prop, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
+        for n, name, prop in ((1, "liver", codes.SCT.Liver), (2, "spleen", codes.SCT.Spleen))]
+    seg = hd.seg.Segmentation(
+        source_images=dss, pixel_array=lab, segmentation_type=hd.seg.SegmentationTypeValues.LABELMAP,
+        segment_descriptions=descs, series_instance_uid=hd.UID(), series_number=5, sop_instance_uid=hd.UID(),
+        instance_number=1, manufacturer="test", manufacturer_model_name="t", software_versions="1",
+        device_serial_number="1")
+    seg.save_as(tmp_path / "lm.dcm")
+    lm = read_labels(tmp_path / "lm.dcm", img)
+    assert [(v.spec.name, v.spec.kind.value) for v in lm.vois] == [("liver", "liver"), ("spleen", "spleen")]
+    np.testing.assert_array_equal(lm.by_name("liver").full(G.shape), lab == 1)
+    np.testing.assert_array_equal(lm.by_name("spleen").full(G.shape), lab == 2)

@@ -90,7 +90,8 @@ class ChildPugh:
 
 def child_pugh_pugh1973(
     *,
-    bilirubin_umol_per_l: float,
+    bilirubin_umol_per_l: float | None = None,
+    bilirubin_mg_per_dl: float | None = None,
     albumin_g_per_l: float,
     inr: float,
     ascites: str,
@@ -106,18 +107,27 @@ def child_pugh_pugh1973(
     Pugh scored prothrombin-time prolongation (1-4 / 4-6 / > 6 s); we use its usual INR
     equivalent < 1.7 / 1.7-2.3 / > 2.3, as labs report INR. Boundary values belong to the
     middle band (34 and 50 umol/L, 28 and 35 g/L, INR 1.7 and 2.3 score 2 points).
+
+    Give bilirubin in the unit the lab reported: ``bilirubin_mg_per_dl`` is scored on Pugh's
+    own cut-offs (< 2 / 2-3 / > 3 mg/dL), ``bilirubin_umol_per_l`` on the SI table (34 / 50);
+    the two tables disagree between 34.0 and 34.2 and between 50 and 51.3 umol/L, and a
+    clinician scores with the table in the unit of the report.
     """
+    if (bilirubin_umol_per_l is None) == (bilirubin_mg_per_dl is None):
+        raise InvalidInputError("give bilirubin in exactly one unit (umol/L or mg/dL)")
     if ascites not in ASCITES_GRADES:
         raise InvalidInputError(f"ascites {ascites!r} must be one of {ASCITES_GRADES}")
     if encephalopathy not in ENCEPHALOPATHY_GRADES:
         raise InvalidInputError(f"encephalopathy {encephalopathy!r} must be one of {ENCEPHALOPATHY_GRADES}")
-    for name, v in (("bilirubin", bilirubin_umol_per_l), ("albumin", albumin_g_per_l), ("INR", inr)):
-        if not v > 0:
+    bili = bilirubin_umol_per_l if bilirubin_umol_per_l is not None else bilirubin_mg_per_dl
+    for name, v in (("bilirubin", bili), ("albumin", albumin_g_per_l), ("INR", inr)):
+        if not v > 0:  # type: ignore[operator]
             raise InvalidInputError(f"{name} {v} must be positive")
     # Round away float noise from unit conversion (e.g. 3.5 g/dL -> 35.000000000000004 g/L).
-    bili_v, alb_v, inr_v = (round(v, 9) for v in (bilirubin_umol_per_l, albumin_g_per_l, inr))
+    bili_v, alb_v, inr_v = (round(v, 9) for v in (bili, albumin_g_per_l, inr))  # type: ignore[arg-type]
+    low, high = (34, 50) if bilirubin_umol_per_l is not None else (2, 3)
     points = {
-        "bilirubin": 1 if bili_v < 34 else (2 if bili_v <= 50 else 3),
+        "bilirubin": 1 if bili_v < low else (2 if bili_v <= high else 3),
         "albumin": 1 if alb_v > 35 else (2 if alb_v >= 28 else 3),
         "inr": 1 if inr_v < 1.7 else (2 if inr_v <= 2.3 else 3),
         "ascites": ASCITES_GRADES.index(ascites) + 1,

@@ -23,7 +23,7 @@ from lutarterial.eligibility.patient import EVENT_TYPES
 from lutarterial.eligibility.results import CriterionResult, Evidence, Status, combine
 from lutarterial.errors import InvalidInputError
 from lutarterial.protocol.loader import Criterion, Threshold
-from lutarterial.units import ANALYTES, convert
+from lutarterial.units import ANALYTES, BASE_DIMENSIONS, convert, parse_unit
 
 __all__ = ["RULES", "rule", "evaluate"]
 
@@ -32,6 +32,8 @@ Rule = Callable[[Criterion, Context], CriterionResult]
 RULES: dict[str, Rule] = {}
 
 P, F, U = Status.PASS, Status.FAIL, Status.UNKNOWN
+#: Bilirubin umol/L -> mg/dL (Child-Pugh scores a mg/dL report on Pugh's mg/dL cut-offs).
+_UMOL_TO_MG_DL_BILIRUBIN = convert(1.0, "umol/L", "mg/dL", molar_mass_g_per_mol=ANALYTES["bilirubin"].molar_mass_g_per_mol)
 #: Creatinine umol/L -> mg/dL (molar mass from lutarterial.units.ANALYTES; 1 mg/dL = 88.4 umol/L).
 _UMOL_TO_MG_DL_CREATININE = convert(1.0, "umol/L", "mg/dL", molar_mass_g_per_mol=ANALYTES["creatinine"].molar_mass_g_per_mol)
 
@@ -488,7 +490,12 @@ def _child_pugh(c: Criterion, ctx: Context) -> tuple[Status, str, list[Evidence]
     if needs:
         return U, "cirrhosis: Child-Pugh score not stated and not computable", ev, needs
     try:
-        cp = child_pugh_pugh1973(bilirubin_umol_per_l=picks["bilirubin"].value, albumin_g_per_l=picks["albumin"].value,
+        bili = picks["bilirubin"]
+        reported = parse_unit(bili.item.unit or "umol/L")
+        mass_based = reported.dim[BASE_DIMENSIONS.index("mass")] != 0
+        bili_kw = ({"bilirubin_mg_per_dl": bili.value * _UMOL_TO_MG_DL_BILIRUBIN} if mass_based
+                   else {"bilirubin_umol_per_l": bili.value})
+        cp = child_pugh_pugh1973(**bili_kw, albumin_g_per_l=picks["albumin"].value,
                                  inr=picks["inr"].value, ascites=asc, encephalopathy=enc)
     except InvalidInputError as exc:
         return U, f"Child-Pugh not computable: {exc}", ev, ["plausible bilirubin, albumin and INR"]

@@ -87,6 +87,18 @@ def test_child_pugh_band_edges(component, value, points):
     assert cp.points[key] == points
 
 
+@pytest.mark.parametrize(("mg_dl", "points"), [(1.99, 1), (2.0, 2), (3.0, 2), (3.01, 3)])
+def test_child_pugh_bilirubin_on_pughs_mg_dl_cut_offs(mg_dl, points):
+    cp = child_pugh_pugh1973(bilirubin_mg_per_dl=mg_dl, albumin_g_per_l=40, inr=1.0, ascites="none",
+                             encephalopathy="none")
+    assert cp.points["bilirubin"] == points
+
+
+def test_child_pugh_needs_bilirubin_in_exactly_one_unit():
+    with pytest.raises(InvalidInputError):
+        child_pugh_pugh1973(albumin_g_per_l=40, inr=1.0, ascites="none", encephalopathy="none")
+
+
 def test_child_pugh_albumin_edge_survives_unit_conversion():
     # 3.5 g/dL converted to g/L carries float noise; it must still score 2 points.
     alb = convert(3.5, "g/dL", "g/L")

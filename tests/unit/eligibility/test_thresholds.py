@@ -296,3 +296,28 @@ def test_rules_do_not_mutate_shared_record(record):
     before = copy.deepcopy(record)
     screen(parse_record(record), as_of=dt.date(2024, 6, 3))
     assert record == before
+
+
+@pytest.mark.parametrize(
+    ("value", "unit"),
+    [(1.0, "mg/dL"), (88.4, "umol/L"), (88.4, "µmol/L"), (88.4, "µmol/l"), (0.0884, "mmol/L"), (10.0, "mg/L")],
+)
+def test_creatinine_units_give_the_same_cockcroft_gault(record, lab, crit, value, unit):
+    rec = _cg_record(lab, record, 1.0)
+    rec = lab(rec, "creatinine", value, unit)
+    r = crit(rec, "INC06")
+    cg = next(e for e in r.evidence if e.label.startswith("CrCl"))
+    assert cg.value == pytest.approx(80.0, abs=0.1)  # 80 / Scr(mg/dL); 88.4 umol/L = 1.000 mg/dL within 0.05 %
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "expected"),
+    [(2.0, "mg/dL", "B8"), (1.99, "mg/dL", "B7"), (3.0, "mg/dL", "B8"), (3.01, "mg/dL", "B9"),
+     (34.0, "umol/L", "B8"), (33.9, "umol/L", "B7"), (50.0, "umol/L", "B8"), (50.1, "umol/L", "B9")],
+)
+def test_child_pugh_bilirubin_scored_in_the_reported_unit(record, lab, crit, value, unit, expected):
+    # Pugh 1973 cut-offs in mg/dL (2, 3) and the SI table (34, 50 umol/L) are each applied to
+    # reports in their own unit (3 mg/dL = 51.3 umol/L would otherwise change band).
+    record["liver"].update(cirrhosis=True, ascites="mild", encephalopathy="none")
+    rec = lab(lab(lab(record, "bilirubin", value, unit), "albumin", 30, "g/L"), "inr", 1.5)
+    assert expected in crit(rec, "EXC05").reason

@@ -103,7 +103,8 @@ def list_series(path: str | Path) -> dict[str, list[Any]]:
 
 
 def geometry_from_positions(
-    iop: Sequence[float], positions: np.ndarray, pixel_spacing: Sequence[float], shape_2d: tuple[int, int]
+    iop: Sequence[float], positions: np.ndarray, pixel_spacing: Sequence[float], shape_2d: tuple[int, int],
+    single_slice_thickness: float | None = None,
 ) -> tuple[Geometry, np.ndarray]:
     """Geometry from ImageOrientationPatient and per-slice positions; returns (geometry, order)."""
     row = np.asarray(iop[:3], dtype=float)
@@ -131,7 +132,7 @@ def geometry_from_positions(
         if np.linalg.norm(np.cross(span / np.linalg.norm(span), normal)) > 1e-3:
             raise DicomConformanceError("slices are not stacked along the slice normal (gantry tilt); resample first")
     else:
-        dz = 1.0
+        dz = float(single_slice_thickness) if single_slice_thickness and single_slice_thickness > 0 else 1.0
     rs, cs = float(pixel_spacing[0]), float(pixel_spacing[1])  # PixelSpacing = (row spacing, column spacing)
     direction = np.column_stack([row, col, normal])
     geom = Geometry(
@@ -261,7 +262,9 @@ def _read_single_frames(dss: list[Any]) -> tuple[np.ndarray, Geometry, list[Any]
     if ps is None:
         raise DicomConformanceError("PixelSpacing (0028,0030) missing")
     rows, cols = int(dss[0].Rows), int(dss[0].Columns)
-    geom, order = geometry_from_positions(iop0, pos, [float(x) for x in ps], (rows, cols))
+    thick = dss[0].get("SliceThickness")
+    geom, order = geometry_from_positions(iop0, pos, [float(x) for x in ps], (rows, cols),
+                                          float(thick) if thick not in (None, "") else None)
     ordered = [dss[i] for i in order]
     arr = np.empty(geom.shape, dtype=np.float32)
     for k, d in enumerate(ordered):

@@ -28,6 +28,20 @@ def unwired_criteria(protocol: Protocol) -> list[str]:
     return [c.id for c in protocol.criteria if c.id not in RULES]
 
 
+_WIRED: dict[int, tuple[Protocol, tuple]] = {}
+
+
+def _rules_for(protocol: Protocol) -> tuple:
+    """(criterion, rule) pairs of ``protocol``, checked once per protocol object."""
+    hit = _WIRED.get(id(protocol))
+    if hit is None or hit[0] is not protocol:
+        missing = unwired_criteria(protocol)
+        if missing:
+            raise ProtocolDefinitionError(f"protocol version {protocol.version}: no rule for {', '.join(missing)}")
+        hit = _WIRED[id(protocol)] = (protocol, tuple((c, RULES[c.id]) for c in protocol.criteria))
+    return hit[1]
+
+
 def _resolve_protocol(as_of: _dt.date, version: str | Protocol | None) -> Protocol:
     if isinstance(version, Protocol):
         return version
@@ -38,11 +52,9 @@ def _resolve_protocol(as_of: _dt.date, version: str | Protocol | None) -> Protoc
 
 def screen_patient(patient: PatientData, *, as_of: _dt.date, protocol: Protocol) -> ScreeningResult:
     """Evaluate every criterion of ``protocol`` for ``patient`` on ``as_of``."""
-    missing = unwired_criteria(protocol)
-    if missing:
-        raise ProtocolDefinitionError(f"protocol version {protocol.version}: no rule for {', '.join(missing)}")
+    rules = _rules_for(protocol)
     ctx = Context(patient, as_of, protocol)
-    results = tuple(RULES[c.id](c, ctx) for c in protocol.criteria)
+    results = tuple(fn(c, ctx) for c, fn in rules)
     return ScreeningResult(record_id=patient.record_id, protocol_version=protocol.version, as_of=as_of, criteria=results)
 
 

@@ -42,15 +42,16 @@ class Evidence(NamedTuple):
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"label": self.label, "value": self.value}
-        if self.unit is not None:
-            d["unit"] = self.unit
-        if self.date is not None:
-            d["date"] = self.date.isoformat()
-        if self.source:
-            d["source"] = self.source
-        if self.note:
-            d["note"] = self.note
+        label, value, unit, date, source, note = self  # tuple unpacking: the hot path of --json
+        d: dict[str, Any] = {"label": label, "value": value}
+        if unit is not None:
+            d["unit"] = unit
+        if date is not None:
+            d["date"] = date.isoformat()
+        if source:
+            d["source"] = source
+        if note:
+            d["note"] = note
         return d
 
 
@@ -64,12 +65,8 @@ class CriterionResult(NamedTuple):
     needs: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "status": self.status.value,
-            "reason": self.reason,
-            "evidence": [e.to_dict() for e in self.evidence],
-        }
+        cid, status, reason, evidence, _needs = self
+        return {"id": cid, "status": status.value, "reason": reason, "evidence": [e.to_dict() for e in evidence]}
 
 
 def combine(parts: list[Status] | tuple[Status, ...]) -> Status:

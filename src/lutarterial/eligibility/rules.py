@@ -74,9 +74,10 @@ def _json(v):
 
 def _exclusion_flags(c: Criterion, ctx: Context, names: list[str]) -> tuple[Status, list[Evidence], list[str], list[str]]:
     """Any flag true -> fail; all false -> pass; else unknown. Returns (status, evidence, present, missing)."""
-    present = [n for n in names if ctx.patient.fact(n) is True]
-    missing = [n for n in names if ctx.patient.fact(n) is None]
-    ev = [_fact_ev(ctx, n) for n in names if ctx.patient.fact(n) is not None]
+    facts = ctx.patient.facts
+    present = [n for n in names if facts.get(n) is True]
+    missing = [n for n in names if facts.get(n) is None]
+    ev = [_fact_ev(ctx, n) for n in names if facts.get(n) is not None]
     if present:
         return F, ev, present, missing
     if missing:

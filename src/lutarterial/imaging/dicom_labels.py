@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lutarterial.errors import DicomConformanceError, InvalidInputError, NotFoundError
-from lutarterial.imaging.dicom_series import geometry_from_positions
+from lutarterial.imaging.dicom_series import dcmread_tolerant, geometry_from_positions
 from lutarterial.imaging.resample import grids_overlap, resample_mask_cropped
 from lutarterial.imaging.types import Geometry
 
@@ -24,13 +24,11 @@ __all__ = ["read_seg_masks", "read_rtstruct_masks", "dicom_label_kind"]
 
 def dicom_label_kind(path: str | Path) -> str | None:
     """'SEG', 'RTSTRUCT' or None for a DICOM file (or a directory holding one such file)."""
-    import pydicom
-
     p = Path(path)
     files = [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else []
     for f in files:
         try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True)
+            ds = dcmread_tolerant(f, stop_before_pixels=True)
         except Exception:  # noqa: BLE001
             continue
         mod = str(ds.get("Modality", ""))
@@ -40,15 +38,13 @@ def dicom_label_kind(path: str | Path) -> str | None:
 
 
 def _load(path: str | Path, modality: str) -> Any:
-    import pydicom
-
     p = Path(path)
     if not p.exists():
         raise NotFoundError(f"no such file: {p}")
     files = [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file())
     for f in files:
         try:
-            ds = pydicom.dcmread(f)
+            ds = dcmread_tolerant(f)
         except Exception:  # noqa: BLE001
             continue
         if str(ds.get("Modality", "")) == modality:

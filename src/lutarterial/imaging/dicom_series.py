@@ -23,6 +23,7 @@ from lutarterial.imaging.suv import frame_decay_factors, injection_datetime, sca
 from lutarterial.imaging.types import Geometry, Image, PetTiming, Quantity
 
 __all__ = [
+    "dcmread_tolerant",
     "list_series",
     "read_dicom_series",
     "parse_da",
@@ -86,14 +87,29 @@ def _files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
+def dcmread_tolerant(path: str | Path, **kwargs: Any) -> Any:
+    """Read a DICOM file, also without the 128-byte preamble/"DICM" prefix (old or raw files).
+
+    Raises ``ValueError`` (or pydicom's errors) when the file is not DICOM at all.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return pydicom.dcmread(path, **kwargs)
+    except InvalidDicomError:
+        ds = pydicom.dcmread(path, force=True, **kwargs)
+        if "SOPClassUID" not in ds and "Modality" not in ds:
+            raise ValueError(f"{path} is not a DICOM file") from None
+        return ds
+
+
 def list_series(path: str | Path) -> dict[str, list[Any]]:
     """Group the DICOM files under ``path`` by SeriesInstanceUID (pixel data deferred)."""
-    import pydicom
-
     groups: dict[str, list[Any]] = defaultdict(list)
     for f in _files(Path(path)):
         try:
-            ds = pydicom.dcmread(f, defer_size="2 KB")
+            ds = dcmread_tolerant(f, defer_size="2 KB")
         except Exception:  # noqa: BLE001 - non-DICOM files next to a series are ignored
             continue
         uid = str(ds.get("SeriesInstanceUID", ""))

@@ -195,6 +195,8 @@ def read_labels(
                 if spec is None:
                     continue
                 if not m.any():
+                    if not table:
+                        continue  # an empty segment nobody asked for
                     raise InvalidInputError(f"SEG segment {num} ({label}) is empty")
                 found.update({num, label})
                 cropped.append(_tight(spec, bbox, m))
@@ -206,7 +208,9 @@ def read_labels(
                 if spec is None:
                     continue
                 if not m.any():
-                    raise InvalidInputError(f"RTSTRUCT ROI {num} ({label}) has no contours")
+                    if not table:
+                        continue  # points (isocentres) and empty ROIs are not volumes
+                    raise InvalidInputError(f"RTSTRUCT ROI {num} ({label}) has no closed contours")
                 found.update({num, label})
                 items.append((spec, m))
         _check_requested(table, found, p.name)

@@ -330,3 +330,23 @@ def test_labelmap_seg(tmp_path):
     assert [(v.spec.name, v.spec.kind.value) for v in lm.vois] == [("liver", "liver"), ("spleen", "spleen")]
     np.testing.assert_array_equal(lm.by_name("liver").full(G.shape), lab == 1)
     np.testing.assert_array_equal(lm.by_name("spleen").full(G.shape), lab == 2)
+
+
+def test_rtstruct_from_other_software_without_preamble(tmp_path):
+    """pydicom's test file rtstruct.dcm (no preamble; box ROI 'patient' on z = -200, -190, -180 mm,
+    x in [-200, 200], y in [-150, 150]; two POINT ROIs that are not volumes)."""
+    from pathlib import Path
+
+    import pydicom
+
+    f = Path(pydicom.__file__).parent / "data" / "test_files" / "rtstruct.dcm"
+    if not f.is_file():
+        pytest.skip("pydicom's packaged test file rtstruct.dcm is not installed")
+    g = Geometry((7, 40, 50), (10.0, 10.0, 10.0), (-245.0, -195.0, -220.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    _, p = write_ct(tmp_path, g, for_uid="1.2.826.0.1.3680043.8.498.2010020400001.2")
+    lm = read_labels(f, read_image(p))
+    assert [v.spec.name for v in lm.vois] == ["patient"]  # POINT ROIs skipped
+    full = lm.vois[0].full(g.shape)
+    assert [int(full[k].sum()) for k in range(7)] == [0, 0, 1200, 1200, 1200, 0, 0]
+    with pytest.raises(InvalidInputError, match="no closed contours"):
+        read_labels(f, read_image(p), names={"2": {"name": "iso", "kind": "other"}})

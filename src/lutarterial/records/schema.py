@@ -205,7 +205,7 @@ class ScreeningRecord(_Strict):
         birth, precision = (None, "day")
         if self.patient.birth_date:
             birth, precision = _parse_partial(self.patient.birth_date)
-        src = f"record {self.record_id}"
+        src = ""  # own-format data: the record itself is the source (FHIR data name their resource)
         return PatientData(
             record_id=self.record_id,
             birth_date=birth,

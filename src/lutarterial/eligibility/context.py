@@ -272,6 +272,8 @@ class Context:
         """The upper limit of normal of result ``m`` in its analyte's canonical unit."""
         if m.reference_high is None:
             return None, f"{label} result has no upper reference limit (ULN) from its lab"
+        if not isinstance(m.reference_high, (int, float)) or not math.isfinite(m.reference_high) or m.reference_high <= 0:
+            return None, f"{label} upper reference limit {m.reference_high!r} is not a positive number"
         unit = m.reference_unit or m.unit
         try:
             return _to_canonical(m.analyte, m.reference_high, unit), ""

@@ -321,3 +321,9 @@ def test_child_pugh_bilirubin_scored_in_the_reported_unit(record, lab, crit, val
     record["liver"].update(cirrhosis=True, ascites="mild", encephalopathy="none")
     rec = lab(lab(lab(record, "bilirubin", value, unit), "albumin", 30, "g/L"), "inr", 1.5)
     assert expected in crit(rec, "EXC05").reason
+
+
+@pytest.mark.parametrize("uln", [0, -40])
+def test_inc06_non_positive_uln_is_unknown(record, lab, crit, uln):
+    r = crit(lab(record, "alt", 30, "U/L", reference_high=uln), "INC06")
+    assert r.status is U and "not a positive number" in r.reason

@@ -85,6 +85,8 @@ def register(app: typer.Typer) -> None:
         no_peak: bool = typer.Option(False, "--no-peak", help="Skip SUVpeak."),
         reference_time: str | None = typer.Option(
             None, "--reference-time", help="Decay Bq/mL to this ISO 8601 time (SPECT time points)."),
+        ia_lobe: str | None = typer.Option(None, "--ia-lobe", help="Lobar mode (LUTIA): lobe treated intra-arterially."),
+        control_lobe: str | None = typer.Option(None, "--control-lobe", help="Lobar mode: control lobe."),
     ) -> None:
         """Quantify one PET or SPECT study: volume, mean, max, peak, total activity, %IA, TNR per VOI."""
         from lutarterial.imaging import report
@@ -95,6 +97,14 @@ def register(app: typer.Typer) -> None:
             camera=camera, collimator=collimator, nuclide=nuclide, recovery=recovery, pvc=pvc, no_peak=no_peak,
             reference_time=reference_time,
         )
+        lobar = None
+        if ia_lobe or control_lobe:
+            from lutarterial.errors import InvalidInputError
+            from lutarterial.imaging.compare import lobar_comparison
+
+            if not (ia_lobe and control_lobe):
+                raise InvalidInputError("lobar mode needs both --ia-lobe and --control-lobe")
+            lobar = lobar_comparison(metrics, ia_lobe, control_lobe)
         if csv_file:
             csv_file.write_text(report.study_csv(metrics))
         if png_file:
@@ -102,7 +112,12 @@ def register(app: typer.Typer) -> None:
 
             png_file.write_bytes(render_png([(image_dir.name, image, labels, metrics)]))
         if as_json:
-            typer.echo(json.dumps(report.study_dict(metrics, image), indent=2))
+            doc = report.study_dict(metrics, image)
+            if lobar is not None:
+                import dataclasses
+
+                doc["lobar"] = dataclasses.asdict(lobar)
+            typer.echo(json.dumps(doc, indent=2))
             return
         from rich.table import Table
 
@@ -117,6 +132,9 @@ def register(app: typer.Typer) -> None:
             t.add_row(v.name, v.kind.value, *(_cell(getattr(v, c), _FMT[c]) for c in cols))
         con = _console()
         con.print(t)
+        if lobar is not None:
+            con.print(f"lobar TNR: {lobar.ia_lobe} {lobar.tnr_ia:.2f} vs {lobar.control_lobe} "
+                      f"{lobar.tnr_control:.2f}, ratio {lobar.ratio:.2f}")
         for n in metrics.notes:
             con.print(f"note: {n}")
 

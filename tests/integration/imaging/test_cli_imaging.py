@@ -150,3 +150,15 @@ def test_spect_decay_to_reference_time(synth, capsys):
     assert by["spleen"]["mean_bqml"] == pytest.approx(factor * sp.bqml_mean["spleen"], rel=5e-3)
     code, _, err = cli(capsys, *args, "--reference-time", "yesterday")
     assert code == 2 and "--reference-time" in err
+
+
+def test_quantify_lobar_mode(synth, capsys):
+    code, out, err = cli(capsys, "quantify", synth.iah.pet_dir, "--voi", synth.iah.seg_path, "--names",
+                         synth.names_path, "--json", "--no-peak", "--ia-lobe", "right", "--control-lobe", "left")
+    assert {v.lobe for v in synth.vois if v.kind == "lesion"} == {"right", "left"}  # seed 11 has both
+    assert code == 0, err
+    lob = json.loads(out)["lobar"]
+    assert lob["ratio"] == pytest.approx(lob["tnr_ia"] / lob["tnr_control"])
+    code, _, err = cli(capsys, "quantify", synth.iah.pet_dir, "--voi", synth.iah.seg_path, "--names",
+                       synth.names_path, "--ia-lobe", "right")
+    assert code == 2 and "--control-lobe" in err

@@ -115,8 +115,9 @@ def test_monitor_sees_no_edit_controls(page: Any) -> None:
     rows = page.locator("tbody tr a")
     if rows.count():
         rows.first.click()
-        assert page.locator("text=Read-only access").count() == 1
+        page.wait_for_url(re.compile(r".*/participants/[A-Z]{3}-\d{3}$"))
+        page.wait_for_selector("text=Read-only access")
         assert page.locator("form[action*='/visits']").count() == 0
-    page.screenshot(path="/tmp/shots/monitor.png")
     page.click("header >> text=Audit trail")
+    page.wait_for_url(re.compile(r".*/audit$"))
     assert "intact" in page.inner_text(".card")

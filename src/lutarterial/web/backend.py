@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -153,6 +154,10 @@ class Backend:
     def __init__(self, registry: Any) -> None:
         self.registry = registry
         self._sites: dict[int, tuple[str, str]] | None = None
+        self._users: dict[int, tuple[float, WebUser | None]] = {}
+
+    #: Seconds a loaded user (roles, sites, active flag) is reused before it is read again.
+    USER_TTL_S = 2.0
 
     @classmethod
     def open(cls, url: str, *, upgrade: bool = True) -> Backend:
@@ -200,6 +205,20 @@ class Backend:
             return None if actor is None else self._web_user(s, actor)
 
     def load_user(self, user_id: int) -> WebUser | None:
+        """The user behind a session, re-read from the registry at most every ``USER_TTL_S``
+        seconds, so a deactivation or a change of roles/sites applies within that time."""
+        now = time.monotonic()
+        hit = self._users.get(user_id)
+        if hit is not None and now - hit[0] < self.USER_TTL_S:
+            return hit[1]
+        user = self._load_user(user_id)
+        self._users[user_id] = (now, user)
+        return user
+
+    def forget_user(self, user_id: int) -> None:
+        self._users.pop(user_id, None)
+
+    def _load_user(self, user_id: int) -> WebUser | None:
         with self.read() as s:
             try:
                 actor = _svc("actor_for")(s, int(user_id))
@@ -234,30 +253,42 @@ class Backend:
                     last[pid] = overall
             return [self._summary(p, last.get(p.id)) for p in rows]
 
-    def participant(self, user: WebUser, trial_number: str) -> dict[str, Any]:
-        """Everything about one participant that the user may read (no identity key)."""
+    #: Parts of a participant record; pages ask only for what they show.
+    PARTS = frozenset({"consents", "screenings", "enrolment", "visits", "labs", "adverse_events", "recist",
+                       "imaging", "dosimetry"})
+
+    def participant(self, user: WebUser, trial_number: str, parts: frozenset[str] | set[str] | None = None
+                    ) -> dict[str, Any]:
+        """Everything (or ``parts``) about one participant that the user may read; no identity key."""
+        want = self.PARTS if parts is None else frozenset(parts)
         with self.read() as s:
             p = _svc("get_participant")(s, user.actor, trial_number)
             out = self._summary(p)
 
-            def rows(model: Any, order: Any) -> list[Any]:
+            def rows(key: str, model: Any, order: Any) -> list[Any]:
+                if key not in want:
+                    return []
                 return list(s.scalars(select(model).where(model.participant_id == p.id).order_by(*order)))
 
             out["consents"] = [_row(c, ("id", "version", "signed_date", "withdrawal_date", "withdrawal_note"))
-                               for c in rows(m.Consent, (m.Consent.id,))]
+                               for c in rows("consents", m.Consent, (m.Consent.id,))]
             out["screenings"] = [
                 {**_row(r, ("id", "protocol_version", "as_of", "overall", "engine", "created_at")),
                  "record": r.record, "result": r.result, "reproduced": None}
-                for r in rows(m.ScreeningResult, (m.ScreeningResult.id,))]
-            enr = rows(m.Enrolment, (m.Enrolment.id,))
+                for r in rows("screenings", m.ScreeningResult, (m.ScreeningResult.id,))]
+            enr = rows("enrolment", m.Enrolment, (m.Enrolment.id,))
             out["enrolment"] = _row(enr[0], ("id", "enrolled_date", "screening_result_id")) if enr else None
-            out["visits"] = [_row(v, _VISIT_F) for v in rows(m.Visit, (m.Visit.visit_date, m.Visit.id))]
-            out["labs"] = [_row(x, _LAB_F) for x in rows(m.LabResult, (m.LabResult.collected_date, m.LabResult.id))]
-            out["adverse_events"] = [_row(x, _AE_F) for x in rows(m.AdverseEvent, (m.AdverseEvent.onset_date,))]
-            out["recist"] = [_row(x, _RECIST_F) for x in rows(m.RecistAssessment, (m.RecistAssessment.assessment_date,))]
-            out["imaging"] = [_row(x, _ANALYSIS_F) for x in rows(m.ImagingAnalysis, (m.ImagingAnalysis.id,))]
+            out["visits"] = [_row(v, _VISIT_F) for v in rows("visits", m.Visit, (m.Visit.visit_date, m.Visit.id))]
+            out["labs"] = [_row(x, _LAB_F)
+                           for x in rows("labs", m.LabResult, (m.LabResult.collected_date, m.LabResult.id))]
+            out["adverse_events"] = [_row(x, _AE_F)
+                                     for x in rows("adverse_events", m.AdverseEvent, (m.AdverseEvent.onset_date,))]
+            out["recist"] = [_row(x, _RECIST_F)
+                             for x in rows("recist", m.RecistAssessment, (m.RecistAssessment.assessment_date,))]
+            out["imaging"] = [_row(x, _ANALYSIS_F) for x in rows("imaging", m.ImagingAnalysis, (m.ImagingAnalysis.id,))]
             out["dosimetry"] = [{**_row(x, _ANALYSIS_F), "imaging_analysis_id": x.imaging_analysis_id}
-                                for x in rows(m.DosimetryAnalysis, (m.DosimetryAnalysis.id,))]
+                                for x in rows("dosimetry", m.DosimetryAnalysis, (m.DosimetryAnalysis.id,))]
+            out["parts"] = sorted(want)
             return out
 
     def register(self, user: WebUser, *, site: str, reason: str, sex: str | None = None,

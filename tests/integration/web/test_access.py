@@ -175,3 +175,22 @@ def test_audit_tampering_is_shown_to_the_monitor(app: Any, login: Any, registry_
     verdict = mon.get("/api/audit/verify").json()
     assert verdict["ok"] is False and verdict["first_broken_id"]
     assert "BROKEN" in mon.get("/audit").text
+
+
+def test_deactivated_account_loses_its_session(app: Any, login: Any, registry_url: str) -> None:
+    from lutarterial.registry import Registry, services
+    from lutarterial.registry.access import SYSTEM_ACTOR
+    from lutarterial.registry.models import User
+
+    coord = login("coord.bdx")
+    assert coord.get("/api/participants").status_code == 200
+    reg = Registry.open(registry_url)
+    try:
+        with reg.session() as s:
+            uid = s.query(User).filter_by(username="coord.bdx").one().id
+            services.set_user_active(s, SYSTEM_ACTOR, uid, False, reason="left the trial team")
+    finally:
+        reg.dispose()
+    app.state.backend.USER_TTL_S = 0.0  # the cache keeps a user for at most 2 s; here not at all
+    assert coord.get("/api/participants").status_code == 401
+    assert coord.get("/participants", follow_redirects=False).status_code == 303

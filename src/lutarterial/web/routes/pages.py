@@ -99,8 +99,18 @@ async def create_participant(request: Request, user: WebUser = Depends(current_u
     return RedirectResponse(f"/participants/{tn}", status_code=303)
 
 
+_TAB_PARTS = {
+    "overview": {"consents", "screenings", "enrolment", "visits"},
+    "screening": {"screenings"},
+    "safety": {"labs", "adverse_events", "recist"},
+    "imaging": {"imaging"},
+    "dosimetry": {"dosimetry"},
+    "audit": set(),
+}
+
+
 def _participant_ctx(request: Request, user: WebUser, tn: str, tab: str) -> dict[str, Any]:
-    p = backend_of(request).participant(user, tn)
+    p = backend_of(request).participant(user, tn, _TAB_PARTS.get(tab))
     return {"p": p, "tab": tab, "title": p["trial_number"], "today": _today(), "active": "participants"}
 
 
@@ -265,7 +275,7 @@ def dosimetry(request: Request, tn: str, user: WebUser = Depends(current_user)) 
 
 @router.get("/participants/{tn}/plots/{name}.png")
 def plot(request: Request, tn: str, name: str, user: WebUser = Depends(current_user)) -> Response:
-    p = backend_of(request).participant(user, tn)
+    p = backend_of(request).participant(user, tn, {"labs", "recist", "imaging", "dosimetry"})
     png = views.plot_png(p, name)
     if png is None:
         raise NotFoundError(f"no plot {name!r} for {tn}")

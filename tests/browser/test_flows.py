@@ -44,7 +44,8 @@ def test_screen_enrol_iah_cycle_and_results(page: Any, screenshot_dir: Path) -> 
     page.select_option("#sex", "F")
     page.fill("#consent_version", "v3.0")
     page.fill("#consent_date", "2024-01-02")
-    page.click("text=Register participant")
+    with page.expect_navigation():
+        page.click("text=Register participant")
     page.wait_for_selector(".flash.ok")
     tn = page.inner_text("h1").split()[0]
     assert re.fullmatch(r"BDX-\d{3}", tn)
@@ -62,7 +63,8 @@ def test_screen_enrol_iah_cycle_and_results(page: Any, screenshot_dir: Path) -> 
     assert reasons and all(r.strip() for r in reasons)
     page.screenshot(path=str(screenshot_dir / "screening.png"), full_page=True)
     page.fill("#reason-screening", "Screening against the protocol")
-    page.click("text=Save screening result")
+    with page.expect_navigation():
+        page.click("text=Save screening result")
     page.wait_for_selector(".flash.ok")
     assert "eligible" in page.inner_text(".flash.ok")
 
@@ -71,7 +73,8 @@ def test_screen_enrol_iah_cycle_and_results(page: Any, screenshot_dir: Path) -> 
     _login(page, "inv.bdx")
     page.goto(f"/participants/{tn}")
     page.fill("#enrolled_date", as_of.isoformat())
-    page.click("text=Enrol participant")
+    with page.expect_navigation():
+        page.click("text=Enrol participant")
     page.wait_for_selector(".flash.ok")
     assert "enrolled" in page.inner_text("h1")
     page.select_option("#kind", "iah_cycle")
@@ -81,7 +84,8 @@ def test_screen_enrol_iah_cycle_and_results(page: Any, screenshot_dir: Path) -> 
     page.fill("#artery", "proper hepatic artery")
     page.fill("#catheter_position", "distal to the gastroduodenal artery")
     page.fill("#reason-visit", "IAH LUTATHERA cycle given")
-    page.click("text=Save visit")
+    with page.expect_navigation():
+        page.click("text=Save visit")
     page.wait_for_selector(".flash.ok")
     timeline = page.inner_text(".timeline")
     assert "IAH LUTATHERA cycle" in timeline and "7400 MBq" in timeline and "proper hepatic artery" in timeline
@@ -94,7 +98,8 @@ def test_screen_enrol_iah_cycle_and_results(page: Any, screenshot_dir: Path) -> 
     page.fill("#unit", "10*9/L")
     page.fill("#collected_date", "2024-09-01")
     page.fill("#reason-lab", "follow-up laboratory")
-    page.click("text=Add value")
+    with page.expect_navigation():
+        page.click("text=Add value")
     page.wait_for_selector(".flash.ok")
     assert "grade 2" in page.inner_text("table")
     page.locator("img.plot").first.scroll_into_view_if_needed()

@@ -244,6 +244,10 @@ def register(app: typer.Typer) -> None:
         voxel_mm: float = typer.Option(..., "--voxel-mm", help="Cubic voxel side (mm)."),
         radius_vox: int = typer.Option(5, "--radius-vox", help="Print offsets up to this index."),
         photons: bool = typer.Option(True, "--photons/--no-photons"),
+        ic_auger: bool = typer.Option(True, "--ic-auger/--no-ic-auger",
+                                      help="Include conversion and Auger electrons (ICRP 107; default). "
+                                           "--no-ic-auger reproduces beta+photon Monte-Carlo tables such as "
+                                           "Lanconelli et al. 2012."),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Print the dose-voxel kernel (S-values, mGy/(MBq*s)) for i >= j >= k >= 0."""
@@ -255,12 +259,16 @@ def register(app: typer.Typer) -> None:
         if not 0 <= radius_vox <= 30:
             raise InvalidInputError("--radius-vox must be 0..30")
         k = dose_voxel_kernel(nuclide, voxel_mm, radius_mm=max(30.0, (radius_vox + 0.5) * voxel_mm) if photons else None,
-                              include_photons=photons)
+                              include_photons=photons, include_ic_auger=ic_auger)
         rows = [r for r in k.octant_table() if r[0] <= radius_vox]
         if as_json:
             _echo_json({"nuclide": k.nuclide, "voxel_mm": voxel_mm, "unit": "mGy/(MBq*s)",
                         "medium": f"soft tissue {k.density_g_cm3} g/cm3", "include_photons": photons,
-                        "method": "Loevinger beta point kernel + straight-ahead mu_en photons, integrated over voxel pairs",
+                        "include_ic_auger": ic_auger,
+                        "method": "Loevinger beta point kernel (energy-normalised)"
+                                  + (" + IC/Auger absorbed locally" if ic_auger else "")
+                                  + (" + photon point kernel with energy-conserving linear build-up" if photons else "")
+                                  + ", integrated over voxel pairs",
                         "s_values": [[i, j, kk, v] for i, j, kk, v in rows]})
             return
         from rich.console import Console

@@ -127,6 +127,25 @@ def test_cli_kernel_json(capsys):
     assert all(i >= j >= k >= 0 for i, j, k, _ in out["s_values"])
     assert len(out["s_values"]) == 20  # offsets with 3 >= i >= j >= k >= 0
     assert out["s_values"][0][:3] == [0, 0, 0]
+    assert out["include_ic_auger"] is True and out["nuclide"] == "Lu-177"
+
+
+@pytest.mark.parametrize("alias", ["Lu177", "177Lu", "lu-177"])
+def test_cli_kernel_nuclide_aliases_and_beta_only_mode(alias, capsys):
+    # Lanconelli et al. 2012 (Phys Med Biol 57:517), 177Lu soft tissue 4.42 mm: self 0.226, face 3.39e-3
+    run(["kernel", "--nuclide", alias, "--voxel-mm", "4.42", "--json", "--radius-vox", "1", "--no-ic-auger"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["nuclide"] == "Lu-177" and out["include_ic_auger"] is False
+    s = {tuple(r[:3]): r[3] for r in out["s_values"]}
+    assert s[(0, 0, 0)] == pytest.approx(0.226, rel=0.05)
+    assert s[(1, 0, 0)] == pytest.approx(3.39e-3, rel=0.05)
+
+
+def test_cli_kernel_unknown_nuclide_exit_2():
+    env = {"PYTHONPATH": str(ROOT / "src")}
+    r = subprocess.run([sys.executable, "-m", "lutarterial", "kernel", "--nuclide", "Lu-177m", "--voxel-mm", "4"],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 2 and "unknown nuclide" in r.stderr and "Traceback" not in r.stderr
 
 
 class _Geom:

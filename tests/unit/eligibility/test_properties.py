@@ -129,3 +129,45 @@ def test_arbitrary_json_is_refused_cleanly_or_screened(data):
         assert isinstance(exc, ProtocolDefinitionError), repr(exc)
         return
     _check_verdict(result)
+
+
+_BASE = None
+
+
+def _base_patient():
+    global _BASE
+    if _BASE is None:
+        from lutarterial.records import make_records
+
+        # the first fully eligible synthetic record: every lab path is live
+        _BASE = next(p for p in (parse_record(r).to_patient() for r in make_records(20, seed=5))
+                     if screen(p).verdict.value == "eligible")
+    return _BASE
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    index=st.integers(0, 14),
+    value=st.one_of(st.just("keep"), numbers),
+    unit=st.one_of(st.just("keep"), units),
+    day_offset=st.one_of(st.just(-3), st.integers(-400, 30)),
+    ref_high=st.one_of(st.sampled_from([0.0, -1.0, float("nan"), float("inf"), 1e-300]), st.none(), numbers),
+    ref_low=st.one_of(st.none(), numbers),
+    duplicate=st.booleans(),
+)
+def test_perturbing_one_result_of_a_complete_record_never_crashes(index, value, unit, day_offset, ref_high, ref_low,
+                                                                   duplicate):
+    import dataclasses
+
+    base = _base_patient()
+    ms = list(base.measurements)
+    old = ms[index]
+    new = old._replace(value=old.value if value == "keep" else value, unit=old.unit if unit == "keep" else unit,
+                       date=base.screening_date + dt.timedelta(days=day_offset),
+                       reference_high=ref_high, reference_low=ref_low)
+    if duplicate:
+        ms.append(new)
+    else:
+        ms[index] = new
+    patient = dataclasses.replace(base, measurements=tuple(ms))
+    _check_verdict(screen(patient))

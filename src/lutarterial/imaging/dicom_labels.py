@@ -107,31 +107,45 @@ def read_seg_masks(
         if np.linalg.norm(d) > 0.25 * min(ps):
             raise DicomConformanceError("SEG frames are not on one grid (in-plane offsets differ); not supported")
     out = []
-    lab = None
-    if labelmap:
-        lab = np.zeros(seg_geom.shape, dtype=pix.dtype)
-        for i in range(nf):
-            lab[k_of[i]] = np.where(pix[i] > 0, pix[i], lab[k_of[i]])
     for s in ds.SegmentSequence:
         n = int(s.SegmentNumber)
         if n == 0:  # LABELMAP background segment
             continue
-        if lab is not None:
-            vol = (lab == n).astype(np.uint8)
+        if labelmap:
+            frames = [i for i in range(nf) if np.any(pix[i] == n)]
+            planes_n = [(pix[i] == n) for i in frames]
         else:
-            vol = np.zeros(seg_geom.shape, dtype=np.uint8)
-            for i in np.flatnonzero(segnum == n):
-                vol[k_of[i]] |= pix[i].astype(np.uint8)
-        if vol.any() and not grids_overlap(target, seg_geom):
+            frames = list(np.flatnonzero(segnum == n))
+            planes_n = [pix[i] for i in frames]
+        # Work on the segment's own bounding block (fast for many small segments).
+        if frames:
+            ks = [int(k_of[i]) for i in frames]
+            k0, k1 = min(ks), max(ks) + 1
+            inplane = np.zeros(pix.shape[1:], dtype=bool)
+            for pl in planes_n:
+                inplane |= pl.astype(bool)
+            rows_any, cols_any = np.flatnonzero(inplane.any(axis=1)), np.flatnonzero(inplane.any(axis=0))
+        if not frames or len(rows_any) == 0:
+            out.append((n, str(s.get("SegmentLabel", f"segment {n}")), "", ((slice(0, 0),) * 3,
+                                                                            np.zeros((0, 0, 0), bool))))
+            continue
+        r0, r1, c0, c1 = int(rows_any[0]), int(rows_any[-1]) + 1, int(cols_any[0]), int(cols_any[-1]) + 1
+        vol = np.zeros((k1 - k0, r1 - r0, c1 - c0), dtype=bool)
+        for i, pl in zip(frames, planes_n, strict=True):
+            vol[int(k_of[i]) - k0] |= pl[r0:r1, c0:c1].astype(bool)
+        sub = Geometry(vol.shape, seg_geom.spacing_mm,  # type: ignore[arg-type]
+                       tuple(float(x) for x in seg_geom.index_to_physical(np.array([[c0, r0, k0]]))[0]),
+                       seg_geom.direction)
+        if not grids_overlap(target, sub):
             raise InvalidInputError(
                 "the SEG and the image do not overlap in patient space (check they belong to the same patient)"
             )
-        bbox, cropped = resample_mask_cropped(vol.astype(bool), seg_geom, target)
+        bbox, cropped = resample_mask_cropped(vol, sub, target)
         prop = ""
         if s.get("SegmentedPropertyTypeCodeSequence"):
             prop = str(s.SegmentedPropertyTypeCodeSequence[0].get("CodeMeaning", ""))
         out.append((n, str(s.get("SegmentLabel", f"segment {n}")), prop, (bbox, cropped)))
-        if vol.any() and not cropped.any():
+        if not cropped.any():
             raise InvalidInputError(
                 f"SEG segment {n} ({s.get('SegmentLabel', '')}) lies outside the image grid after resampling"
             )

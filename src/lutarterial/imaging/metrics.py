@@ -175,9 +175,9 @@ def quantify(
     elif q is Quantity.SUVBSA:
         raise InvalidInputError("image is stored as SUVbsa (Units CM2ML); convert to SUVbw or Bq/mL first")
     else:
-        raise InvalidInputError(
-            f"image holds {q.value}, not activity: calibrate SPECT counts first (see imaging.spect)"
-        )
+        hint = ("calibrate SPECT counts first (imaging.spect.calibrate_spect)" if q is Quantity.CNTS
+                else "give the PET or SPECT series, not the CT")
+        raise InvalidInputError(f"image holds {q.value}, not activity concentration: {hint}")
     arr = image.array
     kernel = sphere_kernel(image.geometry.spacing_mm) if peak else None
     vml = image.geometry.voxel_volume_ml

@@ -10,10 +10,10 @@ What the comparison shows (docs/dosimetry.md, "Check against published voxel S-v
   part of the 0.0146 MeV/decay of conversion and Auger electrons that ICRP 107 lists. Our default
   kernel includes all ICRP 107 electrons (0.1479 MeV, consistent with the organ-level factor
   0.0853 Gy g/(MBq h)), so its self-voxel value is higher by the locally absorbed IC/Auger share:
-  +7.7 % ... +8.7 % at every voxel size (tolerance: 4 % ... 12 %).
+  +7.6 % ... +8.7 % at every voxel size (tolerance: 4 % ... 12 %).
 * With the conversion/Auger electrons left out (``include_ic_auger=False``) the kernel reproduces
   the Monte-Carlo self voxel and the six face neighbours within 5 % at all eight sizes (ours:
-  self -3.5 ... -3.8 %, face -2.4 ... -3.6 %). This checks the beta point kernel (Loevinger) and the
+  self -3.4 ... -3.8 %, face -0.9 ... -3.5 %). This checks the beta point kernel (Loevinger) and the
   voxel-pair integration independently of the emission data. Tolerance 5 %: the Loevinger kernel
   is an empirical fit quoted to a few per cent, and the MC values are given to 3 digits.
 * Edge neighbours up to 4.42 mm (electron-dominated): 5 %; corner neighbours at <= 3 mm, where

@@ -36,6 +36,7 @@ __all__ = [
     "VoiMask",
     "LabelMap",
     "PetTiming",
+    "crop_mask",
 ]
 
 
@@ -237,5 +238,3 @@ def crop_mask(spec: VoiSpec, full_mask: np.ndarray) -> VoiMask:
         bbox = tuple(slice(int(x[0]), int(x[-1]) + 1) for x in idx)  # type: ignore[assignment]
     return VoiMask(spec, bbox, m[bbox].copy())  # type: ignore[arg-type]
 
-
-__all__.append("crop_mask")

@@ -4,7 +4,7 @@ Public API::
 
     write_synthetic_patient(out_dir, *, seed=0, shape=(48, 64, 64), voxel_mm=(6.0, 6.0, 6.0),
                             blur_fwhm_mm=0.0, noise=0.0, n_lesions=4, iah_delay_h=168.0,
-                            spect_times_h=(24.0,), ct_upsample=2) -> SyntheticTruth
+                            spect_times_h=(24.0,), ct_upsample=2, ia_lobe=None) -> SyntheticTruth
 
 Layout written under ``out_dir``::
 
@@ -103,7 +103,8 @@ class SyntheticTruth:
         return json.dumps(asdict(self), indent=2)
 
 
-def _shapes(g: Geometry, rng: np.random.Generator, n_lesions: int) -> tuple[list[tuple[SyntheticVoi, Any]], float]:
+def _shapes(g: Geometry, rng: np.random.Generator, n_lesions: int,
+            ia_lobe: str | None = None) -> tuple[list[tuple[SyntheticVoi, Any]], float]:
     """Region definitions as (voi, inside(x, y, z) -> bool array) in mm, centred on the FOV."""
     nz, ny, nx = g.shape
     w = min(nx * g.spacing_mm[0], ny * g.spacing_mm[1])
@@ -161,6 +162,8 @@ def _shapes(g: Geometry, rng: np.random.Generator, n_lesions: int) -> tuple[list
         suv_iv = float(rng.uniform(15, 40))
         ratio = float(rng.uniform(1.5, 3.5))
         lobe = "right" if x0 < border else "left"
+        if ia_lobe is not None and lobe != ia_lobe:
+            ratio = 8.0 / 7.0  # lobe not reached by the arterial injection: like the healthy liver
         regions.append((SyntheticVoi(8 + n, f"lesion {n}", "lesion", lobe, round(suv_iv, 3), round(suv_iv * ratio, 3),
                                      90.0, 50.0), ell(x0, y0, z0, r, r, r)))
     return regions, w
@@ -207,11 +210,14 @@ def write_synthetic_patient(
     sex: str = "M",
     iv_injected_mbq: float = 150.0,
     iah_injected_mbq: float = 120.0,
+    ia_lobe: str | None = None,
 ) -> SyntheticTruth:
     """Write a synthetic IV + IAH PET/CT (+SEG) and SPECT patient; return the known truth.
 
     ``shape`` is (slices, rows, columns) and ``voxel_mm`` (column, row, slice) spacing of PET
     and SPECT; the CT uses ``ct_upsample`` times finer in-plane spacing on the same origin.
+    ``ia_lobe`` ("right"/"left", LUTIA-style lobar design): only lesions of that lobe gain from
+    the arterial injection; the others change like the healthy liver.
     """
     from pydicom.uid import generate_uid
     from scipy.ndimage import gaussian_filter
@@ -227,7 +233,9 @@ def write_synthetic_patient(
     sx, sy, sz = voxel_mm
     origin = (-(nx - 1) / 2 * sx, -(ny - 1) / 2 * sy, -(nz - 1) * sz)
     g = Geometry(tuple(shape), tuple(voxel_mm), origin, (1, 0, 0, 0, 1, 0, 0, 0, 1))  # type: ignore[arg-type]
-    regions, w = _shapes(g, rng, n_lesions)
+    if ia_lobe not in (None, "right", "left"):
+        raise InvalidInputError("ia_lobe must be 'right', 'left' or None")
+    regions, w = _shapes(g, rng, n_lesions, ia_lobe)
     body_axes = (0.42 * w, 0.30 * w)
     gct = Geometry((nz, ny * ct_upsample, nx * ct_upsample), (sx / ct_upsample, sy / ct_upsample, sz), origin,
                    g.direction)

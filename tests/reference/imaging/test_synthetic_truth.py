@@ -117,3 +117,18 @@ def test_blur_lowers_small_lesion_recovery(tmp_path):
     _, m = study(t, "iv")
     les = [v for v in t.vois if v.kind == "lesion"][0]
     assert m.by_name()[les.name].suv_mean < 0.95 * les.suv_iv
+
+
+def test_lobar_design_ia_lobe_has_higher_tnr(tmp_path):
+    from lutarterial.imaging.compare import lobar_comparison
+    from lutarterial.imaging.synthetic import write_synthetic_patient
+
+    t = write_synthetic_patient(tmp_path, seed=11, shape=(28, 44, 44), voxel_mm=(8.0, 8.0, 8.0), n_lesions=3,
+                                spect_times_h=(), ct_upsample=1, ia_lobe="right")
+    left = [v for v in t.vois if v.kind == "lesion" and v.lobe == "left"]
+    assert left and all(v.suv_iah / v.suv_iv == pytest.approx(8 / 7, rel=1e-3) for v in left)
+    _, iv = study(t, "iv")
+    _, iah = study(t, "iah")
+    r_iv = lobar_comparison(iv, "right", "left").ratio
+    r_iah = lobar_comparison(iah, "right", "left").ratio
+    assert r_iah > 1.3 * r_iv  # arterial injection favours the right lobe's lesions

@@ -22,9 +22,11 @@ _SECRET_FILE = "web_secret_key"
 _MIN_SECRET_LEN = 32
 
 
-def default_db_url(data_dir: Path = DEFAULT_DATA_DIR) -> str:
-    """The embedded default database: SQLite file ``lutarterial.db`` in ``data_dir``."""
-    return f"sqlite:///{(data_dir / 'lutarterial.db').as_posix()}"
+def default_db_url() -> str:
+    """The registry's default: ``$LUTARTERIAL_DB`` or SQLite ``./data/lutarterial.db``."""
+    from lutarterial.registry.db import default_db_url as registry_default
+
+    return registry_default()
 
 
 def data_dir_for(db_url: str) -> Path:

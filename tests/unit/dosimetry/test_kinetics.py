@@ -165,3 +165,14 @@ def test_auto_model_selection_on_noisy_data_covers_truth():
         covered += r.tia_sd_mbq_h is not None and abs(r.tia_mbq_h - truth) <= 2 * r.tia_sd_mbq_h
     # model choice adds uncertainty the covariance does not see; require >= 80 % for a nominal 95 %
     assert covered >= 80
+
+
+def test_madsen_sd_matches_finite_difference_of_the_formula():
+    # Madsen et al. 2018: TIA = A(t) exp(lambda t)/lambda, lambda = ln2/Teff; the SD propagated from
+    # the population Teff SD must equal |dTIA/dTeff| x sd (central difference, rel 1e-6)
+    t, a, teff, sd_t = 96.0, 12.0, 52.0, 6.0
+    tia, sd = tia_madsen2018(t, a, teff, population_teff_sd_h=sd_t)
+    h = 1e-4
+    num = (tia_madsen2018(t, a, teff + h)[0] - tia_madsen2018(t, a, teff - h)[0]) / (2 * h)
+    assert tia == pytest.approx(a * math.exp(LN2 / teff * t) * teff / LN2, rel=1e-12)
+    assert sd == pytest.approx(abs(num) * sd_t, rel=1e-6)

@@ -33,6 +33,22 @@ def _codes() -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
+def _as_list(x: Any) -> list[Any]:
+    return x if isinstance(x, list) else []
+
+
+def _as_dict(x: Any) -> dict[str, Any]:
+    return x if isinstance(x, dict) else {}
+
+
+def _str(x: Any) -> str:
+    return x if isinstance(x, str) else ""
+
+
+def _num(x: Any) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
 def is_fhir_bundle(data: Any) -> bool:
     """True for a JSON object that is a FHIR Bundle (``resourceType`` = ``Bundle``)."""
     return isinstance(data, dict) and data.get("resourceType") == "Bundle"
@@ -69,7 +85,7 @@ def _effective(res: dict[str, Any]) -> _dt.date | None:
 def _codings(concept: Any) -> list[dict[str, Any]]:
     if not isinstance(concept, dict):
         return []
-    return [c for c in concept.get("coding", []) or [] if isinstance(c, dict)]
+    return [c for c in _as_list(concept.get("coding")) if isinstance(c, dict)]
 
 
 def _texts(concept: Any) -> list[str]:
@@ -86,9 +102,9 @@ def _loinc_codes(concept: Any) -> list[str]:
 
 
 def _quantity_unit(q: dict[str, Any]) -> str | None:
-    if q.get("system") == "http://unitsofmeasure.org" and q.get("code"):
-        return str(q["code"])
-    return q.get("unit") or q.get("code")
+    if q.get("system") == "http://unitsofmeasure.org" and _str(q.get("code")):
+        return q["code"]
+    return _str(q.get("unit")) or _str(q.get("code")) or None
 
 
 def _ref(res: dict[str, Any]) -> str:
@@ -104,11 +120,11 @@ def _measurement(analyte: str, res: dict[str, Any], holder: dict[str, Any], when
         return None
     low = high = None
     ref_unit = None
-    for rr in holder.get("referenceRange", []) or res.get("referenceRange", []) or []:
+    for rr in _as_list(holder.get("referenceRange")) or _as_list(res.get("referenceRange")):
         if isinstance(rr, dict):
             lo, hi = rr.get("low"), rr.get("high")
-            low = lo.get("value") if isinstance(lo, dict) else None
-            high = hi.get("value") if isinstance(hi, dict) else None
+            low = _num(lo.get("value")) if isinstance(lo, dict) else None
+            high = _num(hi.get("value")) if isinstance(hi, dict) else None
             units = {_quantity_unit(x) for x in (lo, hi) if isinstance(x, dict) and _quantity_unit(x)}
             ref_unit = units.pop() if len(units) == 1 else (None if not units else "inconsistent")
             break
@@ -121,11 +137,11 @@ def _ecog(res: dict[str, Any], when: _dt.date | None) -> Measurement | None:
     value: float | None = None
     if isinstance(res.get("valueInteger"), int) and not isinstance(res.get("valueInteger"), bool):
         value = float(res["valueInteger"])
-    elif isinstance(res.get("valueQuantity"), dict) and isinstance(res["valueQuantity"].get("value"), (int, float)):
+    elif isinstance(res.get("valueQuantity"), dict) and _num(res["valueQuantity"].get("value")) is not None:
         value = float(res["valueQuantity"]["value"])
     else:
         for c in _codings(res.get("valueCodeableConcept")):
-            if c.get("code") in answers:
+            if _str(c.get("code")) in answers:
                 value = float(answers[c["code"]])
                 break
     if value is None:
@@ -175,9 +191,9 @@ def bundle_to_patients(bundle: dict[str, Any], origin: str = "") -> list[Patient
     """
     if not is_fhir_bundle(bundle):
         raise InvalidInputError(f"{origin or 'input'}: not a FHIR Bundle")
-    entries = [e for e in bundle.get("entry", []) or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    entries = [e for e in _as_list(bundle.get("entry")) if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
     resources_ = [e["resource"] for e in entries]
-    by_url = {e.get("fullUrl"): e["resource"] for e in entries if e.get("fullUrl")}
+    by_url = {e["fullUrl"]: e["resource"] for e in entries if _str(e.get("fullUrl"))}
     patient_entries = [e for e in entries if e["resource"].get("resourceType") == "Patient"]
     if not patient_entries:
         raise InvalidInputError(f"{origin or 'bundle'}: a screening Bundle must hold a Patient, found none")
@@ -185,7 +201,7 @@ def bundle_to_patients(bundle: dict[str, Any], origin: str = "") -> list[Patient
     for i, e in enumerate(patient_entries):
         if e["resource"].get("id"):
             keys[f"Patient/{e['resource']['id']}"] = i
-        if e.get("fullUrl"):
+        if _str(e.get("fullUrl")):
             keys[e["fullUrl"]] = i
     groups: list[list[dict[str, Any]]] = [[] for _ in patient_entries]
     for res in resources_:
@@ -228,7 +244,8 @@ def _patient_from(
     bundle: dict[str, Any],
     origin: str,
 ) -> PatientData:
-    ident = next((i.get("value") for i in pat.get("identifier", []) or [] if isinstance(i, dict) and i.get("value")), None)
+    ident = next((i["value"] for i in _as_list(pat.get("identifier")) if isinstance(i, dict) and _str(i.get("value"))),
+                 None)
     record_id = str(ident or pat.get("id") or bundle.get("id") or origin or "fhir-patient")
     birth, precision = _date(pat.get("birthDate"))
     sex = pat.get("gender") if pat.get("gender") in ("female", "male", "other", "unknown") else None
@@ -243,7 +260,7 @@ def _patient_from(
     for res in resources_:
         rtype = res.get("resourceType")
         if rtype == "Observation":
-            if res.get("status") in _IGNORED_OBS:
+            if _str(res.get("status")) in _IGNORED_OBS:
                 continue
             when = _effective(res)
             loincs = _loinc_codes(res.get("code"))
@@ -253,7 +270,7 @@ def _patient_from(
                     measurements.append(m)
                 continue
             if any(code in codes["blood_pressure_panels"] for code in loincs):
-                for comp in res.get("component", []) or []:
+                for comp in _as_list(res.get("component")):
                     if isinstance(comp, dict):
                         for code in _loinc_codes(comp.get("code")):
                             a = analyte_by_loinc(code)
@@ -270,23 +287,23 @@ def _patient_from(
                         measurements.append(m)
                     break
         elif rtype == "MedicationAdministration":
-            if res.get("status") in _IGNORED_ADMIN:
+            if _str(res.get("status")) in _IGNORED_ADMIN:
                 continue
             med = res.get("medicationCodeableConcept")
-            ref = (res.get("medicationReference") or {}).get("reference")
+            ref = _str(_as_dict(res.get("medicationReference")).get("reference"))
             if med is None and ref:
                 target = by_url.get(ref) or next(
                     (r for r in all_resources if f"{r.get('resourceType')}/{r.get('id')}" == ref), None
                 )
-                med = (target or {}).get("code")
+                med = _as_dict(target).get("code")
             if not _is_lutathera(med):
                 continue
-            dosage = res.get("dosage") or {}
+            dosage = _as_dict(res.get("dosage"))
             route_text = " ".join(_texts(dosage.get("route")))
             route = "IAH" if "arterial" in route_text else "IV"
             activity = None
             dose = dosage.get("dose")
-            if isinstance(dose, dict) and isinstance(dose.get("value"), (int, float)):
+            if isinstance(dose, dict) and _num(dose.get("value")) is not None and _quantity_unit(dose):
                 try:
                     activity = convert(float(dose["value"]), str(_quantity_unit(dose)), "MBq")
                 except UnitError:
@@ -308,7 +325,7 @@ def _patient_from(
             for kind, spec in (table.get("events") or {}).items():
                 if _code_match(res.get("code"), spec):
                     d, p = _date(res.get("onsetDateTime") or res.get("performedDateTime")
-                                 or (res.get("performedPeriod") or {}).get("start") or res.get("recordedDate"))
+                                 or _as_dict(res.get("performedPeriod")).get("start") or res.get("recordedDate"))
                     events.append(Event(kind=kind, date=d if p == "day" else None, source=_ref(res)))
         elif rtype == "Consent":
             status = res.get("status")

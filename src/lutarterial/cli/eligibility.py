@@ -36,7 +36,8 @@ def _texts(path: Path):
     """(origin, JSON text) for every record under ``path`` (file or directory)."""
     import json
 
-    from lutarterial.errors import InvalidInputError, NotFoundError
+    from lutarterial.eligibility.cohort import UNREADABLE
+    from lutarterial.errors import NotFoundError
     from lutarterial.records.io import RECORD_SUFFIXES
 
     if path.is_dir():
@@ -55,11 +56,12 @@ def _texts(path: Path):
         try:
             text = f.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidInputError(f"cannot read {f}: {exc}") from None
+            yield str(f), UNREADABLE + f"cannot read file: {exc}"  # logged as unreadable; the cohort goes on
+            continue
         if text.lstrip().startswith("["):
             try:
                 items = json.loads(text)
-            except json.JSONDecodeError as exc:
+            except json.JSONDecodeError:
                 yield str(f), text  # reported as unreadable with the parser's message
                 continue
             for i, item in enumerate(items):

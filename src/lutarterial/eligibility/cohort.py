@@ -21,8 +21,10 @@ from lutarterial.eligibility.results import ScreeningResult, Status
 from lutarterial.errors import InvalidInputError, LutarterialError
 from lutarterial.protocol.loader import Protocol, load_protocol, version_in_force
 
-__all__ = ["LOG_FIELDS", "CohortSummary", "log_row", "error_row", "Outcome", "screen_texts", "screen_texts_parallel"]
+__all__ = ["UNREADABLE", "LOG_FIELDS", "CohortSummary", "log_row", "error_row", "Outcome", "screen_texts", "screen_texts_parallel"]
 
+#: Prefix of a text item standing for a source that could not be read (the rest is the reason).
+UNREADABLE = "\x00unreadable:"
 #: Columns of the screening log CSV.
 LOG_FIELDS = ("record", "origin", "protocol_version", "as_of", "verdict", "failed", "unknown", "reasons")
 
@@ -118,6 +120,9 @@ def screen_texts(
     cache: dict[Any, Protocol] = {}
     out: list[Outcome] = []
     for origin, text in items:
+        if text.startswith(UNREADABLE):
+            out.append((None, error_row(origin, f"{origin}: {text[len(UNREADABLE):]}")))
+            continue
         try:
             records = parse_json_text_many(text, origin)
         except LutarterialError as exc:

@@ -127,3 +127,13 @@ def test_fhir_bundle_file_is_recognised(tmp_path, capsys):
     assert statuses["INC08"] == "pass" and statuses["INC07"] == "unknown"  # no LUTATHERA cycles to date labs against
     code, _, err = _run(["screen", str(f)], capsys)
     assert code == 2 and "--as-of" in err
+
+
+def test_unreadable_file_in_a_directory_is_logged_not_fatal(tmp_path, capsys):
+    d = tmp_path / "recs"
+    d.mkdir()
+    (d / "a.json").write_text(json.dumps(make_records(1, seed=1)[0]), encoding="utf-8")
+    (d / "b.json").write_bytes(b"\xff\xfe\x00garbage")
+    code, _, err = _run(["screen", str(d), "--out", str(tmp_path)], capsys)
+    rows = list(csv.DictReader((tmp_path / "screening-log.csv").open(encoding="utf-8")))
+    assert code == 1 and [r["verdict"] for r in rows][1] == "unreadable" and "cannot read file" in rows[1]["reasons"]

@@ -94,6 +94,10 @@ _ATOMS: dict[str, tuple[float, Dim]] = {
     # French lab habit: "G/L" = 10^9 cells per litre, "T/L" = 10^12 per litre.
     "G": (1e9, DIMENSIONLESS),
     "T": (1e12, DIMENSIONLESS),
+    "giga": (1e9, DIMENSIONLESS),
+    "tera": (1e12, DIMENSIONLESS),
+    # US lab habit: "K/uL" = thousands per microlitre (never kelvin in a lab report).
+    "K": (1e3, DIMENSIONLESS),
     "cells": (1.0, DIMENSIONLESS),
 }
 # Atoms that take a prefix (UCUM metric units).
@@ -126,11 +130,11 @@ def _normalise_text(text: str) -> str:
     t = t.translate(_SUPERSCRIPTS)
     t = t.replace("µ", "u").replace("μ", "u").replace("×", "x").replace(" ", "")
     t = t.replace("^", "*")
+    # "10e9/L", "x 10e9/L" (CTCAE's own notation) -> "10*9/L"
+    t = re.sub(r"(?<![\d.])10[eE](-?\d+)", r"10*\1", t)
     # "x10*9/L" or "10*9/L" written with a leading multiplier sign.
     t = re.sub(r"^[xX\*](?=10\*)", "", t)
     t = re.sub(r"(?<=\d)[xX](?=10\*)", ".", t)
-    # "10e9/L" -> "10*9/L"
-    t = re.sub(r"^10[eE](-?\d+)", r"10*\1", t)
     return t
 
 

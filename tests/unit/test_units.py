@@ -30,6 +30,10 @@ from lutarterial.units import analyte_by_loinc, analyte_by_name, convert, parse_
         ("neutrophils", 1.5, "G/L", 1.5),
         ("neutrophils", 1.5, "10*3/uL", 1.5),
         ("platelets", 75000.0, "/mm3", 75.0),
+        ("platelets", 75.0, "x 10e9/L", 75.0),  # CTCAE's notation
+        ("platelets", 75.0, "10e9/L", 75.0),
+        ("platelets", 75.0, "K/uL", 75.0),
+        ("platelets", 75.0, "giga/L", 75.0),
         ("platelets", 75.0, "G/L", 75.0),
         # creatinine: mg/dL x 88.42 = umol/L
         ("creatinine", 1.0, "mg/dL", 88.42),

@@ -109,3 +109,20 @@ def test_photon_tail_within_stated_bounds_at_4p42mm():
         if dmin <= reach_vox + 1:
             continue  # electron region, covered above
         assert -0.05 < ours[off] / val - 1 < 0.45, off
+
+
+# 90Y soft tissue, same database and copy (MIRD/VoxelSValues/90Y4.42mmsoft.txt, 90Y9.28mmsoft.txt):
+# self and face neighbour. 90Y has no conversion electrons, so this checks the Loevinger kernel for
+# a high-energy beta emitter on its own: ours -5.4 / -3.9 % at 4.42 mm and -4.2 / +1.6 % at
+# 9.28 mm. Tolerance 6 %. Farther 90Y offsets are too high in ours (Loevinger's tail is too long
+# for 90Y: +41 % at (2,0,0), 4.42 mm) - documented in docs/dosimetry.md, not tested.
+Y90_LANCONELLI = {4.42: {(0, 0, 0): 6.89e-1, (1, 0, 0): 9.73e-2}, 9.28: {(0, 0, 0): 1.17e-1, (1, 0, 0): 8.53e-3}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("voxel_mm", sorted(Y90_LANCONELLI))
+def test_y90_self_and_face_against_lanconelli(voxel_mm):
+    k = dose_voxel_kernel("Y-90", voxel_mm, radius_mm=2.5 * voxel_mm)
+    ours = {(i, j, kk): v for i, j, kk, v in k.octant_table()}
+    for off, ref in Y90_LANCONELLI[voxel_mm].items():
+        assert ours[off] == pytest.approx(ref, rel=0.06), off

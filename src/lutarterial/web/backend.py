@@ -70,6 +70,10 @@ class WebUser:
         return self.actor.is_admin
 
     @property
+    def can_register(self) -> bool:
+        return can(self.actor, Permission.PARTICIPANT_WRITE)
+
+    @property
     def can_audit(self) -> bool:
         """Whether the global audit page is offered: monitors and admins (the issue's audience).
 

@@ -23,7 +23,8 @@ __all__ = ["png_cached", "lab_series_png", "recist_png", "table_bars_png", "tac_
 _CACHE: OrderedDict[str, bytes] = OrderedDict()
 _LOCK = threading.Lock()
 _MAX = 256
-_PALETTE = ["#1f5f8b", "#e07b39", "#3a9d5d", "#9c4f96", "#c23b22", "#5b6878"]
+_PALETTE = ["#1f5f8b", "#e07b39", "#3a9d5d", "#9c4f96", "#c23b22", "#5b6878", "#17becf", "#bcbd22", "#8c564b",
+            "#e377c2"]
 
 
 def png_cached(key_data: Any, draw: Callable[[], bytes]) -> bytes:
@@ -118,7 +119,8 @@ def find_tacs(result: Any, prefix: str = "") -> list[tuple[str, list[float], lis
         if isinstance(t, list) and t and all(_is_num(x) for x in t):
             for k, v in result.items():
                 if k not in ("time_h", "times_h") and isinstance(v, list) and len(v) == len(t) and all(_is_num(x) for x in v):
-                    out.append((f"{prefix}{k}", [float(x) for x in t], [float(x) for x in v]))
+                    label = prefix.rstrip(".").rsplit(".", 1)[-1] if k.startswith("activity") and prefix else f"{prefix}{k}"
+                    out.append((label, [float(x) for x in t], [float(x) for x in v]))
         for k, v in result.items():
             if isinstance(v, (Mapping, list)):
                 out.extend(find_tacs(v, f"{prefix}{k}."))
@@ -138,7 +140,7 @@ def table_bars_png(title: str, rows: Sequence[Mapping[str, Any]], columns: Seque
     numeric = [k for k in (columns or rows[0].keys()) if all(_is_num(r.get(k)) for r in rows)]
     if label_key is None or not numeric:
         return None
-    numeric = numeric[:4]
+    numeric = _comparable(numeric)
     fig, ax = _figure(6.4, 3.6)
     n = len(numeric)
     width = 0.8 / n
@@ -146,17 +148,29 @@ def table_bars_png(title: str, rows: Sequence[Mapping[str, Any]], columns: Seque
         xs = [i + (j - (n - 1) / 2) * width for i in range(len(rows))]
         ax.bar(xs, [float(r[col]) for r in rows], width=width, label=col, color=_PALETTE[j % len(_PALETTE)])
     ax.set_xticks(range(len(rows)), [str(r[label_key]) for r in rows], rotation=20, ha="right", fontsize=8)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, frameon=False)
+    ax.set_title(f"{title}: {', '.join(numeric)}", fontsize=10)
+    if len(numeric) > 1:
+        ax.legend(fontsize=8, frameon=False)
     return _png(fig)
+
+
+def _comparable(numeric: list[str]) -> list[str]:
+    """Columns that share a unit, so bars side by side mean something: absorbed doses (``*_gy``),
+    else SUVs (IV vs IAH), else ratios, else the first numeric column alone."""
+    for test in (lambda k: k.endswith("_gy"), lambda k: "suv" in k.lower(), lambda k: "ratio" in k.lower()):
+        chosen = [k for k in numeric if test(k)]
+        if chosen:
+            return chosen[:4]
+    return numeric[:1]
 
 
 def tac_png(curves: Sequence[tuple[str, list[float], list[float]]]) -> bytes:
     """Time-activity curves on one plot (time in hours)."""
     fig, ax = _figure()
-    for i, (label, t, a) in enumerate(curves[:6]):
+    for i, (label, t, a) in enumerate(curves[:10]):
         ax.plot(t, a, marker="o", label=label, color=_PALETTE[i % len(_PALETTE)])
     ax.set_xlabel("time after injection (h)")
     ax.set_title("Time-activity curves", fontsize=10)
-    ax.legend(fontsize=8, frameon=False)
+    ax.set_yscale("log")
+    ax.legend(fontsize=7, frameon=False, ncol=2)
     return _png(fig)

@@ -21,6 +21,8 @@ def fmt(v: Any) -> str:
     if isinstance(v, bool) or v is None:
         return "—" if v is None else ("yes" if v else "no")
     if isinstance(v, float):
+        if 1e4 <= abs(v) < 1e12:
+            return f"{v:,.0f}".replace(",", "\u202f")  # 84 840: digits grouped, no exponent
         return f"{v:.4g}"
     if isinstance(v, (list, dict)):
         import json
@@ -120,6 +122,8 @@ def _tables(result: dict[str, Any]) -> list[dict[str, Any]]:
             tables.append({"title": k.replace("_", " "), "columns": ["key", "value"], "rows": [list(x) for x in v.items()]})
     for path, rows in plots.find_tables(result):
         cols = list(dict.fromkeys(c for r in rows for c in r.keys() if not isinstance(r.get(c), (dict, list))))
+        if not any(isinstance(r.get(c), (int, float)) for r in rows for c in cols):
+            continue  # a table of labels only (e.g. the TACs, shown as a plot)
         tables.append({"title": path.replace("_", " "), "columns": cols, "rows": [[r.get(c) for c in cols] for r in rows]})
     return tables
 

@@ -63,13 +63,19 @@ def timeline(p: dict[str, Any]) -> list[dict[str, Any]]:
         items.append({"label": label, "when": v["visit_date"] or (f"planned {v['planned_date']}" if v["planned_date"]
                                                                   else None),
                       "state": "done" if v["status"] == "done" else "planned", "status": v["status"],
-                      "details": details, "sort": v["visit_date"] or v["planned_date"]})
+                      "details": details, "sort": v["visit_date"] or v["planned_date"], "kind": v["kind"]})
     items.sort(key=lambda i: str(i.get("sort") or i["when"] or "9999"))
     if p["enrolment"] or p["visits"]:
-        for kind, _n in _SCHEDULE:
-            if kind not in seen:
-                items.append({"label": VISIT_LABELS[kind], "when": None, "state": "missing", "status": None,
-                              "details": []})
+        order = [k for k, _n in _SCHEDULE]
+        for kind in order:
+            if kind in seen:
+                continue
+            missing = {"label": VISIT_LABELS[kind], "when": None, "state": "missing", "status": None,
+                       "details": [], "kind": kind}
+            # before the first recorded step that comes later in the protocol
+            later = [n for n, it in enumerate(items) if it.get("kind") in order
+                     and order.index(it["kind"]) > order.index(kind)]
+            items.insert(later[0] if later else len(items), missing)
     return items
 
 

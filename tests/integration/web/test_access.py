@@ -194,3 +194,10 @@ def test_deactivated_account_loses_its_session(app: Any, login: Any, registry_ur
     app.state.backend.USER_TTL_S = 0.0  # the cache keeps a user for at most 2 s; here not at all
     assert coord.get("/api/participants").status_code == 401
     assert coord.get("/participants", follow_redirects=False).status_code == 303
+
+
+def test_physicist_may_attach_dosimetry_but_not_register(login: Any) -> None:
+    phys = login("phys.bdx")
+    assert 'href="/participants/new"' not in phys.get("/participants").text
+    assert phys.get("/participants/new").status_code == 403
+    assert phys.post("/api/participants", json={"site": "BDX", "reason": "physicist tries"}).status_code == 403

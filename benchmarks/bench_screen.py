@@ -29,6 +29,15 @@ def _cpu_s() -> float:
     return total
 
 
+def _reference_loop_cpu_s() -> float:
+    """CPU seconds of a fixed pure-Python loop: a yardstick of how fast this core ran during the run."""
+    t0 = time.process_time()
+    s = 0
+    for i in range(10_000_000):
+        s += i
+    return time.process_time() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000)
@@ -53,6 +62,7 @@ def main() -> None:
     cpu = _cpu_s() - cpu0
     load_after = os.getloadavg()
 
+    ref = _reference_loop_cpu_s()
     s = summary.to_dict()
     print(f"records: {args.n}  jobs: {args.jobs}  cpus: {os.cpu_count()}  (generation {t_gen:.1f} s, not timed)")
     print(f"screened in {elapsed:.2f} s: {args.n / elapsed:,.0f} records/s")
@@ -61,6 +71,8 @@ def main() -> None:
     print(f"CPU time (all processes): {cpu:.1f} s = {args.n / cpu:,.0f} records per CPU-second; "
           f"on {args.jobs} uncontended cores about {args.n / cpu * args.jobs:,.0f} records/s "
           f"({args.n / (args.n / cpu * args.jobs):.1f} s for {args.n})")
+    print(f"reference loop (10M integer additions, CPython): {ref:.2f} CPU-s on this machine during the run "
+          "(compare across machines to scale the figures above)")
     print(f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} (machine shared with other jobs)")
 
 

@@ -61,6 +61,17 @@ def test_screen_enrol_iah_cycle_and_results(page: Any, screenshot_dir: Path) -> 
     page.wait_for_function("document.getElementById('verdict').textContent.trim() === 'eligible'")
     reasons = page.locator("#criteria .reason").all_inner_texts()
     assert reasons and all(r.strip() for r in reasons)
+    # the measurements table follows the JSON; lowering platelets there fails a criterion live
+    platelets = page.locator("#meas-table tbody tr", has=page.locator("select option:checked", has_text="platelets"))
+    assert platelets.count() >= 1
+    value_box = platelets.first.locator("input[name$='.value']")
+    original = value_box.input_value()
+    unit = platelets.first.locator("input[name$='.unit']").input_value()
+    value_box.fill("20000" if unit == "/mm3" else "20")
+    page.wait_for_function("document.getElementById('verdict').textContent.trim() === 'ineligible'")
+    assert "fail" in page.inner_text("#criteria")
+    value_box.fill(original)
+    page.wait_for_function("document.getElementById('verdict').textContent.trim() === 'eligible'")
     page.screenshot(path=str(screenshot_dir / "screening.png"), full_page=True)
     page.fill("#reason-screening", "Screening against the protocol")
     with page.expect_navigation():

@@ -11,7 +11,30 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["record_schema", "field_groups", "record_from_form"]
+__all__ = ["record_schema", "field_groups", "record_from_form", "measurement_rows", "measurement_analytes",
+           "MEASUREMENT_SHOWN"]
+
+#: Measurement keys edited in the table; any other key of a row is kept as it was.
+MEASUREMENT_SHOWN = ("analyte", "value", "unit", "date", "reference_high")
+
+
+def measurement_analytes() -> list[str]:
+    schema = record_schema() or {}
+    node = schema.get("$defs", {}).get("MeasurementIn", {}).get("properties", {}).get("analyte", {})
+    return list(node.get("enum", []))
+
+
+def measurement_rows(record: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The record's measurements as table rows: shown keys plus the rest kept as JSON."""
+    import json
+
+    rows = []
+    for m in (record or {}).get("measurements") or []:
+        if not isinstance(m, dict):
+            continue
+        extra = {k: v for k, v in m.items() if k not in MEASUREMENT_SHOWN}
+        rows.append({**{k: m.get(k) for k in MEASUREMENT_SHOWN}, "extra": json.dumps(extra) if extra else ""})
+    return rows
 
 
 def record_schema() -> dict[str, Any] | None:
@@ -78,6 +101,8 @@ def field_groups(record: dict[str, Any] | None = None) -> list[dict[str, Any]]:
             title = resolved.get("description") or resolved.get("title") or key
             groups.append({"title": f"{key.replace('_', ' ').capitalize()} — {title}" if title != key else key,
                            "fields": fields})
+        elif key == "measurements":
+            continue  # edited in its own table (measurement_rows)
         elif _scalar(node, defs).get("type") in ("array", "object"):
             arrays.append(_field(key, node, defs, record))
         else:
@@ -85,7 +110,7 @@ def field_groups(record: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     out = [{"title": "Record", "fields": general}] if general else []
     out.extend(groups)
     if arrays:
-        out.append({"title": "Lists (JSON): measurements, cycles, scans, events", "fields": arrays})
+        out.append({"title": "Lists (JSON): cycles, scans, imaging reads, events", "fields": arrays})
     return out
 
 
@@ -126,6 +151,8 @@ def record_from_form(form: Any) -> dict[str, Any]:
         raise InvalidInputError(f"the screening record is not valid JSON: {exc.msg} (line {exc.lineno})") from None
     if not isinstance(record, dict):
         raise InvalidInputError("the screening record must be a JSON object")
+    if any(k.startswith("meas.") for k in form.keys()):
+        record["measurements"] = _measurements_from_form(form)
     types = {f["name"]: f["type"] for g in field_groups() for f in g["fields"]}
     for key in form.keys():
         if not key.startswith("rec."):
@@ -143,3 +170,35 @@ def record_from_form(form: Any) -> dict[str, Any]:
         else:
             cur[parts[-1]] = _coerce(types.get(path, "string"), value)
     return record
+
+
+def _measurements_from_form(form: Any) -> list[dict[str, Any]]:
+    """Rows ``meas.<i>.<key>`` back into measurement objects (empty rows dropped)."""
+    import json
+
+    from lutarterial.errors import InvalidInputError
+
+    by_row: dict[int, dict[str, str]] = {}
+    for key in form.keys():
+        if not key.startswith("meas."):
+            continue
+        _, idx, name = key.split(".", 2)
+        by_row.setdefault(int(idx), {})[name] = str(form.get(key) or "").strip()
+    out = []
+    for idx in sorted(by_row):
+        row = by_row[idx]
+        if not row.get("analyte") and not row.get("value"):
+            continue
+        m: dict[str, Any] = json.loads(row["extra"]) if row.get("extra") else {}
+        m["analyte"] = row.get("analyte", "")
+        for num in ("value", "reference_high"):
+            if row.get(num):
+                try:
+                    m[num] = float(row[num])
+                except ValueError:
+                    raise InvalidInputError(f"measurement {idx + 1}: {num} {row[num]!r} is not a number") from None
+        for text in ("unit", "date"):
+            if row.get(text):
+                m[text] = row[text]
+        out.append(m)
+    return out

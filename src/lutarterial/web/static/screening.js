@@ -46,6 +46,7 @@
 
   // JSON edited by hand: show its values in the fields, so saving keeps them.
   function syncToFields(rec) {
+    if (measBody) measToTable(rec.measurements);
     form.querySelectorAll("[name^='rec.']").forEach(function (el) {
       var v = getPath(rec, el.name.slice(4)), t = el.getAttribute("data-type");
       if (v === undefined || v === null) el.value = "";
@@ -54,8 +55,81 @@
     });
   }
 
+  // --- measurements table -------------------------------------------------------------------
+  var measBody = document.querySelector("#meas-table tbody");
+  var measSeq = measBody ? measBody.rows.length : 0;
+  var SHOWN = ["analyte", "value", "unit", "date", "reference_high"];
+
+  function measField(tr, key) { return tr.querySelector("[name$='." + key + "']"); }
+
+  function measurementsFromTable() {
+    var out = [];
+    Array.prototype.forEach.call(measBody.rows, function (tr) {
+      var analyte = measField(tr, "analyte").value, value = measField(tr, "value").value.trim();
+      if (!analyte && !value) return;
+      var m = {};
+      var extra = measField(tr, "extra").value;
+      if (extra) { try { m = JSON.parse(extra); } catch (e) { m = {}; } }
+      m.analyte = analyte;
+      ["value", "reference_high"].forEach(function (k) {
+        var v = measField(tr, k).value.trim();
+        if (v !== "") m[k] = Number(v); else delete m[k];
+      });
+      ["unit", "date"].forEach(function (k) {
+        var v = measField(tr, k).value.trim();
+        if (v !== "") m[k] = v; else delete m[k];
+      });
+      out.push(m);
+    });
+    return out;
+  }
+
+  function addMeasRow(m) {
+    var i = measSeq++;
+    var tr = document.createElement("tr");
+    var opts = document.getElementById("meas-options").innerHTML;
+    tr.innerHTML =
+      '<td><select name="meas.' + i + '.analyte"><option value=""></option>' + opts + '</select></td>' +
+      '<td><input name="meas.' + i + '.value" type="number" step="any"></td>' +
+      '<td><input name="meas.' + i + '.unit" type="text"></td>' +
+      '<td><input name="meas.' + i + '.date" type="date"></td>' +
+      '<td><input name="meas.' + i + '.reference_high" type="number" step="any">' +
+      '<input type="hidden" name="meas.' + i + '.extra"></td>' +
+      '<td><button type="button" class="btn secondary meas-remove" aria-label="Remove measurement">×</button></td>';
+    m = m || {};
+    var extra = {};
+    Object.keys(m).forEach(function (k) { if (SHOWN.indexOf(k) < 0) extra[k] = m[k]; });
+    SHOWN.forEach(function (k) { if (m[k] !== undefined && m[k] !== null) measField(tr, k).value = String(m[k]); });
+    measField(tr, "extra").value = Object.keys(extra).length ? JSON.stringify(extra) : "";
+    measBody.appendChild(tr);
+    return tr;
+  }
+
+  function measToTable(list) {
+    while (measBody.rows.length) measBody.deleteRow(0);
+    (Array.isArray(list) ? list : []).forEach(function (m) { if (m && typeof m === "object") addMeasRow(m); });
+  }
+
+  if (measBody) {
+    var addBtn = document.getElementById("meas-add");
+    if (addBtn) addBtn.addEventListener("click", function () {
+      var tr = addMeasRow({});
+      measField(tr, "analyte").focus();
+    });
+    measBody.addEventListener("click", function (e) {
+      if (e.target.classList && e.target.classList.contains("meas-remove")) {
+        e.target.closest("tr").remove();
+        schedule(false);
+      }
+    });
+  }
+
   function syncFromFields() {
     var rec = currentRecord();
+    if (measBody) {
+      var ms = measurementsFromTable();
+      if (ms.length) rec.measurements = ms; else delete rec.measurements;
+    }
     form.querySelectorAll("[name^='rec.']").forEach(function (el) {
       setPath(rec, el.name.slice(4), fieldValue(el));
     });
@@ -118,7 +192,8 @@
       try { syncToFields(JSON.parse(jsonBox.value || "{}")); } catch (err) { /* still typing */ }
       schedule(true);
     }
-    else if (e.target.name && (e.target.name.indexOf("rec.") === 0 || e.target.id === "as_of")) schedule(false);
+    else if (e.target.name && (e.target.name.indexOf("rec.") === 0 || e.target.name.indexOf("meas.") === 0 ||
+             e.target.id === "as_of")) schedule(false);
   });
   form.addEventListener("change", function (e) {
     if (e.target.id === "protocol_version" || e.target.tagName === "SELECT") schedule(false);

@@ -96,6 +96,8 @@ class Context:
             by.setdefault(m.analyte, []).append(m)
         self._by_analyte = by
         self._bounds_cache: dict[int, tuple[_dt.date | None, _dt.date | None]] = {}
+        #: Per-screening memo for selections shared by several rules (e.g. the inclusion imaging).
+        self.memo: dict[Any, Any] = {}
         self.given_iv: tuple[Administration, ...] | None = None
         self.cycle_dates_known = False
         if patient.lutathera is not None:

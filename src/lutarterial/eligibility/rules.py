@@ -202,11 +202,15 @@ def inc03(c: Criterion, ctx: Context) -> CriterionResult:
 
 
 def _imaging(c: Criterion, ctx: Context):
-    items = ctx.patient.imaging
-    chosen, notes, reason, need = ctx.pick_dated(
-        list(items or ()), c.window("imaging"), "inclusion imaging", lambda i: i.date, lambda i: i.source
-    )
-    return chosen, notes, reason, need
+    """The inclusion imaging read(s) in the window (computed once per screening for INC04/EXC01/EXC04)."""
+    window = c.window("imaging")
+    key = ("imaging", window)
+    hit = ctx.memo.get(key)
+    if hit is None:
+        hit = ctx.memo[key] = ctx.pick_dated(
+            list(ctx.patient.imaging or ()), window, "inclusion imaging", lambda i: i.date, lambda i: i.source
+        )
+    return hit
 
 
 def _imaging_ev(i) -> Evidence:

@@ -7,6 +7,7 @@ Repeated failures for one username are throttled: after ``MAX_FAILURES`` within
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict, deque
 from typing import Any
@@ -23,6 +24,7 @@ from lutarterial.web.sessions import new_csrf_token
 __all__ = ["router", "MAX_FAILURES", "LOCK_WINDOW_S"]
 
 router = APIRouter()
+log = logging.getLogger("lutarterial.web.auth")
 MAX_FAILURES = 5
 LOCK_WINDOW_S = 15 * 60
 _failures: dict[str, deque[float]] = defaultdict(deque)
@@ -61,14 +63,18 @@ def _throttled(username: str) -> bool:
 
 def _sign_in(request: Request, username: str, password: str) -> Any:
     if _throttled(username):
+        log.warning("sign-in refused for %r: too many failures", username)
         raise AccessDeniedError(
             f"too many failed sign-ins for {username!r}; wait {LOCK_WINDOW_S // 60} minutes or ask an administrator"
         )
     user = backend_of(request).authenticate(username, password)
+    client = request.client.host if request.client else "?"
     if user is None:
         _failures[username.lower()].append(time.monotonic())
+        log.warning("failed sign-in for %r from %s", username, client)
         return None
     _failures.pop(username.lower(), None)
+    log.info("sign-in %s (%s) from %s", user.username, user.role, client)
     session = request.scope["session"]
     session.clear()
     now = int(time.time())

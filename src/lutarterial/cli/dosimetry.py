@@ -94,7 +94,8 @@ def _tac_mode(tac: Path, nuclide: str, model: str, stp: str | None, teff_h: floa
 
 def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: Path | None, ct: list[Path],
                 nuclide: str, photons: bool, density: bool, out_dir: Path | None, rtdose: bool,
-                as_json: bool, voxel_tia: str, model: str, rb: dict[str, tuple[float, float]]) -> None:
+                as_json: bool, voxel_tia: str, model: str, rb: dict[str, tuple[float, float]],
+                kernel_source: str = "auto", spect: dict[str, Any] | None = None) -> None:
     from datetime import datetime
 
     import numpy as np
@@ -142,7 +143,7 @@ def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: 
         rho = density_from_hu(hu)
     voxel_mm = (g0.spacing_mm[2], g0.spacing_mm[1], g0.spacing_mm[0])  # array axes [k, j, i]
     dose, res = voxel_dosimetry(maps, time_h, voxel_mm, masks, nuclide, rho, photons, voxel_tia=voxel_tia,
-                                model=model, kinds=kinds, radiobiology=rb)
+                                model=model, kinds=kinds, radiobiology=rb, kernel_source=kernel_source)
     res["time_h"] = list(time_h)
     res["voxel_mm"] = list(voxel_mm)
     res["density_correction"] = rho is not None
@@ -154,10 +155,17 @@ def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: 
         if rtdose:
             meta = dict(ref.meta or {})
             # same patient, study and frame of reference as the source so viewers overlay the dose
+            kern = res["kernel"]
+            short = (f"kernel Lanconelli 2012 {kern['table_voxel_mm']:g} mm" if kern["source_id"] == "lanconelli2012"
+                     else "kernel computed (first principles)")
             write_rtdose(out_dir / "rtdose.dcm", dose, g0, content_datetime=datetime.now(),
                          frame_of_reference_uid=ref.frame_of_reference_uid,
                          study_instance_uid=meta.get("study_uid") or None,
-                         patient={"PatientID": str(meta.get("patient_id", ""))})
+                         patient={"PatientID": str(meta.get("patient_id", ""))},
+                         comment=f"{res['nuclide']} absorbed dose (lutarterial), dose-voxel kernel convolution; "
+                                 f"kernel source: {kern['source']}"
+                                 + (f"; {kern['citation']}" if kern.get("citation") else ""),
+                         dose_comment=short)
         plot_dvhs(out_dir / "dvh.png", [(v["voi"], np.array(v["dvh"]["dose_gy"]), np.array(v["dvh"]["volume_fraction"]))
                                         for v in res["vois"]])
         _write_csv(out_dir / "dose.csv", res["vois"], VOXEL_CSV_COLUMNS)
@@ -212,6 +220,9 @@ def register(app: typer.Typer) -> None:
         prior_doses: Path | None = typer.Option(None, "--prior-doses",
                                                 help="TAC mode: CSV voi,cycle,dose_gy[,teff_h] of earlier cycles, "
                                                      "added to the cumulative dose/BED."),
+        kernel_source: str = typer.Option("auto", "--kernel-source",
+                                          help="Image mode: auto (published Lanconelli 2012 kernel where it covers "
+                                               "the voxel size, else computed), lanconelli2012 or computed."),
         as_json: bool = typer.Option(False, "--json", help="Machine-readable JSON on stdout."),
     ) -> None:
         """Absorbed dose from a VOI time-activity table (--tac) or from activity images (--activity ... --labels)."""
@@ -234,7 +245,7 @@ def register(app: typer.Typer) -> None:
             if labels is None:
                 raise InvalidInputError("image mode needs --labels")
             _image_mode(activity, time_h, labels, names, ct, nuclide, photons, density, out_dir, rtdose, as_json,
-                        voxel_tia, model, rb)
+                        voxel_tia, model, rb, kernel_source)
         else:
             raise InvalidInputError("give --tac TAC.csv, or --activity maps with --time-h and --labels")
 
@@ -248,6 +259,9 @@ def register(app: typer.Typer) -> None:
                                       help="Include conversion and Auger electrons (ICRP 107; default). "
                                            "--no-ic-auger reproduces beta+photon Monte-Carlo tables such as "
                                            "Lanconelli et al. 2012."),
+        source: str = typer.Option("auto", "--source",
+                                   help="auto (published Lanconelli 2012 table where it covers the voxel size, "
+                                        "else computed), lanconelli2012 (error if not tabulated) or computed."),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Print the dose-voxel kernel (S-values, mGy/(MBq*s)) for i >= j >= k >= 0."""
@@ -259,24 +273,32 @@ def register(app: typer.Typer) -> None:
         if not 0 <= radius_vox <= 30:
             raise InvalidInputError("--radius-vox must be 0..30")
         k = dose_voxel_kernel(nuclide, voxel_mm, radius_mm=max(30.0, (radius_vox + 0.5) * voxel_mm) if photons else None,
-                              include_photons=photons, include_ic_auger=ic_auger)
+                              include_photons=photons, include_ic_auger=ic_auger, source=source)
         rows = [r for r in k.octant_table() if r[0] <= radius_vox]
+        computed_method = ("Loevinger beta point kernel (energy-normalised)"
+                           + (" + IC/Auger absorbed locally" if ic_auger else "")
+                           + (" + photon point kernel with energy-conserving linear build-up" if photons else "")
+                           + ", integrated over voxel pairs")
         if as_json:
             _echo_json({"nuclide": k.nuclide, "voxel_mm": voxel_mm, "unit": "mGy/(MBq*s)",
+                        "source": k.source, "source_id": k.source_id, "citation": k.citation,
+                        "table_voxel_mm": k.table_voxel_mm, "table_radius_vox": k.table_radius_vox,
                         "medium": f"soft tissue {k.density_g_cm3} g/cm3", "include_photons": photons,
                         "include_ic_auger": ic_auger,
-                        "method": "Loevinger beta point kernel (energy-normalised)"
-                                  + (" + IC/Auger absorbed locally" if ic_auger else "")
-                                  + (" + photon point kernel with energy-conserving linear build-up" if photons else "")
-                                  + ", integrated over voxel pairs",
+                        "method": (f"published Monte-Carlo table (DOSXYZnrc) for offsets up to {k.table_radius_vox} "
+                                   f"voxels; beyond: {computed_method}") if k.source_id != "computed"
+                                  else computed_method,
                         "s_values": [[i, j, kk, v] for i, j, kk, v in rows]})
             return
         from rich.console import Console
         from rich.table import Table
 
-        t = Table(title=f"{k.nuclide} dose-voxel kernel, {voxel_mm} mm voxels, mGy/(MBq·s)")
+        t = Table(title=f"{k.nuclide} dose-voxel kernel, {voxel_mm} mm voxels, mGy/(MBq·s)", caption=k.source)
         for c in ("i", "j", "k", "S"):
             t.add_column(c)
         for i, j, kk, v in rows:
             t.add_row(str(i), str(j), str(kk), f"{v:.4e}")
-        Console().print(t)
+        con = Console()
+        con.print(t)
+        if k.citation:
+            con.print(k.citation)

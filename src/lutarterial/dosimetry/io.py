@@ -189,13 +189,15 @@ def write_nifti_dose(path: str | Path, dose_gy: np.ndarray, geometry: Any) -> Pa
 def write_rtdose(path: str | Path, dose_gy: np.ndarray, geometry: Any, *, content_datetime: datetime,
                  frame_of_reference_uid: str | None = None, study_instance_uid: str | None = None,
                  patient: Mapping[str, str] | None = None, summation_type: str = "PLAN",
-                 comment: str = "177Lu absorbed dose (lutarterial)") -> Path:
+                 comment: str = "177Lu absorbed dose (lutarterial)", dose_comment: str | None = None) -> Path:
     """Write a DICOM RT Dose (multi-frame, 32-bit, DoseGridScaling) on the source image grid.
 
     Geometry is copied from the source image (Image Position/Orientation, Pixel Spacing,
     Grid Frame Offset Vector along the slice normal), and the Frame of Reference UID of the
     source series should be passed so that viewers (3D Slicer) overlay the dose on it.
     The grid must have uniform slice spacing (it does for every reconstructed SPECT/PET/CT).
+    ``comment`` goes to Image Comments (provenance: method, kernel source and citation),
+    ``dose_comment`` (at most 64 characters, e.g. the kernel source) to Dose Comment.
     """
     import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
@@ -262,6 +264,8 @@ def write_rtdose(path: str | Path, dose_gy: np.ndarray, geometry: Any, *, conten
     ds.DoseUnits = "GY"
     ds.DoseType = "PHYSICAL"
     ds.DoseSummationType = summation_type
+    if dose_comment:
+        ds.DoseComment = dose_comment[:64]
     ds.DoseGridScaling = f"{scaling:.10g}"[:16]
     ds.PixelData = pixels.tobytes()
     p = Path(path)

@@ -26,6 +26,14 @@ Point kernel (documented approximations, checked against published values in the
   counted, as most of it escapes a patient).
 
 Units: S-values in mGy/(MBq*s), the unit of the published tables.
+
+Provenance (``source`` of :func:`dose_voxel_kernel`): with ``source="auto"`` (default) a nuclide
+and cubic voxel size covered by the published Lanconelli et al. 2012 database (177Lu, 90Y; soft
+tissue; within 0.5 % of a tabulated size) gets the published Monte-Carlo values for the offsets
+the table lists (0..5 voxels per axis); offsets beyond come from the computed kernel (the photon
+tail). Every other case uses the computed kernel. The kernel records ``source`` and ``citation``.
+Note that the published 177Lu tables hold ~6 % less electron energy than ICRP 107 emits (they
+carry at most a third of the conversion/Auger electrons; docs/dosimetry.md).
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ from lutarterial.dosimetry.nuclides import MEV_TO_J, Nuclide, get_nuclide, water
 from lutarterial.errors import InvalidInputError
 
 __all__ = [
+    "COMPUTED_SOURCE",
+    "KERNEL_SOURCES",
     "SOFT_TISSUE_DENSITY_G_CM3",
     "DoseKernel",
     "loevinger_radial_fraction",
@@ -49,6 +59,8 @@ __all__ = [
 ]
 
 SOFT_TISSUE_DENSITY_G_CM3 = 1.04  # ICRU soft tissue, as used by Lanconelli et al. 2012
+COMPUTED_SOURCE = "computed (first principles; see docs)"
+KERNEL_SOURCES = ("auto", "lanconelli2012", "computed")
 
 
 def _loevinger_params(endpoint_mev: float) -> tuple[float, float]:
@@ -156,6 +168,11 @@ class DoseKernel:
     include_photons: bool
     values_mgy_per_mbq_s: np.ndarray
     electron_energy_recovered: float  # fraction of beta+IC energy inside the kernel before renormalisation
+    source: str = COMPUTED_SOURCE  # where the values come from, in words
+    source_id: str = "computed"  # "computed" or "lanconelli2012"
+    citation: str | None = None  # full reference of published values, when used
+    table_voxel_mm: float | None = None  # the tabulated voxel size used (published kernels)
+    table_radius_vox: int | None = None  # offsets 0..this per axis hold published values
 
     def octant_table(self) -> list[tuple[int, int, int, float]]:
         """S-values for i >= j >= k >= 0 (cubic voxels), the layout of the published tables."""
@@ -171,8 +188,20 @@ class DoseKernel:
 
 def dose_voxel_kernel(nuclide: str | Nuclide, voxel_mm: float | tuple[float, float, float],
                       radius_mm: float | None = None, density_g_cm3: float = SOFT_TISSUE_DENSITY_G_CM3,
-                      include_photons: bool = True, include_ic_auger: bool = True) -> DoseKernel:
-    """Compute the dose-voxel kernel of ``nuclide`` for voxels of ``voxel_mm`` (cubic or x, y, z).
+                      include_photons: bool = True, include_ic_auger: bool = True,
+                      source: str = "auto") -> DoseKernel:
+    """Dose-voxel kernel of ``nuclide`` for voxels of ``voxel_mm`` (cubic or x, y, z).
+
+    ``source``: ``"auto"`` (default) uses the published Lanconelli et al. 2012 S-values when the
+    database covers the nuclide and the (cubic, within 0.5 %) voxel size, with soft tissue
+    (1.04 g/cm3), photons included and the default ``include_ic_auger``; offsets beyond the
+    published table (more than 5 voxels along any axis) are filled from the computed kernel.
+    Otherwise, and always with ``"computed"``, the kernel is computed as described below.
+    ``"lanconelli2012"`` demands the published table and raises InvalidInputError (listing the
+    tabulated sizes) when it does not apply. The returned kernel records ``source``,
+    ``source_id``, ``citation`` and ``table_voxel_mm``.
+
+    Computed kernel:
 
     ``radius_mm`` truncates the kernel (default: electron reach plus one voxel, at least 30 mm so
     that near photon dose is kept). The electron part is renormalised so that its sum times the
@@ -187,8 +216,59 @@ def dose_voxel_kernel(nuclide: str | Nuclide, voxel_mm: float | tuple[float, flo
         raise InvalidInputError(f"voxel size must be 1 or 3 positive numbers up to 50 mm, got {voxel_mm!r}")
     if not 0.01 <= density_g_cm3 <= 25:
         raise InvalidInputError(f"density {density_g_cm3} g/cm3 out of range")
-    return _kernel_cached(nuc.name, tuple(round(float(x), 6) for x in a), radius_mm, float(density_g_cm3),
-                          bool(include_photons), bool(include_ic_auger))
+    if source not in KERNEL_SOURCES:
+        raise InvalidInputError(f"unknown kernel source {source!r}; choose {', '.join(KERNEL_SOURCES)}")
+    a_t = tuple(round(float(x), 6) for x in a)
+    computed = _kernel_cached(nuc.name, a_t, radius_mm, float(density_g_cm3), bool(include_photons),
+                              bool(include_ic_auger))
+    if source == "computed":
+        return computed
+    from lutarterial.dosimetry.published_kernels import lanconelli2012_sizes, match_lanconelli2012
+
+    table_mm = match_lanconelli2012(nuc.name, a_t)
+    blockers = []
+    if table_mm is None:
+        sizes = lanconelli2012_sizes(nuc.name)
+        blockers.append(f"no published table for {nuc.name} at {a_t} mm (tabulated cubic sizes: "
+                        + (", ".join(f"{x:g}" for x in sizes) + " mm" if sizes else "none") + ")")
+    if abs(density_g_cm3 - SOFT_TISSUE_DENSITY_G_CM3) > 1e-9:
+        blockers.append(f"the tables are for soft tissue {SOFT_TISSUE_DENSITY_G_CM3} g/cm3, not {density_g_cm3}")
+    if not include_photons:
+        blockers.append("the tables include photons (include_photons=False asks for electrons only)")
+    if not include_ic_auger:
+        blockers.append("include_ic_auger=False is a variant of the computed kernel")
+    if blockers:
+        if source == "lanconelli2012":
+            raise InvalidInputError("Lanconelli 2012 kernel not applicable: " + "; ".join(blockers))
+        return computed
+    return _published_filled(nuc.name, a_t, radius_mm, float(table_mm))  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=16)
+def _published_filled(name: str, a_t: tuple[float, ...], radius_mm: float | None, table_mm: float) -> DoseKernel:
+    """Published values at the offsets the table lists, the computed kernel beyond them."""
+    from lutarterial.dosimetry.published_kernels import lanconelli2012_kernel
+
+    computed = _kernel_cached(name, a_t, radius_mm, SOFT_TISSUE_DENSITY_G_CM3, True, True)
+    pub = lanconelli2012_kernel(name, table_mm)
+    vals = np.array(computed.values_mgy_per_mbq_s, copy=True)
+    R = computed.radius_vox
+    n = [min(pub.radius_vox, r) for r in R]
+    sub = pub.octant[: n[0] + 1, : n[1] + 1, : n[2] + 1]
+    for sx in (1, -1):
+        for sy in (1, -1):
+            for sz in (1, -1):
+                vals[R[0] + sx * np.arange(n[0] + 1)[:, None, None],
+                     R[1] + sy * np.arange(n[1] + 1)[None, :, None],
+                     R[2] + sz * np.arange(n[2] + 1)[None, None, :]] = sub
+    vals.setflags(write=False)
+    beyond = any(r > pub.radius_vox for r in R)
+    desc = (f"Lanconelli et al. 2012 published voxel S-values ({name}, soft tissue, {table_mm:g} mm table) for "
+            f"offsets up to {min(pub.radius_vox, min(R))} voxels"
+            + ("; beyond them the computed kernel (first principles; see docs)" if beyond else ""))
+    return DoseKernel(computed.nuclide, computed.voxel_mm, R, computed.density_g_cm3, computed.include_photons,
+                      vals, computed.electron_energy_recovered, source=desc, source_id="lanconelli2012",
+                      citation=pub.citation, table_voxel_mm=table_mm, table_radius_vox=min(pub.radius_vox, min(R)))
 
 
 @lru_cache(maxsize=16)

@@ -75,19 +75,22 @@ def convolve_fft(volume: np.ndarray, kernel: np.ndarray, workers: int = -1, cach
 
 def dose_from_tia_kernel(tia_mbq_h: np.ndarray, voxel_mm: float | Sequence[float], nuclide: str = "Lu-177",
                          kernel: DoseKernel | None = None, radius_mm: float | None = None,
-                         include_photons: bool = True) -> np.ndarray:
+                         include_photons: bool = True, kernel_source: str = "auto") -> np.ndarray:
     """Absorbed dose (Gy) by dose-voxel-kernel convolution of a TIA map (MBq*h per voxel).
 
     Dose in soft tissue of density 1.04 g/cm3; apply :func:`density_correct` for CT-based mass.
+    Without ``kernel``, the kernel comes from :func:`dose_voxel_kernel` with ``source=kernel_source``
+    (default "auto": the published Lanconelli 2012 table where it covers the voxel size).
     """
     tia = _check_map(tia_mbq_h, "TIA map")
     if np.any(tia < 0):
         raise InvalidInputError("TIA map has negative voxels; clip or fix the activity images first")
     k = kernel or dose_voxel_kernel(nuclide, tuple(np.broadcast_to(np.asarray(voxel_mm, float), 3)),  # type: ignore[arg-type]
-                                    radius_mm=radius_mm, include_photons=include_photons)
+                                    radius_mm=radius_mm, include_photons=include_photons, source=kernel_source)
     if not np.allclose(k.voxel_mm, np.broadcast_to(np.asarray(voxel_mm, float), 3), rtol=1e-4):
         raise InvalidInputError(f"kernel voxel size {k.voxel_mm} differs from the image voxel size {voxel_mm}")
-    key = (k.nuclide, k.voxel_mm, k.radius_vox, k.density_g_cm3, k.include_photons, float(k.values_mgy_per_mbq_s.sum()))
+    key = (k.nuclide, k.voxel_mm, k.radius_vox, k.density_g_cm3, k.include_photons, k.source_id,
+           float(k.values_mgy_per_mbq_s.sum()))
     mgy = convolve_fft(tia * 3600.0, k.values_mgy_per_mbq_s, cache_key=key)
     dose = mgy * 1e-3
     dose[dose < 0] = 0.0  # FFT round-off below ~1e-12 of the maximum

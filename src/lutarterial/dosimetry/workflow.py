@@ -14,6 +14,7 @@ import numpy as np
 
 from lutarterial.dosimetry.dose import organ_self_dose
 from lutarterial.dosimetry.io import VoiTac
+from lutarterial.dosimetry.kernels import DoseKernel, dose_voxel_kernel
 from lutarterial.dosimetry.kinetics import (
     FitResult,
     fit_tac,
@@ -41,7 +42,7 @@ from lutarterial.dosimetry.voxel import (
 )
 from lutarterial.errors import InvalidInputError
 
-__all__ = ["organ_of", "tac_dosimetry", "voxel_dosimetry", "STP_METHODS", "FIT_MODELS"]
+__all__ = ["organ_of", "tac_dosimetry", "voxel_dosimetry", "kernel_provenance", "STP_METHODS", "FIT_MODELS"]
 
 STP_METHODS = ("hanscheid2018", "madsen2018")
 FIT_MODELS = ("auto", "mono", "mono_uptake", "bi", "tri_uptake", "trapezoid")
@@ -165,8 +166,13 @@ def voxel_dosimetry(activity_bq_ml: Sequence[np.ndarray], time_h: Sequence[float
                     include_photons: bool = True, geud_a: Mapping[str, float] | None = None,
                     tumour_alpha_per_gy: float | None = None, voxel_tia: str = "voi_fit",
                     model: str = "auto", kinds: Mapping[str, str] | None = None,
-                    radiobiology: Mapping[str, tuple[float, float]] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                    radiobiology: Mapping[str, tuple[float, float]] | None = None,
+                    kernel_source: str = "auto") -> tuple[np.ndarray, dict[str, Any]]:
     """Voxel dose (Gy) from registered activity maps, and per-VOI dose statistics.
+
+    ``kernel_source`` selects the dose-voxel kernel (:func:`lutarterial.dosimetry.kernels.dose_voxel_kernel`:
+    "auto" = published Lanconelli 2012 values where the database covers the voxel size, else
+    computed); the result's ``kernel`` entry records which was used and its citation.
 
     ``voxel_mm`` in array axis order. Returns (dose map, {"vois": [...]}) where each VOI has the
     mean, min, max, D2/D50/D70/D90, gEUD (a = 1 unless given) and its VOI-level TIA.
@@ -183,7 +189,9 @@ def voxel_dosimetry(activity_bq_ml: Sequence[np.ndarray], time_h: Sequence[float
         tia = tia_map_from_timepoints(activity_bq_ml, time_h, voxel_mm, nuc.half_life_h)
     else:
         raise InvalidInputError("voxel_tia must be 'voi_fit' or 'voxel'")
-    dose = dose_from_tia_kernel(tia, voxel_mm, nuc.name, include_photons=include_photons)
+    kernel = dose_voxel_kernel(nuc.name, tuple(float(x) for x in np.broadcast_to(np.asarray(voxel_mm, float), 3)),
+                               include_photons=include_photons, source=kernel_source)
+    dose = dose_from_tia_kernel(tia, voxel_mm, nuc.name, kernel=kernel)
     if density_g_cm3 is not None:
         dose = density_correct(dose, density_g_cm3)
     out = []
@@ -218,4 +226,12 @@ def voxel_dosimetry(activity_bq_ml: Sequence[np.ndarray], time_h: Sequence[float
                                        if tumour_alpha_per_gy else None),
             "dvh": {"dose_gy": edges.tolist(), "volume_fraction": frac.tolist()},
         })
-    return dose, {"nuclide": nuc.name, "vois": out}
+    return dose, {"nuclide": nuc.name, "kernel": kernel_provenance(kernel), "vois": out}
+
+
+def kernel_provenance(kernel: DoseKernel) -> dict[str, Any]:
+    """JSON-ready record of where a dose-voxel kernel's values come from (for reports and RT Dose)."""
+    return {"source": kernel.source, "source_id": kernel.source_id, "citation": kernel.citation,
+            "table_voxel_mm": kernel.table_voxel_mm, "table_radius_vox": kernel.table_radius_vox,
+            "voxel_mm": list(kernel.voxel_mm), "radius_vox": list(kernel.radius_vox),
+            "density_g_cm3": kernel.density_g_cm3, "include_photons": kernel.include_photons}

@@ -34,7 +34,7 @@ def test_loevinger_kernel_integrates_to_one():
 
 @pytest.mark.parametrize("voxel", [3.0, 4.42])
 def test_electron_energy_conserved(voxel):
-    k = dose_voxel_kernel("Lu-177", voxel, include_photons=False)
+    k = dose_voxel_kernel("Lu-177", voxel, include_photons=False, source="computed")
     # the voxel-pair integration itself recovers the beta energy to 1 % before renormalisation
     assert k.electron_energy_recovered == pytest.approx(1.0, abs=0.01)
     e_mev = k.values_mgy_per_mbq_s.sum() * _mass_kg(voxel) / (MEV_TO_J * 1e9)
@@ -42,14 +42,14 @@ def test_electron_energy_conserved(voxel):
 
 
 def test_photon_part_adds_energy_but_less_than_emitted():
-    k = dose_voxel_kernel("Lu-177", 4.42)
+    k = dose_voxel_kernel("Lu-177", 4.42, source="computed")
     e_mev = k.values_mgy_per_mbq_s.sum() * _mass_kg(4.42) / (MEV_TO_J * 1e9)
     lu = get_nuclide("Lu-177")
     assert lu.electron_mean_mev_per_decay < e_mev < lu.electron_mean_mev_per_decay + lu.photon_mean_mev_per_decay
 
 
 def test_kernel_symmetric_and_octant_ordering():
-    k = dose_voxel_kernel("Lu-177", 4.0)
+    k = dose_voxel_kernel("Lu-177", 4.0, source="computed")
     v = k.values_mgy_per_mbq_s
     assert np.allclose(v, v[::-1, :, :]) and np.allclose(v, v[:, ::-1, :]) and np.allclose(v, v[:, :, ::-1])
     assert np.allclose(v, np.transpose(v, (1, 0, 2)), rtol=1e-2)  # cubic: axis permutation (quadrature noise)
@@ -74,7 +74,7 @@ def test_kernel_rejects_bad_voxel_size(bad):
 
 
 def test_uniform_activity_gives_local_deposition_to_one_percent():
-    k = dose_voxel_kernel("Lu-177", 4.0, include_photons=False)
+    k = dose_voxel_kernel("Lu-177", 4.0, include_photons=False, source="computed")
     tia = np.full((40, 40, 40), 25.0)
     d = dose_from_tia_kernel(tia, 4.0, kernel=k)
     local = dose_local_deposition(tia, 4.0)

@@ -17,7 +17,7 @@ from typing import Any
 
 from lutarterial.eligibility.engine import screen_patient
 from lutarterial.eligibility.patient import PatientData
-from lutarterial.eligibility.results import ScreeningResult, Status
+from lutarterial.eligibility.results import ScreeningResult, Status, result_json
 from lutarterial.errors import InvalidInputError, LutarterialError
 from lutarterial.protocol.loader import Protocol, load_protocol, version_in_force
 
@@ -138,7 +138,7 @@ def screen_texts(
             except LutarterialError as exc:
                 out.append((None, _error(origin, exc)))
                 continue
-            out.append((json.dumps(result.to_dict(), ensure_ascii=False) if want_json else None,
+            out.append((result_json(result) if want_json else None,
                         log_row(result, origin)))
     return out
 

@@ -8,11 +8,14 @@ the evidence behind each ``pass``/``fail``.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from dataclasses import dataclass, field
 from enum import Enum
+from json.encoder import encode_basestring as _encode_str  # type: ignore[attr-defined]
 from typing import Any, NamedTuple
 
-__all__ = ["Status", "Verdict", "Evidence", "CriterionResult", "ScreeningResult", "combine", "verdict_of"]
+__all__ = ["Status", "Verdict", "Evidence", "CriterionResult", "ScreeningResult", "combine", "verdict_of",
+           "result_json"]
 
 
 class Status(str, Enum):
@@ -132,3 +135,99 @@ class ScreeningResult:
             "criteria": [c.to_dict() for c in self.criteria],
             "missing": self.missing,
         }
+
+
+# -- the JSON line (``screen --json``), written directly ----------------------------------------
+#
+# Why: ``json.dumps(result.to_dict(), ensure_ascii=False)`` built ~80 small dicts per record and
+# was ~35 % of the CPU time of a cohort screening (profiled). The functions below write the
+# *same bytes* (default separators, ``ensure_ascii=False``, floats by ``repr``, NaN/Infinity
+# as the json module writes them) straight from the result tuples, caching encoded strings
+# and whole criteria whose evidence holds no numbers (flags and texts repeat across records).
+# ``tests/unit/eligibility/test_golden_output.py`` checks byte identity on a varied corpus.
+
+_STR_CACHE: dict[str, str] = {}
+_CRITERION_CACHE: dict[CriterionResult, str] = {}
+_CACHE_LIMIT = 50_000
+_dumps = json.JSONEncoder(ensure_ascii=False).encode  # the same encoder json.dumps uses for these options
+
+
+def _s(text: str) -> str:
+    """JSON string literal of ``text`` (cached: labels, reasons and units repeat)."""
+    hit = _STR_CACHE.get(text)
+    if hit is None:
+        if type(text) is not str:  # a str subclass (enum): encode exactly as json.dumps does
+            return _v(text)
+        if len(_STR_CACHE) > _CACHE_LIMIT:
+            _STR_CACHE.clear()
+        hit = _STR_CACHE[text] = _encode_str(text)
+    return hit
+
+
+def _v(value: Any) -> str:
+    """JSON of an evidence value, as ``json.dumps`` writes it."""
+    t = type(value)
+    if t is str:
+        return _s(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if t is float:
+        if value != value:
+            return "NaN"
+        if value == _INF:
+            return "Infinity"
+        if value == -_INF:
+            return "-Infinity"
+        return float.__repr__(value)
+    if t is int:
+        return int.__repr__(value)
+    return _dumps(value)  # anything else: exactly json.dumps (which raises for non-JSON types)
+
+
+_INF = float("inf")
+#: Value types whose equality cannot merge distinct JSON texts (1 == 1.0 == True, 0.0 == -0.0 can).
+_TEXT_TYPES = frozenset({str, type(None), bool})
+
+
+def _evidence_json(e: Evidence) -> str:
+    label, value, unit, date, source, note = e
+    out = '{"label": ' + _s(label) + ', "value": ' + _v(value)
+    if unit is not None:
+        out += ', "unit": ' + (_s(unit) if type(unit) is str else _v(unit))
+    if date is not None:
+        out += ', "date": "' + date.isoformat() + '"'
+    if source:
+        out += ', "source": ' + _s(source)
+    if note:
+        out += ', "note": ' + _s(note)
+    return out + "}"
+
+
+def _criterion_json(c: CriterionResult) -> str:
+    cid, status, reason, evidence, _needs = c
+    cacheable = all(type(e[1]) in _TEXT_TYPES for e in evidence)
+    if cacheable:
+        hit = _CRITERION_CACHE.get(c)
+        if hit is not None:
+            return hit
+    out = ('{"id": ' + _s(cid) + ', "status": ' + _s(status.value) + ', "reason": ' + _s(reason)
+           + ', "evidence": [' + ", ".join([_evidence_json(e) for e in evidence]) + "]}")
+    if cacheable:
+        if len(_CRITERION_CACHE) > _CACHE_LIMIT:
+            _CRITERION_CACHE.clear()
+        _CRITERION_CACHE[c] = out
+    return out
+
+
+def result_json(result: ScreeningResult) -> str:
+    """``json.dumps(result.to_dict(), ensure_ascii=False)``, byte for byte, about 3x faster."""
+    criteria = result.criteria
+    missing = result.missing
+    return ('{"record": ' + _v(result.record_id) + ', "protocol_version": ' + _v(result.protocol_version)
+            + ', "as_of": "' + result.as_of.isoformat() + '", "verdict": "' + verdict_of(criteria).value
+            + '", "criteria": [' + ", ".join([_criterion_json(c) for c in criteria]) + '], "missing": ['
+            + ", ".join([_s(m) for m in missing]) + "]}")

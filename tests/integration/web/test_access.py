@@ -7,18 +7,24 @@ from typing import Any
 import pytest
 
 
-@pytest.mark.parametrize("path", ["/participants", "/participants/BDX-001", "/participants/BDX-001/safety",
-                                  "/audit", "/exports", "/participants/new"])
-def test_anonymous_pages_redirect_to_login(anon: Any, path: str) -> None:
-    r = anon.get(path, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+PAGES = ["/participants", "/participants/BDX-001", "/participants/BDX-001/safety", "/participants/BDX-001/audit",
+         "/participants/BDX-001/plots/recist.png", "/audit", "/exports", "/exports/odm.xml", "/participants/new"]
+API = ["/api/participants", "/api/participants/BDX-001", "/api/audit", "/api/participants/BDX-001/audit",
+       "/api/session", "/api/sites"]
 
 
-@pytest.mark.parametrize("path", ["/api/participants", "/api/participants/BDX-001", "/api/audit",
-                                  "/api/participants/BDX-001/audit", "/api/session"])
-def test_anonymous_api_is_401(anon: Any, path: str) -> None:
-    r = anon.get(path)
-    assert r.status_code == 401 and r.json()["error"] == "NotAuthenticated"
+def test_anonymous_pages_redirect_to_login(anon: Any) -> None:
+    for path in PAGES:
+        r = anon.get(path, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/login?next="), path
+
+
+def test_anonymous_api_is_401(anon: Any) -> None:
+    for path in API:
+        r = anon.get(path)
+        assert r.status_code == 401 and r.json()["error"] == "NotAuthenticated", path
+    r = anon.post("/api/participants", json={"site": "BDX", "reason": "anonymous write"})
+    assert r.status_code in (401, 403)
 
 
 def test_wrong_password_is_refused(anon: Any) -> None:

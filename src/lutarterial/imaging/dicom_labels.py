@@ -19,7 +19,59 @@ from lutarterial.imaging.dicom_series import dcmread_tolerant, geometry_from_pos
 from lutarterial.imaging.resample import grids_overlap, resample_mask_cropped
 from lutarterial.imaging.types import Geometry
 
-__all__ = ["read_seg_masks", "read_rtstruct_masks", "dicom_label_kind"]
+__all__ = ["read_seg_masks", "read_rtstruct_masks", "dicom_label_kind", "segment_kind_hint", "check_frame_of_reference"]
+
+# Coded segment meanings -> our VOI kind words (read by ``io.infer_kind``). SNOMED CT concept ids as
+# written by dcmqi, 3D Slicer and highdicom (DICOM PS3.16 CID 7150/7151/7154), plus the legacy SRT
+# codes still written by older tools (pydicom's liver SEG test file carries SRT T-62000).
+_ORGAN_CODES = {
+    "10200004": "liver", "T-62000": "liver",
+    "64033007": "kidney", "9846003": "kidney", "18639004": "kidney", "T-71000": "kidney",
+    "78961009": "spleen", "T-C3000": "spleen",
+    "14016003": "marrow", "421060004": "marrow",  # bone marrow; spinal-column vertebra structures
+    "59441001": "lymph node", "T-C4000": "lymph node",
+    "15776009": "pancreas", "T-65000": "pancreas",
+}
+_TUMOUR_CODES = {
+    "108369006",  # Neoplasm
+    "86049000",  # Malignant neoplasm, primary
+    "14799000",  # Neoplasm, metastatic
+    "128462008",  # Secondary malignant neoplasm (metastatic disease)
+    "4147007",  # Mass
+    "52988006",  # Lesion
+    "M-80000", "M-80003", "M-80006", "M-03000", "M-01000",
+}
+_LIVER_REGION = {"10200004", "T-62000"}
+
+
+def segment_kind_hint(item: Any) -> str:
+    """Words describing a SEG segment from its codes, appended to the label for kind inference.
+
+    SegmentedPropertyType liver/kidney/spleen/bone marrow name the organ. A neoplasm, mass or
+    lesion is hepatic when its AnatomicRegionSequence is the liver (or absent: LUTARTERIAL lesions
+    are hepatic by default) and extrahepatic when the region is another structure.
+    """
+    words = []
+    prop = item.get("SegmentedPropertyTypeCodeSequence")
+    code = str(prop[0].get("CodeValue", "")).strip() if prop else ""
+    if prop:
+        words.append(str(prop[0].get("CodeMeaning", "")))
+    if code in _ORGAN_CODES:
+        words.append(_ORGAN_CODES[code])
+    elif code in _TUMOUR_CODES:
+        reg = item.get("AnatomicRegionSequence")
+        region = str(reg[0].get("CodeValue", "")).strip() if reg else ""
+        words.append("lesion" if not region or region in _LIVER_REGION else "extrahepatic")
+    return " ".join(w for w in words if w)
+
+
+def check_frame_of_reference(label_for: str | None, image_for: str | None, what: str) -> None:
+    """Refuse VOIs drawn in another frame of reference (other scanner coordinates)."""
+    if label_for and image_for and label_for != image_for:
+        raise InvalidInputError(
+            f"the {what} belongs to frame of reference {label_for}, the image to {image_for}: "
+            "they were not acquired in the same scanner coordinates; register them first"
+        )
 
 
 def dicom_label_kind(path: str | Path) -> str | None:
@@ -53,10 +105,15 @@ def _load(path: str | Path, modality: str) -> Any:
 
 
 def read_seg_masks(
-    path: str | Path, target: Geometry
+    path: str | Path, target: Geometry, image_for_uid: str | None = None
 ) -> tuple[list[tuple[int, str, str, tuple[tuple[slice, slice, slice], np.ndarray]]], str | None]:
-    """Segments as (number, label, property-type meaning, (bbox, cropped mask) on ``target``) and the FoR UID."""
+    """Segments as (number, label, kind hint words, (bbox, cropped mask) on ``target``) and the FoR UID.
+
+    ``image_for_uid``: the image's frame of reference; a SEG from another one is refused before
+    any geometry is compared (a clearer message than "does not overlap").
+    """
     ds = _load(path, "SEG")
+    check_frame_of_reference(str(ds.get("FrameOfReferenceUID", "")) or None, image_for_uid, "SEG")
     nf = int(ds.get("NumberOfFrames", 1) or 1)
     pix = np.asarray(ds.pixel_array).reshape(nf, int(ds.Rows), int(ds.Columns))
     seg_type = str(ds.get("SegmentationType", "BINARY")).upper()
@@ -141,9 +198,7 @@ def read_seg_masks(
                 "the SEG and the image do not overlap in patient space (check they belong to the same patient)"
             )
         bbox, cropped = resample_mask_cropped(vol, sub, target)
-        prop = ""
-        if s.get("SegmentedPropertyTypeCodeSequence"):
-            prop = str(s.SegmentedPropertyTypeCodeSequence[0].get("CodeMeaning", ""))
+        prop = segment_kind_hint(s)
         out.append((n, str(s.get("SegmentLabel", f"segment {n}")), prop, (bbox, cropped)))
         if not cropped.any():
             raise InvalidInputError(
@@ -152,12 +207,25 @@ def read_seg_masks(
     return out, str(ds.get("FrameOfReferenceUID", "")) or None
 
 
-def read_rtstruct_masks(path: str | Path, target: Geometry) -> tuple[list[tuple[int, str, np.ndarray]], str | None]:
-    """ROIs as (ROI number, ROI name, full mask on ``target``) and the referenced FoR UID."""
+def read_rtstruct_masks(
+    path: str | Path, target: Geometry
+) -> tuple[list[tuple[int, str, np.ndarray, str]], str | None]:
+    """ROIs as (ROI number, ROI name, full mask on ``target``, kind hint) and the referenced FoR UID.
+
+    The hint comes from RTROIObservationsSequence: RTROIInterpretedType GTV marks a tumour
+    ("lesion"); ORGAN, CTV, PTV and others add nothing (the name decides).
+    """
     from matplotlib.path import Path as MplPath
 
     ds = _load(path, "RTSTRUCT")
     names = {int(r.ROINumber): str(r.ROIName) for r in ds.get("StructureSetROISequence", [])}
+    hints: dict[int, str] = {}
+    for obs in ds.get("RTROIObservationsSequence", []):
+        if obs.get("ReferencedROINumber") is None:
+            continue
+        typ = str(obs.get("RTROIInterpretedType", "") or "").strip().upper()
+        if typ == "GTV":
+            hints[int(obs.ReferencedROINumber)] = "lesion"
     for_uid = None
     for r in ds.get("StructureSetROISequence", []):
         if r.get("ReferencedFrameOfReferenceUID"):
@@ -206,5 +274,5 @@ def read_rtstruct_masks(path: str | Path, target: Geometry) -> tuple[list[tuple[
                 mask[k] = sl
             if not mask.any():
                 raise InvalidInputError(f"RTSTRUCT ROI {name!r} lies outside the image grid")
-        out.append((num, name, mask))
+        out.append((num, name, mask, hints.get(num, "")))
     return out, for_uid

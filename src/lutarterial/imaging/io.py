@@ -37,7 +37,12 @@ from typing import Any
 import numpy as np
 
 from lutarterial.errors import InvalidInputError, NotFoundError
-from lutarterial.imaging.dicom_labels import dicom_label_kind, read_rtstruct_masks, read_seg_masks
+from lutarterial.imaging.dicom_labels import (
+    check_frame_of_reference,
+    dicom_label_kind,
+    read_rtstruct_masks,
+    read_seg_masks,
+)
 from lutarterial.imaging.dicom_series import read_dicom_series
 from lutarterial.imaging.nifti import is_nifti, read_nifti_array, read_nifti_image
 from lutarterial.imaging.resample import resample_nearest
@@ -89,7 +94,7 @@ _KIND_WORDS = [
     (VoiKind.SPLEEN, r"spleen|splen|milt"),
     (VoiKind.MARROW, r"marrow|l[1-5]\b|vertebra|spine"),
     (VoiKind.EXTRAHEPATIC, r"extra.?hepatic|lymph|node|bone.?met|lung.?met|pancrea|primary"),
-    (VoiKind.LESION, r"lesion|metast|tumou?r|\bmet\b|target"),
+    (VoiKind.LESION, r"lesion|metast|tumou?r|\bmet\b|target|gtv|neoplasm"),
     (VoiKind.LIVER, r"liver|hepat|lever"),
 ]
 
@@ -188,7 +193,7 @@ def read_labels(
             raise InvalidInputError(f"{p}: not a NIfTI label map, DICOM SEG or RTSTRUCT")
         found = set()
         if kind == "SEG":
-            segs, for_uid = read_seg_masks(p, target)
+            segs, for_uid = read_seg_masks(p, target, reference.frame_of_reference_uid)
             _check_for(for_uid, reference, "SEG")
             for num, label, prop, (bbox, m) in segs:
                 spec = _spec(num, label, table, prop)
@@ -203,8 +208,8 @@ def read_labels(
         else:
             rois, for_uid = read_rtstruct_masks(p, target)
             _check_for(for_uid, reference, "RTSTRUCT")
-            for num, label, m in rois:
-                spec = _spec(num, label, table)
+            for num, label, m, hint in rois:
+                spec = _spec(num, label, table, hint)
                 if spec is None:
                     continue
                 if not m.any():
@@ -228,9 +233,4 @@ def _tight(spec: VoiSpec, bbox: tuple[slice, slice, slice], mask: np.ndarray) ->
 
 
 def _check_for(label_for: str | None, reference: Image, what: str) -> None:
-    ref = reference.frame_of_reference_uid
-    if label_for and ref and label_for != ref:
-        raise InvalidInputError(
-            f"the {what} belongs to frame of reference {label_for}, the image to {ref}: "
-            "they were not acquired in the same scanner coordinates; register them first"
-        )
+    check_frame_of_reference(label_for, reference.frame_of_reference_uid, what)

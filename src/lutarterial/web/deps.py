@@ -21,8 +21,8 @@ def backend_of(request: Request) -> Any:
 def current_user(request: Request) -> Any:
     """The signed-in user (a :class:`~lutarterial.web.backend.WebUser`), or NotAuthenticated.
 
-    The user is re-read from the registry on every request, so a deactivated account or a
-    changed site membership takes effect at once.
+    The user is re-read from the registry at most every ``Backend.USER_TTL_S`` (2 s), so a
+    deactivated account or a changed site membership takes effect within that time.
     """
     session = request.scope.get("session") or {}
     uid = session.get("uid")

@@ -116,8 +116,8 @@ def register(app: typer.Typer) -> None:
             if lobar is not None:
                 import dataclasses
 
-                doc["lobar"] = dataclasses.asdict(lobar)
-            typer.echo(json.dumps(doc, indent=2))
+                doc["lobar"] = report.json_safe(dataclasses.asdict(lobar))
+            typer.echo(json.dumps(doc, indent=2, allow_nan=False))
             return
         from rich.table import Table
 
@@ -178,7 +178,7 @@ def register(app: typer.Typer) -> None:
         if png_file and res.png is not None:
             png_file.write_bytes(res.png)
         if as_json:
-            typer.echo(json.dumps(report.comparison_dict(comp, lobar), indent=2))
+            typer.echo(json.dumps(report.comparison_dict(comp, lobar), indent=2, allow_nan=False))
             return
         from rich.table import Table
 

@@ -21,7 +21,8 @@ from lutarterial.imaging.compare import Comparison, LobarResult
 from lutarterial.imaging.metrics import StudyMetrics, VoiMetrics
 from lutarterial.imaging.types import Image
 
-__all__ = ["METRIC_FIELDS", "metrics_dict", "study_dict", "comparison_dict", "study_csv", "comparison_csv"]
+__all__ = ["METRIC_FIELDS", "metrics_dict", "study_dict", "comparison_dict", "study_csv", "comparison_csv",
+           "json_safe"]
 
 METRIC_FIELDS = ("volume_ml", "n_voxels", "suv_mean", "suv_max", "suv_peak", "sul_mean", "sul_peak", "suvbsa_mean",
                  "mean_bqml", "max_bqml", "peak_bqml", "sd_bqml", "total_bq", "percent_ia", "tnr", "tsr",
@@ -34,10 +35,38 @@ def _clean(x: Any) -> Any:
     return x
 
 
+def json_safe(x: Any) -> Any:
+    """Deep copy with every NaN/inf float replaced by None (JSON has no NaN; strict parsers reject it)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if hasattr(x, "isoformat"):
+        return x.isoformat()
+    if hasattr(x, "item") and callable(x.item):  # numpy scalars
+        return json_safe(x.item())
+    return x
+
+
 def metrics_dict(m: VoiMetrics) -> dict[str, Any]:
     d: dict[str, Any] = {k: _clean(getattr(m, k)) for k in METRIC_FIELDS}
+    bad = {k: "not finite (e.g. division by a zero reference)" for k in METRIC_FIELDS
+           if isinstance(getattr(m, k), float) and not math.isfinite(getattr(m, k))}
+    if bad:
+        d["null_reasons"] = bad
     d["derived"] = m.derived
     return d
+
+
+def _ratio_reason(iah: Any, iv: Any) -> str:
+    if iv is None or iah is None:
+        return "metric not available in " + ("both studies" if iv is None and iah is None
+                                             else "the IV study" if iv is None else "the IAH study")
+    if isinstance(iv, float) and iv == 0:
+        return "IV value is zero"
+    return "not finite"
 
 
 def study_dict(metrics: StudyMetrics, image: Image | None = None) -> dict[str, Any]:
@@ -53,7 +82,7 @@ def study_dict(metrics: StudyMetrics, image: Image | None = None) -> dict[str, A
     out["suv_factors"] = dataclasses.asdict(metrics.suv) if metrics.suv else None
     out["vois"] = [{"name": v.name, "kind": v.kind.value, "lobe": v.lobe, **metrics_dict(v)} for v in metrics.vois]
     out["notes"] = list(metrics.notes)
-    return out
+    return json_safe(out)  # type: ignore[no-any-return]
 
 
 def comparison_dict(c: Comparison, lobar: dict[str, LobarResult] | None = None) -> dict[str, Any]:
@@ -65,6 +94,10 @@ def comparison_dict(c: Comparison, lobar: dict[str, LobarResult] | None = None) 
             "ratio": {k: _clean(x) for k, x in v.ratio.items()},
             "tnr": {"iv": _clean(v.iv.tnr), "iah": _clean(v.iah.tnr)},
         })
+        reasons = {k: _ratio_reason(getattr(v.iah, k, None), getattr(v.iv, k, None))
+                   for k, x in v.ratio.items() if _clean(x) is None}
+        if reasons:
+            vois[-1]["ratio_null_reasons"] = reasons
     out: dict[str, Any] = {
         "vois": vois,
         "summary": c.summary,
@@ -74,7 +107,7 @@ def comparison_dict(c: Comparison, lobar: dict[str, LobarResult] | None = None) 
     }
     if lobar:
         out["lobar"] = {k: dataclasses.asdict(v) for k, v in lobar.items()}
-    return out
+    return json_safe(out)  # type: ignore[no-any-return]
 
 
 def study_csv(metrics: StudyMetrics) -> str:

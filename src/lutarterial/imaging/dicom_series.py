@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ __all__ = [
     "parse_da",
     "parse_tm",
     "parse_dt",
+    "dt_offset_minutes",
     "geometry_from_positions",
 ]
 
@@ -64,12 +65,22 @@ def parse_dt(value: Any) -> datetime | None:
     s = str(value or "").strip()
     if not s:
         return None
-    s = re.split(r"[+\-&](?=\d{4}$)", s)[0] if len(s) > 14 else s
+    s = re.split(r"[+\-&](?=\d{4}$)", s)[0]  # digits and "." only: a sign starts the UTC offset
     d = parse_da(s[:8])
     if d is None:
         raise DicomConformanceError(f"invalid DICOM datetime {value!r}")
     t = parse_tm(s[8:]) if len(s) > 8 else time(0)
     return datetime.combine(d, t or time(0))
+
+
+def dt_offset_minutes(value: Any) -> int | None:
+    """UTC offset of a DICOM DT value ("...&ZZXX", e.g. "+0100") or of TimezoneOffsetFromUTC, in minutes."""
+    s = str(value or "").strip()
+    m = re.search(r"([+\-])(\d{2})(\d{2})$", s)  # DT digits never hold a sign: a sign is an offset
+    if not m:
+        return None
+    sign = -1 if m.group(1) == "-" else 1
+    return sign * (int(m.group(2)) * 60 + int(m.group(3)))
 
 
 def _dt(ds: Any, date_kw: str, time_kw: str) -> datetime | None:
@@ -319,6 +330,15 @@ def _read_multiframe(ds: Any) -> tuple[np.ndarray, Geometry, list[Any]]:
             arr[k] = pix[i] * slope + inter
         return arr, geom, [ds]
     # Classic NM multi-frame (reconstructed TOMO): geometry in DetectorInformationSequence.
+    itype = [str(x).strip().upper() for x in (ds.get("ImageType") or [])]
+    if str(ds.get("Modality", "")) == "NM" and len(itype) > 2 and itype[2] != "RECON TOMO":
+        what = ("projections (acquired TOMO frames)" if itype[2] in ("TOMO", "GATED TOMO")
+                else "a gated reconstruction (several time bins)" if itype[2] == "RECON GATED TOMO"
+                else f"a {itype[2].lower()} acquisition")
+        raise DicomConformanceError(
+            f"NM ImageType {'/'.join(itype)} is {what}, not a reconstructed SPECT volume "
+            "(ImageType value 3 RECON TOMO); export the reconstruction"
+        )
     det = ds.get("DetectorInformationSequence")
     src = det[0] if det else ds
     iop = src.get("ImageOrientationPatient") or ds.get("ImageOrientationPatient")
@@ -422,7 +442,15 @@ def _pet_quantity(
     )
     inj = None
     if rpi is not None:
-        inj_dt = parse_dt(rpi.get("RadiopharmaceuticalStartDateTime"))
+        inj_raw = rpi.get("RadiopharmaceuticalStartDateTime")
+        inj_dt = parse_dt(inj_raw)
+        inj_off = dt_offset_minutes(inj_raw) if inj_dt is not None else None
+        local_off = dt_offset_minutes(first.get("TimezoneOffsetFromUTC"))
+        if inj_off is not None and local_off is not None and inj_off != local_off:
+            # Injection stamped in another UTC offset than the scanner's local time (e.g. UTC from
+            # a dose calibrator or RIS): bring it to the scanner's local time of the Series/Acquisition times.
+            inj_dt = inj_dt + timedelta(minutes=local_off - inj_off)  # type: ignore[operator]
+            extra["injection_time_zone_converted"] = f"{inj_off:+d} min -> {local_off:+d} min"
         inj_t = parse_tm(rpi.get("RadiopharmaceuticalStartTime"))
         if inj_dt is not None or inj_t is not None:
             inj = injection_datetime(inj_dt, inj_t, parse_da(first.get("SeriesDate")) or scan.date(), scan)
@@ -494,7 +522,29 @@ def _nm_quantity(ds: Any, array: np.ndarray) -> tuple[np.ndarray, Quantity, dict
             extra["nuclide"] = str(r0.RadionuclideCodeSequence[0].get("CodeMeaning", ""))
     if ds.get("PatientWeight"):
         extra["weight_kg"] = float(ds.PatientWeight)
-    if units == "BQML":
+    # Quantitative SPECT reconstructions (Siemens xSPECT Quant, GE Q.Metrix, Hermes SUV SPECT)
+    # say Bq/mL in one of three places: a Real World Value Mapping with UCUM "Bq/ml" (applied to
+    # the stored values), Units (0054,1001) BQML, or the private "voxel data units" (0057,1003).
+    for rwvm in ds.get("RealWorldValueMappingSequence") or []:
+        mu = rwvm.get("MeasurementUnitsCodeSequence")
+        code = str(mu[0].get("CodeValue", "")).strip() if mu else ""
+        if code.lower() in ("bq/ml", "kbq/ml", "mbq/ml") and rwvm.get("RealWorldValueSlope") is not None:
+            slope = float(ds.get("RescaleSlope", 1) or 1)
+            inter = float(ds.get("RescaleIntercept", 0) or 0)
+            stored = (array.astype(np.float64) - inter) / slope
+            scale = {"bq/ml": 1.0, "kbq/ml": 1e3, "mbq/ml": 1e6}[code.lower()]
+            arr = (stored * float(rwvm.RealWorldValueSlope) + float(rwvm.get("RealWorldValueIntercept", 0) or 0))
+            extra["units_source"] = f"RealWorldValueMapping ({code})"
+            return (arr * scale).astype(np.float32), Quantity.BQML, extra
+    private_units = ds.get((0x0057, 0x1003))
+    pu = private_units.value if private_units is not None else ""
+    pu = (pu.decode("ascii", "ignore") if isinstance(pu, bytes) else str(pu)).strip("\x00 ").upper()
+    if units == "BQML" or pu == "BQML":
+        extra["units_source"] = "Units (0054,1001)" if units == "BQML" else "private (0057,1003)"
         return array, Quantity.BQML, extra
+    if units and units not in ("CNTS", "COUNTS"):
+        raise DicomConformanceError(
+            f"NM Units (0054,1001) {units!r}: expected counts (CNTS) or Bq/mL (BQML); cannot quantify"
+        )
     return array, Quantity.CNTS, extra
 

@@ -151,6 +151,11 @@ def quantify(
             labels.frame_of_reference_uid != image.frame_of_reference_uid:
         raise InvalidInputError("labels and image have different frames of reference")
     notes: list[str] = []
+    h = image.timing.height_m if image.timing is not None else None
+    if h is not None and not (0.3 < h < 2.8):
+        unit = " (centimetres written instead of metres?)" if 30 <= h <= 280 else ""
+        notes.append(f"PatientSize (0010,1020) {h:g} is not a height in metres{unit}; SUL and SUVbsa omitted "
+                     "(supply --height-m)")
     factors: SuvFactors | None = None
     q = image.quantity
     if q is Quantity.BQML:

@@ -1,0 +1,146 @@
+"""Header variants written by other vendors' software: time-zone offsets and fractional seconds in
+PET timing, PatientSize in centimetres, quantitative SPECT units (Units, Real World Value Mapping,
+private voxel units) and NM objects that are not reconstructions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset
+
+from lutarterial.errors import DicomConformanceError
+from lutarterial.imaging import dicom_write as dw
+from lutarterial.imaging.io import read_image
+from lutarterial.imaging.metrics import image_suv_factors, quantify
+from lutarterial.imaging.types import Geometry, LabelMap, Quantity, VoiKind, VoiSpec, crop_mask
+
+T_GA = 4062.6
+C, W, D = 12000.0, 80.0, 200e6
+INJ = datetime(2026, 5, 4, 9, 0, 0)
+SCAN = INJ + timedelta(minutes=62)
+G = Geometry((4, 8, 8), (4.0, 4.0, 3.0), (-14.0, -14.0, 100.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+
+
+def _suv(dt_s: float) -> float:
+    return C * W * 1000 / (D * 2 ** (-dt_s / T_GA))
+
+
+def _pet(tmp_path, mutate, height_m=1.8):
+    p = dw.PatientInfo("P1", "1.2.3.4", "1.2.3.4.5", INJ, weight_kg=W, height_m=height_m, sex="F")
+    dss = dw.pet_datasets(np.full(G.shape, C, np.float32), G, p, series_time=SCAN, injection_time=INJ,
+                          injected_bq=D, half_life_s=T_GA)
+    for ds in dss:
+        mutate(ds)
+    return read_image(dw.save_series(dss, tmp_path / "pet"))
+
+
+def _suv_of(img) -> float:
+    return float(img.array.mean()) * image_suv_factors(img).bw
+
+
+@pytest.mark.parametrize("inj_dt, local, minutes", [
+    ("20260504070000+0000", "+0200", 62),  # injection stamped in UTC, scanner local time UTC+2
+    ("20260504090000+0200", "+0200", 62),  # same offset: unchanged
+    ("20260504090000-0500", None, 62),  # offset but no TimezoneOffsetFromUTC: taken as local
+    ("20260504083000+0130", "+0200", 62),  # 08:30 at +01:30 = 07:00 UTC = 09:00 at +02:00
+])
+def test_injection_datetime_with_utc_offset(tmp_path, inj_dt, local, minutes):
+    def mut(ds):
+        ri = ds.RadiopharmaceuticalInformationSequence[0]
+        ri.RadiopharmaceuticalStartDateTime = inj_dt
+        del ri.RadiopharmaceuticalStartTime
+        if local:
+            ds.TimezoneOffsetFromUTC = local
+    img = _pet(tmp_path, mut)
+    assert _suv_of(img) == pytest.approx(_suv(minutes * 60), rel=1e-6)
+
+
+def test_fractional_seconds_and_time_only_injection(tmp_path):
+    def mut(ds):
+        ri = ds.RadiopharmaceuticalInformationSequence[0]
+        del ri.RadiopharmaceuticalStartDateTime
+        ri.RadiopharmaceuticalStartTime = "085959.500000"  # 0.5 s before 09:00
+        ds.SeriesTime = "100200.25"
+        ds.AcquisitionTime = "100200.25"
+    img = _pet(tmp_path, mut)
+    assert _suv_of(img) == pytest.approx(_suv(62 * 60 + 0.75), rel=1e-9)
+    assert _suv_of(img) != pytest.approx(_suv(62 * 60), rel=1e-9)  # the fractions matter at this precision
+
+
+def test_patient_size_in_centimetres_is_reported_and_suvbw_unaffected(tmp_path):
+    img = _pet(tmp_path, lambda ds: setattr(ds, "PatientSize", "180"), height_m=1.8)
+    f = image_suv_factors(img)
+    assert f.lbm is None and f.bsa is None
+    assert _suv_of(img) == pytest.approx(_suv(62 * 60), rel=1e-6)
+    m = np.zeros(G.shape, bool)
+    m[1:3, 2:6, 2:6] = True
+    lm = LabelMap(G, (crop_mask(VoiSpec(1, "liver", VoiKind.LIVER), m),), img.frame_of_reference_uid)
+    res = quantify(img, lm, peak=False)
+    assert any("centimetres" in n and "--height-m" in n for n in res.notes)
+    ok = quantify(_pet(tmp_path / "b", lambda ds: None), lm, peak=False)
+    assert not any("PatientSize" in n for n in ok.notes)
+
+
+def _nm(tmp_path, mutate, counts=None):
+    g = Geometry((5, 6, 7), (4.0, 4.0, 4.0), (-12.0, -10.0, 30.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    counts = np.full(g.shape, 500.0) if counts is None else counts
+    ds = dw.nm_dataset(counts, g, dw.PatientInfo("P", "1.2.3", "1.2.3.4", INJ), acq_time=INJ, frame_duration_s=10,
+                       projections=60, collimator="MEGP", model="X", injection_time=INJ, injected_bq=7.4e9)
+    mutate(ds)
+    (tmp_path / "nm").mkdir(parents=True, exist_ok=True)
+    ds.save_as(tmp_path / "nm" / "nm.dcm", enforce_file_format=True)
+    return read_image(tmp_path / "nm")
+
+
+@pytest.mark.parametrize("kind", ["units", "private", "rwvm_bq", "rwvm_kbq"])
+def test_quantitative_spect_units(tmp_path, kind):
+    def mut(ds):
+        if kind == "units":
+            ds.Units = "BQML"
+        elif kind == "private":
+            del ds.Units
+            ds.add_new((0x0057, 0x0010), "LO", "SIEMENS MI RWVM")
+            ds.add_new((0x0057, 0x1003), "LO", "BQML")
+        else:
+            del ds.Units
+            rw = Dataset()
+            u = Dataset()
+            u.CodeValue = "Bq/ml" if kind == "rwvm_bq" else "kBq/ml"
+            u.CodingSchemeDesignator, u.CodeMeaning = "UCUM", u.CodeValue
+            rw.MeasurementUnitsCodeSequence = [u]
+            rw.RealWorldValueSlope, rw.RealWorldValueIntercept = 2.0, 0.0
+            rw.RealWorldValueFirstValueMapped, rw.RealWorldValueLastValueMapped = 0, 65535
+            rw.LUTLabel = "BQML"
+            ds.RealWorldValueMappingSequence = [rw]
+    img = _nm(tmp_path, mut)
+    assert img.quantity is Quantity.BQML
+    if kind.startswith("rwvm"):
+        # RWV mapping applies to stored values: stored = 500 / RescaleSlope; x 2 (x 1000 for kBq/mL).
+        stored = 500.0 / (500.0 / 64000)
+        exp = stored * 2.0 * (1000.0 if kind == "rwvm_kbq" else 1.0)
+    else:
+        exp = 500.0
+    np.testing.assert_allclose(img.array, exp, rtol=1e-5)
+
+
+def test_nm_counts_and_unknown_units(tmp_path):
+    assert _nm(tmp_path, lambda ds: None).quantity is Quantity.CNTS
+
+    def bad(ds):
+        ds.Units = "PROPCPS"
+    with pytest.raises(DicomConformanceError, match="PROPCPS"):
+        _nm(tmp_path / "b", bad)
+
+
+@pytest.mark.parametrize("itype, msg", [
+    (["ORIGINAL", "PRIMARY", "TOMO", "EMISSION"], "projections"),
+    (["ORIGINAL", "PRIMARY", "RECON GATED TOMO", "EMISSION"], "gated"),
+    (["ORIGINAL", "PRIMARY", "WHOLE BODY", "EMISSION"], "whole body"),
+])
+def test_nm_objects_that_are_not_reconstructions_are_refused(tmp_path, itype, msg):
+    def mut(ds):
+        ds.ImageType = itype
+    with pytest.raises(DicomConformanceError, match=msg):
+        _nm(tmp_path, mut)

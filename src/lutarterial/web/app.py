@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from lutarterial import __version__
 from lutarterial.web.errors import install_error_handlers
 from lutarterial.web.sessions import SignedSessionMiddleware
-from lutarterial.web.settings import WebSettings, default_db_url
+from lutarterial.web.settings import WebSettings, data_dir_for, default_db_url
 
 __all__ = ["create_app"]
 
@@ -86,6 +86,7 @@ def create_app(
     app.state.settings = settings
     app.state.backend = backend
     app.state.demo = demo
+    app.state.data_dir = data_dir_for(url)
     app.state.templates = Jinja2Templates(directory=str(_HERE / "templates"))
     app.state.templates.env.globals["version"] = __version__
     from lutarterial.web.views import fmt

@@ -4,9 +4,11 @@
 creates the demo users (one shared password, printed and clearly marked as demo), then brings
 synthetic participants to each stage through the registry's audited services (never by writing
 rows directly), running the project's engines: screening records from
-``lutarterial.records.synthetic`` screened by ``lutarterial.eligibility``; a small synthetic
-IV + IAH patient from ``lutarterial.imaging.synthetic``; time-activity curves fitted by
-``lutarterial.dosimetry.kinetics`` and converted to absorbed dose by ``lutarterial.dosimetry.dose``;
+``lutarterial.records.synthetic`` screened by ``lutarterial.eligibility``; for the participants
+in ``IMAGING_PARTICIPANTS`` a small synthetic IV + IAH PET/CT/SEG + SPECT patient written by
+``lutarterial.imaging.synthetic`` into ``<data dir>/demo-imaging/<trial number>/``, compared by the
+imaging engine (``imaging.workflow.uptake_files``) and dosed by the dosimetry engine
+(``dosimetry.workflow.tac_dosimetry``), their PNG figures kept in ``<data dir>/figures/``;
 laboratory values graded by the registry's CTCAE grading. Finally it verifies the audit chain.
 
 Idempotent: each demo participant is registered with the reason ``demo seed: <label>``; a
@@ -21,12 +23,13 @@ import random
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 __all__ = ["DEMO_PASSWORD", "DEMO_USERS", "DemoUser", "DemoSummary", "ensure_demo_users", "seed_demo",
-           "print_summary", "STAGES"]
+           "print_summary", "STAGES", "IMAGING_PARTICIPANTS", "figures_dir", "store_figure"]
 
 #: Shared password of every demo user. DEMO ONLY: never use the demo users on real data.
 DEMO_PASSWORD = "demo-lutarterial"
@@ -131,49 +134,127 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _imaging_and_dosimetry(seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A small synthetic IV + IAH patient (imaging engine) and dosimetry from its TACs."""
-    from lutarterial.dosimetry.dose import organ_self_dose
-    from lutarterial.dosimetry.kinetics import fit_tac
-    from lutarterial.imaging.synthetic import write_synthetic_patient
+#: Synthetic PET/SPECT patients generated per demo run (the slow part: ~10-15 s each on 2 cores).
+IMAGING_PARTICIPANTS = ("BDX/iah_given", "BDX/follow_up")
+#: Small phantom: (slices, rows, columns) voxels of 8 mm.
+DEMO_SHAPE = (32, 48, 48)
+DEMO_VOXEL_MM = (8.0, 8.0, 8.0)
+SPECT_TIMES_H = (4.0, 24.0, 96.0, 168.0)
+#: Relative SD of multiplicative voxel noise in the synthetic images (so measured != truth).
+DEMO_NOISE = 0.05
 
+
+def figures_dir(data_dir: Path) -> Path:
+    """Content-addressed PNG store of the web app (``<sha256>.png``) inside the data directory."""
+    return Path(data_dir) / "figures"
+
+
+def store_figure(data_dir: Path, png: bytes, caption: str) -> dict[str, str]:
+    """Write ``png`` as ``figures/<sha256>.png``; return the reference stored in a result."""
+    sha = hashlib.sha256(png).hexdigest()
+    d = figures_dir(data_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{sha}.png"
+    if not path.exists():
+        path.write_bytes(png)
+    return {"sha256": sha, "caption": caption}
+
+
+def _series_uid(pet_dir: str) -> tuple[str, str]:
+    """(StudyInstanceUID, SeriesInstanceUID) of the first DICOM file of a series directory."""
+    import pydicom
+
+    first = sorted(Path(pet_dir).iterdir())[0]
+    ds = pydicom.dcmread(first, stop_before_pixels=True)
+    return str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)
+
+
+def _dir_hash(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for f in sorted(p for root in paths for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file()):
+        h.update(f.name.encode())
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+@dataclass
+class DemoImaging:
+    """What the engines produced for one synthetic demo patient (stored through the services)."""
+
+    imaging: dict[str, Any]
+    study_instance_uid: str
+    series_instance_uids: list[str]
+    input_hashes: dict[str, str]
+    parameters: dict[str, Any]
+    dosimetry: dict[str, Any]
+    dosimetry_parameters: dict[str, Any]
+    truth_lesion_ratios: dict[str, float]
+
+
+def _imaging_and_dosimetry(seed: int, out_dir: Path, data_dir: Path) -> DemoImaging:
+    """Generate a small synthetic IV + IAH patient and run the real engines on its files.
+
+    Imaging: ``lutarterial.imaging.workflow.uptake_files`` on the written PET series and DICOM SEG
+    (IAH vs IV per VOI, lesion geometric-mean ratio with CI), with its figure. Dosimetry:
+    ``lutarterial.dosimetry.workflow.tac_dosimetry`` on time-activity curves taken from the
+    synthetic 177Lu SPECT time points (mean activity concentration per VOI x VOI volume), with the
+    engine's TAC plot. The phantom's known truth is kept only for the test that the engine found it.
+    """
+    from lutarterial.dosimetry.io import VoiTac, plot_tacs
+    from lutarterial.dosimetry.workflow import tac_dosimetry
+    from lutarterial.imaging.synthetic import write_synthetic_patient
+    from lutarterial.imaging.workflow import uptake_files
+
+    truth = write_synthetic_patient(out_dir, seed=seed, shape=DEMO_SHAPE, voxel_mm=DEMO_VOXEL_MM, n_lesions=2,
+                                    noise=DEMO_NOISE, spect_times_h=SPECT_TIMES_H, ct_upsample=1)
+    res = uptake_files(truth.iv.pet_dir, truth.iv.seg_path, truth.iah.pet_dir, truth.iah.seg_path,
+                       names=truth.names_path, png=True)
+    imaging = res.as_dict()
+    figures = []
+    if res.png:
+        figures.append(store_figure(data_dir, res.png, "IAH vs IV: PET slices with VOIs and per-VOI uptake ratios "
+                                                      "(lutarterial.imaging figure)"))
+    study_iv, series_iv = _series_uid(truth.iv.pet_dir)
+    study_iah, series_iah = _series_uid(truth.iah.pet_dir)
+    imaging["figures"] = figures
+    imaging["studies"] = [{"route": "IV", "study_instance_uid": study_iv, "pet_series_instance_uid": series_iv,
+                           "injected_mbq": round(truth.iv.injected_bq / 1e6, 1), "scan_time": truth.iv.scan_time},
+                          {"route": "IAH", "study_instance_uid": study_iah, "pet_series_instance_uid": series_iah,
+                           "injected_mbq": round(truth.iah.injected_bq / 1e6, 1), "scan_time": truth.iah.scan_time}]
+    inputs = {"iv_pet": _dir_hash([Path(truth.iv.pet_dir)]), "iv_seg": _dir_hash([Path(truth.iv.seg_path)]),
+              "iah_pet": _dir_hash([Path(truth.iah.pet_dir)]), "iah_seg": _dir_hash([Path(truth.iah.seg_path)])}
+    parameters = {"engine": "lutarterial.imaging.workflow.uptake_files", "phantom_seed": seed,
+                  "shape_voxels": "x".join(map(str, DEMO_SHAPE)), "voxel_mm": DEMO_VOXEL_MM[0],
+                  "files": str(out_dir)}
+    # Dosimetry from the SPECT time points: activity per VOI = mean concentration x volume.
+    volumes = truth.iv.volume_ml
+    tacs = []
+    for v in truth.vois:
+        if v.name not in volumes or v.name.startswith("liver ") or volumes[v.name] <= 0:
+            continue
+        acts = tuple(round(sp.bqml_mean[v.name] * volumes[v.name] / 1e6, 4) for sp in truth.spect)
+        tacs.append(VoiTac(voi=v.name, cycle="IAH", time_h=tuple(sp.time_h for sp in truth.spect), activity_mbq=acts,
+                           mass_g=round(volumes[v.name] * 1.05, 1), kind="lesion" if v.kind == "lesion" else "organ"))
+    dos = tac_dosimetry(tacs, nuclide="Lu-177")
+    fits = dos.pop("_fits")
+    dos_figs = []
     with tempfile.TemporaryDirectory() as tmp:
-        truth = write_synthetic_patient(tmp, seed=seed, shape=(24, 32, 32), voxel_mm=(10.0, 10.0, 10.0),
-                                        n_lesions=2, spect_times_h=(24.0,), ct_upsample=1)
-    vois = [{"region": v.name, "kind": v.kind, "suv_mean_iv": round(truth.iv.suv_mean.get(v.name, v.suv_iv), 3),
-             "suv_mean_iah": round(truth.iah.suv_mean.get(v.name, v.suv_iah), 3),
-             "iah_to_iv_ratio": round(truth.iah.suv_mean.get(v.name, v.suv_iah)
-                                      / max(truth.iv.suv_mean.get(v.name, v.suv_iv), 1e-9), 3),
-             "volume_ml": round(truth.iv.volume_ml.get(v.name, 0.0), 1)} for v in truth.vois]
-    imaging = {
-        "method": "synthetic phantom from lutarterial.imaging.synthetic (known truth per VOI, SUVbw)",
-        "iv_injected_mbq": round(truth.iv.injected_bq / 1e6, 1), "iah_injected_mbq": round(truth.iah.injected_bq / 1e6, 1),
-        "vois": vois,
-    }
-    times = [4.0, 24.0, 96.0, 168.0]
-    rng = random.Random(seed)
-    regions, tacs = [], []
-    therapy_mbq = truth.therapy_activity_bq / 1e6
-    total_uptake = sum(max(v["suv_mean_iah"], 0.0) * max(v["volume_ml"], 1.0) for v in vois) or 1.0
-    for v, sv in zip(vois, truth.vois):
-        frac = 0.35 * max(v["suv_mean_iah"], 0.0) * max(v["volume_ml"], 1.0) / total_uptake
-        a0 = therapy_mbq * frac
-        acts = [round(a0 * 2 ** (-t / sv.teff_h) * (1 + rng.gauss(0, 0.03)), 4) for t in times]
-        fit = fit_tac(times, acts, physical_half_life_h=159.5)
-        mass_g = max(v["volume_ml"], 1.0) * 1.05
-        dose = organ_self_dose(fit.tia_mbq_h, mass_g, kind="sphere" if v["kind"] == "lesion" else "organ")
-        tacs.append({"region": v["region"], "time_h": times, "activity_mbq": acts})
-        regions.append({"region": v["region"], "model": fit.model, "teff_h": round(fit.teff_h or 0.0, 1),
-                        "tia_mbq_h": round(fit.tia_mbq_h, 1), "mass_g": round(mass_g, 1),
-                        "dose_gy": round(dose.dose_gy, 3)})
-    dosimetry = {"method": "TAC fit by AICc (lutarterial.dosimetry.kinetics.fit_tac), self-dose "
-                           "(lutarterial.dosimetry.dose.organ_self_dose), 177Lu",
-                 "therapy_activity_mbq": round(therapy_mbq, 1), "regions": regions, "tacs": tacs}
-    return imaging, dosimetry
+        png_path = plot_tacs(Path(tmp) / "tac.png", [(t.voi, t.time_h, t.activity_mbq, fits.get((t.voi, t.cycle)))
+                                                      for t in tacs])
+        dos_figs.append(store_figure(data_dir, png_path.read_bytes(), "Time-activity curves and fitted models "
+                                                                       "(lutarterial.dosimetry)"))
+    dos["figures"] = dos_figs
+    dos["tacs"] = [{"region": t.voi, "time_h": list(t.time_h), "activity_mbq": list(t.activity_mbq)} for t in tacs]
+    dos["therapy_activity_mbq"] = round(truth.therapy_activity_bq / 1e6, 1)
+    dos_params = {"engine": "lutarterial.dosimetry.workflow.tac_dosimetry", "nuclide": "Lu-177", "model": "auto (AICc)",
+                  "time_points_h": list(SPECT_TIMES_H), "mass": "VOI volume x 1.05 g/mL",
+                  "tac_source": "synthetic 177Lu SPECT: mean Bq/mL per VOI x VOI volume"}
+    truth_ratios = {v.name: v.suv_iah / v.suv_iv for v in truth.vois if v.kind == "lesion"}
+    return DemoImaging(imaging, study_iah, [series_iv, series_iah], inputs, parameters, dos, dos_params, truth_ratios)
 
 
 def _seed_one(reg: Any, site: str, label: str, stage: str, rec: dict[str, Any], as_of: dt.date,
-              seed: int) -> str:
+              seed: int, data_dir: Path) -> str:
     from lutarterial.registry import services
 
     coord, inv = _actor(reg, f"coord.{site.lower()}"), _actor(reg, f"inv.{site.lower()}")
@@ -202,22 +283,25 @@ def _seed_one(reg: Any, site: str, label: str, stage: str, rec: dict[str, Any], 
                               reason="demo: IAH cycle scheduled")
     if stage == "pet_done":
         return tn
-    imaging, dosimetry = _imaging_and_dosimetry(seed)
     with reg.session() as s:
         services.record_iah_cycle(s, inv, tn, visit_date=d(70), activity_mbq=7400.0,
                                   artery="proper hepatic artery", catheter_position="distal to the gastroduodenal artery",
                                   reason="demo: IAH LUTATHERA cycle given")
         services.record_visit(s, coord, tn, kind="pet_after_iah", status="done", visit_date=d(71),
                               reason="demo: 68Ga PET after the IAH injection")
-        ima = services.attach_imaging_analysis(
-            s, phys, tn, kind="pet_iah_vs_iv", result=imaging, software_version="lutarterial demo",
-            input_hashes={"synthetic_phantom": _sha(f"phantom-{seed}")},
-            parameters={"seed": seed, "shape": "24x32x32", "voxel_mm": 10.0},
-            reason="demo: IAH vs IV uptake comparison")
-        services.attach_dosimetry_analysis(
-            s, phys, tn, kind="voi_dosimetry", result=dosimetry, imaging_analysis_id=ima.id,
-            software_version="lutarterial demo", parameters={"nuclide": "Lu-177", "time_points_h": [4, 24, 96, 168]},
-            input_hashes={"tac": _sha(repr(dosimetry["tacs"]))}, reason="demo: absorbed dose per VOI")
+    if label in IMAGING_PARTICIPANTS:
+        demo = _imaging_and_dosimetry(seed, data_dir / "demo-imaging" / tn, data_dir)
+        with reg.session() as s:
+            ima = services.attach_imaging_analysis(
+                s, phys, tn, kind="pet_iah_vs_iv", result=demo.imaging, software_version=_version(),
+                study_instance_uid=demo.study_instance_uid, series_instance_uids=demo.series_instance_uids,
+                input_hashes=demo.input_hashes, parameters=demo.parameters,
+                reason="demo: IAH vs IV 68Ga PET uptake comparison (imaging engine on a synthetic patient)")
+            services.attach_dosimetry_analysis(
+                s, phys, tn, kind="voi_dosimetry", result=demo.dosimetry, imaging_analysis_id=ima.id,
+                software_version=_version(), parameters=demo.dosimetry_parameters,
+                input_hashes={"tacs": _sha(repr(demo.dosimetry["tacs"]))},
+                reason="demo: 177Lu absorbed dose per VOI (dosimetry engine)")
     if stage == "iah_given":
         return tn
     with reg.session() as s:
@@ -240,6 +324,15 @@ def _seed_one(reg: Any, site: str, label: str, stage: str, rec: dict[str, Any], 
     return tn
 
 
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"lutarterial {version('lutarterial')}"
+    except Exception:  # noqa: BLE001 - not installed as a distribution (PYTHONPATH=src)
+        return "lutarterial (source tree)"
+
+
 def _seeded_labels(reg: Any) -> dict[str, str]:
     """Labels of demo participants already registered -> trial number (from the audit trail)."""
     import json
@@ -259,6 +352,7 @@ def _seeded_labels(reg: Any) -> dict[str, str]:
 def seed_demo(url: str) -> DemoSummary:
     """Upgrade, seed users and participants at every stage (idempotent), verify the audit chain."""
     from lutarterial.registry.audit import verify_audit_chain
+    from lutarterial.web.settings import data_dir_for
 
     t0 = time.perf_counter()
     summary = DemoSummary(db_url=url)
@@ -282,7 +376,7 @@ def seed_demo(url: str) -> DemoSummary:
                 if not pool:
                     continue
                 rec, as_of = pool[n % len(pool)]
-                tn = _seed_one(reg, site, label, stage, rec, as_of, seed=n)
+                tn = _seed_one(reg, site, label, stage, rec, as_of, seed=n, data_dir=data_dir_for(url))
                 summary.created.append(tn)
                 summary.stages[tn] = stage
         with reg.session(readonly=True) as s:

@@ -3,6 +3,9 @@ the plots drawn from them. Pure functions of the dicts the backend returns."""
 
 from __future__ import annotations
 
+import hashlib
+import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -11,6 +14,8 @@ from lutarterial.web.backend import VISIT_LABELS, normalise_screening
 
 __all__ = ["timeline", "screening_view", "protocol_versions", "engine_available", "safety_plots", "lab_analytes",
            "analyses_view", "plot_png", "fmt"]
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 #: The LUTARTERIAL schedule in protocol order, with how many of each the page expects.
 _SCHEDULE = (("iv_cycle", 1), ("pet_after_iv", 1), ("iah_cycle", 1), ("pet_after_iah", 1), ("follow_up", 1))
@@ -140,7 +145,11 @@ def analyses_view(p: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     for a in p[kind]:
         result = a["result"] or {}
         figs = []
-        if plots.find_tacs(result):
+        for i, f in enumerate(result.get("figures") or []):
+            if isinstance(f, dict) and _SHA256.fullmatch(str(f.get("sha256", ""))):
+                figs.append({"url": f"/participants/{tn}/plots/{kind}-{a['id']}-fig{i}.png",
+                             "alt": str(f.get("caption") or "figure"), "caption": str(f.get("caption") or "")})
+        if plots.find_tacs(result) and not figs:
             figs.append({"url": f"/participants/{tn}/plots/{kind}-{a['id']}-tac.png", "alt": "time-activity curves",
                          "caption": "Time-activity curves"})
         for i, (path, rows) in enumerate(plots.find_tables(result)):
@@ -153,7 +162,22 @@ def analyses_view(p: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return out
 
 
-def plot_png(p: dict[str, Any], name: str) -> bytes | None:
+def _stored_figure(data_dir: Path | None, ref: Any) -> bytes | None:
+    """A figure kept by content hash in ``<data dir>/figures/<sha256>.png``; checked against its hash.
+
+    Only a 64-hex name is looked up, so a stored result cannot point the server at another file.
+    """
+    if data_dir is None or not isinstance(ref, dict) or not _SHA256.fullmatch(str(ref.get("sha256", ""))):
+        return None
+    path = Path(data_dir) / "figures" / f"{ref['sha256']}.png"
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return data if hashlib.sha256(data).hexdigest() == ref["sha256"] else None
+
+
+def plot_png(p: dict[str, Any], name: str, data_dir: Path | None = None) -> bytes | None:
     """The PNG called ``name`` for participant ``p`` (names as linked by the views above)."""
     if name.startswith("lab-"):
         analyte = name[4:]
@@ -173,6 +197,10 @@ def plot_png(p: dict[str, Any], name: str) -> bytes | None:
             except (ValueError, StopIteration):
                 return None
             result = a["result"] or {}
+            if part.startswith("fig") and part[3:].isdigit():
+                figs = result.get("figures") or []
+                i = int(part[3:])
+                return _stored_figure(data_dir, figs[i]) if i < len(figs) else None
             if part == "tac":
                 curves = plots.find_tacs(result)
                 return plots.png_cached(("tac", curves), lambda: plots.tac_png(curves)) if curves else None

@@ -167,7 +167,7 @@ class DoseKernel:
     density_g_cm3: float
     include_photons: bool
     values_mgy_per_mbq_s: np.ndarray
-    electron_energy_recovered: float  # fraction of beta+IC energy inside the kernel before renormalisation
+    electron_energy_recovered: float  # fraction of beta energy inside the kernel before renormalisation (NaN: published)
     source: str = COMPUTED_SOURCE  # where the values come from, in words
     source_id: str = "computed"  # "computed" or "lanconelli2012"
     citation: str | None = None  # full reference of published values, when used
@@ -219,10 +219,13 @@ def dose_voxel_kernel(nuclide: str | Nuclide, voxel_mm: float | tuple[float, flo
     if source not in KERNEL_SOURCES:
         raise InvalidInputError(f"unknown kernel source {source!r}; choose {', '.join(KERNEL_SOURCES)}")
     a_t = tuple(round(float(x), 6) for x in a)
-    computed = _kernel_cached(nuc.name, a_t, radius_mm, float(density_g_cm3), bool(include_photons),
+
+    def computed() -> DoseKernel:
+        return _kernel_cached(nuc.name, a_t, radius_mm, float(density_g_cm3), bool(include_photons),
                               bool(include_ic_auger))
+
     if source == "computed":
-        return computed
+        return computed()
     from lutarterial.dosimetry.published_kernels import lanconelli2012_sizes, match_lanconelli2012
 
     table_mm = match_lanconelli2012(nuc.name, a_t)
@@ -240,35 +243,91 @@ def dose_voxel_kernel(nuclide: str | Nuclide, voxel_mm: float | tuple[float, flo
     if blockers:
         if source == "lanconelli2012":
             raise InvalidInputError("Lanconelli 2012 kernel not applicable: " + "; ".join(blockers))
-        return computed
-    return _published_filled(nuc.name, a_t, radius_mm, float(table_mm))  # type: ignore[arg-type]
+        return computed()
+    return _published_filled(nuc.name, a_t, radius_mm, float(table_mm))
+
+
+def _default_radius_vox(nuc: Nuclide, a: np.ndarray, radius_mm: float | None, rho: float,
+                        photons: bool) -> tuple[int, int, int]:
+    if radius_mm is None:
+        radius_mm = max(_electron_reach_mm(nuc, rho) + float(a.max()), 30.0 if photons else 0.0)
+    if radius_mm <= 0:
+        raise InvalidInputError("kernel radius must be > 0 mm")
+    return tuple(int(max(1, math.ceil(radius_mm / ai))) for ai in a)  # type: ignore[return-value]
+
+
+def _far_energy(nuc: Nuclide, a: np.ndarray, offs_mm: np.ndarray, rho: float,
+                photons: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(beta, photon) energy (MeV per decay) deposited in target voxels at ``offs_mm`` from the source voxel.
+
+    The point kernel averaged over the triangular difference density of two voxels by a 4-point
+    Gauss rule per axis half: accurate where the kernel is smooth over a voxel (away from the source).
+    """
+    V = float(a.prod())
+    e_beta = np.zeros(len(offs_mm))
+    e_gam = np.zeros(len(offs_mm))
+    if not len(offs_mm):
+        return e_beta, e_gam
+    x, w = _tri_nodes(4)
+    gx, gy, gz = np.meshgrid(x, x, x, indexing="ij")
+    wq = (w[:, None, None] * w[None, :, None] * w[None, None, :]).ravel()
+    q = np.stack([gx.ravel(), gy.ravel(), gz.ravel()], axis=1) * a  # (nq, 3) mm
+    for s in range(0, len(offs_mm), 256):
+        u = offs_mm[s:s + 256][:, None, :] + q[None, :, :]
+        r = np.linalg.norm(u, axis=2)
+        fb = point_kernel_radial(nuc, r, rho, include_photons=False)
+        e_beta[s:s + 256] = (fb / (4 * math.pi * r**2) * wq).sum(axis=1) * V
+        if photons and nuc.photons:
+            fg = point_kernel_radial(nuc, r, rho, include_photons=True) - fb
+            e_gam[s:s + 256] = (fg / (4 * math.pi * r**2) * wq).sum(axis=1) * V
+    return e_beta, e_gam
+
+
+def _mirror(octant: np.ndarray, R: tuple[int, ...]) -> np.ndarray:
+    out = np.zeros(tuple(2 * r + 1 for r in R))
+    for sx in (1, -1):
+        for sy in (1, -1):
+            for sz in (1, -1):
+                out[R[0] + sx * np.arange(octant.shape[0])[:, None, None],
+                    R[1] + sy * np.arange(octant.shape[1])[None, :, None],
+                    R[2] + sz * np.arange(octant.shape[2])[None, None, :]] = octant
+    return out
 
 
 @lru_cache(maxsize=16)
 def _published_filled(name: str, a_t: tuple[float, ...], radius_mm: float | None, table_mm: float) -> DoseKernel:
-    """Published values at the offsets the table lists, the computed kernel beyond them."""
+    """Published values at the offsets the table lists; beyond them the computed point kernel.
+
+    Beyond the table (more than 5 voxels along an axis, where 177Lu deposits photon energy only)
+    the computed kernel's far-field quadrature is evaluated directly, without computing the
+    near offsets that the table replaces (those cost minutes for 90Y at small voxels).
+    """
     from lutarterial.dosimetry.published_kernels import lanconelli2012_kernel
 
-    computed = _kernel_cached(name, a_t, radius_mm, SOFT_TISSUE_DENSITY_G_CM3, True, True)
+    nuc = get_nuclide(name)
+    rho = SOFT_TISSUE_DENSITY_G_CM3
+    a = np.array(a_t)
+    R = _default_radius_vox(nuc, a, radius_mm, rho, True)
     pub = lanconelli2012_kernel(name, table_mm)
-    vals = np.array(computed.values_mgy_per_mbq_s, copy=True)
-    R = computed.radius_vox
+    ii, jj, kk = np.meshgrid(*(np.arange(r + 1) for r in R), indexing="ij")
+    idx = np.stack([ii, jj, kk], axis=-1).reshape(-1, 3)
+    outside = idx.max(axis=1) > pub.radius_vox
+    e_beta, e_gam = _far_energy(nuc, a, idx[outside] * a, rho, True)
+    mass_kg = rho * 1e-3 * float(a.prod()) * 1e-3
+    octant = np.zeros(len(idx))
+    octant[outside] = (e_beta + e_gam) * MEV_TO_J * 1e9 / mass_kg
+    octant = octant.reshape(tuple(r + 1 for r in R))
     n = [min(pub.radius_vox, r) for r in R]
-    sub = pub.octant[: n[0] + 1, : n[1] + 1, : n[2] + 1]
-    for sx in (1, -1):
-        for sy in (1, -1):
-            for sz in (1, -1):
-                vals[R[0] + sx * np.arange(n[0] + 1)[:, None, None],
-                     R[1] + sy * np.arange(n[1] + 1)[None, :, None],
-                     R[2] + sz * np.arange(n[2] + 1)[None, None, :]] = sub
+    octant[: n[0] + 1, : n[1] + 1, : n[2] + 1] = pub.octant[: n[0] + 1, : n[1] + 1, : n[2] + 1]
+    vals = _mirror(octant, R)
     vals.setflags(write=False)
-    beyond = any(r > pub.radius_vox for r in R)
+    table_r = min(pub.radius_vox, min(R))
     desc = (f"Lanconelli et al. 2012 published voxel S-values ({name}, soft tissue, {table_mm:g} mm table) for "
-            f"offsets up to {min(pub.radius_vox, min(R))} voxels"
-            + ("; beyond them the computed kernel (first principles; see docs)" if beyond else ""))
-    return DoseKernel(computed.nuclide, computed.voxel_mm, R, computed.density_g_cm3, computed.include_photons,
-                      vals, computed.electron_energy_recovered, source=desc, source_id="lanconelli2012",
-                      citation=pub.citation, table_voxel_mm=table_mm, table_radius_vox=min(pub.radius_vox, min(R)))
+            f"offsets up to {table_r} voxels"
+            + ("; beyond them the computed kernel (first principles; see docs)" if bool(outside.any()) else ""))
+    return DoseKernel(name, (float(a[0]), float(a[1]), float(a[2])), R, rho, True, vals, math.nan, source=desc,
+                      source_id="lanconelli2012", citation=pub.citation, table_voxel_mm=table_mm,
+                      table_radius_vox=table_r)
 
 
 @lru_cache(maxsize=16)
@@ -277,11 +336,7 @@ def _kernel_cached(name: str, a_t: tuple[float, ...], radius_mm: float | None, r
     nuc = get_nuclide(name)
     a = np.array(a_t)
     reach = _electron_reach_mm(nuc, rho)
-    if radius_mm is None:
-        radius_mm = max(reach + float(a.max()), 30.0 if photons else 0.0)
-    if radius_mm <= 0:
-        raise InvalidInputError("kernel radius must be > 0 mm")
-    R = tuple(int(max(1, math.ceil(radius_mm / ai))) for ai in a)
+    R = _default_radius_vox(nuc, a, radius_mm, rho, photons)
     V = float(a.prod())  # mm3
     mass_kg = rho * 1e-3 * V * 1e-3  # g/cm3 * mm3 -> g -> kg
     to_mgy = MEV_TO_J * 1e6 * 1e3  # MeV per decay -> mGy per MBq*s (numerator)
@@ -305,20 +360,7 @@ def _kernel_cached(name: str, a_t: tuple[float, ...], radius_mm: float | None, r
             e_gam[idx] = _exact_offset(offs[idx], a, gamma, n_r=300, n_dirs=600) / V
     # far offsets: point kernel averaged over the triangular difference density (smooth there)
     far = np.nonzero(~near)[0]
-    if far.size:
-        x, w = _tri_nodes(4)
-        gx, gy, gz = np.meshgrid(x, x, x, indexing="ij")
-        wq = (w[:, None, None] * w[None, :, None] * w[None, None, :]).ravel()
-        q = np.stack([gx.ravel(), gy.ravel(), gz.ravel()], axis=1) * a  # (nq, 3) mm
-        for s in range(0, far.size, 256):
-            blk = far[s:s + 256]
-            u = offs[blk][:, None, :] + q[None, :, :]
-            r = np.linalg.norm(u, axis=2)
-            fb = beta(r) / (4 * math.pi * r**2)
-            e_beta[blk] = (fb * wq).sum(axis=1) * V
-            if photons and nuc.photons:
-                fg = gamma(r) / (4 * math.pi * r**2)
-                e_gam[blk] = (fg * wq).sum(axis=1) * V
+    e_beta[far], e_gam[far] = _far_energy(nuc, a, offs[far], rho, photons)
     # e_* is now MeV deposited in the target voxel per decay in the source voxel
     full_shape = tuple(2 * r + 1 for r in R)
 

@@ -421,6 +421,13 @@ def _pet_quantity(
     dc = str(first.get("DecayCorrection", "")).strip().upper()
     if dc not in ("START", "ADMIN", "NONE"):
         raise DicomConformanceError(f"DecayCorrection (0054,1102) {dc or 'missing'!r}; expected START, ADMIN or NONE")
+    if corrected and "DECY" not in corrected and dc != "NONE":
+        # QIBA pseudo-code: START/ADMIN are only trusted with DECY in CorrectedImage; a header
+        # that claims decay correction the image lacks would bias SUV by the decay over the scan.
+        raise DicomConformanceError(
+            f"DecayCorrection (0054,1102) is {dc} but CorrectedImage (0028,0051) lacks DECY: "
+            "the header is inconsistent; export the decay-corrected series"
+        )
     rp = first.get("RadiopharmaceuticalInformationSequence")
     rpi = rp[0] if rp else None
     half_life = float(rpi.RadionuclideHalfLife) if rpi is not None and rpi.get("RadionuclideHalfLife") else None

@@ -144,3 +144,32 @@ def test_nm_objects_that_are_not_reconstructions_are_refused(tmp_path, itype, ms
         ds.ImageType = itype
     with pytest.raises(DicomConformanceError, match=msg):
         _nm(tmp_path, mut)
+
+
+@pytest.mark.parametrize("corrected, dc, ok", [
+    (["ATTN", "SCAT"], "START", False),  # claims decay correction the image lacks
+    (["ATTN", "SCAT"], "ADMIN", False),
+    (["ATTN", "DECY"], "START", True),
+    (["DECY", "ATTN", "SCAT", "DTIM", "RANSNG", "DCAL", "SLSENS", "NORM"], "START", True),  # GE-style list
+])
+def test_decay_correction_must_agree_with_corrected_image(tmp_path, corrected, dc, ok):
+    def mut(ds):
+        ds.CorrectedImage = corrected
+        ds.DecayCorrection = dc
+    if ok:
+        assert _pet(tmp_path, mut).quantity is Quantity.BQML
+    else:
+        with pytest.raises(DicomConformanceError, match="lacks DECY"):
+            _pet(tmp_path, mut)
+
+
+def test_siemens_acquisition_microseconds_before_series_time(tmp_path):
+    """Siemens writes AcquisitionTime 123514.999995 with SeriesTime 123515 (QIBA/cornerstone test case
+    BQML_AC_DT_BEFORE_S_DT_SIEMENS): the back-computed scan start differs by < 0.1 s, SUV by < 1e-5."""
+    def mut(ds):
+        ds.SeriesTime = "100200.000000"
+        ds.AcquisitionTime = "100159.999995"
+        ds.FrameReferenceTime = "59936.854672596"
+        ds.ActualFrameDuration = 120000
+    img = _pet(tmp_path, mut)
+    assert _suv_of(img) == pytest.approx(_suv(62 * 60), rel=1e-5)

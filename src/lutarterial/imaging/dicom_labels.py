@@ -262,6 +262,8 @@ def read_rtstruct_masks(
                 if k < zs[0] - half or k > zs[-1] + half:
                     continue
                 z = zs[int(np.argmin(np.abs(zs - k)))]
+                if abs(z - k) > half + 1e-6:
+                    continue  # between two separate parts of the ROI (e.g. two lesions in one ROI)
                 sl = np.zeros((ny, nx), dtype=bool)
                 for poly in planes[float(z)]:
                     i0, i1 = max(0, int(np.floor(poly[:, 0].min()))), min(nx - 1, int(np.ceil(poly[:, 0].max())))

@@ -156,3 +156,22 @@ def test_rtstruct_gtv_interpreted_type_marks_a_lesion(tmp_path):
     ds.save_as(rt)
     lm = read_labels(rt, read_image(d))
     assert [v.spec.kind.value for v in lm.vois] == ["lesion", "other"]
+
+
+def test_rtstruct_roi_in_two_parts_is_not_bridged(tmp_path):
+    """One ROI holding two lesions at different heights: slices between them stay empty."""
+    g = Geometry((12, 20, 20), (2.0, 2.0, 2.0), (-19.0, -19.0, 0.0), AXIAL)
+    dss = dw.ct_datasets(np.zeros(g.shape, np.float32), g, patient(), series_time=T0)
+    d = dw.save_series(dss, tmp_path / "ct")
+    sq = np.array([[-5, -5, 0], [5, -5, 0], [5, 5, 0], [-5, 5, 0]], float)
+    parts = [sq + [0, 0, z] for z in (2, 4, 6, 16, 18)]  # slices 1-3 and 8-9
+    rt = dw.write_rtstruct(tmp_path / "rt.dcm", patient(), str(dss[0].SeriesInstanceUID), [("lesions", parts)])
+    full = read_labels(rt, read_image(d)).vois[0].full(g.shape)
+    assert list(np.flatnonzero(full.any(axis=(1, 2)))) == [1, 2, 3, 8, 9]
+    # Contours every 3 mm on a 2 mm image (between slices): filled continuously, nearest plane.
+    g2 = Geometry((12, 20, 20), (2.0, 2.0, 2.0), (-19.0, -19.0, 0.0), AXIAL)
+    parts = [sq + [0, 0, z] for z in (3.0, 6.0, 9.0, 12.0)]
+    rt2 = dw.write_rtstruct(tmp_path / "rt2.dcm", patient(), str(dss[0].SeriesInstanceUID), [("liver", parts)])
+    full = read_labels(rt2, read_image(d)).vois[0].full(g2.shape)
+    # planes at index 1.5 .. 6; half a gap (0.75) either side: slices 1..6
+    assert list(np.flatnonzero(full.any(axis=(1, 2)))) == [1, 2, 3, 4, 5, 6]

@@ -397,8 +397,6 @@ class Backend:
             new = json.loads(e.new_values) if e.new_values else {}
             keys = [k for k in dict.fromkeys([*new.keys(), *old.keys()]) if old.get(k) != new.get(k)]
             d["changes"] = [{"field": k, "old": old.get(k), "new": new.get(k)} for k in keys]
-            if not d["row_id"]:  # creates are logged before the key is known: take it from the values
-                d["row_id"] = str(new.get("id") or old.get("id") or "")
             d["occurred_at"] = str(d["occurred_at"]).replace("T", " ").split(".")[0].rstrip("Z") + "Z"
             d["old_values"], d["new_values"] = old, new
             d["trial_number"] = tns.get(e.participant_id)

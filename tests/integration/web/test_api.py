@@ -39,6 +39,9 @@ def test_full_workflow_through_the_api(login: Any, eligible_record: Any, enrolle
     reasons = {e["reason"] for e in trail}
     assert {"new participant", "screening", "eligible", "IAH cycle given", "follow-up lab", "dosimetry"} <= reasons
     assert all(e["actor_username"] for e in trail)
+    # creates name the created row (from the registry, no workaround in the web layer)
+    creates = [e for e in trail if e["action"] == "create"]
+    assert creates and all(e["row_id"] and e["row_id"] == str(e["new_values"]["id"]) for e in creates)
 
 
 def test_write_without_reason_is_refused_and_nothing_changes(login: Any) -> None:

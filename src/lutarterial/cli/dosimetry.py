@@ -92,6 +92,41 @@ def _tac_mode(tac: Path, nuclide: str, model: str, stp: str | None, teff_h: floa
         con.print(f"{c['voi']}: cumulative {c['quantity']} {f(c['total'])} vs limit {c['limit']} -> {c['status']}")
 
 
+def _read_activity(paths: list[Path], nuclide: str, spect: dict[str, Any]) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Read activity maps; SPECT in counts (DICOM NM) is calibrated to Bq/mL through the registry.
+
+    The registry is ``spect["calibrations"]`` (a CSV, see lutarterial.imaging.spect) or the packaged
+    one; the row is chosen by site/camera/collimator (header InstitutionName, ManufacturerModelName,
+    CollimatorGridName unless given) and the acquisition date. Returns the images and, per map, what
+    was done (for the report).
+    """
+    from lutarterial.dosimetry.nuclides import get_nuclide
+    from lutarterial.imaging.io import read_image
+    from lutarterial.imaging.spect import CalibrationRegistry, calibrate_spect_from_registry
+    from lutarterial.imaging.types import Quantity
+
+    nuc = get_nuclide(nuclide).name
+    registry: Any = None
+    imgs: list[Any] = []
+    report: list[dict[str, Any]] = []
+    for p in paths:
+        im = read_image(p)
+        entry: dict[str, Any] = {"path": str(p), "quantity_read": str(getattr(im.quantity, "value", im.quantity))}
+        if im.quantity is Quantity.CNTS:
+            if registry is None:
+                cal_csv = spect.get("calibrations")
+                registry = CalibrationRegistry.from_csv(cal_csv) if cal_csv else CalibrationRegistry.packaged()
+            im = calibrate_spect_from_registry(im, registry, site=spect.get("site"), camera=spect.get("camera"),
+                                               collimator=spect.get("collimator"), nuclide=nuc)
+            cal = dict((im.meta or {}).get("calibration") or {})
+            entry["calibration"] = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in cal.items()}
+            entry["calibration"]["registry"] = str(spect.get("calibrations") or "packaged (synthetic rows only)")
+            entry["acquisition_duration_s"] = (im.meta or {}).get("acquisition_duration_s")
+        imgs.append(im)
+        report.append(entry)
+    return imgs, report
+
+
 def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: Path | None, ct: list[Path],
                 nuclide: str, photons: bool, density: bool, out_dir: Path | None, rtdose: bool,
                 as_json: bool, voxel_tia: str, model: str, rb: dict[str, tuple[float, float]],
@@ -108,7 +143,7 @@ def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: 
         raise InvalidInputError(f"give one --time-h per --activity ({len(activity)} maps, {len(time_h)} times)")
     if ct and len(ct) != len(activity):
         raise InvalidInputError("give either no --ct or one --ct per --activity time point")
-    imgs = [read_image(p) for p in activity]
+    imgs, calibrations = _read_activity(activity, nuclide, spect or {})
     ref = imgs[0]
     g0 = ref.geometry
     maps = [np.asarray(ref.array, float)]
@@ -121,7 +156,8 @@ def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: 
 
     bad = [f"{p.name}: {getattr(im.quantity, 'value', im.quantity)}" for p, im in zip(activity, imgs) if not is_bqml(im)]
     if bad:
-        raise InvalidInputError("activity maps must be quantitative, in Bq/mL at scan time; got " + "; ".join(bad))
+        raise InvalidInputError("activity maps must be quantitative, in Bq/mL at scan time (SPECT in counts is "
+                                "calibrated through --calibrations/--site/--camera/--collimator); got " + "; ".join(bad))
     from lutarterial.dosimetry.registration import register_rigid_ct, resample_to
 
     for i, im in enumerate(imgs[1:], start=1):
@@ -147,6 +183,7 @@ def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: 
     res["time_h"] = list(time_h)
     res["voxel_mm"] = list(voxel_mm)
     res["density_correction"] = rho is not None
+    res["activity_calibration"] = calibrations
     if out_dir is not None:
         from lutarterial.dosimetry.io import plot_dvhs, write_nifti_dose, write_rtdose
 
@@ -220,6 +257,15 @@ def register(app: typer.Typer) -> None:
         prior_doses: Path | None = typer.Option(None, "--prior-doses",
                                                 help="TAC mode: CSV voi,cycle,dose_gy[,teff_h] of earlier cycles, "
                                                      "added to the cumulative dose/BED."),
+        calibrations: Path | None = typer.Option(None, "--calibrations",
+                                                 help="Image mode: SPECT calibration registry CSV (site,camera,"
+                                                      "collimator,nuclide,valid_from,valid_to,cps_per_mbq,time_basis,"
+                                                      "source) for NM images in counts; default: the packaged one."),
+        site: str | None = typer.Option(None, "--site", help="Image mode: calibration site (default: InstitutionName)."),
+        camera: str | None = typer.Option(None, "--camera",
+                                          help="Image mode: calibration camera (default: ManufacturerModelName)."),
+        collimator: str | None = typer.Option(None, "--collimator",
+                                              help="Image mode: collimator (default: CollimatorGridName)."),
         kernel_source: str = typer.Option("auto", "--kernel-source",
                                           help="Image mode: auto (published Lanconelli 2012 kernel where it covers "
                                                "the voxel size, else computed), lanconelli2012 or computed."),
@@ -245,7 +291,8 @@ def register(app: typer.Typer) -> None:
             if labels is None:
                 raise InvalidInputError("image mode needs --labels")
             _image_mode(activity, time_h, labels, names, ct, nuclide, photons, density, out_dir, rtdose, as_json,
-                        voxel_tia, model, rb, kernel_source)
+                        voxel_tia, model, rb, kernel_source,
+                        {"calibrations": calibrations, "site": site, "camera": camera, "collimator": collimator})
         else:
             raise InvalidInputError("give --tac TAC.csv, or --activity maps with --time-h and --labels")
 

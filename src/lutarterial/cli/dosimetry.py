@@ -127,6 +127,26 @@ def _read_activity(paths: list[Path], nuclide: str, spect: dict[str, Any]) -> tu
     return imgs, report
 
 
+def _time_warnings(imgs: list[Any], paths: list[Path], time_h: list[float]) -> list[str]:
+    """Compare each --time-h with the header's administration-to-acquisition time, where both exist.
+
+    A warning, not an error: headers often carry a placeholder administration time, but a swapped
+    or mistyped time point silently changes every TIA.
+    """
+    out = []
+    for im, p, t in zip(imgs, paths, time_h, strict=True):
+        timing = getattr(im, "timing", None)
+        inj = getattr(timing, "injection_time", None)
+        acq = getattr(im, "acquisition_time", None)
+        if inj is None or acq is None:
+            continue
+        hdr_h = (acq - inj).total_seconds() / 3600.0
+        if abs(hdr_h - t) > max(0.5, 0.02 * t):
+            out.append(f"{p}: --time-h {t:g} but the header gives {hdr_h:.2f} h from administration "
+                       f"(RadiopharmaceuticalStartDateTime) to acquisition; check the time point")
+    return out
+
+
 def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: Path | None, ct: list[Path],
                 nuclide: str, photons: bool, density: bool, out_dir: Path | None, rtdose: bool,
                 as_json: bool, voxel_tia: str, model: str, rb: dict[str, tuple[float, float]],
@@ -184,6 +204,7 @@ def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: 
     res["voxel_mm"] = list(voxel_mm)
     res["density_correction"] = rho is not None
     res["activity_calibration"] = calibrations
+    res["warnings"] = _time_warnings(imgs, activity, time_h)
     if out_dir is not None:
         from lutarterial.dosimetry.io import plot_dvhs, write_nifti_dose, write_rtdose
 
@@ -219,7 +240,11 @@ def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: 
     for v in res["vois"]:
         t.add_row(v["voi"], str(v["n_voxels"]), *(f"{v[k]:.3g}" for k in ("mean_gy", "d2_gy", "d50_gy", "d70_gy",
                                                                             "d90_gy", "max_gy")))
-    Console().print(t)
+    con = Console()
+    con.print(t)
+    con.print(f"kernel: {res['kernel']['source']}")
+    for w in res["warnings"]:
+        con.print(f"[yellow]warning[/yellow] {w}")
 
 
 def register(app: typer.Typer) -> None:

@@ -83,3 +83,14 @@ def test_no_applicable_calibration_lists_what_exists(patient, tmp_path, capsys):
         run(["dose", *_args(patient), "--calibrations", str(reg), "--json"])
     assert exc.value.code == 2
     assert "valid periods: 2099-01-01..open" in capsys.readouterr().err
+
+
+def test_time_point_disagreeing_with_header_is_warned(patient, capsys):
+    args = _args(patient)
+    i = args.index("24.0")
+    args[i] = "30.0"  # mistyped time point
+    run(["dose", *args, "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert len(res["warnings"]) == 1 and "--time-h 30 but the header gives 24.00 h" in res["warnings"][0]
+    run(["dose", *_args(patient), "--json"])
+    assert json.loads(capsys.readouterr().out)["warnings"] == []

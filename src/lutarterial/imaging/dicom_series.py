@@ -191,6 +191,11 @@ def _choose_series(groups: dict[str, list[Any]], series_uid: str | None, modalit
                 ac = {u: g for u, g in quant.items()
                       if "ATTN" in [str(x).upper() for x in (g[0].get("CorrectedImage") or [])]}
                 quant = ac or quant
+            if len(quant) > 1:
+                # Exports often add MIPs/screen captures (DERIVED\SECONDARY\MIP) next to the PET,
+                # or the SPECT projections next to their reconstruction: keep the reconstructions.
+                prim = {u: g for u, g in quant.items() if _is_primary_volume(g[0])}
+                quant = prim or quant
             if quant:
                 cands = quant
                 break
@@ -201,6 +206,16 @@ def _choose_series(groups: dict[str, list[Any]], series_uid: str | None, modalit
         )
         raise InvalidInputError(f"several image series found; choose one (modality or series UID): {desc}")
     return next(iter(cands.values()))
+
+
+def _is_primary_volume(ds: Any) -> bool:
+    itype = [str(x).strip().upper() for x in (ds.get("ImageType") or [])]
+    if any(w in itype for w in ("MIP", "PROJECTION IMAGE", "SCREEN SHOT", "SCREENSHOT")) or \
+            (len(itype) > 1 and itype[1] == "SECONDARY"):
+        return False
+    if str(ds.get("Modality", "")) == "NM" and len(itype) > 2:
+        return itype[2] == "RECON TOMO"
+    return True
 
 
 def read_dicom_series(path: str | Path, *, series_uid: str | None = None, modality: str | None = None) -> Image:

@@ -197,10 +197,12 @@ def suv_factors(
             "RadionuclideTotalDose (0018,1074) missing or zero; SUV needs the injected activity "
             "(supply --injected-mbq)"
         )
-    if injected_activity_bq < 1e5:
+    if injected_activity_bq < 1e6:
+        # Below 1 MBq no clinical PET/SPECT administration exists; such values are MBq or kBq
+        # written where DICOM requires Bq (185 MBq as "185" or "185000").
         raise InvalidInputError(
             f"RadionuclideTotalDose (0018,1074) is {injected_activity_bq:g} Bq, implausibly small: DICOM stores Bq "
-            "(the scanner may have written MBq); supply the activity with --injected-mbq"
+            "(the scanner may have written MBq or kBq); supply the activity with --injected-mbq"
         )
     dc = (decay_correction or "").strip().upper()
     if dc == "ADMIN":

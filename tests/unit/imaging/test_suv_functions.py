@@ -114,6 +114,8 @@ def test_dose_in_mbq_by_mistake_and_height_in_cm():
     kw = dict(weight_kg=70, injection_time=inj, reference_time=inj, decay_correction="START", half_life_s=4062.6)
     with pytest.raises(InvalidInputError, match="implausibly small"):
         suv_factors(injected_activity_bq=185.0, **kw)
-    assert suv_factors(injected_activity_bq=1e5, **kw).bw > 0  # boundary: 0.1 MBq accepted
+    with pytest.raises(InvalidInputError, match="kBq"):
+        suv_factors(injected_activity_bq=185000.0, **kw)  # 185 MBq written in kBq
+    assert suv_factors(injected_activity_bq=1e6, **kw).bw > 0  # boundary: 1 MBq accepted
     f = suv_factors(injected_activity_bq=1e8, height_m=175.0, sex="M", **kw)  # cm by mistake
     assert f.lbm is None and f.bsa is None and f.bw == pytest.approx(70000 / 1e8)

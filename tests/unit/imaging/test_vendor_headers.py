@@ -173,3 +173,37 @@ def test_siemens_acquisition_microseconds_before_series_time(tmp_path):
         ds.ActualFrameDuration = 120000
     img = _pet(tmp_path, mut)
     assert _suv_of(img) == pytest.approx(_suv(62 * 60), rel=1e-5)
+
+
+def test_study_folder_with_mip_and_nac_picks_the_ac_reconstruction(tmp_path):
+    p = dw.PatientInfo("P1", "1.2.3.4", "1.2.3.4.5", INJ, weight_kg=W, height_m=1.8, sex="F")
+
+    def series(name, value, mutate):
+        dss = dw.pet_datasets(np.full(G.shape, value, np.float32), G, p, series_time=SCAN, injection_time=INJ,
+                              injected_bq=D, half_life_s=T_GA)
+        for ds in dss:
+            mutate(ds)
+        dw.save_series(dss, tmp_path / "study" / name)
+
+    series("ac", C, lambda ds: None)
+    series("mip", 1.0, lambda ds: setattr(ds, "ImageType", ["DERIVED", "SECONDARY", "MIP"]))
+    series("nac", 2.0, lambda ds: setattr(ds, "CorrectedImage", ["DECY", "NORM"]))
+    img = read_image(tmp_path / "study")
+    assert float(img.array.mean()) == pytest.approx(C, rel=1e-4)
+    # Two genuine AC reconstructions stay ambiguous: the user must choose.
+    series("ac2", 3.0, lambda ds: None)
+    with pytest.raises(Exception, match="several image series"):
+        read_image(tmp_path / "study")
+
+
+def test_spect_export_with_projections_picks_the_reconstruction(tmp_path):
+    recon = _nm(tmp_path / "a", lambda ds: None)
+    assert recon.quantity is Quantity.CNTS
+    g = Geometry((5, 6, 7), (4.0, 4.0, 4.0), (-12.0, -10.0, 30.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    proj = dw.nm_dataset(np.full(g.shape, 9.0), g, dw.PatientInfo("P", "1.2.3", "1.2.3.4", INJ), acq_time=INJ,
+                         frame_duration_s=10, projections=60, collimator="MEGP", model="X", injection_time=INJ,
+                         injected_bq=7.4e9)
+    proj.ImageType = ["ORIGINAL", "PRIMARY", "TOMO", "EMISSION"]
+    proj.save_as(tmp_path / "a" / "nm" / "proj.dcm", enforce_file_format=True)
+    img = read_image(tmp_path / "a" / "nm")
+    np.testing.assert_allclose(img.array, 500.0, rtol=1e-4)

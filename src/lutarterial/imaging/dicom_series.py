@@ -533,11 +533,15 @@ def _nm_quantity(ds: Any, array: np.ndarray) -> tuple[np.ndarray, Quantity, dict
             extra["half_life_s"] = float(r0.RadionuclideHalfLife)
         if r0.get("RadionuclideTotalDose"):
             extra["injected_bq"] = float(r0.RadionuclideTotalDose)
-        inj = parse_dt(r0.get("RadiopharmaceuticalStartDateTime"))
+        raw = r0.get("RadiopharmaceuticalStartDateTime")
+        inj = parse_dt(raw)
+        off, local = dt_offset_minutes(raw), dt_offset_minutes(ds.get("TimezoneOffsetFromUTC"))
+        if inj is not None and off is not None and local is not None and off != local:
+            inj += timedelta(minutes=local - off)
         if inj is None and r0.get("RadiopharmaceuticalStartTime"):
-            d = parse_da(ds.get("SeriesDate"))
-            t = parse_tm(r0.get("RadiopharmaceuticalStartTime"))
-            inj = datetime.combine(d, t) if d and t else None
+            # A time of day without a date: SPECT time points are taken days after the injection
+            # (177Lu: 4 h to 7 d), so the series date cannot be assumed; --injection-time gives it.
+            extra["injection_time_of_day"] = str(parse_tm(r0.get("RadiopharmaceuticalStartTime")))
         if inj is not None:
             extra["injection_time"] = inj.isoformat()
         if r0.get("RadionuclideCodeSequence"):

@@ -168,6 +168,14 @@ def quantify(
                 notes.append(f"SUV and %IA not computed: {exc}")
         elif require_suv:
             raise InvalidInputError("SUV requested but the image carries no PET header timing")
+        else:
+            t = image.timing
+            missing = [what for what, ok in (
+                ("body weight (--weight-kg)", t and t.weight_kg),
+                ("injected activity (--injected-mbq)", t and t.injected_activity_bq),
+                ("injection date and time (--injection-time)", t and t.injection_time),
+                ("half-life (--half-life-s)", t and t.half_life_s)) if not ok]
+            notes.append("SUV and %IA not computed: missing " + ", ".join(missing))
         to_bqml, to_suv = 1.0, (factors.bw if factors else None)
     elif q is Quantity.SUVBW:
         to_suv = 1.0

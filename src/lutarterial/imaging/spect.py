@@ -202,10 +202,12 @@ def calibrate_spect(
     meta = dict(image.meta)
     meta.update(calibration=dataclasses.asdict(calibration), acquisition_duration_s=t)
     timing = None
-    if image.meta.get("injected_bq") and image.meta.get("injection_time"):
+    if image.meta.get("injected_bq") or image.meta.get("injection_time"):
+        # Partial header timing is kept so that --injection-time / --injected-mbq can complete it.
+        inj = image.meta.get("injection_time")
         timing = PetTiming(
-            injected_activity_bq=float(image.meta["injected_bq"]),
-            injection_time=datetime.fromisoformat(str(image.meta["injection_time"])),
+            injected_activity_bq=float(image.meta["injected_bq"]) if image.meta.get("injected_bq") else None,
+            injection_time=datetime.fromisoformat(str(inj)) if inj else None,
             scan_time=image.acquisition_time, decay_correction="START",
             half_life_s=image.meta.get("half_life_s"), weight_kg=image.meta.get("weight_kg"),
         )

@@ -207,3 +207,39 @@ def test_spect_export_with_projections_picks_the_reconstruction(tmp_path):
     proj.save_as(tmp_path / "a" / "nm" / "proj.dcm", enforce_file_format=True)
     img = read_image(tmp_path / "a" / "nm")
     np.testing.assert_allclose(img.array, 500.0, rtol=1e-4)
+
+
+def test_spect_injection_time_without_date_is_not_dated_on_the_scan_day(tmp_path):
+    """177Lu SPECT 24 h after injection whose header has only RadiopharmaceuticalStartTime: the
+    injection must not be placed on the scan day (0.5 h instead of 24.5 h); %IA waits for the date."""
+    from datetime import date
+
+    from lutarterial.imaging.io import with_overrides
+    from lutarterial.imaging.spect import Calibration, calibrate_spect
+
+    scan = INJ + timedelta(hours=24, minutes=30)
+    g = Geometry((5, 6, 7), (4.0, 4.0, 4.0), (-12.0, -10.0, 30.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    ds = dw.nm_dataset(np.full(g.shape, 500.0), g, dw.PatientInfo("P", "1.2.3", "1.2.3.4", INJ), acq_time=scan,
+                       frame_duration_s=10, projections=60, collimator="MEGP", model="X", injection_time=INJ,
+                       injected_bq=7.4e9)
+    ri = ds.RadiopharmaceuticalInformationSequence[0]
+    del ri.RadiopharmaceuticalStartDateTime
+    ri.RadiopharmaceuticalStartTime = "090000"
+    ds.PatientWeight = "70"
+    (tmp_path / "nm").mkdir()
+    ds.save_as(tmp_path / "nm" / "nm.dcm", enforce_file_format=True)
+    img = read_image(tmp_path / "nm")
+    assert "injection_time" not in img.meta and img.meta["injection_time_of_day"] == "09:00:00"
+    cal = Calibration("A", "X", "MEGP", "Lu-177", date(2020, 1, 1), None, 10.0, "total")
+    bq = calibrate_spect(img, cal)
+    m = np.zeros(g.shape, bool)
+    m[1:4, 1:5, 1:6] = True
+    lm = LabelMap(g, (crop_mask(VoiSpec(1, "liver", VoiKind.LIVER), m),), bq.frame_of_reference_uid)
+    res = quantify(bq, lm, peak=False, require_suv=False)
+    assert res.vois[0].percent_ia is None
+    assert any("--injection-time" in n for n in res.notes)
+    # Supplying the date completes the header's dose: decay over 24.5 h of 177Lu (T1/2 574300.8 s).
+    done = quantify(with_overrides(bq, injection_time=INJ), lm, peak=False, require_suv=False)
+    v = done.vois[0]
+    decayed = 7.4e9 * 2 ** (-(24.5 * 3600) / 574300.8)
+    assert v.percent_ia == pytest.approx(v.total_bq / decayed * 100, rel=1e-6)

@@ -24,6 +24,11 @@ from lutarterial.dosimetry.metrics import (
     geud_niemierko,
 )
 from lutarterial.dosimetry.nuclides import Nuclide, get_nuclide
+from lutarterial.dosimetry.published_kernels import (
+    lanconelli2012_kernel,
+    lanconelli2012_sizes,
+    match_lanconelli2012,
+)
 from lutarterial.dosimetry.voxel import (
     density_correct,
     density_from_hu,
@@ -36,7 +41,8 @@ __all__ = [
     "CycleDose", "DoseKernel", "FitResult", "Nuclide", "SelfDose",
     "bed_monoexponential", "cumulative_check", "d_x", "density_correct", "density_from_hu",
     "dose_from_tia_kernel", "dose_local_deposition", "dose_stats", "dose_voxel_kernel", "dvh",
-    "eud_radiobiological", "fit_tac", "geud_niemierko", "get_nuclide", "organ_self_dose",
+    "eud_radiobiological", "fit_tac", "geud_niemierko", "get_nuclide", "lanconelli2012_kernel",
+    "lanconelli2012_sizes", "match_lanconelli2012", "organ_self_dose",
     "sphere_s_value", "tia_hanscheid2018", "tia_madsen2018", "tia_map_from_timepoints",
     "tia_trapezoid_physical_tail",
 ]

@@ -307,8 +307,10 @@ def _published_filled(name: str, a_t: tuple[float, ...], radius_mm: float | None
     nuc = get_nuclide(name)
     rho = SOFT_TISSUE_DENSITY_G_CM3
     a = np.array(a_t)
-    R = _default_radius_vox(nuc, a, radius_mm, rho, True)
     pub = lanconelli2012_kernel(name, table_mm)
+    R = _default_radius_vox(nuc, a, radius_mm, rho, True)
+    if radius_mm is None:  # default radius: never cut the published table (9.28 mm: 30 mm is 4 voxels)
+        R = tuple(max(r, pub.radius_vox) for r in R)  # type: ignore[assignment]
     ii, jj, kk = np.meshgrid(*(np.arange(r + 1) for r in R), indexing="ij")
     idx = np.stack([ii, jj, kk], axis=-1).reshape(-1, 3)
     outside = idx.max(axis=1) > pub.radius_vox

@@ -184,6 +184,15 @@ def test_lanconelli_source_demanded_but_not_applicable_says_what_exists():
         dose_voxel_kernel("Lu-177", 4.42, source="mc")
 
 
+def test_default_radius_keeps_the_whole_published_table():
+    # 30 mm default radius is only 4 voxels at 9.28 mm; the published table (5 voxels) is kept whole
+    k = dose_voxel_kernel("Lu-177", 9.28)
+    assert k.radius_vox == (5, 5, 5) and k.table_radius_vox == 5
+    assert k.values_mgy_per_mbq_s[10, 10, 10] == 2.62e-07  # offset (5,5,5)
+    # an explicit radius is honoured (the table is then cut)
+    assert dose_voxel_kernel("Lu-177", 9.28, radius_mm=20.0).table_radius_vox == 3
+
+
 def test_near_tabulated_size_uses_the_table_values_unchanged():
     k = dose_voxel_kernel("Lu-177", 4.4181)  # a SPECT reconstruction pixel within 0.05 % of 4.42 mm
     assert k.source_id == "lanconelli2012" and k.table_voxel_mm == 4.42 and k.voxel_mm[0] == 4.4181

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lutarterial.errors import DicomConformanceError, InvalidInputError, NotFoundError
-from lutarterial.imaging.dicom_series import dcmread_tolerant, geometry_from_positions
+from lutarterial.imaging.dicom_series import dcmread_tolerant, decode_pixels, geometry_from_positions
 from lutarterial.imaging.resample import grids_overlap, resample_mask_cropped
 from lutarterial.imaging.types import Geometry
 
@@ -115,7 +115,7 @@ def read_seg_masks(
     ds = _load(path, "SEG")
     check_frame_of_reference(str(ds.get("FrameOfReferenceUID", "")) or None, image_for_uid, "SEG")
     nf = int(ds.get("NumberOfFrames", 1) or 1)
-    pix = np.asarray(ds.pixel_array).reshape(nf, int(ds.Rows), int(ds.Columns))
+    pix = decode_pixels(ds).reshape(nf, int(ds.Rows), int(ds.Columns))
     seg_type = str(ds.get("SegmentationType", "BINARY")).upper()
     labelmap = seg_type == "LABELMAP"  # DICOM Sup 243: pixel values are segment numbers
     if seg_type == "FRACTIONAL":

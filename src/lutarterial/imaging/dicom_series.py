@@ -30,6 +30,7 @@ __all__ = [
     "parse_tm",
     "parse_dt",
     "dt_offset_minutes",
+    "decode_pixels",
     "geometry_from_positions",
 ]
 
@@ -276,6 +277,24 @@ _NATIVE_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 _DTYPES = {(8, 0): "u1", (8, 1): "i1", (16, 0): "<u2", (16, 1): "<i2", (32, 0): "<u4", (32, 1): "<i4"}
 
 
+def decode_pixels(ds: Any) -> np.ndarray:
+    """``ds.pixel_array``, with a missing or failing decoder reported as a conformance error.
+
+    PACS exports are often compressed (JPEG Lossless, JPEG-LS, JPEG 2000, RLE); pylibjpeg with its
+    libjpeg plugin, Pillow and the jpeg_ls package cover these. The message names the transfer
+    syntax so that the site can decompress (e.g. ``dcmdjpeg``, ``gdcmconv --raw``) if needed.
+    """
+    try:
+        return np.asarray(ds.pixel_array)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises several types for missing decoders
+        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        name = getattr(ts, "name", str(ts))
+        raise DicomConformanceError(
+            f"cannot decode the pixel data ({name}, {ts}): {exc}; decompress the files "
+            "(e.g. dcmdjpeg or gdcmconv --raw) or install a decoder (pylibjpeg-libjpeg, pylibjpeg-openjpeg)"
+        ) from None
+
+
 def _pixels(ds: Any) -> np.ndarray:
     """Stored values of a single-frame image; a fast path for uncompressed little-endian data."""
     ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", ""))
@@ -286,7 +305,7 @@ def _pixels(ds: Any) -> np.ndarray:
         buf = ds.PixelData
         if len(buf) >= n * np.dtype(_DTYPES[key]).itemsize:
             return np.frombuffer(buf, _DTYPES[key], count=n).reshape(int(ds.Rows), int(ds.Columns))
-    return ds.pixel_array
+    return decode_pixels(ds)
 
 
 def _read_single_frames(dss: list[Any]) -> tuple[np.ndarray, Geometry, list[Any]]:
@@ -318,7 +337,7 @@ def _read_single_frames(dss: list[Any]) -> tuple[np.ndarray, Geometry, list[Any]
 
 def _read_multiframe(ds: Any) -> tuple[np.ndarray, Geometry, list[Any]]:
     nf = int(ds.NumberOfFrames)
-    pix = ds.pixel_array.reshape(nf, int(ds.Rows), int(ds.Columns))
+    pix = decode_pixels(ds).reshape(nf, int(ds.Rows), int(ds.Columns))
     if "PerFrameFunctionalGroupsSequence" in ds:  # enhanced multi-frame
         shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]
         per = ds.PerFrameFunctionalGroupsSequence

@@ -243,3 +243,43 @@ def test_spect_injection_time_without_date_is_not_dated_on_the_scan_day(tmp_path
     v = done.vois[0]
     decayed = 7.4e9 * 2 ** (-(24.5 * 3600) / 574300.8)
     assert v.percent_ia == pytest.approx(v.total_bq / decayed * 100, rel=1e-6)
+
+
+def test_compressed_pet_series_is_decoded(tmp_path):
+    """PACS exports are often compressed: an RLE Lossless PET series reads back to the same SUV."""
+    from pydicom.uid import RLELossless
+
+    p = dw.PatientInfo("P1", "1.2.3.4", "1.2.3.4.5", INJ, weight_kg=W, height_m=1.8, sex="F")
+    dss = dw.pet_datasets(np.full(G.shape, C, np.float32), G, p, series_time=SCAN, injection_time=INJ,
+                          injected_bq=D, half_life_s=T_GA)
+    for ds in dss:
+        ds.compress(RLELossless)
+    img = read_image(dw.save_series(dss, tmp_path / "pet"))
+    assert _suv_of(img) == pytest.approx(_suv(62 * 60), rel=1e-4)
+
+
+def test_undecodable_pixel_data_is_a_conformance_error(tmp_path):
+    from pydicom.uid import JPEGLosslessSV1
+
+    p = dw.PatientInfo("P1", "1.2.3.4", "1.2.3.4.5", INJ, weight_kg=W, height_m=1.8, sex="F")
+    dss = dw.pet_datasets(np.full(G.shape, C, np.float32), G, p, series_time=SCAN, injection_time=INJ,
+                          injected_bq=D, half_life_s=T_GA)
+    from pydicom.encaps import encapsulate
+
+    for ds in dss:
+        ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+        ds.PixelData = encapsulate([b"\xff\xd8not a jpeg\xff\xd9"])
+        ds["PixelData"].VR = "OB"
+    with pytest.raises(DicomConformanceError, match="cannot decode the pixel data"):
+        read_image(dw.save_series(dss, tmp_path / "pet"))
+
+
+def test_pydicom_nm_jpeg_extended_file_decodes():
+    """pydicom's JPGExtended.dcm (NM, 12-bit JPEG Extended) needs the libjpeg decoder."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    from lutarterial.imaging.dicom_series import decode_pixels
+
+    ds = pydicom.dcmread(get_testdata_file("JPGExtended.dcm"))
+    assert decode_pixels(ds).shape == (int(ds.Rows), int(ds.Columns))

@@ -1,4 +1,7 @@
-"""177Lu dose-voxel kernels against the published Monte-Carlo voxel S-values of Lanconelli et al.
+"""The computed 177Lu dose-voxel kernel against the published Monte-Carlo voxel S-values of Lanconelli et al.
+
+(These tests call ``dose_voxel_kernel(..., source="computed")``: at tabulated sizes the default
+kernel *is* the published table, tested in ``test_published_kernels.py``.)
 
 Reference: Lanconelli N et al., Phys Med Biol 2012;57:517-533 (DOSXYZnrc, soft tissue), 8 voxel
 sizes 2.21-9.28 mm, transcribed in ``lanconelli2012_lu177_soft_tissue.csv`` (source in its header).

@@ -365,12 +365,13 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        t = Table(title=f"{k.nuclide} dose-voxel kernel, {voxel_mm} mm voxels, mGy/(MBq·s)", caption=k.source)
+        t = Table(title=f"{k.nuclide} dose-voxel kernel, {voxel_mm} mm voxels, mGy/(MBq·s)")
         for c in ("i", "j", "k", "S"):
             t.add_column(c)
         for i, j, kk, v in rows:
             t.add_row(str(i), str(j), str(kk), f"{v:.4e}")
         con = Console()
         con.print(t)
+        con.print(f"source: {k.source}")
         if k.citation:
             con.print(k.citation)

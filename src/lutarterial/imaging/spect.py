@@ -48,6 +48,7 @@ __all__ = [
     "calibrate_spect_from_registry",
     "decay_correct",
     "read_spect_activity",
+    "spect_header_timing",
 ]
 
 
@@ -201,18 +202,28 @@ def calibrate_spect(
     scale = 1e6 / (calibration.cps_per_mbq * t * image.geometry.voxel_volume_ml)
     meta = dict(image.meta)
     meta.update(calibration=dataclasses.asdict(calibration), acquisition_duration_s=t)
-    timing = None
-    if image.meta.get("injected_bq") or image.meta.get("injection_time"):
-        # Partial header timing is kept so that --injection-time / --injected-mbq can complete it.
-        inj = image.meta.get("injection_time")
-        timing = PetTiming(
-            injected_activity_bq=float(image.meta["injected_bq"]) if image.meta.get("injected_bq") else None,
-            injection_time=datetime.fromisoformat(str(inj)) if inj else None,
-            scan_time=image.acquisition_time, decay_correction="START",
-            half_life_s=image.meta.get("half_life_s"), weight_kg=image.meta.get("weight_kg"),
-        )
     return dataclasses.replace(image, array=(image.array * scale).astype(np.float32), quantity=Quantity.BQML,
-                               meta=meta, timing=timing)
+                               meta=meta, timing=spect_header_timing(image))
+
+
+def spect_header_timing(image: Image) -> PetTiming | None:
+    """Administration timing of an NM image from its header values (for %IA and SUV).
+
+    Activity is at the acquisition time (START). Partial header timing is kept so that
+    ``with_overrides`` (--injection-time / --injected-mbq) can complete it; None when the header
+    carries neither the activity nor the injection time.
+    """
+    if image.timing is not None:
+        return image.timing
+    if not (image.meta.get("injected_bq") or image.meta.get("injection_time")):
+        return None
+    inj = image.meta.get("injection_time")
+    return PetTiming(
+        injected_activity_bq=float(image.meta["injected_bq"]) if image.meta.get("injected_bq") else None,
+        injection_time=datetime.fromisoformat(str(inj)) if inj else None,
+        scan_time=image.acquisition_time, decay_correction="START",
+        half_life_s=image.meta.get("half_life_s"), weight_kg=image.meta.get("weight_kg"),
+    )
 
 
 def calibrate_spect_from_registry(
@@ -270,4 +281,6 @@ def read_spect_activity(
                                             camera=camera, collimator=collimator, nuclide=nuclide)
     elif img.quantity is not Quantity.BQML:
         raise InvalidInputError(f"{path}: SPECT image holds {img.quantity.value}, expected counts or Bq/mL")
+    elif img.modality == "NM" and img.timing is None:
+        img = dataclasses.replace(img, timing=spect_header_timing(img))  # quantitative SPECT (xSPECT Quant...)
     return img

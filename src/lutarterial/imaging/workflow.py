@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +54,9 @@ def quantify_files(
         reg = spect.CalibrationRegistry.from_csv(calibrations) if calibrations else spect.CalibrationRegistry.packaged()
         image = spect.calibrate_spect_from_registry(image, reg, site=site, camera=camera, collimator=collimator,
                                                     nuclide=nuclide)
+    elif image.modality == "NM" and image.quantity is Quantity.BQML and image.timing is None:
+        # Quantitative SPECT reconstruction (Bq/mL in the file): header dose/injection give %IA.
+        image = dataclasses.replace(image, timing=spect.spect_header_timing(image))
     if pvc:
         cam = camera or str(image.meta.get("model", ""))
         col = collimator or str(image.meta.get("collimator", ""))

@@ -283,3 +283,26 @@ def test_pydicom_nm_jpeg_extended_file_decodes():
 
     ds = pydicom.dcmread(get_testdata_file("JPGExtended.dcm"))
     assert decode_pixels(ds).shape == (int(ds.Rows), int(ds.Columns))
+
+
+def test_quantitative_spect_bqml_gives_percent_ia_from_header(tmp_path):
+    """xSPECT-Quant-like NM in Bq/mL: no calibration, %IA from the header dose and injection time."""
+    from lutarterial.imaging.workflow import quantify_files
+
+    scan = INJ + timedelta(hours=24)
+    g = Geometry((5, 6, 7), (4.0, 4.0, 4.0), (-12.0, -10.0, 30.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    ds = dw.nm_dataset(np.full(g.shape, 5000.0), g, dw.PatientInfo("P", "1.2.3", "1.2.3.4", INJ), acq_time=scan,
+                       frame_duration_s=10, projections=60, collimator="MEGP", model="X", injection_time=INJ,
+                       injected_bq=7.4e9)
+    ds.Units = "BQML"
+    (tmp_path / "nm").mkdir()
+    ds.save_as(tmp_path / "nm" / "nm.dcm", enforce_file_format=True)
+    lab = np.zeros(g.shape, np.int16)
+    lab[1:4, 1:5, 1:6] = 1
+    voi = dw.write_nifti_labels(tmp_path / "voi.nii.gz", lab, g)
+    img, _, m = quantify_files(tmp_path / "nm", voi, {"1": {"name": "liver", "kind": "liver"}}, peak=False)
+    v = m.vois[0]
+    assert img.quantity is Quantity.BQML and v.mean_bqml == pytest.approx(5000.0, rel=1e-4)
+    total = 5000.0 * 3 * 4 * 5 * 0.064
+    assert v.total_bq == pytest.approx(total, rel=1e-4)
+    assert v.percent_ia == pytest.approx(total / (7.4e9 * 2 ** (-24 * 3600 / 574300.8)) * 100, rel=1e-4)

@@ -28,9 +28,8 @@ _ORGAN_CODES = {
     "10200004": "liver", "T-62000": "liver",
     "64033007": "kidney", "9846003": "kidney", "18639004": "kidney", "T-71000": "kidney",
     "78961009": "spleen", "T-C3000": "spleen",
-    "14016003": "marrow", "421060004": "marrow",  # bone marrow; spinal-column vertebra structures
+    "14016003": "marrow", "421060004": "marrow",  # bone marrow; vertebral column (marrow VOIs in L1-L5)
     "59441001": "lymph node", "T-C4000": "lymph node",
-    "15776009": "pancreas", "T-65000": "pancreas",
 }
 _TUMOUR_CODES = {
     "108369006",  # Neoplasm

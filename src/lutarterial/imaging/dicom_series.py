@@ -373,6 +373,20 @@ def _read_multiframe(ds: Any) -> tuple[np.ndarray, Geometry, list[Any]]:
             f"NM ImageType {'/'.join(itype)} is {what}, not a reconstructed SPECT volume "
             "(ImageType value 3 RECON TOMO); export the reconstruction"
         )
+    n_slices = int(ds.get("NumberOfSlices", 0) or 0)
+    if str(ds.get("Modality", "")) == "NM":
+        for vec, what in (("EnergyWindowVector", "energy windows"), ("DetectorVector", "detectors"),
+                          ("PhaseVector", "phases"), ("TimeSlotVector", "time slots"),
+                          ("RRIntervalVector", "R-R intervals")):
+            if len({int(x) for x in (ds.get(vec) or [])}) > 1:
+                raise DicomConformanceError(
+                    f"NM object holds several {what} in its frames "
+                    f"({vec} has more than one value); export one reconstructed volume per file"
+                )
+        if n_slices and n_slices != nf:
+            raise DicomConformanceError(
+                f"NM NumberOfFrames {nf} differs from NumberOfSlices {n_slices}: the frames are not one stack of slices"
+            )
     det = ds.get("DetectorInformationSequence")
     src = det[0] if det else ds
     iop = src.get("ImageOrientationPatient") or ds.get("ImageOrientationPatient")

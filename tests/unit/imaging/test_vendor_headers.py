@@ -306,3 +306,17 @@ def test_quantitative_spect_bqml_gives_percent_ia_from_header(tmp_path):
     total = 5000.0 * 3 * 4 * 5 * 0.064
     assert v.total_bq == pytest.approx(total, rel=1e-4)
     assert v.percent_ia == pytest.approx(total / (7.4e9 * 2 ** (-24 * 3600 / 574300.8)) * 100, rel=1e-4)
+
+
+@pytest.mark.parametrize("mutate, msg", [
+    (lambda ds: setattr(ds, "EnergyWindowVector", [1, 2, 1, 2, 1]), "energy window"),
+    (lambda ds: setattr(ds, "NumberOfSlices", 4), "differs from NumberOfSlices"),
+])
+def test_nm_frames_that_are_not_one_stack_are_refused(tmp_path, mutate, msg):
+    with pytest.raises(DicomConformanceError, match=msg):
+        _nm(tmp_path, mutate)
+
+
+def test_nm_single_energy_window_vector_is_fine(tmp_path):
+    img = _nm(tmp_path, lambda ds: setattr(ds, "EnergyWindowVector", [1] * 5))
+    assert img.array.shape == (5, 6, 7)

@@ -234,7 +234,8 @@ def _imaging_and_dosimetry(seed: int, out_dir: Path, data_dir: Path) -> DemoImag
             continue
         acts = tuple(round(sp.bqml_mean[v.name] * volumes[v.name] / 1e6, 4) for sp in truth.spect)
         tacs.append(VoiTac(voi=v.name, cycle="IAH", time_h=tuple(sp.time_h for sp in truth.spect), activity_mbq=acts,
-                           mass_g=round(volumes[v.name] * 1.05, 1), kind="lesion" if v.kind == "lesion" else "organ"))
+                           mass_g=round(volumes[v.name] * 1.05, 1),
+                           kind="lesion" if v.kind in ("lesion", "extrahepatic") else "organ"))
     dos = tac_dosimetry(tacs, nuclide="Lu-177")
     fits = dos.pop("_fits")
     dos_figs = []
@@ -309,19 +310,50 @@ def _seed_one(reg: Any, site: str, label: str, stage: str, rec: dict[str, Any], 
                               reason="demo: follow-up visit 1")
         for i, (plt, hb) in enumerate(((210.0, 12.9), (142.0, 11.8), (88.0, 10.6))):
             day = d(70 + 28 * i)
+            # LLN with each value (the laboratory's reference range), so CTCAE can grade decreases
             services.record_lab(s, coord, tn, analyte="platelets", value=plt, unit="10*9/L", collected_date=day,
-                                reason="demo: laboratory results")
+                                lln=150.0, uln=400.0, reason="demo: laboratory results")
             services.record_lab(s, coord, tn, analyte="hemoglobin", value=hb, unit="g/dL", collected_date=day,
-                                reason="demo: laboratory results")
+                                lln=12.0, uln=16.0, reason="demo: laboratory results")
         services.record_adverse_event(s, coord, tn, term="Nausea", grade=1, onset_date=d(71), relatedness="probable",
                                       reason="demo: adverse event reported")
         services.record_adverse_event(s, coord, tn, term="Platelet count decreased", grade=1, onset_date=d(126),
                                       relatedness="probable", reason="demo: adverse event reported")
-        services.record_recist(s, inv, tn, assessment_date=d(-10), response="NE", target_sum_mm=84.0,
-                               reason="demo: baseline RECIST measurement")
-        services.record_recist(s, inv, tn, assessment_date=d(126), response="SD", target_sum_mm=71.0,
-                               reason="demo: RECIST 1.1 at follow-up")
+        for date, response, total, details in _recist_series(d):
+            services.record_recist(s, inv, tn, assessment_date=date, response=response, target_sum_mm=total,
+                                   details=details, reason="demo: RECIST 1.1 assessment (clinical engine)")
     return tn
+
+
+#: Demo lesion measurements (mm): two liver targets, one nodal target (short axis), one non-target.
+_RECIST_PLAN = ((-10, {"L1": 42.0, "L2": 30.0, "N1": 16.0}), (126, {"L1": 30.0, "L2": 20.0, "N1": 10.0}),
+                (182, {"L1": 27.0, "L2": 18.0, "N1": 9.0}))
+
+
+def _recist_series(d: Any) -> list[tuple[str, str, float | None, dict[str, Any]]]:
+    """RECIST 1.1 time points evaluated by ``lutarterial.clinical.recist.evaluate_recist``.
+
+    Each stored record keeps its lesion measurements (``details.lesions``, the engine's input
+    format) and the engine's answer for that time point; the page re-runs the engine on them.
+    """
+    from lutarterial.clinical.recist import evaluate_recist, parse_recist_input
+
+    assessments = []
+    for k, (day, sizes) in enumerate(_RECIST_PLAN):
+        if k == 0:
+            lesions = [{"id": i, "role": "target", "organ": "lymph node" if i.startswith("N") else "liver",
+                        "nodal": i.startswith("N"), "diameter_mm": v} for i, v in sizes.items()]
+            lesions.append({"id": "NT1", "role": "non_target", "organ": "liver", "status": "present"})
+        else:
+            lesions = [{"id": i, "diameter_mm": v} for i, v in sizes.items()] + [{"id": "NT1", "status": "present"}]
+        assessments.append({"date": d(day), "baseline": k == 0, "lesions": lesions})
+    result = evaluate_recist(parse_recist_input({"assessments": assessments})[1])
+    out = []
+    for doc, tp in zip(assessments, result.assessments):
+        details = {"baseline": doc["baseline"], "lesions": doc["lesions"], "timepoint": tp.to_dict(),
+                   "engine": "lutarterial.clinical.recist.evaluate_recist"}
+        out.append((doc["date"], tp.overall or "NE", tp.sum_mm, details))
+    return out
 
 
 def _version() -> str:

@@ -13,7 +13,7 @@ from lutarterial.web import plots
 from lutarterial.web.backend import VISIT_LABELS, normalise_screening
 
 __all__ = ["timeline", "screening_view", "protocol_versions", "engine_available", "safety_plots", "lab_analytes",
-           "analyses_view", "plot_png", "fmt"]
+           "analyses_view", "plot_png", "fmt", "recist_evaluation", "recist_view"]
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -117,10 +117,50 @@ def safety_plots(p: dict[str, Any]) -> list[dict[str, str]]:
     for analyte in sorted({lab["analyte"] for lab in p["labs"]}):
         out.append({"url": f"/participants/{tn}/plots/lab-{quote(analyte)}.png",
                     "alt": f"{analyte} over time", "caption": f"{analyte} over time (canonical unit)"})
-    if any(r["target_sum_mm"] is not None for r in p["recist"]):
+    if recist_evaluation(p) is not None:
+        out.append({"url": f"/participants/{tn}/plots/recist-spider.png", "alt": "RECIST spider plot",
+                    "caption": "RECIST 1.1: change of the target sum from baseline (lutarterial.clinical)"})
+    elif any(r["target_sum_mm"] is not None for r in p["recist"]):
         out.append({"url": f"/participants/{tn}/plots/recist.png", "alt": "RECIST target sum over time",
                     "caption": "RECIST 1.1 sum of target-lesion diameters"})
     return out
+
+
+def recist_evaluation(p: dict[str, Any]) -> Any:
+    """The clinical engine's RECIST 1.1 result re-run on the stored lesion measurements, or None.
+
+    Used when every stored assessment carries its lesions (``details.lesions``, the engine's
+    input format) and there is exactly one baseline; the best overall response (with the
+    protocol's confirmation rule) then comes from ``lutarterial.clinical.recist``, not the page.
+    """
+    from lutarterial.clinical.recist import evaluate_recist, parse_recist_input
+    from lutarterial.errors import LutarterialError
+
+    recs = p.get("recist") or []
+    docs = []
+    for r in recs:
+        det = r.get("details") or {}
+        if not isinstance(det, dict) or not isinstance(det.get("lesions"), list):
+            return None
+        docs.append({"date": str(r["assessment_date"]), "baseline": bool(det.get("baseline")), "lesions": det["lesions"]})
+    if not docs or sum(d["baseline"] for d in docs) != 1:
+        return None
+    try:
+        return evaluate_recist(parse_recist_input({"assessments": docs})[1], patient=p.get("trial_number"))
+    except LutarterialError:
+        return None
+
+
+def recist_view(p: dict[str, Any]) -> dict[str, Any] | None:
+    """Best overall response and per-time-point rows from :func:`recist_evaluation`."""
+    res = recist_evaluation(p)
+    if res is None:
+        return None
+    rows = [{"date": a.date, "baseline": a.baseline, "sum_mm": a.sum_mm, "change_from_baseline_pct":
+             a.change_from_baseline_pct, "change_from_nadir_pct": a.change_from_nadir_pct, "target": a.target,
+             "non_target": a.non_target, "new_lesions": a.new_lesions, "overall": a.overall} for a in res.assessments]
+    return {"best_overall_response": res.best_overall_response, "reason": res.best_overall_response_reason,
+            "progression_date": res.progression_date, "rows": rows, "baseline_issues": list(res.baseline_issues)}
 
 
 def _tables(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -139,6 +179,130 @@ def _tables(result: dict[str, Any]) -> list[dict[str, Any]]:
     return tables
 
 
+def _r(v: Any, nd: int = 3) -> Any:
+    return round(v, nd) if isinstance(v, float) else v
+
+
+def _is_uptake_comparison(result: dict[str, Any]) -> bool:
+    """The imaging engine's IAH-vs-IV comparison (``imaging.report.comparison_dict``)."""
+    vois = result.get("vois")
+    return (isinstance(vois, list) and bool(vois) and all(isinstance(v, dict) for v in vois)
+            and all(isinstance(v.get("ratio"), dict) and isinstance(v.get("iv"), dict) for v in vois))
+
+
+def _is_tac_dosimetry(result: dict[str, Any]) -> bool:
+    """The dosimetry engine's per-VOI result (``dosimetry.workflow.tac_dosimetry``)."""
+    vois = result.get("vois")
+    return (isinstance(vois, list) and bool(vois) and all(isinstance(v, dict) for v in vois)
+            and all("dose_gy" in v and "voi" in v for v in vois))
+
+
+def _ci_text(g: dict[str, Any]) -> str:
+    gm = g.get("geometric_mean")
+    if gm is None:
+        return "—"
+    if g.get("ci_low") is None or g.get("ci_high") is None:
+        return f"{gm:.2f} (n = {g.get('n')}, no CI with one value)"
+    conf = int(round(100 * float(g.get("confidence") or 0.95)))
+    return f"{gm:.2f} ({conf} % CI {g['ci_low']:.2f}–{g['ci_high']:.2f}, n = {g.get('n')})"
+
+
+def _uptake_view(result: dict[str, Any]) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    """Headline (lesion geometric-mean IAH/IV ratio with CI) and per-VOI tables."""
+    summary = result.get("summary") or {}
+    headline = []
+    for group, label in (("lesions", "Liver lesions"), ("extrahepatic", "Extrahepatic lesions")):
+        g = (summary.get(group) or {}).get("suv_mean")
+        if isinstance(g, dict):
+            headline.append({"label": f"{label}: IAH/IV SUVmean ratio, geometric mean", "value": _ci_text(g)})
+    organs = summary.get("organs") or {}
+    if isinstance(organs.get("liver"), (int, float)):
+        headline.append({"label": "Whole liver: IAH/IV SUVmean ratio", "value": f"{organs['liver']:.2f}"})
+    rows = []
+    for v in result["vois"]:
+        iv, iah, ratio = v.get("iv") or {}, v.get("iah") or {}, v.get("ratio") or {}
+        rows.append([v.get("name"), v.get("kind"), _r(iv.get("volume_ml"), 1), _r(iv.get("suv_mean"), 2),
+                     _r(iah.get("suv_mean"), 2), _r(ratio.get("suv_mean"), 2), _r(iv.get("suv_max"), 2),
+                     _r(iah.get("suv_max"), 2), _r(ratio.get("suv_max"), 2), _r(iv.get("percent_ia"), 2),
+                     _r(iah.get("percent_ia"), 2)])
+    tables = [{"title": "Uptake per volume of interest: IV vs IAH",
+               "columns": ["VOI", "kind", "volume (mL)", "SUVmean IV", "SUVmean IAH", "ratio IAH/IV",
+                           "SUVmax IV", "SUVmax IAH", "ratio SUVmax", "%IA IV", "%IA IAH"],
+               "rows": rows, "note": "SUV body-weight; ratio = IAH / IV of the same VOI; %IA = percent of "
+                                     "the injected 68Ga activity in the VOI."}]
+    grows = []
+    for group in ("lesions", "extrahepatic"):
+        for metric, g in (summary.get(group) or {}).items():
+            if isinstance(g, dict):
+                grows.append([group, metric, g.get("n"), _r(g.get("geometric_mean")), _r(g.get("ci_low")),
+                              _r(g.get("ci_high")), g.get("confidence")])
+    if grows:
+        tables.append({"title": "IAH/IV ratio across lesions (geometric mean, t-interval on log ratios)",
+                       "columns": ["group", "metric", "n", "geometric mean", "CI low", "CI high", "confidence"],
+                       "rows": grows, "note": ""})
+    studies = result.get("studies")
+    if isinstance(studies, list) and studies:
+        tables.append({"title": "Studies compared", "columns": ["route", "injected (MBq)", "scan time",
+                                                                "StudyInstanceUID", "PET SeriesInstanceUID"],
+                       "rows": [[st.get("route"), st.get("injected_mbq"), st.get("scan_time"),
+                                 st.get("study_instance_uid"), st.get("pet_series_instance_uid")] for st in studies],
+                       "note": "", "mono": True})
+    msgs = [str(m) for m in result.get("messages") or []]
+    unmatched = result.get("unmatched") or {}
+    for route, names in unmatched.items():
+        if names:
+            msgs.append(f"VOIs only in the {route.upper()} study (not compared): {', '.join(map(str, names))}")
+    if msgs:
+        tables.append({"title": "Messages", "columns": ["message"], "rows": [[m] for m in msgs], "note": ""})
+    return headline, tables
+
+
+_QUANTITY = {"dose_gy": "absorbed dose (Gy)", "bed_gy": "BED (Gy)"}
+
+
+def _dosimetry_view(result: dict[str, Any]) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    """Headline (limits reached or not), dose per VOI and cumulative dose against limits."""
+    rows = []
+    for v in result["vois"]:
+        sd = v.get("dose_sd_gy")
+        rows.append([v.get("voi"), v.get("cycle"), v.get("kind"), v.get("model"), _r(v.get("teff_h"), 1),
+                     _r(v.get("tia_mbq_h"), 0), _r(v.get("mass_g"), 1), _r(v.get("dose_gy"), 2),
+                     float(f"{sd:.2g}") if isinstance(sd, (int, float)) else None, _r(v.get("bed_gy"), 2),
+                     "; ".join(map(str, v.get("warnings") or [])) or None])
+    tables = [{"title": "Absorbed dose per volume of interest",
+               "columns": ["VOI", "cycle", "kind", "TAC model", "Teff (h)", "TIA (MBq·h)", "mass (g)", "dose (Gy)",
+                           "SD (Gy)", "BED (Gy)", "warnings"],
+               "rows": rows, "note": f"Nuclide {result.get('nuclide', '?')}; self-dose from the fitted "
+                                     "time-integrated activity; BED with the organ's α/β and repair half-time."}]
+    cum = result.get("cumulative") or []
+    headline = []
+    if cum:
+        crow = []
+        for c in cum:
+            frac = c.get("fraction_of_limit")
+            crow.append([c.get("voi"), c.get("organ"), _QUANTITY.get(c.get("quantity"), c.get("quantity")),
+                         _r(c.get("total"), 2), c.get("limit"),
+                         f"{100 * frac:.0f} %" if isinstance(frac, (int, float)) else None, c.get("status"),
+                         c.get("source")])
+        tables.append({"title": "Cumulative dose against organ limits", "columns":
+                       ["VOI", "organ", "quantity", "total", "limit", "of limit", "status", "source"],
+                       "rows": crow, "note": "Totals over the cycles listed (this analysis plus prior cycles given "
+                                             "to the engine), in Gy."})
+        over = [c for c in cum if c.get("status") not in ("below", None)]
+        worst = max(cum, key=lambda c: c.get("fraction_of_limit") or 0.0)
+        headline.append({"label": "Organ limits", "value": (
+            f"{len(over)} limit(s) reached or exceeded: " + ", ".join(f"{c['voi']} {_QUANTITY.get(c['quantity'], c['quantity'])} {c.get('total') or 0:.1f} "
+                                                        f"(limit {c.get('limit')})" for c in over)
+            if over else f"all below; highest: {worst.get('voi')} "
+                         f"{_QUANTITY.get(worst.get('quantity'), worst.get('quantity'))} {worst.get('total') or 0:.1f} Gy "
+                         f"= {100 * (worst.get('fraction_of_limit') or 0):.0f} % of the {worst.get('limit')} Gy limit")})
+    lesions = [v for v in result["vois"] if v.get("kind") == "lesion" and isinstance(v.get("dose_gy"), (int, float))]
+    if lesions:
+        headline.append({"label": "Lesion absorbed dose", "value": ", ".join(
+            f"{v['voi']} {v['dose_gy']:.1f} Gy" for v in lesions)})
+    return headline, tables
+
+
 def analyses_view(p: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     tn = quote(p["trial_number"])
     out = []
@@ -149,16 +313,28 @@ def analyses_view(p: dict[str, Any], kind: str) -> list[dict[str, Any]]:
             if isinstance(f, dict) and _SHA256.fullmatch(str(f.get("sha256", ""))):
                 figs.append({"url": f"/participants/{tn}/plots/{kind}-{a['id']}-fig{i}.png",
                              "alt": str(f.get("caption") or "figure"), "caption": str(f.get("caption") or "")})
-        if plots.find_tacs(result) and not figs:
-            figs.append({"url": f"/participants/{tn}/plots/{kind}-{a['id']}-tac.png", "alt": "time-activity curves",
-                         "caption": "Time-activity curves"})
-        for i, (path, rows) in enumerate(plots.find_tables(result)):
-            has_label = any(isinstance(v, str) for v in rows[0].values())
-            has_number = any(all(plots._is_num(r.get(k)) for r in rows) for k in rows[0].keys())
-            if has_label and has_number:
-                figs.append({"url": f"/participants/{tn}/plots/{kind}-{a['id']}-t{i}.png", "alt": path,
-                             "caption": path.replace("_", " ")})
-        out.append({**a, "plots": figs, "tables": _tables(result)})
+        headline: list[dict[str, str]] = []
+        if _is_uptake_comparison(result):
+            headline, tables = _uptake_view(result)
+        elif _is_tac_dosimetry(result):
+            headline, tables = _dosimetry_view(result)
+            figs.append({"url": f"/participants/{tn}/plots/{kind}-{a['id']}-dose.png", "alt": "absorbed dose per VOI",
+                         "caption": "Absorbed dose per VOI (Gy)"})
+            if plots.find_tacs(result) and not any("-fig" in f["url"] for f in figs):
+                figs.append({"url": f"/participants/{tn}/plots/{kind}-{a['id']}-tac.png",
+                             "alt": "time-activity curves", "caption": "Time-activity curves"})
+        else:
+            tables = _tables(result)
+            if plots.find_tacs(result) and not figs:
+                figs.append({"url": f"/participants/{tn}/plots/{kind}-{a['id']}-tac.png", "alt": "time-activity curves",
+                             "caption": "Time-activity curves"})
+            for i, (path, rows) in enumerate(plots.find_tables(result)):
+                has_label = any(isinstance(v, str) for v in rows[0].values())
+                has_number = any(all(plots._is_num(r.get(k)) for r in rows) for k in rows[0].keys())
+                if has_label and has_number:
+                    figs.append({"url": f"/participants/{tn}/plots/{kind}-{a['id']}-t{i}.png", "alt": path,
+                                 "caption": path.replace("_", " ")})
+        out.append({**a, "plots": figs, "tables": tables, "headline": headline})
     return out
 
 
@@ -186,6 +362,13 @@ def plot_png(p: dict[str, Any], name: str, data_dir: Path | None = None) -> byte
             return None
         unit = next(x["unit_canonical"] for x in p["labs"] if x["analyte"] == analyte)
         return plots.png_cached(("lab", analyte, pts, unit), lambda: plots.lab_series_png(analyte, pts, unit))
+    if name == "recist-spider":
+        res = recist_evaluation(p)
+        if res is None:
+            return None
+        from lutarterial.clinical.plots import spider_plot_png
+
+        return plots.png_cached(("spider", repr(res)), lambda: spider_plot_png([res]))
     if name == "recist":
         pts = [(r["assessment_date"], r["target_sum_mm"], r["response"]) for r in p["recist"]]
         return plots.png_cached(("recist", pts), lambda: plots.recist_png(pts))
@@ -201,6 +384,11 @@ def plot_png(p: dict[str, Any], name: str, data_dir: Path | None = None) -> byte
                 figs = result.get("figures") or []
                 i = int(part[3:])
                 return _stored_figure(data_dir, figs[i]) if i < len(figs) else None
+            if part == "dose" and _is_tac_dosimetry(result):
+                rows = [{"voi": f"{v['voi']} ({v.get('cycle')})" if len({x.get('cycle') for x in result['vois']}) > 1
+                         else v["voi"], "dose_gy": v["dose_gy"]} for v in result["vois"]]
+                return plots.png_cached(("dose", rows), lambda: plots.table_bars_png(
+                    "absorbed dose per VOI (Gy)", rows, ["dose_gy"]) or b"") or None
             if part == "tac":
                 curves = plots.find_tacs(result)
                 return plots.png_cached(("tac", curves), lambda: plots.tac_png(curves)) if curves else None

@@ -55,3 +55,66 @@ def test_plots_pick_comparable_columns_and_find_tacs() -> None:
     tacs = plots.find_tacs({"tacs": [{"region": "liver", "time_h": [4, 24, 96], "activity_mbq": [9.0, 7.0, 3.0]}]})
     assert tacs == [("liver", [4.0, 24.0, 96.0], [9.0, 7.0, 3.0])]
     assert plots.table_bars_png("labels only", [{"region": "x"}]) is None
+
+
+def _voi(name: str, kind: str, iv: float, iah: float) -> dict[str, Any]:
+    return {"name": name, "kind": kind, "lobe": None, "iv": {"suv_mean": iv, "suv_max": 2 * iv, "volume_ml": 10.0},
+            "iah": {"suv_mean": iah, "suv_max": 2 * iah, "volume_ml": 10.0},
+            "ratio": {"suv_mean": iah / iv, "suv_max": iah / iv}}
+
+
+def test_imaging_comparison_shows_per_voi_ratios_and_lesion_geometric_mean_with_ci() -> None:
+    result = {"vois": [_voi("liver", "liver", 7.0, 8.0), _voi("lesion 1", "lesion", 30.0, 90.0)],
+              "summary": {"lesions": {"suv_mean": {"n": 3, "geometric_mean": 2.5, "ci_low": 1.2, "ci_high": 5.1,
+                                                   "confidence": 0.95}},
+                          "extrahepatic": {"suv_mean": {"n": 1, "geometric_mean": 0.9, "ci_low": None,
+                                                        "ci_high": None, "confidence": 0.95}},
+                          "organs": {"liver": 8 / 7}},
+              "unmatched": {"iv": [], "iah": ["lesion 9"]}, "messages": []}
+    [a] = views.analyses_view({"trial_number": "BDX-001", "imaging": [{"id": 3, "result": result}]}, "imaging")
+    head = {h["label"]: h["value"] for h in a["headline"]}
+    assert head["Liver lesions: IAH/IV SUVmean ratio, geometric mean"] == "2.50 (95 % CI 1.20–5.10, n = 3)"
+    assert "no CI with one value" in head["Extrahepatic lesions: IAH/IV SUVmean ratio, geometric mean"]
+    table = a["tables"][0]
+    col = table["columns"].index("ratio IAH/IV")
+    assert [r[col] for r in table["rows"]] == [round(8 / 7, 2), 3.0]
+    assert any("lesion 9" in r[0] for t in a["tables"] if t["title"] == "Messages" for r in t["rows"])
+
+
+def test_dosimetry_headline_names_limits_reached_and_lesion_doses() -> None:
+    result = {"nuclide": "Lu-177", "vois": [
+        {"voi": "kidney left", "cycle": "1", "kind": "organ", "dose_gy": 24.0, "dose_sd_gy": 0.00012},
+        {"voi": "lesion 1", "cycle": "1", "kind": "lesion", "dose_gy": 61.25}],
+        "cumulative": [{"voi": "kidney left", "organ": "kidney", "quantity": "dose_gy", "total": 24.0, "limit": 23.0,
+                        "fraction_of_limit": 24 / 23, "status": "above", "source": "Emami 1991"}]}
+    [a] = views.analyses_view({"trial_number": "BDX-001", "dosimetry": [{"id": 4, "result": result}]}, "dosimetry")
+    head = {h["label"]: h["value"] for h in a["headline"]}
+    assert head["Organ limits"] == ("1 limit(s) reached or exceeded: kidney left absorbed dose (Gy) "
+                                    "24.0 (limit 23.0)")
+    assert head["Lesion absorbed dose"] == "lesion 1 61.2 Gy" or head["Lesion absorbed dose"] == "lesion 1 61.3 Gy"
+    dose_table = a["tables"][0]
+    assert dose_table["rows"][0][dose_table["columns"].index("SD (Gy)")] == 0.00012  # small SDs not shown as 0
+    assert any(f["url"].endswith("-dose.png") for f in a["plots"])
+    png = views.plot_png({"trial_number": "BDX-001", "dosimetry": [{"id": 4, "result": result}]}, "dosimetry-4-dose")
+    assert png is not None and png[:4] == b"\x89PNG"
+
+
+def test_recist_best_overall_response_comes_from_the_clinical_engine() -> None:
+    def rec(date: str, base: bool, sizes: dict[str, float]) -> dict[str, Any]:
+        lesions = [{"id": k, "role": "target", "organ": "liver", "diameter_mm": v} if base else {"id": k, "diameter_mm": v}
+                   for k, v in sizes.items()]
+        return {"assessment_date": date, "target_sum_mm": sum(sizes.values()), "response": "NE",
+                "details": {"baseline": base, "lesions": lesions}}
+
+    p = {"trial_number": "BDX-001", "labs": [], "recist": [
+        rec("2024-01-01", True, {"L1": 50.0, "L2": 30.0}), rec("2024-03-01", False, {"L1": 30.0, "L2": 20.0}),
+        rec("2024-04-15", False, {"L1": 30.0, "L2": 20.0})]}
+    view = views.recist_view(p)
+    assert view is not None and view["best_overall_response"] == "PR"  # -37.5 %, confirmed after >= 4 weeks
+    assert [r["overall"] for r in view["rows"]] == [None, "PR", "PR"]
+    p["recist"] = p["recist"][:2]  # unconfirmed PR: the engine's rule, not the recorded response
+    assert views.recist_view(p)["best_overall_response"] != "PR"  # type: ignore[index]
+    assert any(pl["url"].endswith("recist-spider.png") for pl in views.safety_plots(p))
+    assert views.plot_png(p, "recist-spider")[:4] == b"\x89PNG"  # type: ignore[index]
+    p["recist"][1]["details"] = None  # measurements missing: no engine evaluation, the recorded table instead
+    assert views.recist_view(p) is None

@@ -223,7 +223,7 @@ async def screening_submit(request: Request, tn: str, user: WebUser = Depends(cu
 @router.get("/participants/{tn}/safety")
 def safety(request: Request, tn: str, user: WebUser = Depends(current_user)) -> Response:
     ctx = _participant_ctx(request, user, tn, "safety")
-    return _render(request, "safety.html", **ctx, plots=views.safety_plots(ctx["p"]),
+    return _render(request, "safety.html", **ctx, plots=views.safety_plots(ctx["p"]), recist=views.recist_view(ctx["p"]),
                    can_lab=user.can(Permission.LAB_WRITE), can_ae=user.can(Permission.AE_WRITE),
                    can_recist=user.can(Permission.RECIST_WRITE), analytes=views.lab_analytes(),
                    relatedness=["not_related", "unlikely", "possible", "probable", "definite", "unknown"],

@@ -429,7 +429,7 @@ def _private(ds: Any, group: int, element: int, creator: str) -> Any:
 
 def _pet_quantity(
     first: Any, per_frame: list[Any], array: np.ndarray, acq_times: list[datetime | None]
-) -> tuple[np.ndarray, Quantity, PetTiming, dict[str, Any]]:
+) -> tuple[np.ndarray, Quantity, PetTiming | None, dict[str, Any]]:
     units = str(first.get("Units", "")).strip().upper()
     corrected = [str(x).upper() for x in (first.get("CorrectedImage") or [])]
     extra: dict[str, Any] = {"corrected_image": corrected}
@@ -467,6 +467,11 @@ def _pet_quantity(
         raise DicomConformanceError(f"PET Units (0054,1001) {units or 'missing'!r}; expected BQML, CNTS, GML or CM2ML")
 
     dc = str(first.get("DecayCorrection", "")).strip().upper()
+    if dc not in ("START", "ADMIN", "NONE") and quantity is Quantity.SUVBW:
+        # Already SUVbw (e.g. an SUV export from a workstation without the PET series module):
+        # SUV metrics need no timing; Bq/mL and %IA are then unavailable (quantify notes it).
+        extra["decay_correction_header"] = dc or "missing"
+        return array, quantity, None, extra
     if dc not in ("START", "ADMIN", "NONE"):
         raise DicomConformanceError(f"DecayCorrection (0054,1102) {dc or 'missing'!r}; expected START, ADMIN or NONE")
     if corrected and "DECY" not in corrected and dc != "NONE":

@@ -320,3 +320,21 @@ def test_nm_frames_that_are_not_one_stack_are_refused(tmp_path, mutate, msg):
 def test_nm_single_energy_window_vector_is_fine(tmp_path):
     img = _nm(tmp_path, lambda ds: setattr(ds, "EnergyWindowVector", [1] * 5))
     assert img.array.shape == (5, 6, 7)
+
+
+def test_suv_export_without_decay_correction_header_quantifies_suv_only(tmp_path):
+    """Units GML without DecayCorrection (workstation SUV export): SUVs, no Bq/mL, a note says so."""
+    def mut(ds):
+        ds.Units = "GML"
+        del ds.DecayCorrection
+    img = _pet(tmp_path, mut)
+    assert img.quantity is Quantity.SUVBW and img.timing is None
+    m = np.zeros(G.shape, bool)
+    m[1:3, 2:6, 2:6] = True
+    lm = LabelMap(G, (crop_mask(VoiSpec(1, "liver", VoiKind.LIVER), m),), img.frame_of_reference_uid)
+    res = quantify(img, lm, peak=False)
+    assert res.vois[0].suv_mean == pytest.approx(C, rel=1e-4)  # stored values are the SUVs
+    assert res.vois[0].mean_bqml is None and any("SUVbw" in n for n in res.notes)
+    # Bq/mL units without DecayCorrection remain an error (the SUV would depend on a guess).
+    with pytest.raises(DicomConformanceError, match="DecayCorrection"):
+        _pet(tmp_path / "b", lambda ds: delattr(ds, "DecayCorrection"))

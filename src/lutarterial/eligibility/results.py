@@ -25,6 +25,10 @@ class Status(str, Enum):
     FAIL = "fail"
     UNKNOWN = "unknown"
 
+    #: C-level hash, consistent with ``Status.PASS == "pass"`` (Enum's own ``__hash__`` is a Python
+    #: function, which made every hash of a result tuple call back into Python; profiled).
+    __hash__ = str.__hash__
+
 
 class Verdict(str, Enum):
     """Outcome of a screening: any fail -> ineligible; else any unknown -> incomplete."""
@@ -193,8 +197,16 @@ _INF = float("inf")
 _TEXT_TYPES = frozenset({str, type(None), bool})
 
 
+_EVIDENCE_CACHE: dict[Evidence, str] = {}
+
+
 def _evidence_json(e: Evidence) -> str:
     label, value, unit, date, source, note = e
+    cacheable = type(value) in _TEXT_TYPES
+    if cacheable:
+        hit = _EVIDENCE_CACHE.get(e)
+        if hit is not None:
+            return hit
     out = '{"label": ' + _s(label) + ', "value": ' + _v(value)
     if unit is not None:
         out += ', "unit": ' + (_s(unit) if type(unit) is str else _v(unit))
@@ -204,7 +216,12 @@ def _evidence_json(e: Evidence) -> str:
         out += ', "source": ' + _s(source)
     if note:
         out += ', "note": ' + _s(note)
-    return out + "}"
+    out += "}"
+    if cacheable:
+        if len(_EVIDENCE_CACHE) > _CACHE_LIMIT:
+            _EVIDENCE_CACHE.clear()
+        _EVIDENCE_CACHE[e] = out
+    return out
 
 
 def _criterion_json(c: CriterionResult) -> str:

@@ -58,7 +58,7 @@ def evaluate(criterion: Criterion, ctx: Context) -> CriterionResult:
 # -- small helpers --------------------------------------------------------------------------
 
 def _r(c: Criterion, status: Status, reason: str, evidence=(), needs=()) -> CriterionResult:
-    return CriterionResult(c.id, status, reason, tuple(evidence), tuple(dict.fromkeys(needs)))
+    return CriterionResult(c.id, status, reason, tuple(evidence), tuple(dict.fromkeys(needs)) if needs else ())
 
 
 def _fact_ev(ctx: Context, name: str) -> Evidence:

@@ -214,9 +214,10 @@ class ScreeningRecord(_Strict):
             menopausal_status=self.patient.menopausal_status,
             screening_date=self.screening_date,
             facts=facts,
+            # MeasurementIn's fields are Measurement's, in the same order (asserted below): the
+            # tuple is built from the model's __dict__ in C (profiled: 15 attribute reads per result).
             measurements=tuple(
-                Measurement(m.analyte, m.value, m.unit, m.date, m.reference_low, m.reference_high,
-                            m.reference_unit, m.source or src)
+                _measurement(m.__dict__.values()) if m.source else _measurement((*m.__dict__.values(),)[:-1] + (src,))
                 for m in self.measurements
             ),
             lutathera=None if self.lutathera_cycles is None else tuple(
@@ -236,6 +237,11 @@ class ScreeningRecord(_Strict):
             ),
             source_format="lutarterial",
         )
+
+
+_measurement = Measurement._make
+if tuple(MeasurementIn.model_fields) != Measurement._fields:  # pragma: no cover - a guard for future edits
+    raise RuntimeError("MeasurementIn and Measurement fields differ; update ScreeningRecord.to_patient")
 
 
 def _parse_partial(text: str) -> tuple[_dt.date, str]:

@@ -175,3 +175,31 @@ def test_rtstruct_roi_in_two_parts_is_not_bridged(tmp_path):
     full = read_labels(rt2, read_image(d)).vois[0].full(g2.shape)
     # planes at index 1.5 .. 6; half a gap (0.75) either side: slices 1..6
     assert list(np.flatnonzero(full.any(axis=(1, 2)))) == [1, 2, 3, 4, 5, 6]
+
+
+def test_seg_on_oblique_feet_first_ct_read_onto_an_axial_pet_grid(tmp_path):
+    """SEG over an oblique CT (rotated 0.3 rad about z, slices running feet-first) placed on a
+    coarser axial grid: every label voxel lands where the physical point lies (checked against a
+    direct physical-coordinate lookup)."""
+    c, s = np.cos(0.3), np.sin(0.3)
+    d = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]]) @ np.diag([1.0, 1.0, -1.0])
+    ct = Geometry((8, 16, 16), (1.5, 1.5, 2.0), (1.0, -2.0, 40.0), tuple(d.ravel()))
+    dss = dw.ct_datasets(np.zeros(ct.shape, np.float32), ct, patient(), series_time=T0)
+    d0 = dw.save_series(dss, tmp_path / "ct")
+    m = np.zeros(ct.shape, bool)
+    m[2:6, 4:12, 3:10] = True
+    ct_img = read_image(d0)
+    # highdicom wants source images in the mask's slice order: ours are written along the normal.
+    seg = dw.write_seg(tmp_path / "seg.dcm", dss, [("liver", "liver", m)])
+    np.testing.assert_array_equal(read_labels(seg, ct_img).vois[0].full(ct.shape), m)
+    pet = Geometry((6, 12, 12), (3.0, 3.0, 3.0), (-12.0, -14.0, 22.3), AXIAL)  # no half-voxel ties
+    got = read_labels(seg, _image(pet, "1.2.3.9")).vois[0].full(pet.shape)
+    kk, jj, ii = np.meshgrid(*(np.arange(n) for n in pet.shape), indexing="ij")
+    xyz = pet.index_to_physical(np.column_stack([ii.ravel(), jj.ravel(), kk.ravel()]))
+    ijk = np.rint(ct.physical_to_index(xyz)).astype(int)
+    inside = np.all((ijk >= 0) & (ijk < np.array([ct.shape[2], ct.shape[1], ct.shape[0]])), axis=1)
+    exp = np.zeros(len(xyz), bool)
+    exp[inside] = m[ijk[inside, 2], ijk[inside, 1], ijk[inside, 0]]
+    exp = exp.reshape(pet.shape)
+    assert exp.sum() > 20
+    np.testing.assert_array_equal(got, exp)

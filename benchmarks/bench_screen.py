@@ -6,6 +6,11 @@ domain view, evaluating all 23 criteria and serialising the issue's JSON line: t
 Generating the synthetic records is not timed.
 
     PYTHONPATH=src python benchmarks/bench_screen.py --n 100000 --jobs 2
+
+It first screens ``--single`` records in this process alone and reports the CPU time per
+record (``time.process_time``: not inflated by other jobs waiting for the same cores), then the
+``--n`` records over ``--jobs`` processes with the wall time, the CPU time summed over all
+processes and the load average (the machine is shared: state both wall and CPU figures).
 """
 
 from __future__ import annotations
@@ -44,11 +49,24 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-json", action="store_true", help="skip serialising the JSON lines")
+    ap.add_argument("--single", type=int, default=5000, help="records screened single-process first (0: skip)")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
     texts = [(f"synthetic:{i + 1}", json.dumps(r)) for i, r in enumerate(make_records(args.n, seed=args.seed))]
     t_gen = time.perf_counter() - t0
+
+    if args.single:
+        from lutarterial.eligibility.cohort import screen_texts
+
+        sample = texts[: args.single]
+        screen_texts(sample[:50], as_of=None, protocol_version=None, want_json=not args.no_json)  # warm caches/imports
+        load_single = os.getloadavg()[0]
+        c0, w0 = time.process_time(), time.perf_counter()
+        screen_texts(sample, as_of=None, protocol_version=None, want_json=not args.no_json)
+        c1, w1 = time.process_time() - c0, time.perf_counter() - w0
+        print(f"single process, {len(sample)} records: {c1 / len(sample) * 1e6:.0f} us CPU per record = "
+              f"{len(sample) / c1:,.0f} records per CPU-second (wall {w1:.2f} s, load average {load_single:.2f})")
 
     load_before = os.getloadavg()
     summary = CohortSummary()

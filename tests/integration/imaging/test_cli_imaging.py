@@ -58,7 +58,10 @@ def test_uptake_json_shape(synth, capsys, tmp_path):
                          "--json", "--csv", str(tmp_path / "u.csv"), "--png", str(tmp_path / "u.png"),
                          "--ia-lobe", "right", "--control-lobe", "left")
     assert code == 0, err
-    data = json.loads(out)
+
+    def no_nan(c):
+        raise AssertionError(f"non-standard JSON constant {c}")
+    data = json.loads(out, parse_constant=no_nan)  # strict JSON: never NaN/Infinity
     v = next(x for x in data["vois"] if x["name"] == "lesion 1")
     assert {"iv", "iah", "ratio", "tnr"} <= set(v)
     assert v["ratio"]["suv_mean"] == pytest.approx(v["iah"]["suv_mean"] / v["iv"]["suv_mean"])

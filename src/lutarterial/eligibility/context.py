@@ -223,7 +223,8 @@ class Context:
                     else:
                         unit_out = ANALYTES[analyte].canonical_unit
                         note = "" if m.unit == unit_out else f"= {v:.4g} {unit_out}"
-                        return Pick(v, unit_out, m, "", "", (Evidence(label, m.value, m.unit, d, m.source, note),))
+                        return _new(Pick, (v, unit_out, m, "", "",
+                                           (_new(Evidence, (label, m.value, m.unit, d, m.source, note)),)))
         chosen, notes, reason, need = self.pick_dated(
             self.measurements(analyte), window, label, lambda m: m.date, lambda m: m.source
         )
@@ -313,4 +314,8 @@ def _unit_of(item: Any) -> str | None:
 
 
 def _ev(label: str, m: Measurement, note: str = "") -> Evidence:
-    return Evidence(label=label, value=m.value, unit=m.unit, date=m.date, source=m.source, note=note)
+    return _new(Evidence, (label, m.value, m.unit, m.date, m.source, note))
+
+
+#: Builds a NamedTuple from its complete field tuple in C (the generated ``__new__`` is a Python call).
+_new = tuple.__new__

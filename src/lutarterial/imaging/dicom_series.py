@@ -205,7 +205,9 @@ def _choose_series(groups: dict[str, list[Any]], series_uid: str | None, modalit
             f"{g[0].get('Modality', '?')} {u} ({len(g)} files, {g[0].get('SeriesDescription', '')!s})"
             for u, g in cands.items()
         )
-        raise InvalidInputError(f"several image series found; choose one (modality or series UID): {desc}")
+        raise InvalidInputError(
+            f"several image series found; give that series' own folder or file, or its UID (--series-uid): {desc}"
+        )
     return next(iter(cands.values()))
 
 

@@ -46,9 +46,13 @@ def quantify_files(
     pvc: bool = False,
     peak: bool = True,
     reference_time: datetime | None = None,
+    series_uid: str | None = None,
 ) -> tuple[Image, LabelMap, StudyMetrics]:
-    """Read, calibrate (SPECT counts), apply header overrides, place VOIs and quantify one study."""
-    image = iio.read_image(image_path)
+    """Read, calibrate (SPECT counts), apply header overrides, place VOIs and quantify one study.
+
+    ``series_uid`` picks one series when the folder holds several candidate PET/SPECT series.
+    """
+    image = iio.read_image(image_path, series_uid=series_uid)
     rc = None
     if image.quantity is Quantity.CNTS:
         reg = spect.CalibrationRegistry.from_csv(calibrations) if calibrations else spect.CalibrationRegistry.packaged()

@@ -165,3 +165,30 @@ def test_quantify_lobar_mode(synth, capsys):
     code, _, err = cli(capsys, "quantify", synth.iah.pet_dir, "--voi", synth.iah.seg_path, "--names",
                        synth.names_path, "--ia-lobe", "right")
     assert code == 2 and "--control-lobe" in err
+
+
+def test_folder_with_two_pet_series_needs_a_series_uid(synth, capsys, tmp_path):
+    """Two attenuation-corrected PET reconstructions in one folder: an error listing both, then
+    --series-uid picks one (and the result equals reading that series' own folder)."""
+    import pydicom
+
+    study = tmp_path / "study"
+    shutil.copytree(synth.iv.pet_dir, study / "a")
+    shutil.copytree(synth.iv.pet_dir, study / "b")
+    uid_b = "1.2.826.0.1.3680043.8.498.999"
+    for n, f in enumerate(sorted((study / "b").iterdir())):
+        ds = pydicom.dcmread(f)
+        ds.SeriesInstanceUID = uid_b
+        ds.SOPInstanceUID = f"{uid_b}.{n + 1}"
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.save_as(f)
+    code, out, err = cli(capsys, "quantify", str(study), "--voi", synth.iv.seg_path, "--names", synth.names_path,
+                         "--json", "--no-peak")
+    assert code == 2 and "several image series" in err and "--series-uid" in err
+    code, out, err = cli(capsys, "quantify", str(study), "--voi", synth.iv.seg_path, "--names", synth.names_path,
+                         "--json", "--no-peak", "--series-uid", uid_b)
+    assert code == 0, err
+    ref_code, ref_out, _ = cli(capsys, "quantify", synth.iv.pet_dir, "--voi", synth.iv.seg_path, "--names",
+                               synth.names_path, "--json", "--no-peak")
+    assert ref_code == 0
+    assert json.loads(out)["vois"] == json.loads(ref_out)["vois"]

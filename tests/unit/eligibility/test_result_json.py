@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from lutarterial.eligibility.results import CriterionResult, Evidence, ScreeningResult, Status, result_json
 
 _values = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(allow_nan=True),
-                    st.sampled_from([0.0, -0.0, 1, 1.0, True, 0, False, "1", "", "é\u2028\"\\\n\x00"]), st.text())
+                    st.sampled_from([0.0, -0.0, 1, 1.0, True, 0, False, "1", "", "é\u2028\"\\\n\x00", "\ud800x"]), st.text())
 _text = st.text()
 _evidence = st.builds(Evidence, _text, _values, st.one_of(st.none(), _text),
                       st.one_of(st.none(), st.dates()), _text, _text)

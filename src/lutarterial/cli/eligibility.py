@@ -148,7 +148,7 @@ def screen_command(
 
     from rich.console import Console
 
-    from lutarterial.eligibility.cohort import LOG_FIELDS, CohortSummary, screen_texts_parallel
+    from lutarterial.eligibility.cohort import LOG_FIELDS, CohortSummary, screen_texts_chunks
     from lutarterial.eligibility.engine import screen
     from lutarterial.errors import InvalidInputError
     from lutarterial.protocol.loader import load_protocol
@@ -196,19 +196,19 @@ def screen_command(
     with log_path.open("w", newline="", encoding="utf-8") as fh, Progress(
         TextColumn("screening"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True
     ) as progress:
-        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
-        writer.writeheader()
+        writer = csv.writer(fh)
+        writer.writerow(LOG_FIELDS)
         task = progress.add_task("screen", total=total)
-        for chunk in screen_texts_parallel(source(), as_of=day, protocol_version=protocol_version,
-                                           want_json=json_out, jobs=jobs):
-            for line, row in chunk:
-                writer.writerow(row)
+        for sc in screen_texts_chunks(source(), as_of=day, protocol_version=protocol_version,
+                                      want_json=json_out, jobs=jobs):
+            writer.writerows(sc.rows)
+            for row in sc.row_dicts():
                 summary.add_row(row)
-                if json_out and line is not None:
-                    sys.stdout.write(line + "\n")
-                elif json_out:
+                if json_out and row["verdict"] == "unreadable":
                     err.print(f"unreadable: {row['reasons']}", markup=False, highlight=False)
-            progress.advance(task, len(chunk))
+            if json_out and sc.ndjson:
+                sys.stdout.write(sc.ndjson)
+            progress.advance(task, len(sc.rows))
     summary_dict = summary.to_dict()
     summary_path.write_text(json.dumps(summary_dict, indent=2) + "\n", encoding="utf-8")
     if not json_out:

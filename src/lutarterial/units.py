@@ -143,9 +143,15 @@ def _parse_term(term: str, whole: str) -> tuple[float, Dim]:
         return 1.0, DIMENSIONLESS
     m = _TEN_POWER.match(term)
     if m:
-        return 10.0 ** int(m.group(1)), DIMENSIONLESS
+        power = int(m.group(1))
+        if abs(power) > 24:
+            raise UnitError(f"unknown unit {whole!r}: power of ten {power} is out of range")
+        return 10.0**power, DIMENSIONLESS
     if _NUMBER.match(term):
-        return float(term), DIMENSIONLESS
+        number = float(term)
+        if number <= 0:
+            raise UnitError(f"unknown unit {whole!r}: a numeric factor must be positive")
+        return number, DIMENSIONLESS
     m = _TERM.match(term)
     if not m:
         raise UnitError(f"unknown unit {whole!r}: cannot read {term!r}")

@@ -101,6 +101,25 @@ def test_non_finite_value_refused():
         convert(math.nan, "g/L", "g/dL")
 
 
+@pytest.mark.parametrize("text", ["/0", "0/L", "10*400/L", "10*-400/L", "10*25/L"])
+def test_degenerate_numeric_factors_refused(text):
+    with pytest.raises(UnitError):
+        parse_unit(text)
+
+
+def test_powers_of_ten_within_range_accepted():
+    assert parse_unit("10*24/L").factor == pytest.approx(1e27)
+    assert parse_unit("10*-24/L").factor == pytest.approx(1e-21)
+
+
+@given(st.text(alphabet=st.sampled_from(list("0123456789/.*^-eEgGLlmuµ%[]{}x ")), max_size=12))
+def test_parser_never_crashes_on_unit_like_text(text):
+    try:
+        parse_unit(text)
+    except UnitError:
+        pass
+
+
 @given(st.text(max_size=12))
 def test_parser_never_crashes(text):
     try:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -40,6 +42,17 @@ def _open(db: str | None):  # type: ignore[no-untyped-def]
     from lutarterial.registry.db import Registry
 
     return Registry.open(db)
+
+
+@contextmanager
+def _session(db: str | None, readonly: bool = False) -> Iterator[Any]:
+    """One unit of work on the registry at ``db``; the engine is disposed afterwards."""
+    registry = _open(db)
+    try:
+        with registry.session(readonly=readonly) as s:
+            yield s
+    finally:
+        registry.dispose()
 
 
 def _print_json(data: object) -> None:
@@ -109,15 +122,11 @@ def user_add(
     from lutarterial.registry import services
 
     password = _read_password(password_stdin)
-    registry = _open(db)
-    try:
-        with registry.session() as s:
-            user = services.create_user(s, _cli_actor(), username=username, password=password, roles=role,
-                                        site_codes=site, full_name=full_name, reason=reason)
-            info = {"id": user.id, "username": user.username, "roles": sorted(r.role for r in user.roles),
-                    "sites": sorted(m.site.code for m in user.memberships)}
-    finally:
-        registry.dispose()
+    with _session(db) as s:
+        user = services.create_user(s, _cli_actor(), username=username, password=password, roles=role,
+                                    site_codes=site, full_name=full_name, reason=reason)
+        info = {"id": user.id, "username": user.username, "roles": sorted(r.role for r in user.roles),
+                "sites": sorted(m.site.code for m in user.memberships)}
     if as_json:
         _print_json(info)
     else:
@@ -131,14 +140,10 @@ def user_list(db: str = typer.Option(None, "--db", help=_DB_HELP),
     """List users with roles, sites and active flag."""
     from lutarterial.registry import services
 
-    registry = _open(db)
-    try:
-        with registry.session(readonly=True) as s:
-            rows = [{"id": u.id, "username": u.username, "active": u.active,
-                     "roles": sorted(r.role for r in u.roles), "sites": sorted(m.site.code for m in u.memberships)}
-                    for u in services.list_users(s, _cli_actor())]
-    finally:
-        registry.dispose()
+    with _session(db, readonly=True) as s:
+        rows = [{"id": u.id, "username": u.username, "active": u.active,
+                 "roles": sorted(r.role for r in u.roles), "sites": sorted(m.site.code for m in u.memberships)}
+                for u in services.list_users(s, _cli_actor())]
     if as_json:
         _print_json(rows)
         return
@@ -161,13 +166,9 @@ def user_set_active(
     """Activate or deactivate a user (users are never deleted)."""
     from lutarterial.registry import services
 
-    registry = _open(db)
-    try:
-        with registry.session() as s:
-            user = _find_user(s, username)
-            services.set_user_active(s, _cli_actor(), user.id, active, reason=reason)
-    finally:
-        registry.dispose()
+    with _session(db) as s:
+        user = _find_user(s, username)
+        services.set_user_active(s, _cli_actor(), user.id, active, reason=reason)
     typer.echo(f"user {username} {'activated' if active else 'deactivated'}")
 
 
@@ -182,13 +183,9 @@ def user_set_password(
     from lutarterial.registry import services
 
     password = _read_password(password_stdin)
-    registry = _open(db)
-    try:
-        with registry.session() as s:
-            user = _find_user(s, username)
-            services.set_password(s, _cli_actor(), user.id, password, reason=reason)
-    finally:
-        registry.dispose()
+    with _session(db) as s:
+        user = _find_user(s, username)
+        services.set_password(s, _cli_actor(), user.id, password, reason=reason)
     typer.echo(f"password of {username} changed")
 
 
@@ -210,12 +207,8 @@ def audit_verify(db: str = typer.Option(None, "--db", help=_DB_HELP),
     """Recompute the audit hash chain. Exit 0 when intact; 1 with the first broken row otherwise."""
     from lutarterial.registry.audit import verify_audit_chain
 
-    registry = _open(db)
-    try:
-        with registry.session(readonly=True) as s:
-            report = verify_audit_chain(s)
-    finally:
-        registry.dispose()
+    with _session(db, readonly=True) as s:
+        report = verify_audit_chain(s)
     if as_json:
         _print_json(report.to_dict())
     elif report.ok:
@@ -236,12 +229,8 @@ def audit_export(
     """Export the audit trail (all, or one participant's) as CSV with old and new values."""
     from lutarterial.registry.exports import write_audit_csv
 
-    registry = _open(db)
-    try:
-        with registry.session(readonly=True) as s:
-            path = write_audit_csv(s, _cli_actor(), out, participant=participant)
-    finally:
-        registry.dispose()
+    with _session(db, readonly=True) as s:
+        path = write_audit_csv(s, _cli_actor(), out, participant=participant)
     typer.echo(f"audit trail written to {path}")
 
 
@@ -254,12 +243,8 @@ def export_csv_cmd(
     """One CSV per table plus manifest.json (SHA-256 per file, audit chain head)."""
     from lutarterial.registry.exports import export_csv
 
-    registry = _open(db)
-    try:
-        with registry.session(readonly=True) as s:
-            path = export_csv(s, _cli_actor(), out, site_code=site)
-    finally:
-        registry.dispose()
+    with _session(db, readonly=True) as s:
+        path = export_csv(s, _cli_actor(), out, site_code=site)
     typer.echo(f"CSV export written to {path}")
 
 
@@ -272,12 +257,8 @@ def export_odm_cmd(
     """CDISC ODM 1.3.2 XML: metadata, clinical data per participant and the audit records."""
     from lutarterial.registry.exports import export_odm
 
-    registry = _open(db)
-    try:
-        with registry.session(readonly=True) as s:
-            path = export_odm(s, _cli_actor(), out, site_code=site)
-    finally:
-        registry.dispose()
+    with _session(db, readonly=True) as s:
+        path = export_odm(s, _cli_actor(), out, site_code=site)
     typer.echo(f"ODM export written to {path}")
 
 

@@ -204,27 +204,35 @@ class Context:
     def pick(self, analyte: str, window: Window, label: str, *, canonical: bool = True) -> Pick:
         """The most recent usable measurement of ``analyte`` (canonical unit unless told not to)."""
         ms = self._by_analyte.get(analyte)
-        if ms is not None and len(ms) == 1 and canonical and analyte in ANALYTES:
-            # Fast path (profiled: the common case of one result): same rules as below.
+        if ms is not None and len(ms) == 1:
+            # Fast path (profiled: the common case of one result): the same rules as the general
+            # path below, which still builds every explanation (set-aside notes, unit errors).
             m = ms[0]
             d = m.date
             if d is not None and d <= self.as_of and window.min_days_after_anchor is None and (
                 window.max_days_after_anchor is None
             ):
-                anchor_day, oldest = self._bounds(window)
+                bounds = self._bounds_cache.get(id(window))
+                anchor_day, oldest = bounds if bounds is not None else self._bounds(window)
                 in_anchor = not window.anchor or (
                     anchor_day is not None and (d > anchor_day if window.strictly_after_anchor else d >= anchor_day)
                 )
                 if in_anchor and (oldest is None or d >= oldest):
-                    try:
-                        v = _to_canonical(analyte, m.value, m.unit)
-                    except UnitError:
-                        pass  # the general path below builds the full explanation
+                    if canonical and analyte in ANALYTES:
+                        try:
+                            v = _to_canonical(analyte, m.value, m.unit)
+                        except UnitError:
+                            pass  # the general path below builds the full explanation
+                        else:
+                            unit_out = ANALYTES[analyte].canonical_unit
+                            note = "" if m.unit == unit_out else f"= {v:.4g} {unit_out}"
+                            return _new(Pick, (v, unit_out, m, "", "",
+                                               (_new(Evidence, (label, m.value, m.unit, d, m.source, note)),)))
                     else:
-                        unit_out = ANALYTES[analyte].canonical_unit
-                        note = "" if m.unit == unit_out else f"= {v:.4g} {unit_out}"
-                        return _new(Pick, (v, unit_out, m, "", "",
-                                           (_new(Evidence, (label, m.value, m.unit, d, m.source, note)),)))
+                        v = m.value
+                        if isinstance(v, (int, float)) and math.isfinite(v):
+                            return _new(Pick, (v, m.unit, m, "", "",
+                                               (_new(Evidence, (label, v, m.unit, d, m.source, "")),)))
         chosen, notes, reason, need = self.pick_dated(
             self.measurements(analyte), window, label, lambda m: m.date, lambda m: m.source
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Callable
+from typing import TypeVar
 
 from lutarterial.eligibility.context import Context, Pick, compare, months_before
 from lutarterial.eligibility.derived import (
@@ -22,12 +23,13 @@ from lutarterial.eligibility.derived import (
 from lutarterial.eligibility.patient import EVENT_TYPES
 from lutarterial.eligibility.results import CriterionResult, Evidence, Status, combine
 from lutarterial.errors import InvalidInputError
-from lutarterial.protocol.loader import Criterion, Threshold
+from lutarterial.protocol.loader import Criterion, Threshold, Window
 from lutarterial.units import ANALYTES, BASE_DIMENSIONS, convert, parse_unit
 
 __all__ = ["RULES", "rule", "evaluate"]
 
 Rule = Callable[[Criterion, Context], CriterionResult]
+T = TypeVar("T")
 #: Criterion ID -> evaluator.
 RULES: dict[str, Rule] = {}
 
@@ -64,6 +66,17 @@ _new = tuple.__new__
 
 def _r(c: Criterion, status: Status, reason: str, evidence=(), needs=()) -> CriterionResult:
     return _new(CriterionResult, (c.id, status, reason, tuple(evidence), tuple(dict.fromkeys(needs)) if needs else ()))
+
+
+_CONSTS: dict[tuple[int, str], tuple[Criterion, object]] = {}
+
+
+def _const(c: Criterion, name: str, make: Callable[[], T]) -> T:
+    """A value that depends only on the criterion (its protocol file), computed once per criterion object."""
+    hit = _CONSTS.get((id(c), name))
+    if hit is None or hit[0] is not c:
+        hit = _CONSTS[(id(c), name)] = (c, make())
+    return hit[1]  # type: ignore[return-value]
 
 
 def _fact_ev(ctx: Context, name: str) -> Evidence:
@@ -127,7 +140,7 @@ def inc01(c: Criterion, ctx: Context) -> CriterionResult:
     f = ctx.patient.fact
     names = ["histologically_proven", "differentiation", "primary_origin"]
     ev = [_fact_ev(ctx, n) for n in names if f(n) is not None]
-    origins = set(c.params.get("gep_origins", ()))
+    origins = _const(c, "gep_origins", lambda: frozenset(c.params.get("gep_origins", ())))
     origin = f("primary_origin")
     if f("histologically_proven") is False:
         return _r(c, F, "not histologically proven", ev)
@@ -198,8 +211,8 @@ def inc03(c: Criterion, ctx: Context) -> CriterionResult:
     required = int(c.params.get("required_cycles", 4))
     if ctx.given_iv is None:
         return _r(c, U, "LUTATHERA cycle history not documented", needs=["LUTATHERA IV cycles with dates"])
-    ev = [Evidence(label="LUTATHERA IV cycle", value=a.activity_mbq, unit="MBq" if a.activity_mbq else None,
-                   date=a.date, source=a.source) for a in ctx.given_iv]
+    ev = [_new(Evidence, ("LUTATHERA IV cycle", a.activity_mbq, "MBq" if a.activity_mbq else None, a.date, a.source,
+                          "")) for a in ctx.given_iv]
     n = len(ctx.given_iv)
     if n < required:
         return _r(c, F, f"{n} IV LUTATHERA cycle(s) given, {required} required", ev)
@@ -210,7 +223,7 @@ def inc03(c: Criterion, ctx: Context) -> CriterionResult:
 def _imaging(c: Criterion, ctx: Context):
     """The inclusion imaging read(s) in the window (computed once per screening for INC04/EXC01/EXC04)."""
     window = c.window("imaging")
-    key = ("imaging", window)
+    key = ("imaging", _selection_key(window))
     hit = ctx.memo.get(key)
     if hit is None:
         hit = ctx.memo[key] = ctx.pick_dated(
@@ -219,8 +232,25 @@ def _imaging(c: Criterion, ctx: Context):
     return hit
 
 
+_SELECTION_KEYS: dict[int, tuple[Window, tuple]] = {}
+
+
+def _selection_key(window: Window) -> tuple:
+    """The fields of ``window`` that decide which items :meth:`Context.pick_dated` keeps.
+
+    INC04, EXC01 and EXC04 carry equal imaging windows that differ only in their
+    ``interpretation`` text, so the shared memo is keyed on these fields (cached per object).
+    """
+    hit = _SELECTION_KEYS.get(id(window))
+    if hit is None or hit[0] is not window:
+        key = (window.anchor, window.strictly_after_anchor, window.max_age_days, window.max_age_months,
+               window.min_days_after_anchor, window.max_days_after_anchor)
+        hit = _SELECTION_KEYS[id(window)] = (window, key)
+    return hit[1]
+
+
 def _imaging_ev(i) -> Evidence:
-    return Evidence(label="inclusion imaging", value=None, date=i.date, source=i.source)
+    return _new(Evidence, ("inclusion imaging", None, None, i.date, i.source, ""))
 
 
 @rule("INC04")
@@ -236,7 +266,7 @@ def inc04(c: Criterion, ctx: Context) -> CriterionResult:
         "recist_assessable": (i.recist_assessable, True),
         "resectable": (i.resectable, False),
     }
-    ev = [_imaging_ev(i)] + [Evidence(label=k, value=v, date=i.date, source=i.source) for k, (v, _) in parts.items()
+    ev = [_imaging_ev(i)] + [_new(Evidence, (k, v, None, i.date, i.source, "")) for k, (v, _) in parts.items()
                              if v is not None]
     bad = [k for k, (v, want) in parts.items() if v is not None and v != want]
     if bad:
@@ -297,9 +327,9 @@ def _crcl(c: Criterion, ctx: Context) -> tuple[Status, str, list[Evidence], list
         return U, f"Cockcroft-Gault not computable: {exc}", ev, ["plausible creatinine, weight and birth date"]
     oks = {compare(v, t.operator, limit) for v in values}
     lo = min(values)
-    ev.append(Evidence(label="CrCl (Cockcroft-Gault 1976)", value=round(lo, 1), unit="mL/min", date=cr.item.date,
-                       note=f"age {youngest if youngest == oldest else f'{youngest}-{oldest}'} y, "
-                            f"{wt.value:.1f} kg, creatinine {scr_mg_dl:.2f} mg/dL, {p.sex}"))
+    ev.append(_new(Evidence, ("CrCl (Cockcroft-Gault 1976)", round(lo, 1), "mL/min", cr.item.date, "",
+                              f"age {youngest if youngest == oldest else f'{youngest}-{oldest}'} y, "
+                              f"{wt.value:.1f} kg, creatinine {scr_mg_dl:.2f} mg/dL, {p.sex}")))
     if len(oks) > 1:
         return U, "Cockcroft-Gault result straddles the threshold for the possible ages", ev, ["exact birth date"]
     ok = oks.pop()
@@ -346,7 +376,8 @@ def inc08(c: Criterion, ctx: Context) -> CriterionResult:
     p = ctx.patient
     if p.birth_date is None:
         return _r(c, U, "birth date not documented", needs=["birth date"])
-    ev = [Evidence(label="birth date", value=p.birth_date.isoformat(), note=f"precision: {p.birth_date_precision}")]
+    ev = [_new(Evidence, ("birth date", p.birth_date.isoformat(), None, None, "",
+                          f"precision: {p.birth_date_precision}"))]
     if p.birth_date > ctx.as_of:
         return _r(c, U, "birth date after the screening date", ev, ["a valid birth date"])
     youngest, oldest = age_range_years(p.birth_date, p.birth_date_precision, ctx.as_of)
@@ -366,7 +397,8 @@ def inc09(c: Criterion, ctx: Context) -> CriterionResult:
     ev = [_fact_ev(ctx, "contraception_agreed")] if agreed is not None else []
     months = c.window("contraception").min_months_after_last_injection
     if p.sex == "female" and p.menopausal_status == "post":
-        return _r(c, P, "post-menopausal woman: not applicable", [Evidence(label="menopausal_status", value="post")])
+        return _r(c, P, "post-menopausal woman: not applicable",
+                  [_new(Evidence, ("menopausal_status", "post", None, None, "", ""))])
     if p.sex not in ("female", "male"):
         return _r(c, U, "sex not documented", ev, ["sex (female/male)"])
     if agreed is True:
@@ -408,7 +440,7 @@ def exc01(c: Criterion, ctx: Context) -> CriterionResult:
     if reason:
         return _r(c, U, reason, notes, [need])
     vals = {i.complete_response for i in chosen}
-    ev = [Evidence(label="complete_response", value=i.complete_response, date=i.date, source=i.source) for i in chosen]
+    ev = [_new(Evidence, ("complete_response", i.complete_response, None, i.date, i.source, "")) for i in chosen]
     if len(vals) > 1:
         return _r(c, U, "conflicting reads on the same date", ev, ["one inclusion imaging read"])
     v = vals.pop()
@@ -428,7 +460,7 @@ def exc02(c: Criterion, ctx: Context) -> CriterionResult:
     if reason:
         return _r(c, U, reason, notes, [f"24 h 177Lu scintigraphy after the last cycle (0-{w.max_days_after_anchor} days)"])
     vals = {s.residual_uptake for s in chosen}
-    ev = [Evidence(label="residual uptake", value=s.residual_uptake, date=s.date, source=s.source) for s in chosen] + notes
+    ev = [_new(Evidence, ("residual uptake", s.residual_uptake, None, s.date, s.source, "")) for s in chosen] + notes
     if len(vals) > 1:
         return _r(c, U, "conflicting scan reads on the same date", ev, ["one scan read"])
     v = vals.pop()
@@ -464,8 +496,8 @@ def exc04(c: Criterion, ctx: Context) -> CriterionResult:
     if reason:
         return _r(c, U, reason, notes, [need])
     vals = {i.extrahepatic_dominant_or_threatening for i in chosen}
-    ev = [Evidence(label="extrahepatic_dominant_or_threatening", value=i.extrahepatic_dominant_or_threatening,
-                   date=i.date, source=i.source) for i in chosen]
+    ev = [_new(Evidence, ("extrahepatic_dominant_or_threatening", i.extrahepatic_dominant_or_threatening, None, i.date,
+                          i.source, "")) for i in chosen]
     if len(vals) > 1:
         return _r(c, U, "conflicting reads on the same date", ev, ["one inclusion imaging read"])
     v = vals.pop()
@@ -510,7 +542,7 @@ def _child_pugh(c: Criterion, ctx: Context) -> tuple[Status, str, list[Evidence]
                                  inr=picks["inr"].value, ascites=asc, encephalopathy=enc)
     except InvalidInputError as exc:
         return U, f"Child-Pugh not computable: {exc}", ev, ["plausible bilirubin, albumin and INR"]
-    ev.append(Evidence(label="Child-Pugh (Pugh 1973)", value=cp.score, note=f"{cp.label}; points {cp.points}"))
+    ev.append(_new(Evidence, ("Child-Pugh (Pugh 1973)", cp.score, None, None, "", f"{cp.label}; points {cp.points}")))
     bad = compare(float(cp.score), t.operator, float(t.value or 0))
     return (F if bad else P), f"cirrhosis Child-Pugh {cp.label} (computed)", ev, []
 
@@ -563,7 +595,7 @@ def exc06(c: Criterion, ctx: Context) -> CriterionResult:
 def exc07(c: Criterion, ctx: Context) -> CriterionResult:
     p = ctx.patient
     w = c.window("events")
-    kinds = set(c.params.get("event_types", EVENT_TYPES))
+    kinds = _const(c, "event_types", lambda: frozenset(c.params.get("event_types", EVENT_TYPES)))
     statuses: list[Status] = []
     reasons: list[str] = []
     ev: list[Evidence] = []
@@ -581,10 +613,10 @@ def exc07(c: Criterion, ctx: Context) -> CriterionResult:
             if e.date is None:
                 undated.append(e)
             elif e.date > ctx.as_of:
-                ev.append(Evidence(label=e.kind, date=e.date, source=e.source, note="after the screening date; ignored"))
+                ev.append(_new(Evidence, (e.kind, None, None, e.date, e.source, "after the screening date; ignored")))
             elif e.date >= oldest:
                 recent.append(e)
-                ev.append(Evidence(label=e.kind, value=True, date=e.date, source=e.source))
+                ev.append(_new(Evidence, (e.kind, True, None, e.date, e.source, "")))
         if recent:
             statuses.append(F)
             reasons.append("within 12 months: " + ", ".join(f"{e.kind} ({e.date})" for e in recent))
@@ -596,7 +628,7 @@ def exc07(c: Criterion, ctx: Context) -> CriterionResult:
             statuses.append(U)
             reasons.append("undated event(s): " + ", ".join(e.kind for e in undated))
             needs.append("dates of " + ", ".join(e.kind for e in undated))
-            ev += [Evidence(label=e.kind, value=True, source=e.source, note="undated") for e in undated]
+            ev += [_new(Evidence, (e.kind, True, None, None, e.source, "undated")) for e in undated]
         else:
             statuses.append(P)
             reasons.append("no listed cardiovascular event within 12 months")
@@ -628,7 +660,7 @@ def exc08(c: Criterion, ctx: Context) -> CriterionResult:
 @rule("EXC09")
 def exc09(c: Criterion, ctx: Context) -> CriterionResult:
     if ctx.patient.sex == "male":
-        return _r(c, P, "male: not applicable", [Evidence(label="sex", value="male")])
+        return _r(c, P, "male: not applicable", [_new(Evidence, ("sex", "male", None, None, "", ""))])
     if ctx.patient.sex != "female":
         return _r(c, U, "sex not documented", needs=["sex (female/male)"])
     return _flags_rule(c, ctx, ["pregnant", "breastfeeding"])
@@ -662,7 +694,7 @@ def exc12(c: Criterion, ctx: Context) -> CriterionResult:
         undocumented = [a for a in cycles if a.dose_reduced_for_toxicity is None or a.cancelled_for_toxicity is None]
         for a in tox:
             what = "dose reduced" if a.dose_reduced_for_toxicity else "cancelled"
-            ev.append(Evidence(label="IV cycle toxicity", value=what, date=a.date, source=a.source))
+            ev.append(_new(Evidence, ("IV cycle toxicity", what, None, a.date, a.source, "")))
         if tox:
             statuses.append(F)
             reasons.append(f"{len(tox)} IV cycle(s) reduced or cancelled for toxicity")

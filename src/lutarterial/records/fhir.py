@@ -23,8 +23,22 @@ from lutarterial.units import analyte_by_loinc, convert
 __all__ = ["is_fhir_bundle", "bundle_to_patient", "bundle_to_patients"]
 
 LOINC = "http://loinc.org"
+#: Spellings of the LOINC system seen in exports (the OID form comes from CDA-derived EHR feeds).
+_LOINC_SYSTEMS = {LOINC, "http://loinc.org/", "https://loinc.org", "https://loinc.org/",
+                  "urn:oid:2.16.840.1.113883.6.1", None, ""}
+UCUM = "http://unitsofmeasure.org"
+#: Observation statuses that are not a result: ignored. ``final``, ``amended``, ``corrected``,
+#: ``preliminary``, ``unknown`` and an absent status carry a value and are read.
 _IGNORED_OBS = {"entered-in-error", "cancelled", "registered"}
-_IGNORED_ADMIN = {"entered-in-error", "not-done", "stopped"}
+#: MedicationAdministration statuses that are not a given cycle: ignored (``stopped`` = infusion
+#: interrupted, ``on-hold`` = not given yet). ``completed``, ``in-progress``, ``unknown`` and an
+#: absent status are read as given.
+_IGNORED_ADMIN = {"entered-in-error", "not-done", "stopped", "on-hold"}
+#: SNOMED CT route codes (Route of administration value set): intra-arterial, intravenous.
+_ROUTE_IA = {"58100008"}
+_ROUTE_IV = {"47625008"}
+#: referenceRange.type codes that are the lab's normal range (others: therapeutic, treatment...).
+_NORMAL_RANGE = {"normal", ""}
 
 
 @lru_cache(maxsize=1)
@@ -77,8 +91,11 @@ def _effective(res: dict[str, Any]) -> _dt.date | None:
             return d if precision == "day" else None
     for key in ("effectivePeriod", "performedPeriod"):
         if isinstance(res.get(key), dict):
-            d, precision = _date(res[key].get("start"))
+            # Specimen collection started on ``start``; a period with only ``end`` is dated by it.
+            d, precision = _date(res[key].get("start") or res[key].get("end"))
             return d if precision == "day" else None
+    # ``issued`` (report release) is deliberately not used: it can fall days after collection and
+    # would move a result into a window its sample is outside of.
     return None
 
 
@@ -98,37 +115,85 @@ def _texts(concept: Any) -> list[str]:
 
 
 def _loinc_codes(concept: Any) -> list[str]:
-    return [str(c.get("code", "")) for c in _codings(concept) if c.get("system") in (LOINC, None)]
+    """LOINC codes of ``concept`` in coding order (LOINC need not be the first coding)."""
+    out = []
+    for c in _codings(concept):
+        system = c.get("system")
+        if (system if isinstance(system, str) or system is None else "?") in _LOINC_SYSTEMS:
+            code = _str(c.get("code")).strip()
+            if code:
+                out.append(code)
+    return out
 
 
 def _quantity_unit(q: dict[str, Any]) -> str | None:
-    if q.get("system") == "http://unitsofmeasure.org" and _str(q.get("code")):
-        return q["code"]
-    return _str(q.get("unit")) or _str(q.get("code")) or None
+    """The unit of a Quantity: the UCUM ``code`` when the system is UCUM, else ``unit`` (display text)."""
+    if _str(q.get("system")).rstrip("/") == UCUM and _str(q.get("code")).strip():
+        return q["code"].strip()
+    return _str(q.get("unit")).strip() or _str(q.get("code")).strip() or None
 
 
 def _ref(res: dict[str, Any]) -> str:
     return f"{res.get('resourceType')}/{res.get('id', '?')}"
 
 
-def _measurement(analyte: str, res: dict[str, Any], holder: dict[str, Any], when: _dt.date | None) -> Measurement | None:
+def _range_kind(rr: dict[str, Any]) -> str:
+    codes = [_str(c.get("code")).lower() for c in _codings(rr.get("type"))]
+    return codes[0] if codes else ""
+
+
+def _pick_range(ranges: list[Any], sex: str | None) -> dict[str, Any] | None:
+    """The lab's normal range among ``referenceRange`` entries.
+
+    Ranges typed other than *normal* (therapeutic, treatment, recommended...) are skipped. A
+    range without ``appliesTo``/``age`` applies to everyone; otherwise one whose ``appliesTo``
+    names the patient's sex (SNOMED 248153007 male, 248152002 female, or the text) is used.
+    Several candidates that cannot be told apart give no range (the ULN screens unknown)
+    rather than a guess.
+    """
+    normal = [rr for rr in ranges if isinstance(rr, dict) and _range_kind(rr) in _NORMAL_RANGE
+              and (isinstance(rr.get("low"), dict) or isinstance(rr.get("high"), dict))]
+    general = [rr for rr in normal if not rr.get("appliesTo") and not rr.get("age")]
+    if len(general) == 1:
+        return general[0]
+    if not general and sex in ("male", "female"):
+        code = {"male": "248153007", "female": "248152002"}[sex]
+        for rr in normal:
+            if rr.get("age"):
+                continue
+            for concept in _as_list(rr.get("appliesTo")):
+                words = " ".join(_texts(concept)).replace("-", " ").split()
+                if any(_str(c.get("code")) == code for c in _codings(concept)) or sex in words:
+                    return rr
+    if len(normal) == 1 and not normal[0].get("age"):
+        return normal[0]
+    return None
+
+
+def _measurement(analyte: str, res: dict[str, Any], holder: dict[str, Any], when: _dt.date | None,
+                 sex: str | None = None) -> Measurement | None:
     q = holder.get("valueQuantity")
     if not isinstance(q, dict) or not isinstance(q.get("value"), (int, float)) or isinstance(q.get("value"), bool):
-        return None
-    if q.get("comparator"):
-        # "<5 U/L" is a bound, not a value: it is not read (documented limitation).
-        return None
+        return None  # no result (dataAbsentReason, valueCodeableConcept, valueString): nothing to read
+    unit = _quantity_unit(q)
+    comparator = _str(q.get("comparator"))
+    if comparator:
+        # "<5 U/L" is a bound, not a value. The reader does not know which threshold a rule will
+        # apply, so it cannot tell whether the bound decides the criterion; dropping it would let
+        # an older result stand in for the newest one. It is kept with a unit no converter
+        # accepts, so the rule screens *unknown* with a reason that names the censored result.
+        unit = f"{unit or 'no unit'} [censored result {comparator}{q['value']:g}: a bound, not a value]"
     low = high = None
     ref_unit = None
-    for rr in _as_list(holder.get("referenceRange")) or _as_list(res.get("referenceRange")):
-        if isinstance(rr, dict):
-            lo, hi = rr.get("low"), rr.get("high")
-            low = _num(lo.get("value")) if isinstance(lo, dict) else None
-            high = _num(hi.get("value")) if isinstance(hi, dict) else None
-            units = {_quantity_unit(x) for x in (lo, hi) if isinstance(x, dict) and _quantity_unit(x)}
-            ref_unit = units.pop() if len(units) == 1 else (None if not units else "inconsistent")
-            break
-    return Measurement(analyte=analyte, value=float(q["value"]), unit=_quantity_unit(q), date=when,
+    ranges = _as_list(holder.get("referenceRange")) or (_as_list(res.get("referenceRange")) if holder is res else [])
+    rr = _pick_range(ranges, sex)
+    if rr is not None:
+        lo, hi = rr.get("low"), rr.get("high")
+        low = _num(lo.get("value")) if isinstance(lo, dict) else None
+        high = _num(hi.get("value")) if isinstance(hi, dict) else None
+        units = {_quantity_unit(x) for x in (lo, hi) if isinstance(x, dict) and _quantity_unit(x)}
+        ref_unit = units.pop() if len(units) == 1 else (None if not units else "inconsistent")
+    return Measurement(analyte=analyte, value=float(q["value"]), unit=unit, date=when,
                        reference_low=low, reference_high=high, reference_unit=ref_unit, source=_ref(res))
 
 
@@ -140,7 +205,9 @@ def _ecog(res: dict[str, Any], when: _dt.date | None) -> Measurement | None:
     elif isinstance(res.get("valueQuantity"), dict) and _num(res["valueQuantity"].get("value")) is not None:
         value = float(res["valueQuantity"]["value"])
     else:
-        for c in _codings(res.get("valueCodeableConcept")):
+        # LOINC answer list LL529-9 as the value, or (mCODE profile) as the interpretation.
+        concepts = [res.get("valueCodeableConcept"), *_as_list(res.get("interpretation"))]
+        for c in (c for concept in concepts for c in _codings(concept)):
             if _str(c.get("code")) in answers:
                 value = float(answers[c["code"]])
                 break
@@ -166,59 +233,163 @@ def _concept_status(res: dict[str, Any], key: str) -> str:
     return codes[0] if codes else ""
 
 
-def _is_lutathera(concept: Any) -> bool:
+def _norm_text(t: str) -> str:
+    """Lower case with hyphens and brackets as spaces ("Lu-177 (177Lu)" -> "lu 177 177lu")."""
+    for ch in "-()[],/":
+        t = t.replace(ch, " ")
+    return " ".join(t.lower().split())
+
+
+def _is_lutathera(concepts: Any) -> bool:
+    """A LUTATHERA medication: ATC V10XX04 in any coding, or its brand/INN/USAN name in a text."""
     cfg = _codes()["lutathera"]
-    if any(str(c.get("code", "")).upper() in cfg["atc"] for c in _codings(concept)):
-        return True
-    return any(any(name in t for name in cfg["names"]) or ("lutetium" in t and "dotatate" in t) for t in _texts(concept))
+    items = concepts if isinstance(concepts, list) else [concepts]
+    names = [_norm_text(n) for n in cfg["names"]]
+    for concept in items:
+        if any(_str(c.get("code")).strip().upper() in cfg["atc"] for c in _codings(concept)):
+            return True
+        for t in _texts(concept):
+            t = _norm_text(t)
+            if any(n in t for n in names) or ("lutetium" in t and ("dotatate" in t or "oxodotreotide" in t)):
+                return True
+    return False
+
+
+def _medication_concepts(med: Any) -> list[Any]:
+    """``Medication.code`` and its ingredients' ``itemCodeableConcept`` (where a server puts the INN)."""
+    med = _as_dict(med)
+    out = [med.get("code")]
+    for ing in _as_list(med.get("ingredient")):
+        if isinstance(ing, dict):
+            out.append(ing.get("itemCodeableConcept"))
+    return [c for c in out if isinstance(c, dict)]
+
+
+def _route(concept: Any) -> str:
+    """``IAH`` for an intra-arterial route (SNOMED 58100008 or the text), else ``IV``.
+
+    An absent route reads as IV, LUTATHERA's licensed route (every cycle outside this trial's
+    experimental arm); a coded route that is neither is also IV only if it says intravenous.
+    """
+    codes = {_str(c.get("code")).strip() for c in _codings(concept)}
+    text = _norm_text(" ".join(_texts(concept)))
+    if codes & _ROUTE_IA or "arterial" in text:
+        return "IAH"
+    return "IV"
+
+
+def _one_per_day(items: list[Administration]) -> tuple[Administration, ...]:
+    """One administration per calendar day: a cycle is a day, however many resources record it.
+
+    Exports often hold the same infusion twice (an order-derived and a nursing record, or a
+    resource repeated across pages). Undated ones are kept as they are (the engine reports them).
+    Same-day duplicates keep the first; their activities are kept only when they agree.
+    """
+    out: list[Administration] = []
+    by_day: dict[tuple[_dt.date, str], int] = {}
+    for a in items:
+        key = (a.date, a.route) if a.date is not None else None
+        if key is None or key not in by_day:
+            if key is not None:
+                by_day[key] = len(out)
+            out.append(a)
+            continue
+        i = by_day[key]
+        prev = out[i]
+        same = prev.activity_mbq is not None and a.activity_mbq is not None and abs(prev.activity_mbq - a.activity_mbq) < 1e-6
+        out[i] = prev._replace(activity_mbq=prev.activity_mbq if same or a.activity_mbq is None else
+                               (a.activity_mbq if prev.activity_mbq is None else None),
+                               source=f"{prev.source}+{a.source}")
+    return tuple(out)
+
+
+def _resolve(ref: str, holder: dict[str, Any], by_url: dict[str, Any], all_resources: list[dict[str, Any]]) -> Any:
+    """The resource a reference points at: contained (``#id``), a ``fullUrl``, ``Type/id`` or an absolute URL."""
+    if ref.startswith("#"):
+        return next((r for r in _as_list(holder.get("contained")) if isinstance(r, dict) and r.get("id") == ref[1:]),
+                    None)
+    if ref in by_url:
+        return by_url[ref]
+    rel = _relative(ref)
+    return next((r for r in all_resources if f"{r.get('resourceType')}/{r.get('id')}" == rel), None)
+
+
+def _relative(ref: str) -> str:
+    """``Type/id`` of a relative or absolute reference (version ``/_history/n`` dropped)."""
+    ref = ref.split("/_history/")[0].rstrip("/")
+    parts = ref.split("/")
+    return "/".join(parts[-2:]) if len(parts) >= 2 else ref
 
 
 def _subject_ref(res: dict[str, Any]) -> str | None:
     for key in ("subject", "patient", "beneficiary"):
         ref = res.get(key)
         if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-            return ref["reference"]
+            return ref["reference"].strip()
     return None
 
 
-def bundle_to_patients(bundle: dict[str, Any], origin: str = "") -> list[PatientData]:
-    """Every patient of a FHIR R4 Bundle (collection, searchset, transaction...), in Bundle order.
+#: Resources read per patient; everything else (Practitioner, Encounter, OperationOutcome...) is ignored.
+_READ = {"Observation", "MedicationAdministration", "Condition", "Procedure", "Consent", "Coverage"}
 
-    With one Patient, every resource is read as that patient's (a tolerant reader). With
-    several, each resource must name its patient (``subject``/``patient``/``beneficiary``)
-    by ``Patient/id`` or by the Patient entry's ``fullUrl``; one that does not is an error
-    naming it, so no datum is silently attributed to the wrong patient.
+
+def bundle_to_patients(bundle: dict[str, Any], origin: str = "") -> list[PatientData]:
+    """Every patient of a FHIR R4 Bundle (collection, searchset, transaction, batch-response...).
+
+    Entries without a ``resource`` (a DELETE in a transaction, a response without body) and
+    resources screening does not read (OperationOutcome, Encounter, Practitioner...) are ignored;
+    a Patient repeated (same id or ``fullUrl``) is read once. References may be ``urn:uuid:``
+    ``fullUrl``s, ``Patient/id`` (with or without ``/_history/n``) or absolute URLs.
+
+    A resource whose ``subject``/``patient``/``beneficiary`` names a Patient of the Bundle is
+    that patient's. With one Patient, a resource naming none is read as that patient's (a
+    tolerant reader); one naming a *different* ``Patient/id`` is an error, as is, with several
+    Patients, a resource naming none of them, so no datum is silently attributed to the wrong
+    patient. A resource whose subject is not a Patient (Group, Device, Location) is ignored.
     """
     if not is_fhir_bundle(bundle):
         raise InvalidInputError(f"{origin or 'input'}: not a FHIR Bundle")
     entries = [e for e in _as_list(bundle.get("entry")) if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
     resources_ = [e["resource"] for e in entries]
-    by_url = {e["fullUrl"]: e["resource"] for e in entries if _str(e.get("fullUrl"))}
-    patient_entries = [e for e in entries if e["resource"].get("resourceType") == "Patient"]
+    by_url = {e["fullUrl"].strip(): e["resource"] for e in entries if _str(e.get("fullUrl"))}
+    keys: dict[str, int] = {}
+    patient_entries: list[dict[str, Any]] = []
+    for e in entries:
+        if e["resource"].get("resourceType") != "Patient":
+            continue
+        own = [k for k in (f"Patient/{e['resource']['id']}" if _str(e["resource"].get("id")) else "",
+                           _str(e.get("fullUrl")).strip()) if k]
+        if _str(e.get("fullUrl")).startswith("http"):
+            own.append(_relative(e["fullUrl"]))
+        if any(k in keys for k in own):
+            continue  # the same Patient again (an _include repeated across pages, a PUT plus a read)
+        for k in own:
+            keys[k] = len(patient_entries)
+        patient_entries.append(e)
     if not patient_entries:
         raise InvalidInputError(f"{origin or 'bundle'}: a screening Bundle must hold a Patient, found none")
-    keys: dict[str, int] = {}
-    for i, e in enumerate(patient_entries):
-        if e["resource"].get("id"):
-            keys[f"Patient/{e['resource']['id']}"] = i
-        if _str(e.get("fullUrl")):
-            keys[e["fullUrl"]] = i
     groups: list[list[dict[str, Any]]] = [[] for _ in patient_entries]
     for res in resources_:
-        rtype = res.get("resourceType")
-        if rtype in ("Patient", "Medication"):
-            continue
-        if len(patient_entries) == 1:
-            groups[0].append(res)
+        if res.get("resourceType") not in _READ:
             continue
         ref = _subject_ref(res)
-        index = keys.get(ref or "")
-        if index is None and ref and ref.startswith("http"):
-            index = next((v for k, v in keys.items() if ref.endswith("/" + k)), None)
+        index = None
+        if ref:
+            index = keys.get(ref)
+            if index is None and not ref.startswith("urn:"):
+                index = keys.get(_relative(ref))
+        if index is None and ref and not ref.startswith("urn:") and "?" not in ref \
+                and not _relative(ref).startswith("Patient/"):
+            continue  # about a Group, Device or Location, not a patient
+        if index is None and len(patient_entries) == 1 and (
+            not ref or "?" in ref or not _str(patient_entries[0]["resource"].get("id"))
+            or (ref.startswith("urn:") and not _str(patient_entries[0].get("fullUrl")))
+        ):
+            index = 0  # one patient, and the reference cannot name another
         if index is None:
             raise InvalidInputError(
-                f"{origin or 'bundle'}: {_ref(res)} does not name one of the Bundle's {len(patient_entries)} patients "
-                f"(subject {ref!r})"
+                f"{origin or 'bundle'}: {_ref(res)} does not name one of the Bundle's {len(patient_entries)} "
+                f"patient(s) (subject {ref!r}); fix the reference or split the Bundle per patient"
             )
         groups[index].append(res)
     return [_patient_from(e["resource"], group, resources_, by_url, bundle, origin)
@@ -269,38 +440,36 @@ def _patient_from(
                 if m:
                     measurements.append(m)
                 continue
-            if any(code in codes["blood_pressure_panels"] for code in loincs):
-                for comp in _as_list(res.get("component")):
-                    if isinstance(comp, dict):
-                        for code in _loinc_codes(comp.get("code")):
-                            a = analyte_by_loinc(code)
-                            if a and a.name in ("systolic_bp", "diastolic_bp"):
-                                m = _measurement(a.name, res, comp, when)
-                                if m:
-                                    measurements.append(m)
-                continue
+            # The Observation's own value (first LOINC coding that names an analyte) ...
             for code in loincs:
                 a = analyte_by_loinc(code)
                 if a:
-                    m = _measurement(a.name, res, res, when)
+                    m = _measurement(a.name, res, res, when, sex)
                     if m:
                         measurements.append(m)
                     break
+            # ... and its components (BP panels 85354-6/55284-4; lab panels sent as components).
+            for comp in _as_list(res.get("component")):
+                if isinstance(comp, dict):
+                    for code in _loinc_codes(comp.get("code")):
+                        a = analyte_by_loinc(code)
+                        if a:
+                            m = _measurement(a.name, res, comp, when, sex)
+                            if m:
+                                measurements.append(m)
+                            break
         elif rtype == "MedicationAdministration":
             if _str(res.get("status")) in _IGNORED_ADMIN:
                 continue
             med = res.get("medicationCodeableConcept")
             ref = _str(_as_dict(res.get("medicationReference")).get("reference"))
             if med is None and ref:
-                target = by_url.get(ref) or next(
-                    (r for r in all_resources if f"{r.get('resourceType')}/{r.get('id')}" == ref), None
-                )
-                med = _as_dict(target).get("code")
+                target = _resolve(ref, res, by_url, all_resources)
+                med = _medication_concepts(target)
             if not _is_lutathera(med):
                 continue
             dosage = _as_dict(res.get("dosage"))
-            route_text = " ".join(_texts(dosage.get("route")))
-            route = "IAH" if "arterial" in route_text else "IV"
+            route = _route(dosage.get("route"))
             activity = None
             dose = dosage.get("dose")
             if isinstance(dose, dict) and _num(dose.get("value")) is not None and _quantity_unit(dose):
@@ -352,7 +521,7 @@ def _patient_from(
         facts=facts,
         fact_sources=fact_sources,
         measurements=tuple(measurements),
-        lutathera=tuple(administrations) if administrations else None,
+        lutathera=_one_per_day(administrations) if administrations else None,
         cardiovascular_events=tuple(events),
         cardiovascular_history_complete=False,  # FHIR cannot say "history reviewed, none"
         source_format="fhir-r4",

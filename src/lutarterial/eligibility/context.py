@@ -21,7 +21,7 @@ from lutarterial.errors import UnitError
 from lutarterial.protocol.loader import Protocol, Window
 from lutarterial.units import ANALYTES, convert
 
-__all__ = ["Pick", "Context", "compare", "months_before", "describe_window"]
+__all__ = ["Pick", "Context", "compare", "months_before", "describe_window", "selection_key"]
 
 T = TypeVar("T")
 
@@ -69,6 +69,23 @@ def describe_window(window: Window) -> str:
     return ", ".join(parts) or "on or before the screening date"
 
 
+_SELECTION_KEYS: dict[int, tuple[Window, tuple]] = {}
+
+
+def selection_key(window: Window) -> tuple:
+    """The fields of ``window`` that decide which items are usable (all but its ``interpretation`` text).
+
+    Windows of different criteria that are equal on these fields select the same items, so
+    per-screening caches are keyed on them (cached per window object).
+    """
+    hit = _SELECTION_KEYS.get(id(window))
+    if hit is None or hit[0] is not window:
+        key = (window.anchor, window.strictly_after_anchor, window.max_age_days, window.max_age_months,
+               window.min_days_after_anchor, window.max_days_after_anchor)
+        hit = _SELECTION_KEYS[id(window)] = (window, key)
+    return hit[1]
+
+
 class Pick(NamedTuple):
     """The outcome of choosing one value: ``value`` set, or ``reason`` saying why not."""
 
@@ -96,6 +113,7 @@ class Context:
             by.setdefault(m.analyte, []).append(m)
         self._by_analyte = by
         self._bounds_cache: dict[int, tuple[_dt.date | None, _dt.date | None]] = {}
+        self._bounds_by_selection: dict[tuple, tuple[_dt.date | None, _dt.date | None]] = {}
         #: Per-screening memo for selections shared by several rules (e.g. the inclusion imaging).
         self.memo: dict[Any, Any] = {}
         self.given_iv: tuple[Administration, ...] | None = None
@@ -183,18 +201,26 @@ class Context:
         return [it for it in usable if date_of(it) == latest], notes, "", ""
 
     def _bounds(self, window: Window) -> tuple[_dt.date | None, _dt.date | None]:
-        """(anchor date, oldest allowed date) of ``window`` for this screening (cached)."""
+        """(anchor date, oldest allowed date) of ``window`` for this screening (cached).
+
+        Cached per window object and shared between windows with equal selection fields
+        (several criteria carry the same 28-day lab window; profiled).
+        """
         key = id(window)
         hit = self._bounds_cache.get(key)
         if hit is None:
-            anchor_day = self.anchor_date(window.anchor) if window.anchor else None
-            oldest = None
-            if window.max_age_days is not None:
-                oldest = self.as_of - _dt.timedelta(days=window.max_age_days)
-            if window.max_age_months is not None:
-                m_oldest = months_before(self.as_of, window.max_age_months)
-                oldest = m_oldest if oldest is None else max(oldest, m_oldest)
-            hit = self._bounds_cache[key] = (anchor_day, oldest)
+            sel = selection_key(window)
+            hit = self._bounds_by_selection.get(sel)
+            if hit is None:
+                anchor_day = self.anchor_date(window.anchor) if window.anchor else None
+                oldest = None
+                if window.max_age_days is not None:
+                    oldest = self.as_of - _dt.timedelta(days=window.max_age_days)
+                if window.max_age_months is not None:
+                    m_oldest = months_before(self.as_of, window.max_age_months)
+                    oldest = m_oldest if oldest is None else max(oldest, m_oldest)
+                hit = self._bounds_by_selection[sel] = (anchor_day, oldest)
+            self._bounds_cache[key] = hit
         return hit
 
     # -- measurements ------------------------------------------------------------------

@@ -12,7 +12,7 @@ import datetime as _dt
 from collections.abc import Callable
 from typing import TypeVar
 
-from lutarterial.eligibility.context import Context, Pick, compare, months_before
+from lutarterial.eligibility.context import Context, Pick, compare, months_before, selection_key
 from lutarterial.eligibility.derived import (
     ASCITES_GRADES,
     ENCEPHALOPATHY_GRADES,
@@ -23,7 +23,7 @@ from lutarterial.eligibility.derived import (
 from lutarterial.eligibility.patient import EVENT_TYPES
 from lutarterial.eligibility.results import CriterionResult, Evidence, Status, combine
 from lutarterial.errors import InvalidInputError
-from lutarterial.protocol.loader import Criterion, Threshold, Window
+from lutarterial.protocol.loader import Criterion, Threshold
 from lutarterial.units import ANALYTES, BASE_DIMENSIONS, convert, parse_unit
 
 __all__ = ["RULES", "rule", "evaluate"]
@@ -104,7 +104,51 @@ def _exclusion_flags(c: Criterion, ctx: Context, names: list[str]) -> tuple[Stat
     return P, ev, present, missing
 
 
+#: Results of flag-only criteria keyed on exactly what they read (see :func:`_flag_key`).
+_FLAG_RESULTS: dict[tuple, tuple[Criterion, CriterionResult]] = {}
+_FLAG_RESULTS_MAX = 4096
+
+
+def _flag_key(c: Criterion, ctx: Context, names: tuple[str, ...]) -> tuple | None:
+    """Cache key of a flag-only criterion: its facts (value and type) and their sources.
+
+    ``None`` (no caching) unless every value is ``None``, ``True``, ``False`` or a ``str``:
+    values that compare equal but are written differently (``1``/``True``/``1.0``,
+    ``0.0``/``-0.0``) must never share a cached result.
+    """
+    facts = ctx.patient.facts
+    sources = ctx.patient.fact_sources
+    key: list = [id(c), names]
+    for n in names:
+        v = facts.get(n)
+        if not (v is None or v is True or v is False or type(v) is str):
+            return None
+        key.append(v if v is None or type(v) is str else ("\x00bool", v))
+        key.append(sources.get(n, "") if sources else "")
+    return tuple(key)
+
+
+def _cached_flag_result(c: Criterion, ctx: Context, names: tuple[str, ...],
+                        make: Callable[[], CriterionResult]) -> CriterionResult:
+    """``make()``, memoised on :func:`_flag_key` (flag criteria repeat across a cohort; profiled)."""
+    key = _flag_key(c, ctx, names)
+    if key is None:
+        return make()
+    hit = _FLAG_RESULTS.get(key)
+    if hit is not None and hit[0] is c:
+        return hit[1]
+    result = make()
+    if len(_FLAG_RESULTS) >= _FLAG_RESULTS_MAX:
+        _FLAG_RESULTS.clear()
+    _FLAG_RESULTS[key] = (c, result)
+    return result
+
+
 def _flags_rule(c: Criterion, ctx: Context, names: list[str]) -> CriterionResult:
+    return _cached_flag_result(c, ctx, tuple(names), lambda: _flags_rule_uncached(c, ctx, names))
+
+
+def _flags_rule_uncached(c: Criterion, ctx: Context, names: list[str]) -> CriterionResult:
     status, ev, present, missing = _exclusion_flags(c, ctx, names)
     if status is F:
         return _r(c, F, f"present: {', '.join(present)}", ev)
@@ -114,6 +158,10 @@ def _flags_rule(c: Criterion, ctx: Context, names: list[str]) -> CriterionResult
 
 
 def _inclusion_flag(c: Criterion, ctx: Context, name: str, yes: str, no: str) -> CriterionResult:
+    return _cached_flag_result(c, ctx, (name,), lambda: _inclusion_flag_uncached(c, ctx, name, yes, no))
+
+
+def _inclusion_flag_uncached(c: Criterion, ctx: Context, name: str, yes: str, no: str) -> CriterionResult:
     v = ctx.patient.fact(name)
     if v is True:
         return _r(c, P, yes, [_fact_ev(ctx, name)])
@@ -223,30 +271,13 @@ def inc03(c: Criterion, ctx: Context) -> CriterionResult:
 def _imaging(c: Criterion, ctx: Context):
     """The inclusion imaging read(s) in the window (computed once per screening for INC04/EXC01/EXC04)."""
     window = c.window("imaging")
-    key = ("imaging", _selection_key(window))
+    key = ("imaging", selection_key(window))
     hit = ctx.memo.get(key)
     if hit is None:
         hit = ctx.memo[key] = ctx.pick_dated(
             list(ctx.patient.imaging or ()), window, "inclusion imaging", lambda i: i.date, lambda i: i.source
         )
     return hit
-
-
-_SELECTION_KEYS: dict[int, tuple[Window, tuple]] = {}
-
-
-def _selection_key(window: Window) -> tuple:
-    """The fields of ``window`` that decide which items :meth:`Context.pick_dated` keeps.
-
-    INC04, EXC01 and EXC04 carry equal imaging windows that differ only in their
-    ``interpretation`` text, so the shared memo is keyed on these fields (cached per object).
-    """
-    hit = _SELECTION_KEYS.get(id(window))
-    if hit is None or hit[0] is not window:
-        key = (window.anchor, window.strictly_after_anchor, window.max_age_days, window.max_age_months,
-               window.min_days_after_anchor, window.max_days_after_anchor)
-        hit = _SELECTION_KEYS[id(window)] = (window, key)
-    return hit[1]
 
 
 def _imaging_ev(i) -> Evidence:

@@ -1,0 +1,58 @@
+"""The per-cohort caches of the rules must never change a result."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+
+from lutarterial.eligibility import rules as R
+from lutarterial.eligibility.context import Context, selection_key
+from lutarterial.eligibility.engine import screen_patient
+from lutarterial.protocol.loader import load_protocol, version_in_force
+from lutarterial.records.io import parse_json_text_many
+from lutarterial.records.synthetic import make_records
+
+
+def _patients(n: int = 40):
+    return [parse_json_text_many(json.dumps(r), "t")[0].to_patient() for r in make_records(n, seed=11)]
+
+
+def test_flag_key_refuses_values_that_compare_equal_but_print_differently():
+    p = _patients(1)[0]
+    proto = version_in_force(p.screening_date)
+    c = proto.criterion("EXC11")
+    for odd in (1, 0, 1.0, 0.0, -0.0, dt.date(2020, 1, 1)):
+        q = dataclasses.replace(p, facts={**p.facts, "mri_contraindicated": odd})
+        assert R._flag_key(c, Context(q, q.screening_date, proto), ("mri_contraindicated",)) is None
+    for ok in (True, False, None, "yes"):
+        q = dataclasses.replace(p, facts={**p.facts, "mri_contraindicated": ok})
+        assert R._flag_key(c, Context(q, q.screening_date, proto), ("mri_contraindicated",)) is not None
+
+
+def test_cached_flag_results_equal_uncached_ones_for_each_value_and_source():
+    p = _patients(1)[0]
+    proto = version_in_force(p.screening_date)
+    c = proto.criterion("EXC11")
+    R._FLAG_RESULTS.clear()
+    for value in (True, False, None, True, False, None):
+        for src in ({}, {"mri_contraindicated": "chart p.3"}):
+            q = dataclasses.replace(p, facts={**p.facts, "mri_contraindicated": value}, fact_sources=src)
+            ctx = Context(q, q.screening_date, proto)
+            assert R.exc11(c, ctx) == R._flags_rule_uncached(c, ctx, ["mri_contraindicated"])
+    assert len(R._FLAG_RESULTS) == 6  # 3 values x 2 sources: a hit for every repeat
+
+
+def test_selection_key_ignores_only_the_interpretation_text():
+    proto = load_protocol(version_in_force(dt.date(2030, 1, 1)).version)
+    w = proto.criterion("INC04").window("imaging")
+    assert selection_key(w) == selection_key(dataclasses.replace(w, interpretation="other text"))
+    assert selection_key(w) != selection_key(dataclasses.replace(w, max_age_days=(w.max_age_days or 0) + 1))
+    assert selection_key(w) != selection_key(dataclasses.replace(w, strictly_after_anchor=not w.strictly_after_anchor))
+
+
+def test_screening_twice_gives_identical_results():
+    pats = _patients()
+    first = [screen_patient(p, as_of=p.screening_date, protocol=version_in_force(p.screening_date)) for p in pats]
+    again = [screen_patient(p, as_of=p.screening_date, protocol=version_in_force(p.screening_date)) for p in pats]
+    assert first == again

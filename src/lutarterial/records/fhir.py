@@ -321,6 +321,21 @@ def _relative(ref: str) -> str:
     return "/".join(parts[-2:]) if len(parts) >= 2 else ref
 
 
+def _research_consent(res: dict[str, Any]) -> bool:
+    """A Consent that can be the trial's: ``scope``/``category`` say research, or say nothing.
+
+    R4 requires ``scope``; one that names another purpose (``patient-privacy``, ``adr``
+    advance directive, ``treatment``) is not a research informed consent. A Consent with
+    neither scope nor category is read as the trial's (tolerance for minimal exports).
+    """
+    concepts = [c for c in [res.get("scope"), *_as_list(res.get("category"))] if isinstance(c, dict)]
+    if not concepts:
+        return True
+    codes = {_str(c.get("code")).lower() for concept in concepts for c in _codings(concept)}
+    text = " ".join(t for concept in concepts for t in _texts(concept))
+    return "research" in codes or "research" in text or "trial" in text or "étude" in text
+
+
 def _subject_ref(res: dict[str, Any]) -> str | None:
     for key in ("subject", "patient", "beneficiary"):
         ref = res.get(key)
@@ -483,9 +498,16 @@ def _patient_from(
             if verification == "entered-in-error" or res.get("status") in ("entered-in-error", "not-done"):
                 continue
             refuted = verification == "refuted"
+            # A resolved/inactive Condition (or one with an abatement) no longer holds: it says
+            # nothing about the present state (a past pregnancy is not "not pregnant"), so it sets
+            # no fact; as a dated event (an MI two years ago) it still counts.
+            ended = rtype == "Condition" and (
+                _concept_status(res, "clinicalStatus") in ("resolved", "inactive", "remission")
+                or any(k.startswith("abatement") for k in res)
+            )
             table = codes["conditions"] if rtype == "Condition" else codes["procedures"]
             for name, spec in (table.get("facts") or {}).items():
-                if _code_match(res.get("code"), spec):
+                if not ended and _code_match(res.get("code"), spec):
                     if facts.get(name) is not True:
                         facts[name] = not refuted
                         fact_sources[name] = _ref(res)
@@ -497,6 +519,8 @@ def _patient_from(
                                  or _as_dict(res.get("performedPeriod")).get("start") or res.get("recordedDate"))
                     events.append(Event(kind=kind, date=d if p == "day" else None, source=_ref(res)))
         elif rtype == "Consent":
+            if not _research_consent(res):
+                continue  # a privacy consent or advance directive is not the trial's informed consent
             status = res.get("status")
             if status == "active":
                 facts["informed_consent_signed"] = True

@@ -355,3 +355,45 @@ def test_gender_other_or_unknown_is_not_guessed(gender):
     p = bundle_to_patient(b)
     assert p.sex == gender
     assert screen(p, as_of=AS_OF).criterion("INC09").status is U  # contraception depends on sex
+
+
+# --- Conditions and consent ----------------------------------------------------------------------
+
+
+def _condition(code, *, status="active", system="http://snomed.info/sct", **extra):
+    return {"resourceType": "Condition", "id": uid(f"c-{code}-{status}-{sorted(extra)}"),
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                           "code": status}]},
+            "verificationStatus": {"coding": [{"code": "confirmed"}]},
+            "code": {"coding": [{"system": system, "code": code}]}, **extra}
+
+
+def test_synthea_pregnancy_resolved_sets_no_fact_active_does():
+    past = _condition("72892002", status="resolved", onsetDateTime="2019-01-10", abatementDateTime="2019-10-01")
+    assert "pregnant" not in bundle_to_patient(collection(past)).facts
+    abated = _condition("72892002", abatementDateTime="2019-10-01")  # abatement without clinicalStatus update
+    assert "pregnant" not in bundle_to_patient(collection(abated)).facts
+    now = _condition("72892002", onsetDateTime="2024-04-01")
+    assert bundle_to_patient(collection(now)).facts["pregnant"] is True
+
+
+@pytest.mark.parametrize("code", ["401303003", "401314000", "57054005"])
+def test_acute_mi_codes_are_events_even_when_resolved(code):
+    mi = _condition(code, status="resolved", onsetDateTime="2024-01-10", abatementDateTime="2024-02-01")
+    events = bundle_to_patient(collection(mi)).cardiovascular_events
+    assert [(e.kind, e.date) for e in events] == [("myocardial_infarction", dt.date(2024, 1, 10))]
+
+
+def test_history_of_mi_code_is_not_an_event():
+    # 399211009 "history of myocardial infarction": its onset is when it was recorded, not the MI.
+    assert bundle_to_patient(collection(_condition("399211009", onsetDateTime="2024-01-10"))).cardiovascular_events == ()
+
+
+def test_consent_scope_must_be_research():
+    scope = "http://terminology.hl7.org/CodeSystem/consentscope"
+    privacy = {"resourceType": "Consent", "id": "priv", "status": "active", "dateTime": "2024-05-30",
+               "scope": {"coding": [{"system": scope, "code": "patient-privacy"}]}}
+    research = dict(privacy, id="res", scope={"coding": [{"system": scope, "code": "research"}]})
+    assert "informed_consent_signed" not in bundle_to_patient(collection(privacy)).facts
+    p = bundle_to_patient(collection(privacy, research))
+    assert p.facts["informed_consent_signed"] is True and p.facts["informed_consent_date"] == dt.date(2024, 5, 30)

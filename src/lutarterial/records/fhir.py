@@ -434,6 +434,11 @@ def _patient_from(
                  None)
     record_id = str(ident or pat.get("id") or bundle.get("id") or origin or "fhir-patient")
     birth, precision = _date(pat.get("birthDate"))
+    if birth is None and pat.get("birthDate") not in (None, ""):
+        raise InvalidInputError(
+            f"{origin or 'bundle'}: {_ref(pat)} birthDate {pat.get('birthDate')!r} is not a FHIR date "
+            "(YYYY, YYYY-MM or YYYY-MM-DD)"
+        )
     sex = pat.get("gender") if pat.get("gender") in ("female", "male", "other", "unknown") else None
 
     codes = _codes()

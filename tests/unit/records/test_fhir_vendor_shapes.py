@@ -397,3 +397,9 @@ def test_consent_scope_must_be_research():
     assert "informed_consent_signed" not in bundle_to_patient(collection(privacy)).facts
     p = bundle_to_patient(collection(privacy, research))
     assert p.facts["informed_consent_signed"] is True and p.facts["informed_consent_date"] == dt.date(2024, 5, 30)
+
+
+@pytest.mark.parametrize("bad", ["1960-13-01", "60", "01/05/1960"])
+def test_malformed_birth_date_is_refused_naming_it(bad):
+    with pytest.raises(InvalidInputError, match="birthDate"):
+        bundle_to_patient(collection(pat=patient(birth=bad)))

@@ -321,6 +321,28 @@ def _relative(ref: str) -> str:
     return "/".join(parts[-2:]) if len(parts) >= 2 else ref
 
 
+def _with_contained_members(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``items`` plus the Observations a panel holds as ``contained`` members (``hasMember: #id``).
+
+    Some EHR exports ship a lab panel (CBC 58410-2...) as one resource whose results are
+    contained; a contained member without its own date takes the panel's (and status: a panel
+    entered in error voids its members).
+    """
+    out: list[dict[str, Any]] = []
+    for res in items:
+        out.append(res)
+        if res.get("resourceType") != "Observation" or not res.get("contained"):
+            continue
+        members = {_str(_as_dict(m).get("reference")) for m in _as_list(res.get("hasMember"))}
+        for c in _as_list(res.get("contained")):
+            if isinstance(c, dict) and c.get("resourceType") == "Observation" and f"#{_str(c.get('id'))}" in members:
+                member = dict(c, _panel_date=_effective(res))
+                if _str(res.get("status")) in _IGNORED_OBS:
+                    member["status"] = res["status"]
+                out.append(member)
+    return out
+
+
 def _research_consent(res: dict[str, Any]) -> bool:
     """A Consent that can be the trial's: ``scope``/``category`` say research, or say nothing.
 
@@ -385,7 +407,7 @@ def bundle_to_patients(bundle: dict[str, Any], origin: str = "") -> list[Patient
         raise InvalidInputError(f"{origin or 'bundle'}: a screening Bundle must hold a Patient, found none")
     groups: list[list[dict[str, Any]]] = [[] for _ in patient_entries]
     for res in resources_:
-        if res.get("resourceType") not in _READ:
+        if _str(res.get("resourceType")) not in _READ:
             continue
         ref = _subject_ref(res)
         index = None
@@ -448,12 +470,14 @@ def _patient_from(
     facts: dict[str, Any] = {}
     fact_sources: dict[str, str] = {}
 
-    for res in resources_:
+    for res in _with_contained_members(resources_):
         rtype = res.get("resourceType")
         if rtype == "Observation":
             if _str(res.get("status")) in _IGNORED_OBS:
                 continue
             when = _effective(res)
+            if when is None and "_panel_date" in res:
+                when = res["_panel_date"]
             loincs = _loinc_codes(res.get("code"))
             if codes["ecog"]["loinc"] in loincs:
                 m = _ecog(res, when)

@@ -403,3 +403,16 @@ def test_consent_scope_must_be_research():
 def test_malformed_birth_date_is_refused_naming_it(bad):
     with pytest.raises(InvalidInputError, match="birthDate"):
         bundle_to_patient(collection(pat=patient(birth=bad)))
+
+
+def test_panel_with_contained_members():
+    members = [{k: v for k, v in lab("718-7", 11, "g/dL", rid="hb").items() if k != "effectiveDateTime"},
+               lab("777-3", 160, "10*9/L", rid="plt", date="2024-05-26")]
+    panel = {"resourceType": "Observation", "id": "cbc", "status": "final", "contained": members,
+             "code": {"coding": [{"system": LOINC, "code": "58410-2"}]}, "effectiveDateTime": "2024-05-27T08:00:00+02:00",
+             "hasMember": [{"reference": "#hb"}, {"reference": "#plt"}]}
+    ms = by_analyte(bundle_to_patient(collection(panel)))
+    assert ms["haemoglobin"][0].date == dt.date(2024, 5, 27)  # the panel's date
+    assert ms["platelets"][0].date == dt.date(2024, 5, 26)  # its own
+    voided = dict(panel, status="entered-in-error")
+    assert bundle_to_patient(collection(voided)).measurements == ()

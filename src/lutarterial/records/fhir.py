@@ -358,6 +358,33 @@ def _research_consent(res: dict[str, Any]) -> bool:
     return "research" in codes or "research" in text or "trial" in text or "étude" in text
 
 
+def _version_key(res: dict[str, Any]) -> tuple[int, str]:
+    meta = _as_dict(res.get("meta"))
+    vid = _str(meta.get("versionId"))
+    return (int(vid) if vid.isdigit() else -1, _str(meta.get("lastUpdated")))
+
+
+def _latest_versions(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per ``resourceType/id``: the latest ``meta.versionId`` (then ``lastUpdated``).
+
+    A history Bundle, or pages of a search concatenated, can hold the same resource twice; an
+    amended result and its superseded version must not read as two conflicting results.
+    Resources without an id are all kept.
+    """
+    best: dict[str, int] = {}
+    for i, e in enumerate(entries):
+        r = e["resource"]
+        if not _str(r.get("id")) or not _str(r.get("resourceType")):
+            continue
+        key = f"{r['resourceType']}/{r['id']}"
+        j = best.get(key)
+        if j is None or _version_key(r) > _version_key(entries[j]["resource"]):
+            best[key] = i
+    keep = set(best.values())
+    return [e for i, e in enumerate(entries)
+            if i in keep or not _str(e["resource"].get("id")) or not _str(e["resource"].get("resourceType"))]
+
+
 def _subject_ref(res: dict[str, Any]) -> str | None:
     for key in ("subject", "patient", "beneficiary"):
         ref = res.get(key)
@@ -386,7 +413,9 @@ def bundle_to_patients(bundle: dict[str, Any], origin: str = "") -> list[Patient
     """
     if not is_fhir_bundle(bundle):
         raise InvalidInputError(f"{origin or 'input'}: not a FHIR Bundle")
-    entries = [e for e in _as_list(bundle.get("entry")) if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    entries = _latest_versions(
+        [e for e in _as_list(bundle.get("entry")) if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    )
     resources_ = [e["resource"] for e in entries]
     by_url = {e["fullUrl"].strip(): e["resource"] for e in entries if _str(e.get("fullUrl"))}
     keys: dict[str, int] = {}

@@ -416,3 +416,13 @@ def test_panel_with_contained_members():
     assert ms["platelets"][0].date == dt.date(2024, 5, 26)  # its own
     voided = dict(panel, status="entered-in-error")
     assert bundle_to_patient(collection(voided)).measurements == ()
+
+
+def test_history_bundle_reads_the_latest_version_of_a_result():
+    v1 = dict(lab("1742-6", 50, "U/L", rid="alt1"), meta={"versionId": "1", "lastUpdated": "2024-05-28T10:00:00Z"})
+    v2 = dict(lab("1742-6", 30, "U/L", rid="alt1", status="amended"),
+              meta={"versionId": "2", "lastUpdated": "2024-05-29T10:00:00Z"})
+    b = collection(v2, v1)  # history bundles list the newest first
+    b["type"] = "history"
+    assert [m.value for m in bundle_to_patient(b).measurements] == [30]
+    assert [m.value for m in bundle_to_patient(collection(v1, v2)).measurements] == [30]

@@ -142,32 +142,55 @@ def _range_kind(rr: dict[str, Any]) -> str:
     return codes[0] if codes else ""
 
 
+def _age_years(q: Any) -> float | None:
+    q = _as_dict(q)
+    value = _num(q.get("value"))
+    unit = (_quantity_unit(q) or "").lower()
+    if value is None:
+        return None
+    if unit in ("a", "yr", "yrs", "year", "years", "y"):
+        return value
+    if unit in ("mo", "month", "months"):
+        return value / 12
+    return None
+
+
+def _covers_adults(rr: dict[str, Any]) -> bool:
+    """True when ``age`` is absent or spans every adult age (low <= 18 y, high absent or >= 100 y)."""
+    age = rr.get("age")
+    if age is None:
+        return True
+    age = _as_dict(age)
+    low = _age_years(age.get("low")) if age.get("low") is not None else 0.0
+    high = _age_years(age.get("high")) if age.get("high") is not None else float("inf")
+    return low is not None and high is not None and low <= 18 and high >= 100
+
+
 def _pick_range(ranges: list[Any], sex: str | None) -> dict[str, Any] | None:
     """The lab's normal range among ``referenceRange`` entries.
 
-    Ranges typed other than *normal* (therapeutic, treatment, recommended...) are skipped. A
-    range without ``appliesTo``/``age`` applies to everyone; otherwise one whose ``appliesTo``
-    names the patient's sex (SNOMED 248153007 male, 248152002 female, or the text) is used.
-    Several candidates that cannot be told apart give no range (the ULN screens unknown)
-    rather than a guess.
+    Ranges typed other than *normal* (therapeutic, treatment, recommended...) are skipped, and
+    so are ranges for an age band narrower than adulthood (this trial screens adults; which
+    band applies would need the screening date). A range without ``appliesTo`` applies to
+    everyone; otherwise the one whose ``appliesTo`` names the patient's sex (SNOMED 248153007
+    male, 248152002 female, or the text) is used. Several candidates that differ, or none,
+    give no range (the ULN screens unknown) rather than a guess.
     """
     normal = [rr for rr in ranges if isinstance(rr, dict) and _range_kind(rr) in _NORMAL_RANGE
-              and (isinstance(rr.get("low"), dict) or isinstance(rr.get("high"), dict))]
-    general = [rr for rr in normal if not rr.get("appliesTo") and not rr.get("age")]
-    if len(general) == 1:
-        return general[0]
+              and (isinstance(rr.get("low"), dict) or isinstance(rr.get("high"), dict)) and _covers_adults(rr)]
+    general = [rr for rr in normal if not rr.get("appliesTo")]
     if not general and sex in ("male", "female"):
         code = {"male": "248153007", "female": "248152002"}[sex]
         for rr in normal:
-            if rr.get("age"):
-                continue
             for concept in _as_list(rr.get("appliesTo")):
                 words = " ".join(_texts(concept)).replace("-", " ").split()
                 if any(_str(c.get("code")) == code for c in _codings(concept)) or sex in words:
-                    return rr
-    if len(normal) == 1 and not normal[0].get("age"):
-        return normal[0]
-    return None
+                    general.append(rr)
+                    break
+    bounds = {(repr(_as_dict(rr.get("low")).get("value")), repr(_as_dict(rr.get("high")).get("value")),
+               _quantity_unit(_as_dict(rr.get("high"))) or _quantity_unit(_as_dict(rr.get("low"))))
+              for rr in general}
+    return general[0] if len(bounds) == 1 else None
 
 
 def _measurement(analyte: str, res: dict[str, Any], holder: dict[str, Any], when: _dt.date | None,

@@ -426,3 +426,18 @@ def test_history_bundle_reads_the_latest_version_of_a_result():
     b["type"] = "history"
     assert [m.value for m in bundle_to_patient(b).measurements] == [30]
     assert [m.value for m in bundle_to_patient(collection(v1, v2)).measurements] == [30]
+
+
+def test_reference_range_age_bands_and_single_range_for_the_other_sex():
+    adult = {"age": {"low": {"value": 18, "unit": "yr", "system": UCUM, "code": "a"}}, "high": quantity(35, "U/L")}
+    assert _alt_with([adult]).reference_high == 35  # an adult band covers every screened patient
+    child = {"age": {"high": {"value": 17, "code": "a", "system": UCUM}}, "high": quantity(50, "U/L")}
+    assert _alt_with([child, adult]).reference_high == 35
+    older = {"age": {"low": {"value": 65, "code": "a", "system": UCUM}}, "high": quantity(30, "U/L")}
+    assert _alt_with([older]).reference_high is None  # which band applies depends on the screening date
+    male_only = [{"appliesTo": [{"text": "male"}], "high": quantity(45, "U/L")}]
+    assert _alt_with(male_only, "female").reference_high is None
+    assert _alt_with(male_only, "male").reference_high == 45
+    two_general = [{"high": quantity(35, "U/L")}, {"high": quantity(40, "U/L")}]
+    assert _alt_with(two_general).reference_high is None
+    assert _alt_with([{"high": quantity(35, "U/L")}, {"high": quantity(35, "U/L")}]).reference_high == 35

@@ -381,6 +381,21 @@ def _research_consent(res: dict[str, Any]) -> bool:
     return "research" in codes or "research" in text or "trial" in text or "étude" in text
 
 
+def _flat_entries(bundle: dict[str, Any], depth: int = 0) -> list[dict[str, Any]]:
+    """Entries with a resource; a Bundle inside a Bundle (a collection of per-patient
+    transaction Bundles, a document) contributes its own entries (3 levels at most)."""
+    out: list[dict[str, Any]] = []
+    for e in _as_list(bundle.get("entry")):
+        if not isinstance(e, dict) or not isinstance(e.get("resource"), dict):
+            continue
+        if e["resource"].get("resourceType") == "Bundle":
+            if depth < 3:
+                out += _flat_entries(e["resource"], depth + 1)
+            continue
+        out.append(e)
+    return out
+
+
 def _version_key(res: dict[str, Any]) -> tuple[int, str]:
     meta = _as_dict(res.get("meta"))
     vid = _str(meta.get("versionId"))
@@ -436,9 +451,7 @@ def bundle_to_patients(bundle: dict[str, Any], origin: str = "") -> list[Patient
     """
     if not is_fhir_bundle(bundle):
         raise InvalidInputError(f"{origin or 'input'}: not a FHIR Bundle")
-    entries = _latest_versions(
-        [e for e in _as_list(bundle.get("entry")) if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
-    )
+    entries = _latest_versions(_flat_entries(bundle))
     resources_ = [e["resource"] for e in entries]
     by_url = {e["fullUrl"].strip(): e["resource"] for e in entries if _str(e.get("fullUrl"))}
     keys: dict[str, int] = {}
@@ -450,7 +463,7 @@ def bundle_to_patients(bundle: dict[str, Any], origin: str = "") -> list[Patient
                            _str(e.get("fullUrl")).strip()) if k]
         if _str(e.get("fullUrl")).startswith("http"):
             own.append(_relative(e["fullUrl"]))
-        if any(k in keys for k in own):
+        if own and own[0] in keys:
             continue  # the same Patient again (an _include repeated across pages, a PUT plus a read)
         for k in own:
             keys[k] = len(patient_entries)

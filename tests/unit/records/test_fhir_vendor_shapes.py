@@ -68,7 +68,8 @@ def patient(pid="p1", birth="1958-11-02", gender="female"):
 def collection(*resources, pat=None):
     pat = pat or patient()
     return {"resourceType": "Bundle", "type": "collection",
-            "entry": [{"fullUrl": f"urn:uuid:{uid(i)}", "resource": r} for i, r in enumerate((pat, *resources))]}
+            "entry": [{"fullUrl": f"urn:uuid:{uid((pat['id'], i))}", "resource": r}
+                      for i, r in enumerate((pat, *resources))]}
 
 
 def by_analyte(p):
@@ -441,3 +442,13 @@ def test_reference_range_age_bands_and_single_range_for_the_other_sex():
     two_general = [{"high": quantity(35, "U/L")}, {"high": quantity(40, "U/L")}]
     assert _alt_with(two_general).reference_high is None
     assert _alt_with([{"high": quantity(35, "U/L")}, {"high": quantity(35, "U/L")}]).reference_high == 35
+
+
+def test_collection_of_per_patient_bundles():
+    inner1 = collection(lab("718-7", 11, "g/dL", pid="Patient/a"), pat=patient("a"))
+    inner2 = collection(lab("718-7", 7, "g/dL", pid="Patient/b"), pat=patient("b", gender="male"))
+    outer = {"resourceType": "Bundle", "type": "collection",
+             "entry": [{"resource": inner1}, {"resource": inner2}]}
+    a, b = bundle_to_patients(outer)
+    assert (a.record_id, [m.value for m in a.measurements]) == ("NIR-a", [11])
+    assert (b.record_id, [m.value for m in b.measurements]) == ("NIR-b", [7])

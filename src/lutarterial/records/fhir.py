@@ -273,7 +273,11 @@ def _is_lutathera(concepts: Any) -> bool:
             return True
         for t in _texts(concept):
             t = _norm_text(t)
-            if any(n in t for n in names) or ("lutetium" in t and ("dotatate" in t or "oxodotreotide" in t)):
+            compact = t.replace(" ", "")  # "[177Lu]Lu-DOTA-TATE" -> "177lulu dotatate" -> "177luludotatate"
+            if any(n in t for n in names) or (
+                ("dotatate" in compact or "oxodotreotide" in compact)
+                and any(k in compact for k in ("lutetium", "177lu", "lu177"))
+            ):
                 return True
     return False
 

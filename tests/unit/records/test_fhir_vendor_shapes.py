@@ -452,3 +452,13 @@ def test_collection_of_per_patient_bundles():
     a, b = bundle_to_patients(outer)
     assert (a.record_id, [m.value for m in a.measurements]) == ("NIR-a", [11])
     assert (b.record_id, [m.value for m in b.measurements]) == ("NIR-b", [7])
+
+
+@pytest.mark.parametrize("text,is_lutathera", [
+    ("[177Lu]Lu-DOTA-TATE 7.4 GBq", True), ("177Lu-DOTATATE", True), ("Lutetium (177Lu) oxodotreotide", True),
+    ("LUTATHERA 370 MBq/mL", True), ("Lu177 dotatate", True),
+    ("[68Ga]Ga-DOTATATE (NETSPOT)", False), ("Lutetium Lu 177 vipivotide tetraxetan", False), ("octreotide LAR", False),
+])
+def test_lutathera_name_variants(text, is_lutathera):
+    a = admin("2024-01-01", medicationCodeableConcept={"text": text})
+    assert (bundle_to_patient(collection(a)).lutathera is not None) is is_lutathera

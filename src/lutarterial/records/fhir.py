@@ -176,6 +176,8 @@ def _pick_range(ranges: list[Any], sex: str | None) -> dict[str, Any] | None:
     male, 248152002 female, or the text) is used. Several candidates that differ, or none,
     give no range (the ULN screens unknown) rather than a guess.
     """
+    if not ranges:
+        return None
     normal = [rr for rr in ranges if isinstance(rr, dict) and _range_kind(rr) in _NORMAL_RANGE
               and (isinstance(rr.get("low"), dict) or isinstance(rr.get("high"), dict)) and _covers_adults(rr)]
     general = [rr for rr in normal if not rr.get("appliesTo")]
@@ -256,18 +258,24 @@ def _concept_status(res: dict[str, Any], key: str) -> str:
     return codes[0] if codes else ""
 
 
+_PUNCT_AS_SPACE = str.maketrans({ch: " " for ch in "-()[],/"})
+
+
 def _norm_text(t: str) -> str:
     """Lower case with hyphens and brackets as spaces ("Lu-177 (177Lu)" -> "lu 177 177lu")."""
-    for ch in "-()[],/":
-        t = t.replace(ch, " ")
-    return " ".join(t.lower().split())
+    return " ".join(t.lower().translate(_PUNCT_AS_SPACE).split())
+
+
+@lru_cache(maxsize=1)
+def _lutathera_names() -> tuple[str, ...]:
+    return tuple(_norm_text(n) for n in _codes()["lutathera"]["names"])
 
 
 def _is_lutathera(concepts: Any) -> bool:
     """A LUTATHERA medication: ATC V10XX04 in any coding, or its brand/INN/USAN name in a text."""
     cfg = _codes()["lutathera"]
     items = concepts if isinstance(concepts, list) else [concepts]
-    names = [_norm_text(n) for n in cfg["names"]]
+    names = _lutathera_names()
     for concept in items:
         if any(_str(c.get("code")).strip().upper() in cfg["atc"] for c in _codings(concept)):
             return True

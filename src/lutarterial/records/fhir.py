@@ -436,11 +436,25 @@ def _latest_versions(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _subject_ref(res: dict[str, Any]) -> str | None:
+    """The subject reference; a logical one (``identifier`` only) as ``Patient?identifier=sys|value``."""
     for key in ("subject", "patient", "beneficiary"):
         ref = res.get(key)
-        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
+        if isinstance(ref, dict) and isinstance(ref.get("reference"), str) and ref["reference"].strip():
             return ref["reference"].strip()
+        ident = _as_dict(_as_dict(ref).get("identifier"))
+        if _str(ident.get("value")):
+            return f"Patient?identifier={_str(ident.get('system'))}|{ident['value']}"
     return None
+
+
+def _identifier_keys(pat: dict[str, Any]) -> list[str]:
+    """Conditional-reference keys of a Patient: ``Patient?identifier=sys|value`` and ``=value``."""
+    out = []
+    for i in _as_list(pat.get("identifier")):
+        if isinstance(i, dict) and _str(i.get("value")):
+            out.append(f"Patient?identifier={_str(i.get('system'))}|{i['value']}")
+            out.append(f"Patient?identifier={i['value']}")
+    return out
 
 
 #: Resources read per patient; everything else (Practitioner, Encounter, OperationOutcome...) is ignored.
@@ -479,6 +493,8 @@ def bundle_to_patients(bundle: dict[str, Any], origin: str = "") -> list[Patient
             continue  # the same Patient again (an _include repeated across pages, a PUT plus a read)
         for k in own:
             keys[k] = len(patient_entries)
+        for k in _identifier_keys(e["resource"]):
+            keys.setdefault(k, len(patient_entries))
         patient_entries.append(e)
     if not patient_entries:
         raise InvalidInputError(f"{origin or 'bundle'}: a screening Bundle must hold a Patient, found none")
@@ -490,7 +506,9 @@ def bundle_to_patients(bundle: dict[str, Any], origin: str = "") -> list[Patient
         index = None
         if ref:
             index = keys.get(ref)
-            if index is None and not ref.startswith("urn:"):
+            if index is None and ref.startswith("Patient?identifier=|"):  # logical reference without system
+                index = keys.get("Patient?identifier=" + ref.split("|", 1)[1])
+            if index is None and not ref.startswith("urn:") and "?" not in ref:
                 index = keys.get(_relative(ref))
         if index is None and ref and not ref.startswith("urn:") and "?" not in ref \
                 and not _relative(ref).startswith("Patient/"):

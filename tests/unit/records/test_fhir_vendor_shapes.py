@@ -462,3 +462,16 @@ def test_collection_of_per_patient_bundles():
 def test_lutathera_name_variants(text, is_lutathera):
     a = admin("2024-01-01", medicationCodeableConcept={"text": text})
     assert (bundle_to_patient(collection(a)).lutathera is not None) is is_lutathera
+
+
+def test_logical_and_conditional_patient_references():
+    sys_ = "urn:oid:1.2.250.1.213.1.4.8"
+    a = lab("718-7", 11, "g/dL", rid="ha")
+    a["subject"] = {"identifier": {"system": sys_, "value": "NIR-a"}}  # logical reference only
+    b = lab("718-7", 7, "g/dL", pid=f"Patient?identifier={sys_}|NIR-b", rid="hb")  # conditional (Synthea style)
+    bundle = collection(a, b, patient("b", gender="male"), pat=patient("a"))
+    pa, pb = bundle_to_patients(bundle)
+    assert [m.value for m in pa.measurements] == [11] and [m.value for m in pb.measurements] == [7]
+    c = lab("718-7", 9, "g/dL", pid=f"Patient?identifier={sys_}|NIR-zz", rid="hc")
+    with pytest.raises(InvalidInputError, match="NIR-zz"):
+        bundle_to_patients(collection(c, patient("b"), pat=patient("a")))

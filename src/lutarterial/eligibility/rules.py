@@ -109,7 +109,7 @@ _FLAG_RESULTS: dict[tuple, tuple[Criterion, CriterionResult]] = {}
 _FLAG_RESULTS_MAX = 4096
 
 
-def _flag_key(c: Criterion, ctx: Context, names: tuple[str, ...]) -> tuple | None:
+def _flag_key(c: Criterion, ctx: Context, names: tuple[str, ...], extra: tuple = ()) -> tuple | None:
     """Cache key of a flag-only criterion: its facts (value and type) and their sources.
 
     ``None`` (no caching) unless every value is ``None``, ``True``, ``False`` or a ``str``:
@@ -125,13 +125,22 @@ def _flag_key(c: Criterion, ctx: Context, names: tuple[str, ...]) -> tuple | Non
             return None
         key.append(v if v is None or type(v) is str else ("\x00bool", v))
         key.append(sources.get(n, "") if sources else "")
+    for v in extra:  # other patient fields the rule reads (sex, menopausal status): same guard
+        if not (v is None or v is True or v is False or type(v) is str):
+            return None
+        key.append(v if v is None or type(v) is str else ("\x00bool", v))
     return tuple(key)
 
 
 def _cached_flag_result(c: Criterion, ctx: Context, names: tuple[str, ...],
-                        make: Callable[[], CriterionResult]) -> CriterionResult:
-    """``make()``, memoised on :func:`_flag_key` (flag criteria repeat across a cohort; profiled)."""
-    key = _flag_key(c, ctx, names)
+                        make: Callable[[], CriterionResult], extra: tuple = ()) -> CriterionResult:
+    """``make()``, memoised on :func:`_flag_key` (flag criteria repeat across a cohort; profiled).
+
+    Only for rules whose result depends on nothing but the facts ``names`` (values and
+    sources), the patient fields in ``extra`` and the criterion itself (not the date, not
+    measurements).
+    """
+    key = _flag_key(c, ctx, names, extra)
     if key is None:
         return make()
     hit = _FLAG_RESULTS.get(key)
@@ -183,8 +192,15 @@ def _threshold_check(c: Criterion, ctx: Context, t: Threshold, window_name: str,
 
 # -- inclusion criteria ---------------------------------------------------------------------
 
+_INC01_FACTS = ("histologically_proven", "differentiation", "primary_origin")
+
+
 @rule("INC01")
 def inc01(c: Criterion, ctx: Context) -> CriterionResult:
+    return _cached_flag_result(c, ctx, _INC01_FACTS, lambda: _inc01(c, ctx))
+
+
+def _inc01(c: Criterion, ctx: Context) -> CriterionResult:
     f = ctx.patient.fact
     names = ["histologically_proven", "differentiation", "primary_origin"]
     ev = [_fact_ev(ctx, n) for n in names if f(n) is not None]
@@ -423,6 +439,12 @@ def inc08(c: Criterion, ctx: Context) -> CriterionResult:
 
 @rule("INC09")
 def inc09(c: Criterion, ctx: Context) -> CriterionResult:
+    p = ctx.patient
+    return _cached_flag_result(c, ctx, ("contraception_agreed",), lambda: _inc09(c, ctx),
+                               (p.sex, p.menopausal_status))
+
+
+def _inc09(c: Criterion, ctx: Context) -> CriterionResult:
     p = ctx.patient
     agreed = p.fact("contraception_agreed")
     ev = [_fact_ev(ctx, "contraception_agreed")] if agreed is not None else []

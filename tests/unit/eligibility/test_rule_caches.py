@@ -56,3 +56,24 @@ def test_screening_twice_gives_identical_results():
     first = [screen_patient(p, as_of=p.screening_date, protocol=version_in_force(p.screening_date)) for p in pats]
     again = [screen_patient(p, as_of=p.screening_date, protocol=version_in_force(p.screening_date)) for p in pats]
     assert first == again
+
+
+def test_inc01_and_inc09_cached_equal_uncached_over_their_inputs():
+    p = _patients(1)[0]
+    proto = version_in_force(p.screening_date)
+    c1, c9 = proto.criterion("INC01"), proto.criterion("INC09")
+    R._FLAG_RESULTS.clear()
+    for _ in range(2):  # second pass: every result comes from the cache
+        for diff in ("well", "poor", None):
+            for origin in ("pancreas", "lung", None):
+                q = dataclasses.replace(p, facts={**p.facts, "differentiation": diff, "primary_origin": origin})
+                ctx = Context(q, q.screening_date, proto)
+                assert R.inc01(c1, ctx) == R._inc01(c1, ctx)
+        for sex in ("female", "male", None):
+            for meno in ("post", "pre", None):
+                for agreed in (True, False, None):
+                    q = dataclasses.replace(p, sex=sex, menopausal_status=meno,
+                                            facts={**p.facts, "contraception_agreed": agreed})
+                    ctx = Context(q, q.screening_date, proto)
+                    assert R.inc09(c9, ctx) == R._inc09(c9, ctx)
+    assert len(R._FLAG_RESULTS) == 9 + 27

@@ -357,18 +357,21 @@ def _relative(ref: str) -> str:
 
 
 def _with_contained_members(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``items`` plus the Observations a panel holds as ``contained`` members (``hasMember: #id``).
+    """``items`` plus the Observations a panel or report holds as ``contained`` members.
 
-    Some EHR exports ship a lab panel (CBC 58410-2...) as one resource whose results are
-    contained; a contained member without its own date takes the panel's (and status: a panel
-    entered in error voids its members).
+    Some EHR exports ship a lab panel (CBC 58410-2...) as one Observation whose results are
+    contained (``hasMember: #id``), or a DiagnosticReport with contained ``result``s; a
+    contained member without its own date takes the panel's (and its status: a panel or
+    report entered in error or cancelled voids its members). Results a DiagnosticReport
+    references as separate entries are read as those entries.
     """
     out: list[dict[str, Any]] = []
     for res in items:
         out.append(res)
-        if res.get("resourceType") != "Observation" or not res.get("contained"):
+        if res.get("resourceType") not in ("Observation", "DiagnosticReport") or not res.get("contained"):
             continue
-        members = {_str(_as_dict(m).get("reference")) for m in _as_list(res.get("hasMember"))}
+        links = res.get("hasMember") if res.get("resourceType") == "Observation" else res.get("result")
+        members = {_str(_as_dict(m).get("reference")) for m in _as_list(links)}
         for c in _as_list(res.get("contained")):
             if isinstance(c, dict) and c.get("resourceType") == "Observation" and f"#{_str(c.get('id'))}" in members:
                 member = dict(c, _panel_date=_effective(res))
@@ -458,7 +461,8 @@ def _identifier_keys(pat: dict[str, Any]) -> list[str]:
 
 
 #: Resources read per patient; everything else (Practitioner, Encounter, OperationOutcome...) is ignored.
-_READ = {"Observation", "MedicationAdministration", "Condition", "Procedure", "Consent", "Coverage"}
+_READ = {"Observation", "MedicationAdministration", "Condition", "Procedure", "Consent", "Coverage",
+         "DiagnosticReport"}
 
 
 def bundle_to_patients(bundle: dict[str, Any], origin: str = "") -> list[PatientData]:
@@ -502,6 +506,8 @@ def bundle_to_patients(bundle: dict[str, Any], origin: str = "") -> list[Patient
     for res in resources_:
         if _str(res.get("resourceType")) not in _READ:
             continue
+        if res.get("resourceType") == "DiagnosticReport" and not res.get("contained"):
+            continue  # its results are separate entries, read as such
         ref = _subject_ref(res)
         index = None
         if ref:

@@ -475,3 +475,19 @@ def test_logical_and_conditional_patient_references():
     c = lab("718-7", 9, "g/dL", pid=f"Patient?identifier={sys_}|NIR-zz", rid="hc")
     with pytest.raises(InvalidInputError, match="NIR-zz"):
         bundle_to_patients(collection(c, patient("b"), pat=patient("a")))
+
+
+def test_diagnostic_report_with_contained_results_and_with_referenced_results():
+    hb = {k: v for k, v in lab("718-7", 11, "g/dL", rid="hb").items() if k != "effectiveDateTime"}
+    report = {"resourceType": "DiagnosticReport", "id": "dr", "status": "final", "contained": [hb],
+              "code": {"coding": [{"system": LOINC, "code": "58410-2"}]},
+              "effectiveDateTime": "2024-05-27T08:00:00+02:00", "result": [{"reference": "#hb"}]}
+    ms = bundle_to_patient(collection(report)).measurements
+    assert [(m.analyte, m.date) for m in ms] == [("haemoglobin", dt.date(2024, 5, 27))]
+    assert bundle_to_patient(collection(dict(report, status="cancelled"))).measurements == ()
+    # a report without contained results (results are their own entries) needs no subject even
+    # in a multi-patient Bundle
+    plain = {"resourceType": "DiagnosticReport", "id": "dr2", "status": "final", "result": [{"reference": "Observation/x"}]}
+    b = collection(plain, lab("718-7", 9, "g/dL", pid="Patient/p1"), lab("718-7", 8, "g/dL", pid="Patient/p2"),
+                   patient("p2"))
+    assert [len(p.measurements) for p in bundle_to_patients(b)] == [1, 1]

@@ -24,6 +24,7 @@ from lutarterial.units import ANALYTES, convert
 __all__ = ["Pick", "Context", "compare", "months_before", "describe_window", "selection_key"]
 
 T = TypeVar("T")
+_isclose = math.isclose
 
 _ANCHOR_LABEL = {
     "fourth_lutathera_cycle": "the 4th LUTATHERA cycle",
@@ -34,15 +35,16 @@ _ANCHOR_LABEL = {
 
 def compare(value: float, operator: str, limit: float) -> bool:
     """``value operator limit`` with equality up to float noise from unit conversion."""
-    if math.isclose(value, limit, rel_tol=1e-9, abs_tol=1e-12):
+    if _isclose(value, limit, rel_tol=1e-9, abs_tol=1e-12):
         return operator in (">=", "<=", "==")
-    return {
-        "<": value < limit,
-        "<=": value < limit,
-        ">": value > limit,
-        ">=": value > limit,
-        "==": False,
-    }[operator]
+    # An if-chain, not a dict of all four comparisons built per call (profiled: ~14 calls a record).
+    if operator == "<" or operator == "<=":
+        return value < limit
+    if operator == ">" or operator == ">=":
+        return value > limit
+    if operator == "==":
+        return False
+    raise KeyError(operator)
 
 
 def months_before(day: _dt.date, months: int) -> _dt.date:

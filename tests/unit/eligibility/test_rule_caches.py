@@ -77,3 +77,24 @@ def test_inc01_and_inc09_cached_equal_uncached_over_their_inputs():
                     ctx = Context(q, q.screening_date, proto)
                     assert R.inc09(c9, ctx) == R._inc09(c9, ctx)
     assert len(R._FLAG_RESULTS) == 9 + 27
+
+
+def _compare_reference(value: float, operator: str, limit: float) -> bool:
+    """The original dict-based form of ``context.compare`` (before the speed work)."""
+    import math
+
+    if math.isclose(value, limit, rel_tol=1e-9, abs_tol=1e-12):
+        return operator in (">=", "<=", "==")
+    return {"<": value < limit, "<=": value < limit, ">": value > limit, ">=": value > limit, "==": False}[operator]
+
+
+def test_compare_matches_its_reference_form_on_both_sides_of_each_limit():
+    from lutarterial.eligibility.context import compare
+
+    limits = (0.0, 1.0, 75.0, 1e-13, -2.5, 1e9, float("inf"))
+    for limit in limits:
+        for value in (limit, limit * (1 + 1e-10), limit - 1e-6, limit + 1e-6, limit * 1.01 + 0.01, float("nan")):
+            for op in ("<", "<=", ">", ">=", "=="):
+                assert compare(value, op, limit) is _compare_reference(value, op, limit), (value, op, limit)
+    assert compare(75.0, ">=", 75.0) and not compare(74.99, ">=", 75.0) and compare(75.01, ">=", 75.0)
+    assert compare(2.0, "<", 2.5) and not compare(2.5, "<", 2.5) and compare(2.5, "<=", 2.5)

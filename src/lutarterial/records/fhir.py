@@ -201,8 +201,8 @@ def _measurement(analyte: str, res: dict[str, Any], holder: dict[str, Any], when
     if not isinstance(q, dict) or not isinstance(q.get("value"), (int, float)) or isinstance(q.get("value"), bool):
         return None  # no result (dataAbsentReason, valueCodeableConcept, valueString): nothing to read
     unit = _quantity_unit(q)
-    comparator = _str(q.get("comparator"))
-    if comparator:
+    comparator = q.get("comparator")
+    if comparator not in (None, ""):  # any comparator, even a malformed one, makes it a bound
         # "<5 U/L" is a bound, not a value. The reader does not know which threshold a rule will
         # apply, so it cannot tell whether the bound decides the criterion; dropping it would let
         # an older result stand in for the newest one. It is kept with a unit no converter
@@ -520,7 +520,8 @@ def bundle_to_patients(bundle: dict[str, Any], origin: str = "") -> list[Patient
                 and not _relative(ref).startswith("Patient/"):
             continue  # about a Group, Device or Location, not a patient
         if index is None and len(patient_entries) == 1 and (
-            not ref or "?" in ref or not _str(patient_entries[0]["resource"].get("id"))
+            not ref or not _str(patient_entries[0]["resource"].get("id"))
+            or ("?" in ref and not _identifier_keys(patient_entries[0]["resource"]))
             or (ref.startswith("urn:") and not _str(patient_entries[0].get("fullUrl")))
         ):
             index = 0  # one patient, and the reference cannot name another

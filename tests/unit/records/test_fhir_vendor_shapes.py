@@ -491,3 +491,14 @@ def test_diagnostic_report_with_contained_results_and_with_referenced_results():
     b = collection(plain, lab("718-7", 9, "g/dL", pid="Patient/p1"), lab("718-7", 8, "g/dL", pid="Patient/p2"),
                    patient("p2"))
     assert [len(p.measurements) for p in bundle_to_patients(b)] == [1, 1]
+
+
+def test_single_patient_conditional_reference_must_match_its_identifier():
+    sys_ = "urn:oid:1.2.250.1.213.1.4.8"
+    ok = lab("718-7", 11, "g/dL", pid=f"Patient?identifier={sys_}|NIR-p1", rid="ok")
+    assert len(bundle_to_patient(collection(ok)).measurements) == 1
+    other = lab("718-7", 11, "g/dL", pid=f"Patient?identifier={sys_}|NIR-p9", rid="other")
+    with pytest.raises(InvalidInputError, match="NIR-p9"):
+        bundle_to_patient(collection(other))
+    anonymous = {"resourceType": "Patient", "id": "p1", "birthDate": "1960-01-01", "gender": "male"}
+    assert len(bundle_to_patient(collection(other, pat=anonymous)).measurements) == 1  # nothing to compare with

@@ -18,7 +18,7 @@ from typing import Any
 
 from lutarterial.eligibility.engine import screen_patient
 from lutarterial.eligibility.patient import PatientData
-from lutarterial.eligibility.results import ScreeningResult, Status, result_json
+from lutarterial.eligibility.results import CriterionResult, ScreeningResult, Status, result_json
 from lutarterial.errors import InvalidInputError, LutarterialError
 from lutarterial.protocol.loader import Protocol, load_protocol, version_in_force
 
@@ -31,19 +31,33 @@ UNREADABLE = "\x00unreadable:"
 LOG_FIELDS = ("record", "origin", "protocol_version", "as_of", "verdict", "failed", "unknown", "reasons")
 
 
+_FAIL, _UNKNOWN = Status.FAIL, Status.UNKNOWN
+
+
 def log_row(result: ScreeningResult, origin: str = "") -> dict[str, str]:
-    """One screening-log line: which criteria failed or are unknown, and why."""
-    failed = [c for c in result.criteria if c.status is Status.FAIL]
-    unknown = [c for c in result.criteria if c.status is Status.UNKNOWN]
+    """One screening-log line: which criteria failed or are unknown, and why.
+
+    One pass over the criteria; the verdict follows from the same two lists exactly as
+    :func:`lutarterial.eligibility.results.verdict_of` defines it (asserted in the tests).
+    """
+    failed: list[CriterionResult] = []
+    unknown: list[CriterionResult] = []
+    for c in result.criteria:
+        st = c[1]
+        if st is _FAIL:
+            failed.append(c)
+        elif st is _UNKNOWN:
+            unknown.append(c)
+    verdict = "ineligible" if failed else "incomplete" if unknown else "eligible"
     return {
         "record": result.record_id,
         "origin": origin,
         "protocol_version": result.protocol_version,
         "as_of": result.as_of.isoformat(),
-        "verdict": result.verdict.value,
-        "failed": " ".join(c.id for c in failed),
-        "unknown": " ".join(c.id for c in unknown),
-        "reasons": " | ".join(f"{c.id}: {c.reason}" for c in failed + unknown),
+        "verdict": verdict,
+        "failed": " ".join([c[0] for c in failed]),
+        "unknown": " ".join([c[0] for c in unknown]),
+        "reasons": " | ".join([f"{c[0]}: {c[2]}" for c in failed + unknown]),
     }
 
 

@@ -98,3 +98,16 @@ def test_compare_matches_its_reference_form_on_both_sides_of_each_limit():
                 assert compare(value, op, limit) is _compare_reference(value, op, limit), (value, op, limit)
     assert compare(75.0, ">=", 75.0) and not compare(74.99, ">=", 75.0) and compare(75.01, ">=", 75.0)
     assert compare(2.0, "<", 2.5) and not compare(2.5, "<", 2.5) and compare(2.5, "<=", 2.5)
+
+
+def test_log_row_verdict_is_the_results_verdict():
+    from lutarterial.eligibility.cohort import log_row
+
+    rows = []
+    for p in _patients(60):
+        r = screen_patient(p, as_of=p.screening_date, protocol=version_in_force(p.screening_date))
+        row = log_row(r, "o")
+        assert row["verdict"] == r.verdict.value
+        assert row["failed"].split() == r.failed
+        rows.append(row["verdict"])
+    assert {"eligible", "ineligible", "incomplete"} <= set(rows)

@@ -10,6 +10,8 @@ FHIR does not say stays ``None`` (``unknown``). Codes understood: ``fhir_codes.y
 from __future__ import annotations
 
 import datetime as _dt
+import math
+import re
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -27,6 +29,7 @@ LOINC = "http://loinc.org"
 _LOINC_SYSTEMS = {LOINC, "http://loinc.org/", "https://loinc.org", "https://loinc.org/",
                   "urn:oid:2.16.840.1.113883.6.1", None, ""}
 UCUM = "http://unitsofmeasure.org"
+_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")  # FHIR decimal
 #: Observation statuses that are not a result: ignored. ``final``, ``amended``, ``corrected``,
 #: ``preliminary``, ``unknown`` and an absent status carry a value and are read.
 _IGNORED_OBS = {"entered-in-error", "cancelled", "registered"}
@@ -198,8 +201,15 @@ def _pick_range(ranges: list[Any], sex: str | None) -> dict[str, Any] | None:
 def _measurement(analyte: str, res: dict[str, Any], holder: dict[str, Any], when: _dt.date | None,
                  sex: str | None = None) -> Measurement | None:
     q = holder.get("valueQuantity")
-    if not isinstance(q, dict) or not isinstance(q.get("value"), (int, float)) or isinstance(q.get("value"), bool):
+    if not isinstance(q, dict) or q.get("value") is None:
         return None  # no result (dataAbsentReason, valueCodeableConcept, valueString): nothing to read
+    value = q["value"]
+    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+        value = float(value)  # a decimal sent as a JSON string by a lax exporter: exact, so read
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        # Silently skipping it would let an older result stand in for this newer one.
+        raise InvalidInputError(f"{_ref(res)}: valueQuantity.value {value!r} is not a number (FHIR decimal)")
+    q = dict(q, value=value)
     unit = _quantity_unit(q)
     comparator = q.get("comparator")
     if comparator not in (None, ""):  # any comparator, even a malformed one, makes it a bound

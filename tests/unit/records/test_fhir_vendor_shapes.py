@@ -502,3 +502,14 @@ def test_single_patient_conditional_reference_must_match_its_identifier():
         bundle_to_patient(collection(other))
     anonymous = {"resourceType": "Patient", "id": "p1", "birthDate": "1960-01-01", "gender": "male"}
     assert len(bundle_to_patient(collection(other, pat=anonymous)).measurements) == 1  # nothing to compare with
+
+
+def test_value_as_decimal_string_is_read_and_garbage_is_refused():
+    as_text = lab("718-7", 0, "g/dL")
+    as_text["valueQuantity"]["value"] = "11.2"
+    assert bundle_to_patient(collection(as_text)).measurements[0].value == 11.2
+    for bad in ("11,2", "high", True, [11]):
+        res = lab("718-7", 0, "g/dL", rid="bad")
+        res["valueQuantity"]["value"] = bad
+        with pytest.raises(InvalidInputError, match="Observation/bad: valueQuantity.value"):
+            bundle_to_patient(collection(res))

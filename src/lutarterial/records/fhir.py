@@ -131,9 +131,11 @@ def _loinc_codes(concept: Any) -> list[str]:
 
 def _quantity_unit(q: dict[str, Any]) -> str | None:
     """The unit of a Quantity: the UCUM ``code`` when the system is UCUM, else ``unit`` (display text)."""
-    if _str(q.get("system")).rstrip("/") == UCUM and _str(q.get("code")).strip():
-        return q["code"].strip()
-    return _str(q.get("unit")).strip() or _str(q.get("code")).strip() or None
+    code, unit = q.get("code"), q.get("unit")
+    code = code.strip() if isinstance(code, str) else ""
+    if code and q.get("system") in (UCUM, UCUM + "/"):
+        return code
+    return (unit.strip() if isinstance(unit, str) else "") or code or None
 
 
 def _ref(res: dict[str, Any]) -> str:
@@ -452,9 +454,12 @@ def _subject_ref(res: dict[str, Any]) -> str | None:
     """The subject reference; a logical one (``identifier`` only) as ``Patient?identifier=sys|value``."""
     for key in ("subject", "patient", "beneficiary"):
         ref = res.get(key)
-        if isinstance(ref, dict) and isinstance(ref.get("reference"), str) and ref["reference"].strip():
-            return ref["reference"].strip()
-        ident = _as_dict(_as_dict(ref).get("identifier"))
+        if not isinstance(ref, dict):
+            continue
+        text = ref.get("reference")
+        if isinstance(text, str) and text.strip():
+            return text.strip()
+        ident = _as_dict(ref.get("identifier"))
         if _str(ident.get("value")):
             return f"Patient?identifier={_str(ident.get('system'))}|{ident['value']}"
     return None

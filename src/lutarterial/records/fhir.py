@@ -661,8 +661,12 @@ def _patient_from(
                 continue
             for kind, spec in (table.get("events") or {}).items():
                 if _code_match(res.get("code"), spec):
-                    d, p = _date(res.get("onsetDateTime") or res.get("performedDateTime")
-                                 or _as_dict(res.get("performedPeriod")).get("start") or res.get("recordedDate"))
+                    # When it happened: onset / performed. Not ``recordedDate``: an old infarction
+                    # recorded last month would read as recent and exclude wrongly; undated, the
+                    # event keeps EXC07 unknown instead.
+                    d, p = _date(res.get("onsetDateTime") or _as_dict(res.get("onsetPeriod")).get("start")
+                                 or res.get("performedDateTime")
+                                 or _as_dict(res.get("performedPeriod")).get("start"))
                     events.append(Event(kind=kind, date=d if p == "day" else None, source=_ref(res)))
         elif rtype == "Consent":
             if not _research_consent(res):

@@ -513,3 +513,14 @@ def test_value_as_decimal_string_is_read_and_garbage_is_refused():
         res["valueQuantity"]["value"] = bad
         with pytest.raises(InvalidInputError, match="Observation/bad: valueQuantity.value"):
             bundle_to_patient(collection(res))
+
+
+def test_event_date_is_onset_not_recorded_date():
+    recorded_only = _condition("22298006", recordedDate="2024-05-01")
+    onset_period = _condition("84114007", onsetPeriod={"start": "2023-03-01", "end": "2023-04-01"},
+                              recordedDate="2024-05-01")
+    events = {e.kind: e.date for e in bundle_to_patient(collection(recorded_only, onset_period)).cardiovascular_events}
+    assert events == {"myocardial_infarction": None, "heart_failure": dt.date(2023, 3, 1)}
+    # an MI known only by its recording date does not exclude as "recent": it stays unknown
+    r = screen(bundle_to_patient(collection(recorded_only)), as_of=AS_OF).criterion("EXC07")
+    assert r.status is U

@@ -643,6 +643,8 @@ def _patient_from(
             verification = _concept_status(res, "verificationStatus")
             if verification == "entered-in-error" or res.get("status") in ("entered-in-error", "not-done"):
                 continue
+            if verification in ("unconfirmed", "provisional", "differential"):
+                continue  # a suspected diagnosis is neither yes nor no: the fact stays unknown
             refuted = verification == "refuted"
             # A resolved/inactive Condition (or one with an abatement) no longer holds: it says
             # nothing about the present state (a past pregnancy is not "not pregnant"), so it sets

@@ -524,3 +524,10 @@ def test_event_date_is_onset_not_recorded_date():
     # an MI known only by its recording date does not exclude as "recent": it stays unknown
     r = screen(bundle_to_patient(collection(recorded_only)), as_of=AS_OF).criterion("EXC07")
     assert r.status is U
+
+
+@pytest.mark.parametrize("verification", ["unconfirmed", "provisional", "differential"])
+def test_suspected_diagnosis_sets_nothing(verification):
+    c = _condition("19943007")  # cirrhosis
+    c["verificationStatus"] = {"coding": [{"code": verification}]}
+    assert "cirrhosis" not in bundle_to_patient(collection(c)).facts

@@ -70,6 +70,7 @@ _ATOMS: dict[str, tuple[float, Dim]] = {
     "L": (1e-3, _dim(length=3)),
     "l": (1e-3, _dim(length=3)),
     "s": (1.0, _dim(time=1)),
+    "sec": (1.0, _dim(time=1)),  # display text of many lab systems (UCUM: s)
     "min": (60.0, _dim(time=1)),
     "h": (3600.0, _dim(time=1)),
     "d": (86400.0, _dim(time=1)),

@@ -50,6 +50,8 @@ from lutarterial.units import analyte_by_loinc, analyte_by_name, convert, parse_
         ("weight", 154.3236, "[lb_av]", 70.0),
         ("height", 1.75, "m", 175.0),
         ("crcl", 1.0, "mL/s", 60.0),
+        ("pt", 12.5, "sec", 12.5),
+        ("pt", 12.5, "s", 12.5),
         ("lvef", 0.45, "1", 45.0),
         ("systolic_bp", 21.3316, "kPa", 160.0),
     ],

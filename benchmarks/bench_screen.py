@@ -4,7 +4,7 @@
     strict), build the domain view and evaluate all 23 criteria; no output is built.
 (b) **end to end, one process**: (a) plus the issue's JSON line and the screening-log row,
     i.e. the per-record work of ``lutarterial screen cohort.ndjson --json``.
-(c) **the cohort over --jobs processes** (default 100,000 records, 2 jobs), consumed as the CLI
+(c)/(d) **the cohort over --jobs processes** (default 100,000 records, 2 jobs), consumed as the CLI
     does (NDJSON written to os.devnull, log rows counted): wall time, CPU seconds summed over
     all processes, and the load average before/after (the machine may be shared).
 
@@ -22,7 +22,7 @@ import os
 import resource
 import time
 
-from lutarterial.eligibility.cohort import CohortSummary
+from lutarterial.eligibility.cohort import CohortSummary, screen_texts_chunks
 from lutarterial.records.synthetic import make_records
 
 
@@ -53,6 +53,31 @@ def _per_record_cpu_us(fn, items, repeat: int) -> float:
     return best / len(items) * 1e6
 
 
+def _cohort_run(label: str, what: str, texts, n: int, jobs: int, want_json: bool) -> None:
+    """Screen the whole cohort over ``jobs`` processes as the CLI does, and print the figures."""
+    load_before = os.getloadavg()
+    summary = CohortSummary()
+    cpu0 = _cpu_s()
+    t0 = time.perf_counter()
+    with open(os.devnull, "w", encoding="utf-8") as sink:
+        for sc in screen_texts_chunks(texts, as_of=None, protocol_version=None, want_json=want_json, jobs=jobs,
+                                      chunk_size=2000):
+            if want_json:
+                sink.write(sc.ndjson)
+            for row in sc.row_dicts():
+                summary.add_row(row)
+    elapsed = time.perf_counter() - t0
+    cpu = _cpu_s() - cpu0
+    load_after = os.getloadavg()
+    s = summary.to_dict()
+    print(f"{label} {n:,} records, {jobs} processes, {what}: {elapsed:.1f} s wall = "
+          f"{n / elapsed:,.0f} records/s; CPU {cpu:.1f} s summed over all processes "
+          f"({cpu / n * 1e6:.0f} us per record); load average before/after {load_before[0]:.2f} / "
+          f"{load_after[0]:.2f} (1 min)")
+    print(f"    verdicts: eligible {s['eligible']}, ineligible {s['ineligible']}, incomplete {s['incomplete']}, "
+          f"unreadable {s['unreadable']}; if the {jobs} cores were ours alone: about {cpu / jobs:.1f} s wall")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000, help="records for (c)")
@@ -62,7 +87,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs of (a) and (b); the best is reported")
     args = ap.parse_args()
 
-    from lutarterial.eligibility.cohort import screen_texts, screen_texts_chunks
+    from lutarterial.eligibility.cohort import screen_texts
     from lutarterial.eligibility.engine import screen_patient
     from lutarterial.protocol.loader import version_in_force
     from lutarterial.records.io import parse_json_text_many
@@ -97,29 +122,12 @@ def main() -> None:
         print(f"(b) one process, end to end with JSON line + log row: {b_us:.0f} us CPU per record "
               f"= {1e6 / b_us:,.0f} records per CPU-second (load average {load:.2f})")
 
-    load_before = os.getloadavg()
-    summary = CohortSummary()
-    cpu0 = _cpu_s()
-    t0 = time.perf_counter()
-    with open(os.devnull, "w", encoding="utf-8") as sink:
-        for sc in screen_texts_chunks(texts, as_of=None, protocol_version=None, want_json=True, jobs=args.jobs,
-                                      chunk_size=2000):
-            sink.write(sc.ndjson)
-            for row in sc.row_dicts():
-                summary.add_row(row)
-    elapsed = time.perf_counter() - t0
-    cpu = _cpu_s() - cpu0
-    load_after = os.getloadavg()
-
+    for label, want_json, what in (
+        ("(c)", True, "end to end with JSON lines (`screen FILE --json --out DIR`)"),
+        ("(d)", False, "screening log + CONSORT summary only (`screen FILE --out DIR`)"),
+    ):
+        _cohort_run(label, what, texts, args.n, args.jobs, want_json)
     ref = _reference_loop_cpu_s()
-    s = summary.to_dict()
-    print(f"(c) {args.n:,} records, {args.jobs} processes, end to end: {elapsed:.1f} s wall = "
-          f"{args.n / elapsed:,.0f} records/s; CPU {cpu:.1f} s summed over all processes "
-          f"({cpu / args.n * 1e6:.0f} us per record); load average before/after {load_before[0]:.2f} / "
-          f"{load_after[0]:.2f} (1 min), {load_after[1]:.2f} (5 min)")
-    print(f"    verdicts: eligible {s['eligible']}, ineligible {s['ineligible']}, incomplete {s['incomplete']}, "
-          f"unreadable {s['unreadable']}")
-    print(f"    if the {args.jobs} cores were ours alone: about {cpu / args.jobs:.1f} s wall")
     print(f"reference loop (10M integer additions, CPython): {ref:.2f} CPU-s on this machine after the run "
           "(compare across machines to scale the figures above)")
 

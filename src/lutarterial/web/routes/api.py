@@ -22,6 +22,12 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api", tags=["registry"])
 W = [Depends(require_csrf)]
 
+
+def _reason_and_fields(body: BaseModel, exclude: set[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """Split a write body into the audit reason and the fields passed to the registry service."""
+    data = body.model_dump(exclude=exclude)
+    return data.pop("reason"), data
+
 Reason = Field(min_length=1, max_length=2000, description="why (recorded in the audit trail)")
 
 
@@ -203,55 +209,48 @@ def enrol(request: Request, tn: str, body: EnrolIn, user: WebUser = Depends(curr
 
 @router.post("/participants/{tn}/visits", status_code=201, dependencies=W)
 def visit(request: Request, tn: str, body: VisitIn, user: WebUser = Depends(current_user)) -> dict[str, Any]:
-    data = body.model_dump()
-    reason = data.pop("reason")
+    reason, data = _reason_and_fields(body)
     return dict(backend_of(request).record_visit(user, tn, reason=reason, **data))
 
 
 @router.post("/participants/{tn}/iah-cycle", status_code=201, dependencies=W)
 def iah_cycle(request: Request, tn: str, body: IahCycleIn, user: WebUser = Depends(current_user)) -> dict[str, Any]:
     """Record the intra-arterial hepatic LUTATHERA cycle (date, activity, artery, catheter position)."""
-    data = body.model_dump()
-    reason = data.pop("reason")
+    reason, data = _reason_and_fields(body)
     return dict(backend_of(request).record_iah_cycle(user, tn, reason=reason, **data))
 
 
 @router.post("/participants/{tn}/labs", status_code=201, dependencies=W)
 def lab(request: Request, tn: str, body: LabIn, user: WebUser = Depends(current_user)) -> dict[str, Any]:
     """Record a laboratory value (converted to its canonical unit and CTCAE-graded by the registry)."""
-    data = body.model_dump()
-    reason = data.pop("reason")
+    reason, data = _reason_and_fields(body)
     return dict(backend_of(request).add_lab(user, tn, reason=reason, **data))
 
 
 @router.post("/participants/{tn}/adverse-events", status_code=201, dependencies=W)
 def adverse_event(request: Request, tn: str, body: AdverseEventIn,
                   user: WebUser = Depends(current_user)) -> dict[str, Any]:
-    data = body.model_dump()
-    reason = data.pop("reason")
+    reason, data = _reason_and_fields(body)
     return dict(backend_of(request).add_adverse_event(user, tn, reason=reason, **data))
 
 
 @router.post("/participants/{tn}/recist", status_code=201, dependencies=W)
 def recist(request: Request, tn: str, body: RecistIn, user: WebUser = Depends(current_user)) -> dict[str, Any]:
-    data = body.model_dump()
-    reason = data.pop("reason")
+    reason, data = _reason_and_fields(body)
     return dict(backend_of(request).add_recist(user, tn, reason=reason, **data))
 
 
 @router.post("/participants/{tn}/imaging-analyses", status_code=201, dependencies=W)
 def imaging_analysis(request: Request, tn: str, body: AnalysisIn,
                      user: WebUser = Depends(current_user)) -> dict[str, int]:
-    data = body.model_dump(exclude={"imaging_analysis_id"})
-    reason = data.pop("reason")
+    reason, data = _reason_and_fields(body, exclude={"imaging_analysis_id"})
     return {"id": backend_of(request).attach_analysis(user, tn, dosimetry=False, reason=reason, **data)}
 
 
 @router.post("/participants/{tn}/dosimetry-analyses", status_code=201, dependencies=W)
 def dosimetry_analysis(request: Request, tn: str, body: AnalysisIn,
                        user: WebUser = Depends(current_user)) -> dict[str, int]:
-    data = body.model_dump()
-    reason = data.pop("reason")
+    reason, data = _reason_and_fields(body)
     return {"id": backend_of(request).attach_analysis(user, tn, dosimetry=True, reason=reason, **data)}
 
 

@@ -10,6 +10,7 @@ vendor-neutral pseudo-code (see :mod:`lutarterial.imaging.suv`).
 from __future__ import annotations
 
 import re
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
@@ -121,7 +122,11 @@ def list_series(path: str | Path) -> dict[str, list[Any]]:
     groups: dict[str, list[Any]] = defaultdict(list)
     for f in _files(Path(path)):
         try:
-            ds = dcmread_tolerant(f, defer_size="2 KB")
+            with warnings.catch_warnings():
+                # pydicom warns for every non-DICOM or odd file it is forced to parse; a folder
+                # scan ignores such files, so their warnings are noise for the user.
+                warnings.simplefilter("ignore")
+                ds = dcmread_tolerant(f, defer_size="2 KB")
         except Exception:  # noqa: BLE001 - non-DICOM files next to a series are ignored
             continue
         uid = str(ds.get("SeriesInstanceUID", ""))
@@ -172,6 +177,9 @@ def geometry_from_positions(
     return geom, order
 
 
+_MAX_SERIES_LISTED = 8
+
+
 def _choose_series(groups: dict[str, list[Any]], series_uid: str | None, modality: str | None) -> list[Any]:
     if series_uid is not None:
         if series_uid not in groups:
@@ -201,10 +209,13 @@ def _choose_series(groups: dict[str, list[Any]], series_uid: str | None, modalit
                 cands = quant
                 break
     if len(cands) > 1:
+        shown = list(cands.items())[:_MAX_SERIES_LISTED]
         desc = "; ".join(
             f"{g[0].get('Modality', '?')} {u} ({len(g)} files, {g[0].get('SeriesDescription', '')!s})"
-            for u, g in cands.items()
+            for u, g in shown
         )
+        if len(cands) > len(shown):
+            desc += f"; and {len(cands) - len(shown)} more series"
         raise InvalidInputError(
             f"several image series found; give that series' own folder or file, or its UID (--series-uid): {desc}"
         )

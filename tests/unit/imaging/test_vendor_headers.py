@@ -338,3 +338,23 @@ def test_suv_export_without_decay_correction_header_quantifies_suv_only(tmp_path
     # Bq/mL units without DecayCorrection remain an error (the SUV would depend on a guess).
     with pytest.raises(DicomConformanceError, match="DecayCorrection"):
         _pet(tmp_path / "b", lambda ds: delattr(ds, "DecayCorrection"))
+
+
+def test_folder_scan_is_quiet_and_lists_a_bounded_number_of_series(tmp_path):
+    """A folder with many reconstructions and stray files: no pydicom warning noise, and the
+    ambiguity error names the first series and counts the rest instead of listing hundreds."""
+    import warnings
+
+    p = dw.PatientInfo("P1", "1.2.3.4", "1.2.3.4.5", INJ, weight_kg=W, height_m=1.8, sex="F")
+    for n in range(10):
+        dss = dw.pet_datasets(np.full(G.shape, C, np.float32), G, p, series_time=SCAN, injection_time=INJ,
+                              injected_bq=D, half_life_s=T_GA)
+        dw.save_series(dss, tmp_path / "study" / f"ac{n}")
+    (tmp_path / "study" / "notes.txt").write_bytes(b"\x00" * 300 + b"not dicom at all")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(Exception, match="several image series") as info:
+            read_image(tmp_path / "study")
+    message = str(info.value)
+    assert "and 2 more series" in message
+    assert message.count("files,") == 8

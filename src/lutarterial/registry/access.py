@@ -12,11 +12,13 @@ logged-in user's :class:`Actor`):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from lutarterial.errors import AccessDeniedError
 from lutarterial.registry.models import Role
 
-__all__ = ["Actor", "Permission", "PERMISSIONS", "SYSTEM_ACTOR", "require", "require_site", "can"]
+__all__ = ["Actor", "Permission", "PERMISSIONS", "SYSTEM_ACTOR", "require", "require_site", "can",
+           "restrict_to_sites"]
 
 
 class Permission:
@@ -110,6 +112,16 @@ def require(actor: Actor, permission: str) -> None:
     if not can(actor, permission):
         roles = actor.roles_text() or "no role"
         raise AccessDeniedError(f"user {actor.username!r} ({roles}) may not {permission.replace('.', ' ')}")
+
+
+def restrict_to_sites(stmt: Any, actor: Actor, site_column: Any) -> Any:
+    """Limit a SELECT to rows whose ``site_column`` is one of the actor's sites (admins: all).
+
+    The one place where site scoping of queries is decided; an actor with no site sees nothing.
+    """
+    if actor.is_admin:
+        return stmt
+    return stmt.where(site_column.in_(sorted(actor.site_ids) or [-1]))
 
 
 def require_site(actor: Actor, site_id: int, *, what: str = "this participant") -> None:

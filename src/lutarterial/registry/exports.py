@@ -38,7 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lutarterial.errors import InvalidInputError
-from lutarterial.registry.access import Actor, Permission, require
+from lutarterial.registry.access import Actor, Permission, require, restrict_to_sites
 from lutarterial.registry.audit import canonical_json, verify_audit_chain
 from lutarterial.registry.models import (
     AdverseEvent,
@@ -94,8 +94,7 @@ def _cell(value: Any) -> str:
 
 def _visible_participant_ids(session: Session, actor: Actor, site_code: str | None) -> list[int]:
     stmt = select(Participant.id).order_by(Participant.id)
-    if not actor.is_admin:
-        stmt = stmt.where(Participant.site_id.in_(sorted(actor.site_ids) or [-1]))
+    stmt = restrict_to_sites(stmt, actor, Participant.site_id)
     if site_code:
         site = session.scalars(select(Site).where(Site.code == site_code.strip().upper())).first()
         if site is None:
@@ -125,8 +124,8 @@ def audit_rows(session: Session, actor: Actor, participant_ids: Sequence[int] | 
     stmt = select(AuditEntry).order_by(AuditEntry.id)
     if participant_ids is not None:
         stmt = stmt.where(AuditEntry.participant_id.in_(list(participant_ids) or [-1]))
-    elif not actor.is_admin:
-        stmt = stmt.where(AuditEntry.site_id.in_(sorted(actor.site_ids) or [-1]))
+    else:
+        stmt = restrict_to_sites(stmt, actor, AuditEntry.site_id)
     return list(session.scalars(stmt))
 
 

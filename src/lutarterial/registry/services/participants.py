@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lutarterial.errors import AccessDeniedError, InvalidInputError, NotFoundError
-from lutarterial.registry.access import Actor, Permission, require, require_site
+from lutarterial.registry.access import Actor, Permission, require, require_site, restrict_to_sites
 from lutarterial.registry.audit import audited
 from lutarterial.registry.models import (
     AuditEntry,
@@ -152,8 +152,7 @@ def list_participants(session: Session, actor: Actor, *, site_code: str | None =
     """Participants of the actor's sites (all sites for admin), ordered by trial number."""
     require_active_actor(actor)
     stmt = select(Participant).order_by(Participant.trial_number)
-    if not actor.is_admin:
-        stmt = stmt.where(Participant.site_id.in_(sorted(actor.site_ids) or [-1]))
+    stmt = restrict_to_sites(stmt, actor, Participant.site_id)
     if site_code:
         site = get_site(session, site_code)
         require_site(actor, site.id, what=f"site {site.code}")
@@ -226,8 +225,7 @@ def site_summary(session: Session, actor: Actor) -> dict[str, dict[str, int]]:
     require_active_actor(actor)
     stmt = (select(Participant.site_id, Participant.status, func.count())
             .group_by(Participant.site_id, Participant.status))
-    if not actor.is_admin:
-        stmt = stmt.where(Participant.site_id.in_(sorted(actor.site_ids) or [-1]))
+    stmt = restrict_to_sites(stmt, actor, Participant.site_id)
     codes = {s.id: s.code for s in session.scalars(select(Site))}
     out: dict[str, dict[str, int]] = {codes[sid]: {} for sid in codes if actor.sees_site(sid)}
     for site_id, status, count in session.execute(stmt):
@@ -484,8 +482,7 @@ def audit_trail(session: Session, actor: Actor, *, site_code: str | None = None,
     """Audit rows, newest first: admins all; others only rows of their own sites' participants."""
     require_active_actor(actor)
     stmt = select(AuditEntry).order_by(AuditEntry.id.desc())
-    if not actor.is_admin:
-        stmt = stmt.where(AuditEntry.site_id.in_(sorted(actor.site_ids) or [-1]))
+    stmt = restrict_to_sites(stmt, actor, AuditEntry.site_id)
     if site_code:
         site = get_site(session, site_code)
         require_site(actor, site.id, what=f"site {site.code}")

@@ -16,6 +16,7 @@ if [ "${1:-}" = "--system" ]; then
   if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
   need=()
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  dpkg -s libpango-1.0-0 >/dev/null 2>&1 || need+=(libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core)
   if ! command -v pg_ctlcluster >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     need+=(postgresql)
   fi

@@ -1,0 +1,25 @@
+"""issue 14: PBPK predictions.
+
+Revision ID: 0008
+Revises: 0007
+
+(The chain 0003-0009 was laid out in advance, one revision per issue, so that parallel work
+never forks the migration history; a revision with nothing to do stays a no-op.)
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

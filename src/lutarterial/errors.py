@@ -11,6 +11,7 @@ __all__ = [
     "LutarterialError",
     "InvalidInputError",
     "UnitError",
+    "ImplausibleValueError",
     "DicomConformanceError",
     "ProtocolDefinitionError",
     "AccessDeniedError",
@@ -31,6 +32,14 @@ class InvalidInputError(LutarterialError, ValueError):
 
 class UnitError(InvalidInputError):
     """A unit that is unknown, or incompatible with the quantity it describes."""
+
+
+class ImplausibleValueError(InvalidInputError):
+    """A number outside the physical limits of its quantity (NaN, infinity, platelets 1e308, ...).
+
+    See :mod:`lutarterial.plausibility`; the message names the quantity, the value, the limits
+    and what to fix.
+    """
 
 
 class DicomConformanceError(InvalidInputError):

@@ -88,6 +88,8 @@ _ATOMS: dict[str, tuple[float, Dim]] = {
     "UI": (1.0, _dim(enzyme=1)),  # French "unites internationales"
     "Bq": (1.0, _dim(time=-1)),
     "Ci": (3.7e10, _dim(time=-1)),
+    # Absorbed dose: 1 Gy = 1 J/kg = 1 m2/s2 (no mass dimension left); mGy, cGy by prefix.
+    "Gy": (1.0, _dim(length=2, time=-2)),
     "[lb_av]": (453.59237, _dim(mass=1)),
     "lb": (453.59237, _dim(mass=1)),
     "[in_i]": (0.0254, _dim(length=1)),
@@ -102,7 +104,7 @@ _ATOMS: dict[str, tuple[float, Dim]] = {
     "cells": (1.0, DIMENSIONLESS),
 }
 # Atoms that take a prefix (UCUM metric units).
-_METRIC = {"m", "g", "mol", "L", "l", "s", "U", "kat", "Pa", "Bq", "Ci"}
+_METRIC = {"m", "g", "mol", "L", "l", "s", "U", "kat", "Pa", "Bq", "Ci", "Gy"}
 _PREFIXES: dict[str, float] = {
     "T": 1e12,
     "G": 1e9,

@@ -1,0 +1,1 @@
+"""Packaged data tables of the top-level domain modules (plausibility limits)."""

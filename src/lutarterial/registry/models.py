@@ -61,7 +61,13 @@ __all__ = [
     "RecistAssessment",
     "ImagingAnalysis",
     "DosimetryAnalysis",
+    "ImagingStudy",
+    "ImagingSeries",
+    "ImagingFile",
+    "AnalysisJob",
     "AuditEntry",
+    "UserSession",
+    "LoginAttempt",
     "AUDITED_MODELS",
 ]
 
@@ -378,6 +384,10 @@ class ImagingAnalysis(_AnalysisColumns, Audited, Base):
     __tablename__ = "imaging_analyses"
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
     visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"), default=None)
+    # issue 11: a newer analysis of the same kind replaces this one (both kept); NULL = current
+    superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("imaging_analyses.id"), default=None)
+    superseded_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    reproduced_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class DosimetryAnalysis(_AnalysisColumns, Audited, Base):
@@ -387,6 +397,10 @@ class DosimetryAnalysis(_AnalysisColumns, Audited, Base):
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
     visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"), default=None)
     imaging_analysis_id: Mapped[int | None] = mapped_column(ForeignKey("imaging_analyses.id"), default=None)
+    # issue 11: a newer analysis of the same kind replaces this one (both kept); NULL = current
+    superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("dosimetry_analyses.id"), default=None)
+    superseded_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    reproduced_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 # --- audit trail ------------------------------------------------------------------------------
@@ -416,6 +430,132 @@ class AuditEntry(Base):
     reason: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     row_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: issue 9: how ``row_hash`` was made: ``None`` = plain SHA-256 (entries written before the
+    #: keyed chain), ``"hmac-sha256"`` = HMAC-SHA256 under the audit key kept outside the database.
+    hash_alg: Mapped[str | None] = mapped_column(String(16), default=None)
+
+
+# --- issue 9: server-side sessions and log-in throttling --------------------------------------
+
+
+class UserSession(Base):
+    """A signed-in browser/API session. The cookie carries only a random token; this row keeps
+    its SHA-256 (never the token), so a stolen database gives no usable cookie. A session is
+    valid while ``ended_at`` is NULL and the idle/absolute timeouts have not passed. Not audited
+    (it changes on every login); ends are recorded with a reason."""
+
+    __tablename__ = "user_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    ended_reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    client_addr: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+
+
+class LoginAttempt(Base):
+    """One sign-in attempt (username as typed, lower-cased; client address). The throttle reads
+    these rows, so every worker process sees the same counts; not audited (it is itself a log)."""
+
+    __tablename__ = "login_attempts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(120), index=True)
+    client_addr: Mapped[str] = mapped_column(String(64), index=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    success: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# --- issue 11: imaging studies, series and files; background analysis jobs ---------------------
+
+
+class ImagingStudy(Audited, Base):
+    """A DICOM study imported for a participant (its files live in the content-addressed store).
+
+    The patient's identifiers in the headers are kept only as SHA-256 digests (pseudonymity):
+    enough to refuse a study whose PatientID, PatientName or birth date contradicts the
+    participant's other studies, without storing the identity in study data.
+    """
+
+    __tablename__ = "imaging_studies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    study_date: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    description: Mapped[str | None] = mapped_column(String(200), default=None)
+    patient_id_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    patient_name_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    birth_date_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ImagingSeries(Audited, Base):
+    """One series (PT, NM, CT, SEG, RTSTRUCT, or a NIfTI label map ``LABELS``) of an imported study.
+
+    ``route`` (``iv``/``iah``) comes from the linked visit or is given at import;
+    ``time_after_admin_h`` = acquisition - RadiopharmaceuticalStartDateTime;
+    ``content_sha256`` = SHA-256 over the sorted file digests (the series' input hash).
+    """
+
+    __tablename__ = "imaging_series"
+    __table_args__ = (CheckConstraint("route IS NULL OR route IN ('iv', 'iah')", name="route"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("imaging_studies.id"), index=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"), default=None)
+    series_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    modality: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str | None] = mapped_column(String(200), default=None)
+    frame_of_reference_uid: Mapped[str | None] = mapped_column(String(64), default=None)
+    acquisition_time: Mapped[str | None] = mapped_column(String(32), default=None)  # ISO, scanner local time
+    radiopharmaceutical: Mapped[str | None] = mapped_column(String(100), default=None)
+    nuclide: Mapped[str | None] = mapped_column(String(50), default=None)
+    injected_mbq: Mapped[float | None] = mapped_column(Float, default=None)
+    injection_time: Mapped[str | None] = mapped_column(String(32), default=None)
+    route: Mapped[str | None] = mapped_column(String(3), default=None)
+    time_after_admin_h: Mapped[float | None] = mapped_column(Float, default=None)
+    institution: Mapped[str | None] = mapped_column(String(100), default=None)
+    camera: Mapped[str | None] = mapped_column(String(100), default=None)
+    n_files: Mapped[int] = mapped_column(Integer, default=0)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ImagingFile(Audited, Base):
+    """One stored file: ``store_path`` is relative to the store (``sha256/ab/<digest>``), never overwritten."""
+
+    __tablename__ = "imaging_files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("imaging_series.id"), index=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    sop_instance_uid: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    store_path: Mapped[str] = mapped_column(String(200))
+    original_name: Mapped[str] = mapped_column(String(300))
+
+
+class AnalysisJob(Audited, Base):
+    """A background analysis run (web) with its progress; survives page reloads and restarts.
+
+    ``status``: queued, running, done, failed. ``result_ids``: {"imaging": id, "dosimetry": id}.
+    """
+
+    __tablename__ = "analysis_jobs"
+    __table_args__ = (CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    status: Mapped[str] = mapped_column(String(10), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str | None] = mapped_column(Text, default=None)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result_ids: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 AUDITED_MODELS: tuple[type[Base], ...] = (
@@ -434,4 +574,8 @@ AUDITED_MODELS: tuple[type[Base], ...] = (
     RecistAssessment,
     ImagingAnalysis,
     DosimetryAnalysis,
+    ImagingStudy,
+    ImagingSeries,
+    ImagingFile,
+    AnalysisJob,
 )

@@ -96,6 +96,9 @@ def create_app(
     app.add_middleware(SignedSessionMiddleware, settings=settings)
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
     install_error_handlers(app)
+    from lutarterial.web.contract import install_contract
+
+    install_contract(app)  # issue 15: /api/v1 paths, one error model in the OpenAPI
     app.include_router(auth.router)
     app.include_router(api.router)
     app.include_router(pages.router)

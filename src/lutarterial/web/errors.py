@@ -44,9 +44,12 @@ def wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-def _page(request: Request, status: int, message: str, kind: str) -> Response:
+def _page(request: Request, status: int, message: str, kind: str,
+          headers: dict[str, str] | None = None) -> Response:
     if wants_json(request):
-        return JSONResponse({"error": kind, "detail": message}, status_code=status)
+        from lutarterial.web.contract import error_body
+
+        return JSONResponse(error_body(kind, message), status_code=status, headers=headers)
     templates = request.app.state.templates
     ctx: dict[str, Any] = {"heading": _HEADINGS.get(status, "Error"), "message": message, "status": status}
     return templates.TemplateResponse(request, "error.html", request.app.state.page_context(request, ctx),
@@ -79,7 +82,9 @@ def install_error_handlers(app: FastAPI) -> None:
         status = _status_of(exc)
         if status == 403:
             log.warning("access denied: %s %s: %s", request.method, request.url.path, exc)
-        return _page(request, status, str(exc), type(exc).__name__)
+        headers = getattr(exc, "headers", None)  # e.g. Retry-After on 429 (issue 15)
+        return _page(request, status, str(exc), type(exc).__name__,
+                     headers=dict(headers) if isinstance(headers, dict) else None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -98,7 +103,8 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else "error"
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"there is no page at {request.url.path}"
-        return _page(request, exc.status_code, detail, "HTTPError")
+        return _page(request, exc.status_code, detail, "HTTPError",
+                     headers=dict(exc.headers) if getattr(exc, "headers", None) else None)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> Response:

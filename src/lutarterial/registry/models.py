@@ -68,6 +68,9 @@ __all__ = [
     "AuditEntry",
     "UserSession",
     "LoginAttempt",
+    "ApiToken",
+    "ApiTokenUse",
+    "DataImport",
     "AUDITED_MODELS",
 ]
 
@@ -558,6 +561,56 @@ class AnalysisJob(Audited, Base):
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
+# --- issue 15: API tokens, lab and screening imports ------------------------------------------
+
+
+class ApiToken(Audited, Base):
+    """A personal API token (``Authorization: Bearer lut_<prefix>_<secret>``).
+
+    Only the SHA-256 of the whole token is stored; ``prefix`` (random, shown in lists) finds the
+    row. The token acts with its user's roles and sites intersected with ``scope`` (``read`` or
+    ``write``) and ``site_ids`` (a subset of the user's sites; ``None`` = all of them).
+    """
+
+    __tablename__ = "api_tokens"
+    __audit_redact__ = ("token_hash",)
+    __table_args__ = (CheckConstraint("scope IN ('read', 'write')", name="scope"),
+                      UniqueConstraint("user_id", "name"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(60))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(8))
+    site_ids: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class ApiTokenUse(Base):
+    """When a token was last used (not audited: it changes on every request)."""
+
+    __tablename__ = "api_token_uses"
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), primary_key=True, autoincrement=False)
+    last_used_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DataImport(Audited, Base):
+    """One imported file (labs or a screening record): its SHA-256, format and summary."""
+
+    __tablename__ = "data_imports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # labs | screening
+    file_format: Mapped[str] = mapped_column(String(20))  # fhir | ndjson | csv
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"), default=None, index=True)
+    screening_result_id: Mapped[int | None] = mapped_column(ForeignKey("screening_results.id"), default=None)
+    source_name: Mapped[str] = mapped_column(String(200), default="")
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 AUDITED_MODELS: tuple[type[Base], ...] = (
     Site,
     User,
@@ -578,4 +631,6 @@ AUDITED_MODELS: tuple[type[Base], ...] = (
     ImagingSeries,
     ImagingFile,
     AnalysisJob,
+    ApiToken,
+    DataImport,
 )

@@ -66,6 +66,7 @@ _TOP_KEYS = {
     "interpretation",
     "defaults",
     "criteria",
+    "schedule",  # issue 13: schedule of events, parsed by lutarterial.datamanagement.schedule
 }
 _VERSIONS_PACKAGE = "lutarterial.protocol.versions"
 
@@ -162,6 +163,8 @@ class Protocol:
     criteria: tuple[Criterion, ...]
     interpretation: tuple[str, ...] = ()
     registry_id: str = ""
+    #: Schedule of events (issue 13): ``lutarterial.datamanagement.schedule.ScheduleRule`` tuple.
+    schedule: tuple[Any, ...] = ()
 
     def criterion(self, criterion_id: str) -> Criterion:
         for c in self.criteria:
@@ -349,7 +352,14 @@ def parse_protocol(data: Any, where: str) -> Protocol:
         criteria=criteria,
         interpretation=_notes(data.get("interpretation"), where),
         registry_id=str(data.get("registry_id", "")),
+        schedule=_schedule(data.get("schedule"), where),
     )
+
+
+def _schedule(raw: Any, where: str) -> tuple[Any, ...]:
+    from lutarterial.datamanagement.schedule import parse_schedule
+
+    return parse_schedule(raw, f"{where} schedule")
 
 
 def load_protocol_file(path: str | Path) -> Protocol:

@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 
 from lutarterial.errors import DicomConformanceError, InvalidInputError, NotFoundError
-from lutarterial.imaging.suv import frame_decay_factors, injection_datetime, scan_start_datetime_qiba
+from lutarterial.imaging.suv import (
+    frame_decay_factors,
+    injection_datetime,
+    scan_start_datetime_qiba,
+    stored_suv_to_suvbw,
+)
 from lutarterial.imaging.types import Geometry, Image, PetTiming, Quantity
 
 __all__ = [
@@ -425,6 +430,13 @@ def _read_multiframe(ds: Any) -> tuple[np.ndarray, Geometry, list[Any]]:
     return arr, geom, [ds]
 
 
+def _float_or_none(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        raise DicomConformanceError(f"not a number: {value!r}") from None
+
+
 def _private(ds: Any, group: int, element: int, creator: str) -> Any:
     """Value of a private tag when its private creator matches (or is absent: tolerant reader)."""
     block = element >> 8
@@ -472,10 +484,21 @@ def _pet_quantity(
                 "PET Units CNTS without Philips private scale factors (7053,1009) or (7053,1000); "
                 "cannot convert counts to Bq/mL"
             )
-    elif units == "GML":
+    elif units in ("GML", "CM2ML"):
+        # Stored SUV (any SUVType) or SUVbsa: converted to SUVbw here, from the patient's
+        # weight, height and sex (IBSI-SUV manual); Bq/mL follows from the timing when complete.
+        suv_type = str(first.get("SUVType", "") or "").strip().upper()
+        factor, notes = stored_suv_to_suvbw(
+            units, suv_type, _float_or_none(first.get("PatientWeight")), _float_or_none(first.get("PatientSize")),
+            str(first.get("PatientSex", "") or "") or None,
+        )
+        if factor != 1.0:
+            array = (array.astype(np.float64) * factor).astype(np.float32)
         quantity = Quantity.SUVBW
-    elif units == "CM2ML":
-        quantity = Quantity.SUVBSA
+        extra["stored_suv_type"] = "BSA" if units == "CM2ML" else (suv_type or "BW")
+        extra["stored_suv_to_suvbw"] = factor
+        if notes:
+            extra["header_notes"] = list(notes)
     else:
         raise DicomConformanceError(f"PET Units (0054,1001) {units or 'missing'!r}; expected BQML, CNTS, GML or CM2ML")
 

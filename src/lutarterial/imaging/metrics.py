@@ -23,7 +23,7 @@ import numpy as np
 
 from lutarterial.errors import InvalidInputError, LutarterialError
 from lutarterial.imaging.peak import peak_mean, sphere_kernel
-from lutarterial.imaging.suv import SuvFactors, suv_factors
+from lutarterial.imaging.suv import SuvFactors, stored_suv_to_suvbw, suv_factors
 from lutarterial.imaging.types import Image, LabelMap, Quantity, VoiKind, VoiMask, VoiSpec, crop_mask
 
 __all__ = ["VoiMetrics", "StudyMetrics", "quantify", "image_suv_factors", "add_ratios", "HEALTHY_LIVER"]
@@ -156,8 +156,20 @@ def quantify(
         unit = " (centimetres written instead of metres?)" if 30 <= h <= 280 else ""
         notes.append(f"PatientSize (0010,1020) {h:g} is not a height in metres{unit}; SUL and SUVbsa omitted "
                      "(supply --height-m)")
+    notes.extend(str(n) for n in image.meta.get("header_notes", ()))
     factors: SuvFactors | None = None
     q = image.quantity
+    arr = image.array
+    if q is Quantity.SUVBSA:
+        # SUVbsa from a NIfTI sidecar: convert to SUVbw with the sidecar's weight and height.
+        t = image.timing
+        if t is None or not t.weight_kg or not t.height_m:
+            raise InvalidInputError("image is stored as SUVbsa (cm2/mL); converting it to SUVbw needs the "
+                                    "weight and height (supply --weight-kg and --height-m)")
+        k, conv_notes = stored_suv_to_suvbw("CM2ML", "BSA", t.weight_kg, t.height_m, t.sex)
+        notes.extend(conv_notes)
+        arr = (arr.astype(np.float64) * k).astype(np.float32)
+        q = Quantity.SUVBW
     if q is Quantity.BQML:
         if image.timing is not None and require_suv:
             factors = image_suv_factors(image)
@@ -185,13 +197,12 @@ def quantify(
             to_bqml = 1.0 / factors.bw
         else:
             notes.append("image is stored in SUVbw; Bq/mL, total activity and %IA unavailable")
-    elif q is Quantity.SUVBSA:
-        raise InvalidInputError("image is stored as SUVbsa (Units CM2ML); convert to SUVbw or Bq/mL first")
     else:
         hint = ("calibrate SPECT counts first (imaging.spect.calibrate_spect)" if q is Quantity.CNTS
                 else "give the PET or SPECT series, not the CT")
         raise InvalidInputError(f"image holds {q.value}, not activity concentration: {hint}")
-    arr = image.array
+    if factors is not None:
+        notes.extend(n for n in factors.notes if n not in notes)
     kernel = sphere_kernel(image.geometry.spacing_mm) if peak else None
     vml = image.geometry.voxel_volume_ml
     raw: list[VoiMetrics] = []

@@ -21,6 +21,20 @@ SUL uses lean body mass by Janmahasatian S et al., Clin Pharmacokinet 2005;44:10
 LBM = 9270 W / (6680 + 216 BMI) (male), 9270 W / (8780 + 244 BMI) (female).
 SUVbsa uses body-surface area by Du Bois D & Du Bois EF, Arch Intern Med 1916;17:863-71:
 BSA (m^2) = 0.007184 W^0.425 H(cm)^0.725; SUVbsa is in cm^2/mL (BSA in cm^2 / dose in Bq).
+
+Stored SUV variants (Units GML with SUVType (0054,1006), Units CM2ML) follow the IBSI-SUV
+manual (Vacha M et al., "Comprehensive Manual for SUV Computation and Digital Reference Objects
+for its Verification", oncoray/suv_computation, CC BY 4.0; see docs/imaging.md for every choice):
+
+* LBM (James 1976, DICOM "LBM"): 1.10 W - 120 (W/H)^2 (male), 1.07 W - 148 (W/H)^2 (female);
+  LBMJAMES128: the same with 128 for males (W kg, H cm);
+* LBMJANMA: Janmahasatian 2005 (above); IBW: 48.0 + 1.06 (H - 152) (male),
+  45.5 + 0.91 (H - 152) (female) kg, H in cm;
+* PatientSex O: the mean of the male and female normalisers (the manual's proposal), with a note;
+* a stored SUV of type X is SUVbw x mass_X / W, so SUVbw = stored x W / mass_X (no dose needed).
+
+Header magnitudes: RadionuclideTotalDose below 10^4 is read as MBq (the manual's survey shows two
+clusters, ~4x10^2 and ~4x10^8), PatientWeight above 1000 as grams; both add a note.
 """
 
 from __future__ import annotations
@@ -40,8 +54,19 @@ __all__ = [
     "frame_decay_factors",
     "lbm_janmahasatian2005_kg",
     "bsa_dubois1916_m2",
+    "lbm_james1976_kg",
+    "ibw_kg",
+    "suv_normaliser",
+    "stored_suv_to_suvbw",
+    "dose_bq_from_header",
+    "weight_kg_from_header",
+    "SUV_TYPES",
     "suv_factors",
 ]
+
+SUV_TYPES = ("BW", "BSA", "LBM", "LBMJAMES128", "LBMJANMA", "IBW")
+MBQ_BELOW = 1e4  # RadionuclideTotalDose < 10^4 is MBq (10 GBq at most; Bq values are > 10^6)
+GRAMS_ABOVE = 1000.0  # PatientWeight > 1000 is grams
 
 
 @dataclass(frozen=True)
@@ -53,6 +78,9 @@ class SuvFactors:
     bsa: float | None
     decayed_dose_bq: float | None  # None when only a vendor SUV scale factor is known
     decay_time_s: float | None
+    dose_unit_assumed: str | None = None  # "Bq" (DICOM) or "MBq" (recognised by magnitude)
+    weight_unit_assumed: str | None = None  # "kg" (DICOM) or "g" (recognised by magnitude)
+    notes: tuple[str, ...] = ()
 
 
 def combine_date_time(d: date, t: time) -> datetime:
@@ -148,12 +176,137 @@ def lbm_janmahasatian2005_kg(weight_kg: float, height_m: float, sex: str) -> flo
     """Lean body mass (kg), Janmahasatian et al., Clin Pharmacokinet 2005;44(10):1051-65."""
     _check_body(weight_kg, height_m)
     bmi = weight_kg / height_m**2
-    s = sex.strip().upper()[:1]
+    return _by_sex(sex, 9270.0 * weight_kg / (6680.0 + 216.0 * bmi), 9270.0 * weight_kg / (8780.0 + 244.0 * bmi),
+                   "lean body mass (LBMJANMA)")
+
+
+def _by_sex(sex: str | None, male: float, female: float, what: str) -> float:
+    """The male or female value; PatientSex O: their mean (IBSI-SUV manual's proposal)."""
+    s = (sex or "").strip().upper()
     if s == "M":
-        return 9270.0 * weight_kg / (6680.0 + 216.0 * bmi)
+        return male
     if s == "F":
-        return 9270.0 * weight_kg / (8780.0 + 244.0 * bmi)
-    raise InvalidInputError(f"PatientSex must be M or F for lean body mass (SUL), got {sex!r}")
+        return female
+    if s == "O":
+        return (male + female) / 2.0
+    raise InvalidInputError(f"PatientSex (0010,0040) must be M, F or O for {what}, got {sex or 'nothing'!r}")
+
+
+def lbm_james1976_kg(weight_kg: float, height_m: float, sex: str, *, male_constant: float = 120.0) -> float:
+    """Lean body mass (kg) by James WPT, Research on obesity, HMSO 1976 (DICOM SUVType LBM).
+
+    ``male_constant`` 128 gives DICOM's LBMJAMES128 (the male constant as often quoted, e.g. by
+    Morgan DJ & Bray KM, Clin Pharmacokinet 1994); the female constant is 148 in both.
+    """
+    _check_body(weight_kg, height_m)
+    r2 = (weight_kg / (height_m * 100.0)) ** 2
+    return _by_sex(sex, 1.10 * weight_kg - male_constant * r2, 1.07 * weight_kg - 148.0 * r2,
+                   "lean body mass (James)")
+
+
+def ibw_kg(height_m: float, sex: str) -> float:
+    """Ideal body weight (kg) as the IBSI-SUV manual gives it for SUVType IBW (H in cm):
+    48.0 + 1.06 (H - 152) (male), 45.5 + 0.91 (H - 152) (female)."""
+    if not (0.3 < height_m < 2.8):
+        raise InvalidInputError(f"PatientSize (height) must be in metres between 0.3 and 2.8, got {height_m}")
+    h = height_m * 100.0
+    return _by_sex(sex, 48.0 + 1.06 * (h - 152.0), 45.5 + 0.91 * (h - 152.0), "ideal body weight (IBW)")
+
+
+def suv_normaliser(suv_type: str, weight_kg: float, height_m: float | None, sex: str | None) -> float:
+    """The normaliser of an SUV type: grams (BW, LBM*, IBW) or cm^2 (BSA)."""
+    t = (suv_type or "BW").strip().upper()
+    if t == "BW":
+        return weight_kg * 1000.0
+    if height_m is None or not (height_m > 0):
+        raise DicomConformanceError(f"PatientSize (0010,1020) missing or zero; SUVType {t} needs the height")
+    if t == "BSA":
+        return bsa_dubois1916_m2(weight_kg, height_m) * 1e4
+    if t == "LBM":
+        return lbm_james1976_kg(weight_kg, height_m, sex or "", male_constant=120.0) * 1000.0
+    if t == "LBMJAMES128":
+        return lbm_james1976_kg(weight_kg, height_m, sex or "", male_constant=128.0) * 1000.0
+    if t == "LBMJANMA":
+        return lbm_janmahasatian2005_kg(weight_kg, height_m, sex or "") * 1000.0
+    if t == "IBW":
+        return ibw_kg(height_m, sex or "") * 1000.0
+    raise DicomConformanceError(f"SUVType (0054,1006) {suv_type!r}; expected one of {', '.join(SUV_TYPES)}")
+
+
+def stored_suv_to_suvbw(
+    units: str, suv_type: str | None, weight_kg: float | None, height_m: float | None, sex: str | None
+) -> tuple[float, tuple[str, ...]]:
+    """Factor turning stored SUV pixels (Units GML with SUVType, or CM2ML) into SUVbw, and notes.
+
+    stored = C x normaliser / dose and SUVbw = C x W(g) / dose, so SUVbw = stored x W(g) / normaliser.
+    """
+    u = (units or "").strip().upper()
+    t = (suv_type or "").strip().upper()
+    if u == "GML":
+        t = t or "BW"  # DICOM: SUVType absent with Units GML means BW
+        if t == "BSA":
+            raise DicomConformanceError("Units GML with SUVType BSA is inconsistent (SUVbsa is stored as CM2ML)")
+    elif u == "CM2ML":
+        if t not in ("", "BSA"):
+            raise DicomConformanceError(f"Units CM2ML with SUVType {t} is inconsistent (CM2ML is SUVbsa)")
+        t = "BSA"
+    else:
+        raise DicomConformanceError(f"Units {units!r} does not hold a stored SUV")
+    if t not in SUV_TYPES:
+        raise DicomConformanceError(f"SUVType (0054,1006) {suv_type!r}; expected one of {', '.join(SUV_TYPES)}")
+    if t == "BW":
+        return 1.0, ()
+    notes: list[str] = []
+    w, wnote = weight_kg_from_header(weight_kg)
+    if wnote:
+        notes.append(wnote)
+    h = height_m
+    if h is not None and 30.0 <= h <= 280.0:
+        notes.append(f"PatientSize (0010,1020) {h:g} read as centimetres (DICOM stores metres)")
+        h = h / 100.0
+    if t != "BSA" and (sex or "").strip().upper() == "O":
+        notes.append(f"PatientSex O: SUVType {t} converted with the mean of the male and female "
+                     "normalisers (IBSI-SUV manual)")
+    norm = suv_normaliser(t, w, h, sex)
+    if not (norm > 0):
+        raise InvalidInputError(f"SUVType {t} normaliser is not positive ({norm:g}) for weight {w:g} kg, height {h}")
+    unit = "cm2/mL" if t == "BSA" else "g/mL"
+    notes.append(f"pixels stored as SUV{t.lower()} ({unit}, Units {u}); converted to SUVbw x {w * 1000.0 / norm:.6g}")
+    return w * 1000.0 / norm, tuple(notes)
+
+
+def dose_bq_from_header(value: float) -> tuple[float, str, str | None]:
+    """RadionuclideTotalDose in Bq, the unit assumed, and a note when it was not Bq.
+
+    DICOM requires Bq, but some scanners write MBq; the IBSI-SUV manual's survey shows two clusters
+    (~4x10^2 and ~4x10^8) and recommends recognising the unit by magnitude. Below 10^4 the value is
+    MBq (up to 10 GBq); from 10^6 it is Bq; in between (10 kBq to 1 MBq: no clinical administration,
+    perhaps kBq) it is refused.
+    """
+    if not (value > 0) or not math.isfinite(value):
+        raise DicomConformanceError(f"RadionuclideTotalDose (0018,1074) is {value:g}; it must be positive")
+    if value < MBQ_BELOW:
+        return value * 1e6, "MBq", (f"RadionuclideTotalDose (0018,1074) {value:g} read as MBq "
+                                    f"({value * 1e6:.4g} Bq): below 10^4 it cannot be Bq")
+    if value < 1e6:
+        raise InvalidInputError(
+            f"RadionuclideTotalDose (0018,1074) is {value:g} Bq, implausibly small: DICOM stores Bq "
+            "(the scanner may have written kBq); supply the activity with --injected-mbq"
+        )
+    return value, "Bq", None
+
+
+def weight_kg_from_header(value: float | None) -> tuple[float, str | None]:
+    """PatientWeight in kg and a note when it was recognised as grams (> 1000)."""
+    if value is None or not (value > 0):
+        raise DicomConformanceError(
+            "PatientWeight (0010,1030) missing or zero; SUV needs the body weight (supply --weight-kg)"
+        )
+    if value > GRAMS_ABOVE:
+        return value / 1000.0, f"PatientWeight (0010,1030) {value:g} read as grams ({value / 1000.0:g} kg)"
+    if not (value < 500):
+        raise InvalidInputError(f"PatientWeight {value:g} kg is implausible (expected kg < 500, or grams > 1000)")
+    return value, None
 
 
 def bsa_dubois1916_m2(weight_kg: float, height_m: float) -> float:
@@ -186,24 +339,18 @@ def suv_factors(
     :func:`frame_decay_factors` yourself; this function then returns the START-like factor.
     Raises :class:`DicomConformanceError` naming the tag when a required value is missing.
     """
-    if weight_kg is None or not (weight_kg > 0):
-        raise DicomConformanceError(
-            "PatientWeight (0010,1030) missing or zero; SUV needs the body weight (supply --weight-kg)"
-        )
-    if not (weight_kg < 500):
-        raise InvalidInputError(f"PatientWeight {weight_kg} kg is implausible (expected kg, < 500)")
+    notes: list[str] = []
+    weight_kg, wnote = weight_kg_from_header(weight_kg)
+    if wnote:
+        notes.append(wnote)
     if injected_activity_bq is None or not (injected_activity_bq > 0):
         raise DicomConformanceError(
             "RadionuclideTotalDose (0018,1074) missing or zero; SUV needs the injected activity "
             "(supply --injected-mbq)"
         )
-    if injected_activity_bq < 1e6:
-        # Below 1 MBq no clinical PET/SPECT administration exists; such values are MBq or kBq
-        # written where DICOM requires Bq (185 MBq as "185" or "185000").
-        raise InvalidInputError(
-            f"RadionuclideTotalDose (0018,1074) is {injected_activity_bq:g} Bq, implausibly small: DICOM stores Bq "
-            "(the scanner may have written MBq or kBq); supply the activity with --injected-mbq"
-        )
+    injected_activity_bq, dose_unit, dnote = dose_bq_from_header(injected_activity_bq)
+    if dnote:
+        notes.append(dnote)
     dc = (decay_correction or "").strip().upper()
     if dc == "ADMIN":
         decayed, dt = injected_activity_bq, 0.0
@@ -238,6 +385,11 @@ def suv_factors(
     # SUVbw does not depend on it.
     if height_m is not None and 0.3 < height_m < 2.8:
         bsa = bsa_dubois1916_m2(weight_kg, height_m) * 1e4 / decayed
-        if sex and sex.strip().upper()[:1] in ("M", "F"):
-            lbm = lbm_janmahasatian2005_kg(weight_kg, height_m, sex) * 1000.0 / decayed
-    return SuvFactors(bw=bw, lbm=lbm, bsa=bsa, decayed_dose_bq=decayed, decay_time_s=dt)
+        sx = (sex or "").strip().upper()
+        if sx in ("M", "F", "O"):
+            lbm = lbm_janmahasatian2005_kg(weight_kg, height_m, sx) * 1000.0 / decayed
+            if sx == "O":
+                notes.append("PatientSex O: SUL uses the mean of the male and female Janmahasatian lean body "
+                             "masses (IBSI-SUV manual)")
+    return SuvFactors(bw=bw, lbm=lbm, bsa=bsa, decayed_dose_bq=decayed, decay_time_s=dt,
+                      dose_unit_assumed=dose_unit, weight_unit_assumed="g" if wnote else "kg", notes=tuple(notes))

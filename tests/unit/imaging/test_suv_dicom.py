@@ -190,13 +190,18 @@ def test_units_gml_is_already_suv(tmp_path):
     assert met.vois[0].mean_bqml == pytest.approx(5.5 / met.suv.bw, rel=1e-6)
 
 
-def test_units_cm2ml_is_recognised_but_not_converted(tmp_path):
+def test_units_cm2ml_is_converted_to_suvbw(tmp_path):
+    # Stored SUVbsa = C x BSA(cm2) / dose; SUVbw = stored x W(g) / BSA(cm2) (height 1.8 m, 80 kg).
+    from lutarterial.imaging.suv import bsa_dubois1916_m2
+
     def m(ds, k):
         ds.Units = "CM2ML"
     img = make(tmp_path, m, values=np.full(G.shape, 2.0, dtype=np.float32))
-    assert img.quantity is Quantity.SUVBSA
-    with pytest.raises(InvalidInputError, match="SUVbsa"):
-        quantify(img, _whole_labels(tmp_path, img))
+    assert img.quantity is Quantity.SUVBW
+    met = quantify(img, _whole_labels(tmp_path, img))
+    bsa_cm2 = bsa_dubois1916_m2(W, 1.8) * 1e4
+    assert met.vois[0].suv_mean == pytest.approx(2.0 * W * 1000 / bsa_cm2, rel=1e-5)
+    assert any("SUVbsa" in n for n in met.notes)
 
 
 def test_half_life_taken_from_header(tmp_path):

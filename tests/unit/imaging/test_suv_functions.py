@@ -34,8 +34,12 @@ def test_janmahasatian_lbm_reference_values():
     assert lbm_janmahasatian2005_kg(70, 1.75, "M") == pytest.approx(55.85, abs=0.05)
     # female 60 kg, 1.65 m (BMI 22.04): 9270*60/(8780+244*22.04) = 556200/14157.5 = 39.29 kg
     assert lbm_janmahasatian2005_kg(60, 1.65, "F") == pytest.approx(39.29, abs=0.05)
-    with pytest.raises(InvalidInputError, match="M or F"):
-        lbm_janmahasatian2005_kg(70, 1.75, "O")
+    # PatientSex O: mean of the male and female values (IBSI-SUV manual); anything else refused
+    male, female = lbm_janmahasatian2005_kg(70, 1.75, "M"), lbm_janmahasatian2005_kg(70, 1.75, "F")
+    assert lbm_janmahasatian2005_kg(70, 1.75, "O") == pytest.approx((male + female) / 2, rel=1e-12)
+    for bad in ("U", "", "X"):
+        with pytest.raises(InvalidInputError, match="M, F or O"):
+            lbm_janmahasatian2005_kg(70, 1.75, bad)
 
 
 @pytest.mark.parametrize(("w", "h", "ok"), [(0.0, 1.7, False), (0.1, 1.7, True), (499, 1.7, True), (500, 1.7, False),
@@ -112,8 +116,12 @@ def test_geometric_mean_ci_contains_gm_and_is_scale_equivariant(vals):
 def test_dose_in_mbq_by_mistake_and_height_in_cm():
     inj = datetime(2026, 1, 1, 9)
     kw = dict(weight_kg=70, injection_time=inj, reference_time=inj, decay_correction="START", half_life_s=4062.6)
+    mbq = suv_factors(injected_activity_bq=185.0, **kw)  # MBq recognised by magnitude, with a note
+    assert mbq.dose_unit_assumed == "MBq" and mbq.bw == pytest.approx(70000 / 185e6)
+    assert any("read as MBq" in n for n in mbq.notes)
+    assert suv_factors(injected_activity_bq=9999.0, **kw).dose_unit_assumed == "MBq"  # boundary below 10^4
     with pytest.raises(InvalidInputError, match="implausibly small"):
-        suv_factors(injected_activity_bq=185.0, **kw)
+        suv_factors(injected_activity_bq=1e4, **kw)  # boundary: 10^4 is neither MBq nor a plausible Bq
     with pytest.raises(InvalidInputError, match="kBq"):
         suv_factors(injected_activity_bq=185000.0, **kw)  # 185 MBq written in kBq
     assert suv_factors(injected_activity_bq=1e6, **kw).bw > 0  # boundary: 1 MBq accepted

@@ -17,7 +17,8 @@ from typing import Any, NamedTuple, TypeVar
 
 from lutarterial.eligibility.patient import Administration, Measurement, PatientData
 from lutarterial.eligibility.results import Evidence
-from lutarterial.errors import UnitError
+from lutarterial.errors import ImplausibleValueError, UnitError
+from lutarterial.plausibility import check_quantity, limits_for, plausibility_table
 from lutarterial.protocol.loader import Protocol, Window
 from lutarterial.units import ANALYTES, convert
 
@@ -252,13 +253,15 @@ class Context:
                         except UnitError:
                             pass  # the general path below builds the full explanation
                         else:
-                            unit_out = ANALYTES[analyte].canonical_unit
-                            note = "" if m.unit == unit_out else f"= {v:.4g} {unit_out}"
-                            return _new(Pick, (v, unit_out, m, "", "",
-                                               (_new(Evidence, (label, m.value, m.unit, d, m.source, note)),)))
+                            lim = _LIMITS.get(analyte)
+                            if lim is None or lim[0] <= v <= lim[1]:
+                                unit_out = ANALYTES[analyte].canonical_unit
+                                note = "" if m.unit == unit_out else f"= {v:.4g} {unit_out}"
+                                return _new(Pick, (v, unit_out, m, "", "",
+                                                   (_new(Evidence, (label, m.value, m.unit, d, m.source, note)),)))
                     else:
                         v = m.value
-                        if isinstance(v, (int, float)) and math.isfinite(v):
+                        if isinstance(v, (int, float)) and math.isfinite(v) and _plausible_raw(analyte, v, m.unit):
                             return _new(Pick, (v, m.unit, m, "", "",
                                                (_new(Evidence, (label, v, m.unit, d, m.source, "")),)))
         chosen, notes, reason, need = self.pick_dated(
@@ -292,6 +295,17 @@ class Context:
             if len({m.unit for m in chosen}) > 1:
                 return Pick(reason=f"{label} reported in different units on the same date",
                             need=f"one {label} result", evidence=tuple(_ev(label, m) for m in chosen) + tuple(notes))
+        # Physical plausibility (lutarterial.plausibility): a value no living patient can have is a
+        # typing, unit or export error; it screens as unknown, never as a pass or a fail.
+        for m in chosen:
+            why = _implausible(analyte, m.value, m.unit)
+            if why:
+                return Pick(
+                    reason=f"{label} value {m.value!r}{' ' + m.unit if m.unit else ''} is implausible: {why}; "
+                           f"cannot be compared",
+                    need=f"a corrected {label} result (check the value and its unit)",
+                    evidence=(_ev(label, m, "implausible value"), *notes),
+                )
         if len(values) > 1 and len({round(v, 6) for v in values}) > 1:
             return Pick(
                 reason=f"conflicting {label} values on {chosen[0].date}: {', '.join(f'{m.value:g} {m.unit}' for m in chosen)}",
@@ -315,9 +329,41 @@ class Context:
             return None, f"{label} upper reference limit {m.reference_high!r} is not a positive number"
         unit = m.reference_unit or m.unit
         try:
-            return _to_canonical(m.analyte, m.reference_high, unit), ""
+            uln = _to_canonical(m.analyte, m.reference_high, unit)
         except UnitError:
             return None, f"{label} reference range unit {unit!r} is unknown or incompatible"
+        why = _implausible(m.analyte, uln, ANALYTES[m.analyte].canonical_unit)
+        if why:
+            return None, f"{label} upper reference limit {m.reference_high!r} {unit} is implausible: {why}"
+        return uln, ""
+
+
+#: Physical limits (canonical unit) of each analyte, read once: the fast path compares two floats.
+_LIMITS: dict[str, tuple[float, float]] = {
+    k: (r.low, r.high) for k, r in plausibility_table().items() if k in ANALYTES
+}  # ECOG is range-checked by its own rule (an integer 0-5), with its own reason
+
+
+def _implausible(analyte: str, value: Any, unit: str | None) -> str:
+    """Why ``value unit`` of ``analyte`` is physically implausible, or ``""`` (no limits: ``""``)."""
+    if analyte not in _LIMITS:
+        return ""
+    try:
+        check_quantity(analyte, value, unit or "1")
+    except ImplausibleValueError:
+        r = limits_for(analyte)
+        try:
+            shown = "" if (unit or "1") == r.unit else f"= {_to_canonical(analyte, value, unit):.4g} {r.unit}, "
+        except (UnitError, TypeError):
+            shown = ""
+        return f"{shown}outside the physical limits {r.describe()}"
+    except UnitError:
+        return ""  # unit problems are reported by the unit check with their own reason
+    return ""
+
+
+def _plausible_raw(analyte: str, value: float, unit: str | None) -> bool:
+    return not _implausible(analyte, value, unit)
 
 
 @lru_cache(maxsize=2048)

@@ -24,6 +24,7 @@ from lutarterial.eligibility.patient import EVENT_TYPES
 from lutarterial.eligibility.results import CriterionResult, Evidence, Status, combine
 from lutarterial.errors import InvalidInputError
 from lutarterial.protocol.loader import Criterion, Threshold
+from lutarterial.plausibility import check_quantity, is_plausible, limits_for
 from lutarterial.units import ANALYTES, BASE_DIMENSIONS, convert, parse_unit
 
 __all__ = ["RULES", "rule", "evaluate"]
@@ -367,6 +368,7 @@ def _crcl(c: Criterion, ctx: Context) -> tuple[Status, str, list[Evidence], list
         return U, f"{fallback_note}Cockcroft-Gault not computable: {why}", ev, needs
     try:
         youngest, oldest = age_range_years(p.birth_date, p.birth_date_precision, ctx.as_of)  # type: ignore[arg-type]
+        check_quantity("age", youngest, "a", name="age from the birth date")
         scr_mg_dl = cr.value * _UMOL_TO_MG_DL_CREATININE
         values = [crcl_cockcroft_gault_1976(age_years=a, weight_kg=wt.value, creatinine_mg_per_dl=scr_mg_dl,
                                             female=p.sex == "female") for a in {youngest, oldest}]
@@ -428,6 +430,10 @@ def inc08(c: Criterion, ctx: Context) -> CriterionResult:
     if p.birth_date > ctx.as_of:
         return _r(c, U, "birth date after the screening date", ev, ["a valid birth date"])
     youngest, oldest = age_range_years(p.birth_date, p.birth_date_precision, ctx.as_of)
+    if not is_plausible("age", youngest, "a"):
+        return _r(c, U, f"birth date {p.birth_date.isoformat()} gives an age of {youngest} years on "
+                        f"{ctx.as_of.isoformat()}, outside the physical limits of age "
+                        f"({limits_for('age').describe()})", ev, ["a valid birth date"])
     t = c.threshold("age")
     lo_ok, hi_ok = compare(youngest, t.operator, t.value or 0), compare(oldest, t.operator, t.value or 0)
     if lo_ok and hi_ok:

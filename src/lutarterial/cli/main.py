@@ -14,6 +14,7 @@ import typer
 
 from lutarterial import __version__
 from lutarterial.cli import clinical, dosimetry, eligibility, imaging, registry, web
+from lutarterial.cli.numbers import guard_numbers
 from lutarterial.errors import LutarterialError
 
 __all__ = ["app", "run"]
@@ -42,6 +43,7 @@ def _root(
 
 for _module in (eligibility, imaging, dosimetry, clinical, registry, web):
     _module.register(app)
+guard_numbers(app)  # issue 9: no NaN/inf/negative/implausible number reaches a command
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -51,3 +53,7 @@ def run(argv: list[str] | None = None) -> None:
     except LutarterialError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - database/OS/decoding errors: one line, exit 2 (issue 9)
+        from lutarterial.cli.errors import handle
+
+        sys.exit(handle(exc))

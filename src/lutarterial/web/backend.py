@@ -203,10 +203,63 @@ class Backend:
         return WebUser(id=int(actor.user_id or 0), username=actor.username, full_name=user.full_name if user else "",
                        actor=actor, sites=tuple(sites[i][0] for i in ids if i in sites))
 
-    def authenticate(self, username: str, password: str) -> WebUser | None:
+    def authenticate(self, username: str, password: str, client: str = "?") -> WebUser | None:
         with self.read() as s:
-            actor = _svc("authenticate")(s, username, password)
-            return None if actor is None else self._web_user(s, actor)
+            actor = _svc("authenticate")(s, username, password, client=client)
+            user = None if actor is None else self._web_user(s, actor)
+        if user is not None:
+            self._users[user.id] = (time.monotonic(), user)  # fresh roles/sites right after sign-in
+        return user
+
+    # --- server-side sessions (issue 9; lutarterial.registry.user_sessions) --------------------
+
+    def start_session(self, user_id: int, *, client: str = "", user_agent: str = "") -> str:
+        """A new session row; returns the random token for the cookie (the row keeps its hash)."""
+        from lutarterial.registry.user_sessions import start_session
+
+        with self.write() as s:
+            return start_session(s, user_id, client_addr=client, user_agent=user_agent)
+
+    def session_user(self, token: str, *, idle_s: float, max_age_s: float) -> WebUser | None:
+        """The user of a live session: one indexed SELECT by token hash per request (never cached,
+        so a logout, password change, deactivation or admin end applies at the next request)."""
+        from lutarterial.registry.user_sessions import apply_update, check_session
+
+        with self.read() as s:
+            uid, sid, pending = check_session(s, token, idle_s=idle_s, max_age_s=max_age_s)
+        if sid is not None and pending:
+            with self.write() as s:
+                apply_update(s, sid, pending)
+        return None if uid is None else self.load_user(uid)
+
+    def end_session(self, token: str, reason: str = "logout") -> None:
+        from lutarterial.registry.user_sessions import end_session
+
+        with self.write() as s:
+            end_session(s, token, reason=reason)
+
+    def change_own_password(self, user: WebUser, current: str, new: str) -> None:
+        """A user changes their password; every session of theirs ends (the caller starts a new one)."""
+        from lutarterial.registry.passwords import verify_password
+
+        with self.write() as s:
+            row = s.get(m.User, user.id)
+            if row is None or not verify_password(current, row.password_hash):
+                raise AccessDeniedError("the current password is wrong")
+            _svc("set_password")(s, user.actor, user.id, new, reason="password changed by the user",
+                                 current_password=current)
+
+    def list_sessions(self, user: WebUser, *, active_only: bool = True) -> list[dict[str, Any]]:
+        from lutarterial.registry.user_sessions import list_sessions
+
+        with self.read() as s:
+            return [x.to_dict() for x in list_sessions(s, user.actor, active_only=active_only)]
+
+    def end_session_by_id(self, user: WebUser, session_id: int, *, reason: str) -> bool:
+        from lutarterial.registry.user_sessions import end_session_by_id
+
+        with self.write() as s:
+            return end_session_by_id(s, user.actor, session_id, reason=reason)
 
     def load_user(self, user_id: int) -> WebUser | None:
         """The user behind a session, re-read from the registry at most every ``USER_TTL_S``

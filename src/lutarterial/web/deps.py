@@ -9,9 +9,15 @@ from fastapi import Request
 from lutarterial.web.errors import CsrfError, NotAuthenticated
 from lutarterial.web.sessions import csrf_matches
 
-__all__ = ["current_user", "require_csrf", "flash", "backend_of"]
+__all__ = ["current_user", "cookie_user", "require_csrf", "flash", "backend_of"]
 
 _SAFE = {"GET", "HEAD", "OPTIONS"}
+
+
+def _bearer(request: Request) -> str | None:
+    from lutarterial.web.tokens import bearer_token
+
+    return bearer_token(request)
 
 
 def backend_of(request: Request) -> Any:
@@ -21,18 +27,33 @@ def backend_of(request: Request) -> Any:
 def current_user(request: Request) -> Any:
     """The signed-in user (a :class:`~lutarterial.web.backend.WebUser`), or NotAuthenticated.
 
-    The user is re-read from the registry at most every ``Backend.USER_TTL_S`` (2 s), so a
-    deactivated account or a changed site membership takes effect within that time.
+    Cookie sessions are checked against the ``user_sessions`` row on every request (one indexed
+    SELECT by the token's hash), so a logout, password change, deactivation, role/site change
+    or an administrator's end takes effect at once in every worker. Other credential kinds
+    (e.g. API tokens) can be added as separate branches before the cookie one.
     """
-    session = request.scope.get("session") or {}
-    uid = session.get("uid")
-    if uid is None:
-        raise NotAuthenticated()
-    user = backend_of(request).load_user(uid)
-    if user is None:
-        session.pop("uid", None)
-        raise NotAuthenticated()
+    token = _bearer(request)
+    if token is not None:  # issue 15: an API token; no cookie is read, no CSRF needed
+        from lutarterial.web.tokens import user_from_bearer
+
+        return user_from_bearer(request, token)
+    user = cookie_user(request)
     request.state.user = user
+    return user
+
+
+def cookie_user(request: Request) -> Any:
+    """The user of the session cookie's server-side session, or NotAuthenticated."""
+    session = request.scope.get("session") or {}
+    token = session.get("sid")
+    if not token:
+        raise NotAuthenticated()
+    settings = request.app.state.settings
+    user = backend_of(request).session_user(str(token), idle_s=settings.idle_timeout_s,
+                                            max_age_s=settings.session_max_age_s)
+    if user is None:
+        session.pop("sid", None)
+        raise NotAuthenticated()
     return user
 
 
@@ -40,6 +61,8 @@ async def require_csrf(request: Request) -> None:
     """Refuse unsafe requests without the session's CSRF token (header or form field)."""
     if request.method in _SAFE:
         return
+    if _bearer(request) is not None:
+        return  # browsers never add a Bearer header by themselves: no cross-site forgery (issue 15)
     session = request.scope.get("session") or {}
     supplied = request.headers.get("x-csrf-token")
     if not supplied:

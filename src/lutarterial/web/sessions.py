@@ -1,6 +1,7 @@
 """Signed session cookies and CSRF tokens, with nothing but the standard library.
 
-The cookie holds a small JSON dict (user id, CSRF token, issue and last-seen times), encoded
+The cookie holds a small JSON dict (the random token of the server-side session -- see
+:mod:`lutarterial.registry.user_sessions` -- the CSRF token, issue and last-seen times), encoded
 as URL-safe base64 and signed with HMAC-SHA256 under the server secret. It carries no study
 data. A cookie whose signature fails, whose login is older than ``session_max_age_s`` or that
 was idle longer than ``idle_timeout_s`` is ignored (the user logs in again).
@@ -79,7 +80,7 @@ class SignedSessionMiddleware:
     def _load(self, raw: str | None) -> dict[str, Any]:
         now = self.clock()
         data = unsign(raw, self.settings.secret_key) if raw else None
-        if data is not None and "uid" in data:
+        if data is not None and ("uid" in data or "sid" in data):
             issued, seen = float(data.get("iat", 0)), float(data.get("seen", 0))
             if now - issued > self.settings.session_max_age_s or now - seen > self.settings.idle_timeout_s:
                 data = {"expired": True}
@@ -94,7 +95,7 @@ class SignedSessionMiddleware:
         conn = HTTPConnection(scope)
         raw = conn.cookies.get(self.settings.cookie_name)
         session = self._load(raw)
-        if "uid" in session and self.clock() - float(session.get("seen", 0)) > 60:
+        if ("uid" in session or "sid" in session) and self.clock() - float(session.get("seen", 0)) > 60:
             session["seen"] = int(self.clock())  # refreshed at most once a minute
         scope["session"] = session
 

@@ -158,33 +158,51 @@ def test_users_login_and_deactivation(reg: Registry, team: Team) -> None:
             services.actor_for(s, uid)
 
 
-def test_account_locks_after_repeated_failed_logins(reg: Registry, team: Team) -> None:
+def test_account_locks_only_after_failures_from_several_addresses(reg: Registry, team: Team) -> None:
+    """Issue 9: one address cannot lock an account; failures from LOCK_SOURCES addresses can,
+    and re-activation clears the lock and the recorded failures in the database."""
     import datetime as dt
 
-    from lutarterial.registry.services.people import LOCKOUT, MAX_FAILED_LOGINS
+    from lutarterial.registry import throttle
+    from lutarterial.registry.services.people import LOCKOUT
 
     t0 = dt.datetime(2025, 1, 1, 9, 0, tzinfo=dt.timezone.utc)
-    # team users have the password "correct horse battery"
-    for i in range(MAX_FAILED_LOGINS - 1):
+    step = dt.timedelta(seconds=throttle.PAIR_MAX_WAIT_S + 1)  # past any back-off of the pair
+    t = t0
+    for i in range(throttle.LOCK_FAILURES + 2):  # many failures, one address: no account lock
         with reg.session(readonly=True) as s:  # as the web app does: a read-only session
-            assert services.authenticate(s, "inv.bdx", "wrong password", now=t0) is None
-    with reg.session(readonly=True) as s:  # below the limit, the right password still works and resets
-        assert services.authenticate(s, "inv.bdx", "correct horse battery", now=t0) is not None
-    for i in range(MAX_FAILED_LOGINS):
+            t = t0 + step * i
+            assert services.authenticate(s, "inv.bdx", "wrong password", now=t, client="10.0.0.1") is None
+    with reg.session(readonly=True) as s:  # the pair waits; the same account from elsewhere works
+        with pytest.raises(throttle.ThrottledError):
+            services.authenticate(s, "inv.bdx", "correct horse battery", now=t, client="10.0.0.1")
+        assert services.authenticate(s, "inv.bdx", "correct horse battery", now=t, client="10.0.0.9") is not None
+    # a distributed attack: LOCK_FAILURES failures from LOCK_SOURCES addresses lock the account
+    t1 = t + dt.timedelta(hours=1)
+    gap = dt.timedelta(seconds=2)  # each address fails at most 4 times: a 1 s back-off at most
+    for i in range(throttle.LOCK_FAILURES):
         with reg.session(readonly=True) as s:
-            assert services.authenticate(s, "inv.bdx", "wrong password", now=t0) is None
+            services.authenticate(s, "inv.bdx", "wrong", now=t1 + gap * (i // throttle.LOCK_SOURCES),
+                                  client=f"192.0.2.{i % throttle.LOCK_SOURCES}")
+    tl = t1 + gap * (throttle.LOCK_FAILURES // throttle.LOCK_SOURCES + 1)
     with reg.session(readonly=True) as s:
-        assert services.authenticate(s, "inv.bdx", "correct horse battery", now=t0 + LOCKOUT / 2) is None
-        assert services.authenticate(s, "inv.bdx", "correct horse battery", now=t0 + LOCKOUT * 1.01) is not None
-    for i in range(MAX_FAILED_LOGINS):
+        assert services.authenticate(s, "inv.bdx", "correct horse battery", now=tl, client="10.0.0.9") is None
+        assert services.authenticate(s, "inv.bdx", "correct horse battery", now=tl + LOCKOUT * 1.01,
+                                     client="10.0.0.9") is not None
+    for i in range(throttle.LOCK_FAILURES):
         with reg.session(readonly=True) as s:
-            services.authenticate(s, "inv.bdx", "wrong password", now=t0)
+            services.authenticate(s, "inv.bdx", "wrong", now=tl + LOCKOUT * 2 + gap * (i // throttle.LOCK_SOURCES),
+                                  client=f"198.51.100.{i % throttle.LOCK_SOURCES}")
+    with reg.session(readonly=True) as s:
+        assert services.authenticate(s, "inv.bdx", "correct horse battery", now=tl + LOCKOUT * 2 + gap * 5,
+                                     client="10.0.0.9") is None  # locked again
     with reg.session() as s:  # an admin lifts the lock by re-activating the account
         services.set_user_active(s, team.admin, team.inv_bdx.user_id, True, reason="user called the help desk")
     with reg.session(readonly=True) as s:
-        assert services.authenticate(s, "inv.bdx", "correct horse battery", now=t0) is not None
+        assert services.authenticate(s, "inv.bdx", "correct horse battery", now=tl + LOCKOUT * 2 + gap * 5,
+                                     client="198.51.100.0") is not None
         reasons = [e.reason for e in services.audit_trail(s, team.admin, table="users", limit=100)]
-    assert any("locked" in r for r in reasons) and any(r.startswith("failed login attempt") for r in reasons)
+    assert any("locked" in r for r in reasons)
 
 
 def test_site_summary_and_identity_erasure(reg: Registry, team: Team) -> None:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lutarterial.errors import AccessDeniedError, InvalidInputError, NotFoundError
-from lutarterial.registry.access import SYSTEM_ACTOR, Actor, Permission, require
+from lutarterial.registry.access import ALL_SITES_ROLES, SYSTEM_ACTOR, Actor, Permission, require
 from lutarterial.registry.audit import audited
 from lutarterial.registry.models import Role, Site, SiteMembership, User, UserRole
+from lutarterial.registry import throttle as _throttle
 from lutarterial.registry.passwords import hash_password, verify_password
+from lutarterial.registry.user_sessions import end_user_sessions
 
 __all__ = [
     "ensure_sites",
@@ -29,6 +32,7 @@ __all__ = [
     "set_user_roles",
     "parse_roles",
     "is_locked",
+    "unlock_user",
     "MAX_FAILED_LOGINS",
     "LOCKOUT",
 ]
@@ -102,8 +106,8 @@ def create_user(session: Session, actor: Actor, *, username: str, password: str,
     if not role_set:
         raise InvalidInputError("a user needs at least one role")
     sites = [get_site(session, c) for c in dict.fromkeys(str(c).strip().upper() for c in site_codes)]
-    if not sites and Role.ADMIN not in role_set:
-        raise InvalidInputError("a user who is not admin needs at least one site (--site BDX)")
+    if not sites and not (role_set & ALL_SITES_ROLES):
+        raise InvalidInputError("a user who is not admin or statistician needs at least one site (--site BDX)")
     if session.scalars(select(User).where(User.username == username)).first() is not None:
         raise InvalidInputError(f"user {username!r} already exists")
     pw_hash = hash_password(password)
@@ -142,10 +146,12 @@ def _actor_of(user: User) -> Actor:
     )
 
 
-#: Consecutive failed logins that lock an account, and for how long (OWASP ASVS 2.2.1 asks for
-#: throttling; EU Annex 11 §12.1 and 21 CFR 11.300(d) for safeguards against unauthorised use).
-MAX_FAILED_LOGINS = 5
-LOCKOUT = dt.timedelta(minutes=15)
+#: Sign-in throttling lives in :mod:`lutarterial.registry.throttle` (issue 9): per (account,
+#: client address) back-off, a per-client limit, and an account lock only after failures from
+#: several sources (OWASP ASVS 2.2.1; EU Annex 11 §12.1 and 21 CFR 11.300(d) ask for safeguards
+#: against unauthorised use). The names below stay for callers of the old rule.
+MAX_FAILED_LOGINS = _throttle.LOCK_FAILURES
+LOCKOUT = _throttle.LOCKOUT
 _LOGIN_ACTOR = Actor(user_id=None, username="system:login", roles=frozenset({Role.ADMIN}))
 
 
@@ -155,68 +161,76 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
-def _record_login(session: Session, user_id: int, *, success: bool, now: dt.datetime) -> None:
-    """Update the failed-login counter in its own short, audited transaction.
-
-    Separate from the caller's session (often read-only) so a failed attempt is remembered even
-    though the request that made it changes nothing else.
-    """
+@contextlib.contextmanager
+def _login_writer(session: Session) -> Iterator[Session]:
+    """A short write transaction for the attempt log, separate from the caller's session (often
+    read-only), so a failed attempt is remembered although the request changes nothing else."""
     bind = session.get_bind()
     if bind.dialect.name == "sqlite":
         if session.connection().get_execution_options().get("sqlite_begin") == "IMMEDIATE":
             # The caller's write session already holds SQLite's write lock: a second connection
             # would wait for it; record the attempt in the caller's unit of work instead.
-            _apply_login(session, user_id, success=success, now=now)
+            yield session
             return
         bind = bind.execution_options(sqlite_begin="IMMEDIATE")
     with Session(bind=bind, expire_on_commit=False) as w:
         with w.begin():
-            _apply_login(w, user_id, success=success, now=now)
+            yield w
 
 
-def _apply_login(w: Session, user_id: int, *, success: bool, now: dt.datetime) -> None:
-    user = w.get(User, user_id)
-    if user is None:  # pragma: no cover - deleted meanwhile
-        return
-    if success:
-        with audited(w, _LOGIN_ACTOR, "successful login: failed-login counter reset"):
-            user.failed_logins = 0
-            user.locked_until = None
-        return
-    count = (user.failed_logins or 0) + 1
-    locks = count >= MAX_FAILED_LOGINS
-    reason = (f"account locked for {int(LOCKOUT.total_seconds() // 60)} min after {count} failed logins"
-              if locks else f"failed login attempt {count}")
-    with audited(w, _LOGIN_ACTOR, reason):
-        user.failed_logins = count
-        if locks:
-            user.locked_until = now + LOCKOUT
+def _after_attempt(session: Session, username: str, client: str, user_id: int | None, *, success: bool,
+                   now: dt.datetime) -> None:
+    with _login_writer(session) as w:
+        _throttle.record_attempt(w, username, client, success=success, now=now)
+        if user_id is None:
+            return
+        user = w.get(User, user_id)
+        if user is None:  # pragma: no cover - deleted meanwhile
+            return
+        if success:
+            if user.failed_logins or user.locked_until is not None:
+                with audited(w, _LOGIN_ACTOR, "successful login: lock cleared"):
+                    user.failed_logins = 0
+                    user.locked_until = None
+        elif _throttle.should_lock(w, username, now=now):
+            with audited(w, _LOGIN_ACTOR,
+                         f"account locked for {int(LOCKOUT.total_seconds() // 60)} min: at least "
+                         f"{_throttle.LOCK_FAILURES} failed logins from {_throttle.LOCK_SOURCES} or more addresses"):
+                user.failed_logins = (user.failed_logins or 0) + 1
+                user.locked_until = now + LOCKOUT
 
 
-def authenticate(session: Session, username: str, password: str, *, now: dt.datetime | None = None) -> Actor | None:
+def authenticate(session: Session, username: str, password: str, *, now: dt.datetime | None = None,
+                 client: str = "?") -> Actor | None:
     """The :class:`Actor` for valid credentials of an active, unlocked user, else ``None``.
 
-    Takes the same time whether or not the username exists (a dummy hash is verified). After
-    :data:`MAX_FAILED_LOGINS` consecutive failures the account is locked for :data:`LOCKOUT`
-    (even the right password is refused meanwhile); each failure and lock is audited.
+    Takes the same time whether or not the username exists (a dummy hash is verified).
+    ``client`` is the caller's address: a (username, client) pair that keeps failing must wait
+    longer and longer, and an address that fails too often is refused for every username
+    (:class:`~lutarterial.registry.throttle.ThrottledError`); the account itself is locked only
+    by failures from several addresses (see :mod:`lutarterial.registry.throttle`).
     """
     now = now or dt.datetime.now(dt.timezone.utc)
-    user = session.scalars(select(User).where(User.username == str(username).strip().lower())).first()
+    name = str(username).strip().lower()
+    _throttle.check_allowed(session, name, client, now=now)
+    user = session.scalars(select(User).where(User.username == name)).first()
     if user is None:
         verify_password(password, _DUMMY_HASH)
+        _after_attempt(session, name, client, None, success=False, now=now)
         return None
     locked_until = _aware(user.locked_until)
     if locked_until is not None and locked_until > now:
         verify_password(password, _DUMMY_HASH)
         return None
-    if not verify_password(password, user.password_hash):
-        _record_login(session, user.id, success=False, now=now)
+    ok = verify_password(password, user.password_hash)
+    if not ok:
+        _after_attempt(session, name, client, user.id, success=False, now=now)
         return None
     if not user.active:
         return None
-    if user.failed_logins or user.locked_until is not None:
-        _record_login(session, user.id, success=True, now=now)
-    return _actor_of(user)
+    actor = _actor_of(user)
+    _after_attempt(session, name, client, user.id, success=True, now=now)
+    return actor
 
 
 def is_locked(user: User, *, now: dt.datetime | None = None) -> bool:
@@ -248,6 +262,22 @@ def set_user_active(session: Session, actor: Actor, user_id: int, active: bool, 
         if active:
             user.failed_logins = 0
             user.locked_until = None
+    if active:
+        _throttle.clear_failures(session, user.username)
+    else:
+        end_user_sessions(session, user.id, reason=f"account deactivated: {reason}")
+    return user
+
+
+def unlock_user(session: Session, actor: Actor, user_id: int, *, reason: str) -> User:
+    """Lift a sign-in lock and forget the recorded failures (admin only); seen by every process."""
+    require(actor, Permission.USER_MANAGE)
+    user = get_user(session, actor, user_id)
+    if user.failed_logins or user.locked_until is not None:
+        with audited(session, actor, reason):
+            user.failed_logins = 0
+            user.locked_until = None
+    _throttle.clear_failures(session, user.username)
     return user
 
 
@@ -265,6 +295,7 @@ def set_password(session: Session, actor: Actor, user_id: int, new_password: str
     pw_hash = hash_password(new_password)
     with audited(session, actor, reason):
         user.password_hash = pw_hash
+    end_user_sessions(session, user.id, reason="password changed")
 
 
 def set_user_roles(session: Session, actor: Actor, user_id: int, *, roles: Iterable[str | Role] | None = None,
@@ -291,6 +322,7 @@ def set_user_roles(session: Session, actor: Actor, user_id: int, *, roles: Itera
             have_ids = {m.site_id for m in user.memberships}
             for sid in sorted(wanted_ids - have_ids):
                 session.add(SiteMembership(user_id=user.id, site_id=sid))
+    end_user_sessions(session, user.id, reason="roles or site memberships changed")
     session.expire(user)
     return user
 

@@ -14,6 +14,9 @@ import typer
 
 from lutarterial import __version__
 from lutarterial.cli import clinical, dosimetry, eligibility, imaging, registry, web
+from lutarterial.cli import imports as _imports, tokens as _tokens  # issue 15
+from lutarterial.cli import endpoints as _endpoints  # issue 12
+from lutarterial.cli import studies as _studies  # issue 11
 from lutarterial.cli.numbers import guard_numbers
 from lutarterial.errors import LutarterialError
 
@@ -41,7 +44,7 @@ def _root(
     """LUTARTERIAL trial software."""
 
 
-for _module in (eligibility, imaging, dosimetry, clinical, registry, web):
+for _module in (eligibility, imaging, dosimetry, clinical, registry, web, _tokens, _imports, _endpoints, _studies):
     _module.register(app)
 guard_numbers(app)  # issue 9: no NaN/inf/negative/implausible number reaches a command
 

@@ -18,7 +18,7 @@ from lutarterial.errors import AccessDeniedError
 from lutarterial.registry.models import Role
 
 __all__ = ["Actor", "Permission", "PERMISSIONS", "SYSTEM_ACTOR", "require", "require_site", "can",
-           "restrict_to_sites"]
+           "restrict_to_sites", "ALL_SITES_ROLES", "READ_ONLY_ROLES"]
 
 
 class Permission:
@@ -39,6 +39,13 @@ class Permission:
     USER_MANAGE = "user.manage"
     SITE_MANAGE = "site.manage"
     EXPORT = "data.export"
+    REPORT_READ = "report.read"
+    # issue 13: data management
+    QUERY_OPEN = "query.open"  # open, assign, close and re-open queries
+    QUERY_ANSWER = "query.answer"  # the site answers
+    SIGN = "record.sign"  # electronic signature of a casebook or form
+    LOCK = "record.lock"  # lock and unlock a participant or form
+    SDV = "record.verify"  # source-data verification marks
 
 
 _C, _I, _P, _A = Role.COORDINATOR, Role.INVESTIGATOR, Role.PHYSICIST, Role.ADMIN
@@ -62,8 +69,24 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     Permission.USER_MANAGE: frozenset({_A}),
     Permission.SITE_MANAGE: frozenset({_A}),
     # Bulk exports (site-scoped like every read): data managers/admin, monitors, investigators.
-    Permission.EXPORT: frozenset({_A, Role.MONITOR, _I}),
+    Permission.EXPORT: frozenset({_A, Role.MONITOR, _I, Role.STATISTICIAN}),
+    # issue 12: trial and participant reports (site-scoped like every read; statistician all sites)
+    Permission.REPORT_READ: frozenset(Role),
+    # issue 13: monitors and data managers raise and close queries, the site answers; only the
+    # investigator signs; data managers lock; monitors verify source data.
+    Permission.QUERY_OPEN: frozenset({Role.MONITOR, Role.DATA_MANAGER, _A}),
+    Permission.QUERY_ANSWER: frozenset({_C, _I, _A}),
+    Permission.SIGN: frozenset({_I}),
+    Permission.LOCK: frozenset({Role.DATA_MANAGER, _A}),
+    Permission.SDV: frozenset({Role.MONITOR, _A}),
 }
+
+
+#: Roles that see every site (issue 12: the statistician reads all sites, pseudonymised data only;
+#: the identity key stays admin-only through ``IDENTITY_READ``).
+ALL_SITES_ROLES: frozenset[Role] = frozenset({Role.ADMIN, Role.STATISTICIAN})
+#: Roles that never write study data (an actor holding only these is read-only).
+READ_ONLY_ROLES: frozenset[Role] = frozenset({Role.MONITOR, Role.STATISTICIAN, Role.DATA_MANAGER})
 
 
 @dataclass(frozen=True)
@@ -84,12 +107,17 @@ class Actor:
         return Role.ADMIN in self.roles
 
     @property
+    def all_sites(self) -> bool:
+        """True for roles that see every site (admin, statistician)."""
+        return bool(self.roles & ALL_SITES_ROLES)
+
+    @property
     def read_only(self) -> bool:
-        """True for a user whose only role is monitor (or who has no role at all)."""
-        return not (self.roles - {Role.MONITOR})
+        """True for a user whose only roles are read-only ones (monitor, statistician) or none."""
+        return not (self.roles - READ_ONLY_ROLES)
 
     def sees_site(self, site_id: int) -> bool:
-        return self.is_admin or site_id in self.site_ids
+        return self.all_sites or site_id in self.site_ids
 
     def roles_text(self) -> str:
         return ",".join(sorted(r.value for r in self.roles))
@@ -119,7 +147,7 @@ def restrict_to_sites(stmt: Any, actor: Actor, site_column: Any) -> Any:
 
     The one place where site scoping of queries is decided; an actor with no site sees nothing.
     """
-    if actor.is_admin:
+    if actor.all_sites:
         return stmt
     return stmt.where(site_column.in_(sorted(actor.site_ids) or [-1]))
 

@@ -71,6 +71,13 @@ __all__ = [
     "ApiToken",
     "ApiTokenUse",
     "DataImport",
+    "ScheduleEntry",
+    "DataQuery",
+    "QueryMessage",
+    "Signature",
+    "RecordLock",
+    "SdvMark",
+    "DM_TABLES",
     "AUDITED_MODELS",
 ]
 
@@ -103,6 +110,8 @@ class Role(str, enum.Enum):
     PHYSICIST = "physicist"
     MONITOR = "monitor"
     ADMIN = "admin"
+    DATA_MANAGER = "data_manager"  # issue 13: queries, locks (no study-data writes)
+    STATISTICIAN = "statistician"  # issue 12: read-only, all sites, pseudonymised data only
 
 
 class ParticipantStatus(str, enum.Enum):
@@ -611,6 +620,130 @@ class DataImport(Audited, Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+# --- issue 13: data management (schedule, queries, e-signatures, locks, SDV) --------------------
+
+
+class ScheduleEntry(Audited, Base):
+    """A participant's planned date and window for one visit of the protocol's schedule.
+
+    Computed from the protocol version file (``schedule`` block) at enrolment and recomputed, in
+    the same audited transaction, whenever an anchor (enrolment date, IAH cycle date) changes.
+    """
+
+    __tablename__ = "schedule_entries"
+    __table_args__ = (UniqueConstraint("participant_id", "visit_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    visit_key: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(20))
+    number: Mapped[int] = mapped_column(Integer, default=1)
+    anchor: Mapped[str | None] = mapped_column(String(40), default=None)
+    anchor_date: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    target_date: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    window_start: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    window_end: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    protocol_version: Mapped[str] = mapped_column(String(50), default="")
+
+
+class DataQuery(Audited, Base):
+    """A query (discrepancy) on a participant, a form (``table_name``/``row_id``) or one ``field``.
+
+    ``source`` is ``manual`` (monitor, data manager) or ``check`` (an automatic edit check,
+    ``check_key`` deduplicates). Status ``open`` -> ``answered`` (site) -> ``closed`` (opener),
+    or re-opened.
+    """
+
+    __tablename__ = "dm_queries"
+    __table_args__ = (CheckConstraint("status IN ('open', 'answered', 'closed')", name="status"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    table_name: Mapped[str | None] = mapped_column(String(64), default=None)
+    row_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    field: Mapped[str | None] = mapped_column(String(100), default=None)
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    source: Mapped[str] = mapped_column(String(12), default="manual")
+    check_key: Mapped[str | None] = mapped_column(String(200), default=None, index=True)
+    opened_by: Mapped[str] = mapped_column(String(100))
+    assigned_to: Mapped[str | None] = mapped_column(String(100), default=None)
+    answer: Mapped[str | None] = mapped_column(Text, default=None)
+    opened_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class QueryMessage(Audited, Base):
+    """One step of a query's thread (open, assign, answer, close, reopen) with its text."""
+
+    __tablename__ = "dm_query_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    query_id: Mapped[int] = mapped_column(ForeignKey("dm_queries.id"), index=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    action: Mapped[str] = mapped_column(String(12))
+    text: Mapped[str] = mapped_column(Text, default="")
+    username: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Signature(Audited, Base):
+    """An electronic signature (21 CFR 11.50/11.70) of a casebook (no ``table_name``) or one form.
+
+    ``content_hash`` is the SHA-256 of the canonical JSON of exactly the signed data; a change to
+    that data voids the signature (``voided_at``, ``void_reason``) in the same audited transaction.
+    """
+
+    __tablename__ = "signatures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    table_name: Mapped[str | None] = mapped_column(String(64), default=None)
+    row_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    meaning: Mapped[str] = mapped_column(String(60))
+    signer_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    signer_username: Mapped[str] = mapped_column(String(100))
+    printed_name: Mapped[str] = mapped_column(String(200))
+    signed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    voided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    void_reason: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class RecordLock(Audited, Base):
+    """A lock on a participant (no ``table_name``) or one form; writes are refused until unlocked."""
+
+    __tablename__ = "record_locks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    table_name: Mapped[str | None] = mapped_column(String(64), default=None)
+    row_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    locked_by: Mapped[str] = mapped_column(String(100))
+    locked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    lock_reason: Mapped[str] = mapped_column(Text)
+    unlocked_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    unlocked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    unlock_reason: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class SdvMark(Audited, Base):
+    """Source-data verification of a form or one field by a monitor; cleared when the value changes."""
+
+    __tablename__ = "sdv_marks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    table_name: Mapped[str] = mapped_column(String(64))
+    row_id: Mapped[int] = mapped_column(Integer)
+    field: Mapped[str | None] = mapped_column(String(100), default=None)
+    value_hash: Mapped[str] = mapped_column(String(64))
+    verified_by: Mapped[str] = mapped_column(String(100))
+    verified_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cleared_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    cleared_reason: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+#: Data-management tables: changes to them are not "data changes" (no lock refusal, no voiding).
+DM_TABLES = frozenset({"schedule_entries", "dm_queries", "dm_query_messages", "signatures", "record_locks",
+                       "sdv_marks"})
+
+
 AUDITED_MODELS: tuple[type[Base], ...] = (
     Site,
     User,
@@ -633,4 +766,10 @@ AUDITED_MODELS: tuple[type[Base], ...] = (
     AnalysisJob,
     ApiToken,
     DataImport,
+    ScheduleEntry,
+    DataQuery,
+    QueryMessage,
+    Signature,
+    RecordLock,
+    SdvMark,
 )

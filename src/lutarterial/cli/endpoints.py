@@ -1,0 +1,271 @@
+"""CLI commands of the trial's answer: ``endpoint`` (primary), ``endpoint secondary`` and ``report``.
+
+``lutarterial endpoint [--db URL --user NAME | --lesions FILE.csv] [--metric M] [--kind K] [--json]
+[--report DIR] [--seed N] [--n-boot N]`` — the IAH/IV uptake endpoint (see ``docs/endpoint.md``).
+``lutarterial endpoint secondary --db URL --user NAME --json`` — CONSORT flow, safety, response,
+PFS and dosimetry. ``lutarterial report trial|participant`` — HTML and PDF reports.
+
+Registry reads act on behalf of the registry user ``--user`` (its roles and sites decide what is
+seen; a statistician sees all sites, pseudonymised). Output JSON is canonical: sorted keys and
+floats with 12 significant digits, so the same data and seed give the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import shlex
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from lutarterial.errors import InvalidInputError
+
+__all__ = ["register", "read_lesions_csv"]
+
+_DB_HELP = "Database URL (default: $LUTARTERIAL_DB or sqlite:///./data/lutarterial.db)."
+_METRICS = ("suv_mean", "suv_max", "suv_peak", "tnr", "percent_ia")
+_KINDS = ("lesion", "extrahepatic", "liver", "spleen", "kidney", "marrow")
+
+
+def read_lesions_csv(path: Path, metric: str) -> list[Any]:
+    """Rows of ``participant,voi,kind,iv_<metric>,iah_<metric>`` as LesionValue (values unparsed)."""
+    from lutarterial.statistics.ratios import LesionValue
+
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InvalidInputError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{path}: cannot read ({exc})") from None
+    reader = csv.DictReader(text.splitlines())
+    cols = [c.strip() for c in (reader.fieldnames or [])]
+    missing = [c for c in ("participant", "voi", "kind") if c not in cols]
+    if missing:
+        raise InvalidInputError(f"{path}: missing column(s) {', '.join(missing)} (need participant,voi,kind)")
+    have = sorted(m for m in _METRICS if f"iv_{m}" in cols and f"iah_{m}" in cols)
+    if f"iv_{metric}" not in cols or f"iah_{metric}" not in cols:
+        raise InvalidInputError(f"{path}: no iv_{metric}/iah_{metric} column pair; metrics in the file: "
+                                f"{', '.join(have) or 'none'}")
+    rows = []
+    for i, raw in enumerate(reader, start=2):
+        r = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else v for k, v in raw.items()}
+        if not any(r.values()):
+            continue
+        if not r.get("participant") or not r.get("voi"):
+            raise InvalidInputError(f"{path} line {i}: participant and voi are required")
+        kind = (r.get("kind") or "").lower()
+        if kind not in (*_KINDS, "other"):
+            raise InvalidInputError(f"{path} line {i}: kind {r.get('kind')!r}; valid: {', '.join(_KINDS)}, other")
+        rows.append(LesionValue(r["participant"], r["voi"], kind, r.get(f"iv_{metric}"), r.get(f"iah_{metric}")))
+    return rows
+
+
+def _check_choice(value: str, choices: tuple[str, ...], name: str) -> str:
+    v = value.strip().lower()
+    if v not in choices:
+        raise InvalidInputError(f"{name} {value!r}; valid: {', '.join(choices)}")
+    return v
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - printing only
+        return url
+
+
+def _command_line(args: list[str]) -> str:
+    return "lutarterial " + " ".join(shlex.quote(a) for a in args)
+
+
+def _registry(db: str | None) -> Any:
+    from lutarterial.registry.db import Registry
+
+    return Registry.open(db)
+
+
+def _print_human(res: dict[str, Any]) -> None:
+    def ci(x: Any) -> str:
+        return f"{x[0]:.3f}-{x[1]:.3f}" if x else "n/a"
+
+    def num(x: Any, fmt: str = ".3f") -> str:
+        return "n/a" if x is None else format(x, fmt)
+
+    p, m, pl, b = res["primary"], res["mixed_model"], res["per_lesion_paired"], res["bootstrap"]
+    typer.echo(f"IAH/IV {res['metric']} ratio, {res['kind']} VOIs: {res['n_patients']} participants, "
+               f"{res['n_lesions']} VOIs, {len(res['excluded'])} excluded")
+    typer.echo(f"  primary (patient-level t):  GMR {num(p['gmr'])}  95% CI {ci(p['ci95'])}  p {num(p['p_value'], '.4g')}")
+    mm = (f"GMR {num(m['gmr'])}  95% CI {ci(m['ci95'])}  p {num(m['p_value'], '.4g')}" if m["converged"]
+          else f"not reported: {m.get('reason', 'did not converge')}")
+    typer.echo(f"  mixed model (REML):         {mm}")
+    typer.echo(f"  per-lesion paired t:        GMR {num(pl['gmr'])}  95% CI {ci(pl['ci95'])}  "
+               f"p {num(pl['p_value'], '.4g')}")
+    typer.echo(f"  cluster bootstrap ({b['n_boot']}, seed {b['seed']}): percentile {ci(b['percentile']['ci95'])}  "
+               f"BCa {ci(b['bca']['ci95'])}")
+    pt = res["patients"]
+    typer.echo(f"  ratio > 1: {num(pt['fraction_lesions_ratio_gt1'], '.0%')} of VOIs, "
+               f"{num(pt['fraction_patients_gmr_gt1'], '.0%')} of participants")
+    for e in res["excluded"]:
+        typer.echo(f"  excluded {e['participant']} / {e['voi']}: {e['reason']}")
+    for key in ("primary", "mixed_model"):
+        if res[key].get("reason"):
+            typer.echo(f"  note ({key}): {res[key]['reason']}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``endpoint`` (with ``secondary``) and ``report`` (``trial``, ``participant``) to the root app."""
+    endpoint_app = typer.Typer(help="The IAH/IV uptake endpoint (primary) and the secondary endpoints.",
+                               invoke_without_command=True)
+    report_app = typer.Typer(help="Trial and participant reports (HTML and PDF).", no_args_is_help=True)
+
+    @endpoint_app.callback(invoke_without_command=True)
+    def endpoint(
+        ctx: typer.Context,
+        db: str = typer.Option(None, "--db", help=_DB_HELP),
+        user: str = typer.Option(None, "--user", help="Registry user on whose behalf the registry is read."),
+        lesions: Path = typer.Option(None, "--lesions", help="CSV: participant,voi,kind,iv_<metric>,iah_<metric>."),
+        metric: str = typer.Option("suv_mean", "--metric", help="suv_mean|suv_max|suv_peak|tnr|percent_ia."),
+        kind: str = typer.Option("lesion", "--kind", help="lesion|extrahepatic|liver|spleen|kidney|marrow."),
+        as_json: bool = typer.Option(False, "--json", help="Canonical JSON (sorted keys, fixed float format)."),
+        report: Path = typer.Option(None, "--report", help="Also write report.html and report.pdf into DIR."),
+        seed: int = typer.Option(None, "--seed", help="Bootstrap seed (numpy default_rng)."),
+        n_boot: int = typer.Option(None, "--n-boot", help="Bootstrap resamples (>= 100)."),
+    ) -> None:
+        """IAH/IV uptake ratio pooled over participants: primary (patient-level t), mixed model,
+        per-lesion paired t, cluster bootstrap (percentile, BCa) and per-participant rows."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from lutarterial.statistics.canonical import canonical_json
+        from lutarterial.statistics.ratios import DEFAULT_N_BOOT, DEFAULT_SEED, analyse_ratios
+
+        metric = _check_choice(metric, _METRICS, "metric")
+        kind = _check_choice(kind, _KINDS, "kind")
+        seed = DEFAULT_SEED if seed is None else seed
+        n_boot = DEFAULT_N_BOOT if n_boot is None else n_boot
+        if lesions is not None and (db or user):
+            raise InvalidInputError("give either --lesions FILE.csv or --db URL --user NAME, not both")
+        args = ["endpoint"]
+        snapshot = None
+        if lesions is not None:
+            rows = read_lesions_csv(lesions, metric)
+            res = analyse_ratios(rows, metric=metric, kind=kind, seed=seed, n_boot=n_boot)
+            args += ["--lesions", str(lesions)]
+            source = f"CSV file {lesions}"
+        else:
+            if not user:
+                raise InvalidInputError("give --lesions FILE.csv, or --db URL with --user NAME (a registry user)")
+            from lutarterial.workflows.endpoints import actor_by_username, data_snapshot, primary_endpoint
+
+            reg = _registry(db)
+            try:
+                with reg.session(readonly=True) as s:
+                    actor = actor_by_username(s, user)
+                    res = primary_endpoint(s, actor, metric=metric, kind=kind, seed=seed, n_boot=n_boot)
+                    snapshot = data_snapshot(s, actor)
+                url = _redact(str(reg.engine.url))
+            finally:
+                reg.dispose()
+            args += ["--db", url, "--user", user]
+            source = f"registry {url}"
+        args += ["--metric", metric, "--kind", kind, "--seed", str(seed), "--n-boot", str(n_boot)]
+        if report is not None:
+            from lutarterial.reports import write_endpoint_report
+
+            write_endpoint_report(report, res, source=source, snapshot=snapshot,
+                                  command=_command_line(args + ["--report", str(report)]))
+        if as_json:
+            typer.echo(canonical_json(res))
+        else:
+            _print_human(res)
+            if report is not None:
+                typer.echo(f"report: {report / 'report.html'}, {report / 'report.pdf'}")
+
+    @endpoint_app.command("secondary")
+    def secondary(
+        db: str = typer.Option(None, "--db", help=_DB_HELP),
+        user: str = typer.Option(..., "--user", help="Registry user on whose behalf the registry is read."),
+        as_json: bool = typer.Option(False, "--json", help="Canonical JSON."),
+        seed: int = typer.Option(None, "--seed", help="Bootstrap seed for the dosimetry comparison."),
+        n_boot: int = typer.Option(None, "--n-boot", help="Bootstrap resamples (>= 100)."),
+    ) -> None:
+        """CONSORT flow, safety (worst CTCAE grade by phase), RECIST response (ORR/DCR, exact CIs),
+        PFS and hepatic PFS (Kaplan-Meier), dosimetry per GBq IAH vs IV cycles."""
+        from lutarterial.statistics.canonical import canonical_json
+        from lutarterial.statistics.ratios import DEFAULT_N_BOOT, DEFAULT_SEED
+        from lutarterial.workflows.endpoints import actor_by_username, secondary_endpoints
+
+        reg = _registry(db)
+        try:
+            with reg.session(readonly=True) as s:
+                actor = actor_by_username(s, user)
+                res = secondary_endpoints(s, actor, seed=DEFAULT_SEED if seed is None else seed,
+                                          n_boot=DEFAULT_N_BOOT if n_boot is None else n_boot)
+        finally:
+            reg.dispose()
+        if as_json:
+            typer.echo(canonical_json(res))
+            return
+        c = res["consort"]
+        typer.echo(f"screened {c['screened']}, ineligible {c['ineligible']}, incomplete {c['incomplete']}, enrolled "
+                   f"{c['enrolled']}, PET pair {c['pet_pair_done']}, IAH given {c['iah_given']}, analysed "
+                   f"{c['analysed']}, withdrawn {c['withdrawn']}")
+        for scope in ("whole_body", "liver_only"):
+            r = res["response"][scope]
+            typer.echo(f"{scope}: n {r['n']}, ORR {r['orr']['k']}/{r['orr']['n']}, DCR {r['dcr']['k']}/{r['dcr']['n']}")
+        for name in ("pfs", "hepatic_pfs"):
+            k = res["survival"][name]
+            typer.echo(f"{name}: n {k['n']}, events {k['events']}, median "
+                       f"{k['median'] if k['median'] is not None else 'not reached'}")
+
+    @report_app.command("trial")
+    def report_trial(
+        db: str = typer.Option(None, "--db", help=_DB_HELP),
+        user: str = typer.Option(..., "--user", help="Registry user on whose behalf the registry is read."),
+        out: Path = typer.Option(..., "--out", help="Directory for report.html and report.pdf."),
+        seed: int = typer.Option(None, "--seed", help="Bootstrap seed."),
+        n_boot: int = typer.Option(None, "--n-boot", help="Bootstrap resamples (>= 100)."),
+        metric: str = typer.Option("suv_mean", "--metric", help="Primary metric."),
+    ) -> None:
+        """The trial report: answer on page 1, methods, every table, figures, data snapshot, versions."""
+        from lutarterial.statistics.ratios import DEFAULT_N_BOOT, DEFAULT_SEED
+        from lutarterial.workflows.reports import build_trial_report
+
+        metric = _check_choice(metric, _METRICS, "metric")
+        seed = DEFAULT_SEED if seed is None else seed
+        n_boot = DEFAULT_N_BOOT if n_boot is None else n_boot
+        reg = _registry(db)
+        try:
+            url = _redact(str(reg.engine.url))
+            cmd = _command_line(["report", "trial", "--db", url, "--user", user, "--out", str(out), "--seed",
+                                 str(seed), "--n-boot", str(n_boot), "--metric", metric])
+            with reg.session(readonly=True) as s:
+                paths = build_trial_report(s, user, out, seed=seed, n_boot=n_boot, metric=metric, command=cmd)
+        finally:
+            reg.dispose()
+        typer.echo("\n".join(str(p) for p in paths))
+
+    @report_app.command("participant")
+    def report_participant(
+        trial_number: str = typer.Argument(..., help="Trial number, e.g. BDX-005."),
+        db: str = typer.Option(None, "--db", help=_DB_HELP),
+        user: str = typer.Option(..., "--user", help="Registry user on whose behalf the registry is read."),
+        out: Path = typer.Option(..., "--out", help="Directory for the participant's PDF (and HTML)."),
+    ) -> None:
+        """One participant's report for the medical file (pseudonymised: trial number only)."""
+        from lutarterial.workflows.reports import build_participant_report
+
+        reg = _registry(db)
+        try:
+            with reg.session(readonly=True) as s:
+                paths = build_participant_report(s, user, trial_number, out)
+        finally:
+            reg.dispose()
+        typer.echo("\n".join(str(p) for p in paths))
+
+    app.add_typer(endpoint_app, name="endpoint")
+    app.add_typer(report_app, name="report")
+

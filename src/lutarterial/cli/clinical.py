@@ -47,6 +47,10 @@ def _num(x: Any) -> float | None:
 def grade_command(
     labs_file: Path = typer.Argument(..., help="LABS.json: {patient, labs: [{id, test, value, unit, lln, uln, baseline, date}]}"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    require_baseline: bool = typer.Option(
+        False, "--require-baseline",
+        help="Withhold grades that depend on a missing baseline (default: grade as if the baseline were normal, "
+             "and say so in the row)."),
 ) -> None:
     """Grade lab values by CTCAE v5.0 (anaemia, counts, creatinine, ALT/AST, bilirubin, albumin, CKD)."""
     from lutarterial.clinical.ctcae import grade_lab
@@ -65,24 +69,34 @@ def grade_command(
             lab.get("unit") if isinstance(lab.get("unit"), str) else None,
             lln=_num(lab.get("lln")), uln=_num(lab.get("uln")), baseline=_num(lab.get("baseline")),
             baseline_unit=lab.get("baseline_unit"), id=lab.get("id"), date=lab.get("date"),
+            require_baseline=require_baseline,
         )
         if value is not None and _num(value) is None:
             g = type(g)(**{**g.__dict__, "reason": f"no grade: value {value!r} is not a number"})
         grades.append(g)
     if as_json:
-        _print_json({"patient": doc.get("patient"), "ctcae_version": "5.0", "grades": [g.to_dict() for g in grades]})
+        _print_json({"patient": doc.get("patient"), "ctcae_version": "5.0", "require_baseline": require_baseline,
+                     "grades": [g.to_dict() for g in grades]})
         return
     from rich.console import Console
     from rich.table import Table
 
+    from lutarterial.cli.formatting import human_number
+
     t = Table(title=f"CTCAE v5.0 grades - patient {doc.get('patient', '?')}")
-    for col in ("id", "date", "test", "value", "term", "grade", "reason"):
+    for col in ("id", "date", "test", "value", "term", "grade", "baseline", "reason"):
         t.add_column(col, overflow="fold")
     for g in grades:
-        t.add_row(str(g.id or ""), str(g.date or ""), g.test, f"{g.value:g} {g.unit}" if g.value is not None else "",
+        t.add_row(str(g.id or ""), str(g.date or ""), g.test,
+                  f"{human_number(g.value)} {g.unit}" if g.value is not None else "",
                   g.term or "", "-" if g.grade is None else str(g.grade),
+                  "assumed normal" if g.baseline_assumed else "",
                   " and ".join(g.evidence) if g.grade else g.reason)
-    Console().print(t)
+    console = Console()
+    console.print(t)
+    if any(g.baseline_assumed for g in grades):
+        console.print("baseline 'assumed normal': no baseline was given, so the value was graded against the "
+                      "ULN/LLN as if the baseline were normal; --require-baseline withholds such grades.")
 
 
 def recist_command(
@@ -188,6 +202,9 @@ def ae_table_command(
     events_file: Path = typer.Argument(..., help="AES.json: {administrations: [...], adverse_events: [...], labs?: [...]}"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     related_only: bool = typer.Option(False, "--related-only", help="Only events possibly/probably/definitely related."),
+    require_baseline: bool = typer.Option(
+        False, "--require-baseline",
+        help="Do not grade lab values whose grade depends on a missing baseline (default: graded as if normal)."),
 ) -> None:
     """Adverse events: worst grade per patient and term, and the toxicity table per cycle (IV and IAH)."""
     from lutarterial.clinical.adverse_events import (
@@ -199,26 +216,44 @@ def ae_table_command(
 
     doc = _read_json(events_file)
     events, admins = parse_adverse_events(doc)
-    lab_events, ungraded = lab_toxicities(doc)
+    lab_events, ungraded, assumed = lab_toxicities(doc, require_baseline=require_baseline, with_assumed=True)
     events = [*events, *lab_events]
     table = toxicity_table(events, admins, related_only=related_only)
     worst = worst_grade_per_patient_term(e for e in events if not related_only or e.related)
     if as_json:
-        _print_json({"worst_grade_per_patient_term": worst, "toxicity_table": table, "ungraded_labs": ungraded})
+        _print_json({"worst_grade_per_patient_term": worst, "toxicity_table": table, "ungraded_labs": ungraded,
+                     "require_baseline": require_baseline, "labs_baseline_assumed_normal": assumed})
         return
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title="Toxicity by cycle: patients (grade >= 3)")
+    console = Console()
+    w = Table(title="Worst CTCAE grade per patient and term")
+    for col in ("patient", "term", "worst grade", "serious", "related", "events"):
+        w.add_column(col, overflow="fold")
+    for r in worst:
+        w.add_row(str(r["patient"]), r["term"], str(r["worst_grade"]), "yes" if r["serious"] else "no",
+                  "yes" if r["related"] else "no", ", ".join(r["events"]))
+    console.print(w)
+    t = Table(title="Toxicity by cycle: patients with the term (of them grade >= 3)")
     t.add_column("term")
     for c in table["cycles"]:
         t.add_column(c)
     for row in table["rows"]:
         t.add_row(row["term"], *[f"{row['cycles'][c]['patients']} ({row['cycles'][c]['grade_3_or_more']})"
                                  for c in table["cycles"]])
-    Console().print(t)
+    console.print(t)
+    console.print(
+        "Legend: worst grade = highest CTCAE v5.0 grade of the term for the patient; in the cycle table each cell is "
+        "'patients (of them grade >= 3)', each patient counted once per term and cycle at their worst grade there; "
+        "IAH pools every intra-arterial hepatic cycle; 'lab:' events are CTCAE-graded lab values (grade >= 1)"
+        + ("; lab values without a baseline were graded as if the baseline were normal" if assumed and
+           not require_baseline else "") + "."
+    )
+    if assumed:
+        console.print(f"baseline assumed normal for: {', '.join(assumed)}")
     for u in ungraded:
-        Console().print(f"[yellow]lab not graded:[/yellow] {u['id']} ({u['test']}): {u['reason']}")
+        console.print(f"[yellow]lab not graded:[/yellow] {u['id']} ({u['test']}): {u['reason']}")
 
 
 def register(app: typer.Typer) -> None:

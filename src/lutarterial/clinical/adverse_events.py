@@ -128,17 +128,19 @@ def parse_adverse_events(doc: dict[str, Any]) -> tuple[list[AdverseEvent], list[
     return events, admins
 
 
-def lab_toxicities(doc: dict[str, Any]) -> tuple[list[AdverseEvent], list[dict[str, Any]]]:
+def lab_toxicities(doc: dict[str, Any], *, require_baseline: bool = False, with_assumed: bool = False) -> Any:
     """CTCAE-graded laboratory toxicities (grade >= 1) from ``doc["labs"]`` as adverse events.
 
     Returns the events and the labs that could not be graded (with the reason), so that a
-    toxicity table never silently drops a value.
+    toxicity table never silently drops a value; with ``with_assumed`` also the ids of the labs
+    graded with their missing baseline assumed normal (see :func:`~lutarterial.clinical.ctcae.grade_lab`).
     """
     from lutarterial.clinical.ctcae import grade_lab
 
     default_patient = doc.get("patient")
     events: list[AdverseEvent] = []
     ungraded: list[dict[str, Any]] = []
+    assumed: list[str] = []
     for k, lab in enumerate(doc.get("labs", []) or []):
         w = f"labs[{k}]"
         if not isinstance(lab, dict):
@@ -146,8 +148,11 @@ def lab_toxicities(doc: dict[str, Any]) -> tuple[list[AdverseEvent], list[dict[s
         num = {f: lab.get(f) if isinstance(lab.get(f), (int, float)) and not isinstance(lab.get(f), bool) else None
                for f in ("value", "lln", "uln", "baseline")}
         g = grade_lab(str(lab.get("test", "")), num["value"], lab.get("unit"), lln=num["lln"], uln=num["uln"],
-                      baseline=num["baseline"], baseline_unit=lab.get("baseline_unit"), id=lab.get("id"))
+                      baseline=num["baseline"], baseline_unit=lab.get("baseline_unit"), id=lab.get("id"),
+                      require_baseline=require_baseline)
         lab_id = str(lab.get("id", f"lab{k + 1}"))
+        if g.baseline_assumed:
+            assumed.append(lab_id)
         if g.grade is None:
             ungraded.append({"id": lab_id, "test": g.test, "reason": g.reason})
         elif g.grade >= 1 and g.term:
@@ -155,6 +160,8 @@ def lab_toxicities(doc: dict[str, Any]) -> tuple[list[AdverseEvent], list[dict[s
                 id=f"lab:{lab_id}", patient=str(lab.get("patient", default_patient)), term=g.term, grade=g.grade,
                 onset=_date(lab.get("date"), w), relation=Relation.NOT_ASSESSED,
             ))
+    if with_assumed:
+        return events, ungraded, assumed
     return events, ungraded
 
 

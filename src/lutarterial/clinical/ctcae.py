@@ -7,6 +7,13 @@ threshold against the source text, and every judgement call carries an ``interpr
 Why three-valued: each criterion evaluates to true, false or unknown (a needed LLN/ULN/baseline
 is missing). A grade is given only when it is certain; missing references never produce a
 silent grade 0. See :func:`grade_lab`.
+
+Baseline rule (issue 10): when a term's grade depends on the baseline (ALT, AST, bilirubin,
+creatinine) and no baseline is given, the value is graded as if the baseline were normal
+(the ULN/LLN criteria; the baseline-relative alternatives are not applied), and the row says
+so with ``baseline_assumed="normal"`` - the convention of analysis standards (pharmaverse/admiral
+toxicity grading, where a missing BASE never matches). ``require_baseline=True`` restores the
+strict rule: no grade unless the baseline could not change it.
 """
 
 from __future__ import annotations
@@ -126,6 +133,7 @@ class LabGrade:
     unit: str | None = None
     date: str | None = None
     evidence: tuple[str, ...] = field(default_factory=tuple)
+    baseline_assumed: str | None = None  # "normal" when a missing baseline was taken as normal
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -140,6 +148,7 @@ class LabGrade:
             "unit": self.unit,
             "date": self.date,
             "evidence": list(self.evidence),
+            "baseline_assumed": self.baseline_assumed,
         }
 
 
@@ -272,12 +281,16 @@ def grade_lab(
     baseline_unit: str | None = None,
     id: str | None = None,
     date: str | None = None,
+    require_baseline: bool = False,
 ) -> LabGrade:
     """Grade one lab value by CTCAE v5.0 (generic evaluator over the packaged criteria).
 
     ``lln``/``uln`` are in ``unit``; ``baseline`` is in ``unit`` unless ``baseline_unit`` is given.
     Never raises for clinical data problems: an unknown test, unit or a missing reference gives
     ``grade=None`` with a reason naming the problem.
+
+    Without a baseline, terms graded relative to it are graded as if the baseline were normal
+    (``baseline_assumed="normal"`` on the result); ``require_baseline=True`` withholds such grades.
     """
     term = term_for_test(test)
     common = {"id": id, "test": str(test), "date": date, "unit": unit}
@@ -315,10 +328,21 @@ def grade_lab(
         if r is not None and (not isinstance(r, (int, float)) or not math.isfinite(r) or r <= 0):
             return LabGrade(grade=None, value=value, reason=f"no grade: {name.upper()} {r!r} is not a positive number", **base)
 
+    assume_normal = refs["baseline"] is None and not require_baseline and "baseline" in term.needs
+
     def evaluate(cond: Condition) -> tuple[bool | None, str]:
         lhs = value if cond.lhs == "value" else refs["baseline"]
+        if lhs is None and assume_normal:
+            # "baseline normal": LLN <= baseline <= ULN, whatever its value
+            if cond.ref == "uln":
+                return cond.op in ("<", "<="), "baseline assumed normal (<= ULN)"
+            if cond.ref == "lln":
+                return cond.op in (">", ">="), "baseline assumed normal (>= LLN)"
         if lhs is None:
             return None, "baseline missing"
+        if cond.ref == "baseline" and refs["baseline"] is None and assume_normal:
+            # a multiple of an unknown (normal) baseline: the alternative is not applied
+            return False, "baseline-relative criterion not applied (baseline missing, assumed normal)"
         if cond.ref == "absolute":
             rhs, label = _absolute_threshold(cond, analyte, unit)
         else:
@@ -345,6 +369,9 @@ def grade_lab(
         else:
             unknown.setdefault(crit.grade, set()).update(s for r, s in results if r is None)
 
+    assumed = "normal" if assume_normal else None
+    assumed_note = ("; baseline missing: graded as if it were normal (ULN/LLN criteria; "
+                    "--require-baseline withholds such grades)") if assume_normal else ""
     top_true = max(true_grades, default=0)
     higher_unknown = {g: m for g, m in unknown.items() if g > top_true}
     clinical_note = ""
@@ -358,23 +385,26 @@ def grade_lab(
             return LabGrade(
                 grade=None, value=value, minimum_grade=top_true,
                 reason=f"no grade: at least grade {top_true}, but grade {grades} cannot be excluded ({'; '.join(missing)})",
-                grade_text=term.grade_text.get(top_true), evidence=tuple(true_grades[top_true]), **base,
+                grade_text=term.grade_text.get(top_true), evidence=tuple(true_grades[top_true]),
+                baseline_assumed=assumed, **base,
             )
         return LabGrade(
             grade=None, value=value,
             reason=f"no grade: {'; '.join(missing)}; needed to decide grade {grades} versus grade 0",
-            **base,
+            baseline_assumed=assumed, **base,
         )
     if top_true:
         ev = tuple(true_grades[top_true])
         return LabGrade(
             grade=top_true, value=value, grade_text=term.grade_text.get(top_true), evidence=ev,
-            reason=f"grade {top_true}: {' and '.join(ev)} (CTCAE v5.0 {term.term}: '{term.grade_text[top_true]}'){clinical_note}",
-            **base,
+            reason=f"grade {top_true}: {' and '.join(ev)} (CTCAE v5.0 {term.term}: "
+                   f"'{term.grade_text[top_true]}'){clinical_note}{assumed_note}",
+            baseline_assumed=assumed, **base,
         )
     return LabGrade(
-        grade=0, value=value, reason=f"grade 0: no CTCAE v5.0 {term.term} criterion met{_normal_note(term, value, refs, unit)}",
-        **base,
+        grade=0, value=value,
+        reason=f"grade 0: no CTCAE v5.0 {term.term} criterion met{_normal_note(term, value, refs, unit)}{assumed_note}",
+        baseline_assumed=assumed, **base,
     )
 
 

@@ -112,3 +112,51 @@ def test_ae_table_includes_graded_lab_toxicities_and_lists_ungraded(capsys):
     assert rows["Lymphocyte count decreased"]["cycles"]["IAH"]["grade_3_or_more"] == 1
     assert out["ungraded_labs"] == [{"id": "P2-IAH-W4-HB", "test": "hemoglobin",
                                      "reason": "no grade: LLN missing; needed to decide grade 1 versus grade 0"}]
+
+
+# --- issue 10: the baseline rule on the command line -------------------------------------------
+def _issue10_labs(tmp_path):
+    doc = {"patient": "P1", "labs": [
+        {"id": "A", "test": "alt", "value": 120, "unit": "U/L", "uln": 40, "date": "2026-01-05"},
+        {"id": "B", "test": "ast", "value": 900, "unit": "U/L", "uln": 40, "date": "2026-01-05"},
+        {"id": "C", "test": "bilirubin", "value": 3.5, "unit": "mg/dL", "uln": 1.0, "date": "2026-01-05"},
+        {"id": "D", "test": "creatinine", "value": 1.6, "unit": "mg/dL", "uln": 1.0, "date": "2026-01-05"},
+        {"id": "E", "test": "alt", "value": 120, "unit": "U/L", "uln": 40, "baseline": 100, "date": "2026-01-05"},
+    ]}
+    p = tmp_path / "labs.json"
+    p.write_text(json.dumps(doc))
+    return p
+
+
+def test_grade_assumes_normal_baseline_and_require_baseline_restores_strict(tmp_path, capsys):
+    p = _issue10_labs(tmp_path)
+    out = cli_json(capsys, "grade", str(p))
+    g = {r["id"]: r for r in out["grades"]}
+    assert out["require_baseline"] is False
+    assert [g[k]["grade"] for k in "ABCD"] == [1, 4, 3, 2]
+    assert all(g[k]["baseline_assumed"] == "normal" for k in "ABCD")
+    assert g["E"]["baseline_assumed"] is None and g["E"]["grade"] == 0  # a given baseline is used as before
+    strict = cli_json(capsys, "grade", str(p), "--require-baseline")
+    s = {r["id"]: r for r in strict["grades"]}
+    assert strict["require_baseline"] is True
+    assert all(s[k]["grade"] is None and s[k]["baseline_assumed"] is None for k in "ABCD")
+    assert s["E"]["grade"] == 0
+    call(["grade", str(p)])
+    text = capsys.readouterr().out
+    assert "assumed normal" in text and "--require-baseline" in text
+
+
+def test_ae_table_text_shows_both_tables_with_legend_and_baseline_flag(tmp_path, capsys):
+    doc = json.loads((EX / "adverse_events.json").read_text())
+    doc["labs"] = [*doc.get("labs", []), {"id": "X1", "patient": doc.get("patient", "P1"), "test": "alt",
+                                          "value": 900, "unit": "U/L", "uln": 40, "date": "2026-01-05"}]
+    p = tmp_path / "aes.json"
+    p.write_text(json.dumps(doc))
+    call(["ae-table", str(p)])
+    text = capsys.readouterr().out
+    assert "Worst CTCAE grade per patient and term" in text and "Toxicity by cycle" in text
+    assert "Legend:" in text and "baseline assumed normal for: " in text and "X1" in text
+    out = cli_json(capsys, "ae-table", str(p))
+    assert "X1" in out["labs_baseline_assumed_normal"]
+    strict = cli_json(capsys, "ae-table", str(p), "--require-baseline")
+    assert "X1" in {u["id"] for u in strict["ungraded_labs"]} and strict["labs_baseline_assumed_normal"] == []

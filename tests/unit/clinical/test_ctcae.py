@@ -11,9 +11,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import functools
+
 from lutarterial.clinical.ctcae import compare, grade_lab, load_ctcae_terms, term_for_test
 
 EPS = 1e-6  # "just beyond" a boundary, relative
+_grade_lab = grade_lab
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["baseline-assumed-normal", "require-baseline"])
+def baseline_mode(request, monkeypatch):
+    """Every test of this module runs in both modes (issue 10): the boundaries do not depend on it."""
+    monkeypatch.setitem(globals(), "grade_lab", functools.partial(_grade_lab, require_baseline=request.param))
+    return request.param
 
 
 def below(x: float) -> float:
@@ -200,8 +210,8 @@ def test_missing_references_never_give_grade_0():
     assert r.grade is None and "LLN missing" in r.reason
     r = grade_lab("alt", 100, "U/L")
     assert r.grade is None and "ULN missing" in r.reason
-    r = grade_lab("alt", 100, "U/L", uln=40)
-    assert r.grade is None and "baseline missing" in r.reason
+    r = _grade_lab("alt", 100, "U/L", uln=40, require_baseline=True)
+    assert r.grade is None and "baseline missing" in r.reason and r.baseline_assumed is None
     r = grade_lab("crcl", 75, "mL/min")
     assert r.grade is None and "LLN" in r.reason
     # certain from absolute thresholds alone: graded without LLN
@@ -209,9 +219,75 @@ def test_missing_references_never_give_grade_0():
     assert grade_lab("platelets", 40, "G/L").grade == 3
     # ALT <= ULN with unknown baseline is grade 0 (no criterion can hold)
     assert grade_lab("alt", 30, "U/L", uln=40).grade == 0
-    # creatinine > ULN, baseline unknown: grade 1 certain, 2-3 possible -> no grade, minimum 1
-    r = grade_lab("creatinine", 1.3, "mg/dL", uln=1.2)
+    # creatinine > ULN, baseline unknown, strict: grade 1 certain, 2-3 possible -> no grade, minimum 1
+    r = _grade_lab("creatinine", 1.3, "mg/dL", uln=1.2, require_baseline=True)
     assert r.grade is None and r.minimum_grade == 1
+    # ... and by default graded as if the baseline were normal, saying so
+    r = _grade_lab("creatinine", 1.3, "mg/dL", uln=1.2)
+    assert r.grade == 1 and r.baseline_assumed == "normal" and "as if it were normal" in r.reason
+
+
+# Issue 10 cases, baseline missing: graded against ULN as if the baseline were normal; each
+# boundary tested on both sides (CTCAE v5.0 text in ctcae_v5_labs.yaml).
+# (test, unit, ULN, boundary multiple k, grade at k x ULN, grade just above k x ULN)
+NO_BASELINE_BOUNDARIES = [
+    # ALT: '>ULN - 3.0 x ULN' G1, '>3.0 - 5.0 x ULN' G2, '>5.0 - 20.0 x ULN' G3, '>20.0 x ULN' G4
+    ("alt", "U/L", 40.0, 1.0, 0, 1),
+    ("alt", "U/L", 40.0, 3.0, 1, 2),  # ALT 120, ULN 40 -> grade 1 (3.0 x ULN is inside '>ULN - 3.0 x ULN')
+    ("alt", "U/L", 40.0, 5.0, 2, 3),
+    ("alt", "U/L", 40.0, 20.0, 3, 4),
+    ("ast", "U/L", 40.0, 3.0, 1, 2),
+    ("ast", "U/L", 40.0, 5.0, 2, 3),
+    ("ast", "U/L", 40.0, 20.0, 3, 4),  # AST 900, ULN 40 = 22.5 x ULN -> grade 4 (tested below)
+    # Bilirubin: '>ULN - 1.5' G1, '>1.5 - 3.0' G2, '>3.0 - 10.0' G3, '>10.0 x ULN' G4
+    ("bilirubin", "mg/dL", 1.0, 1.0, 0, 1),
+    ("bilirubin", "mg/dL", 1.0, 1.5, 1, 2),
+    ("bilirubin", "mg/dL", 1.0, 3.0, 2, 3),
+    ("bilirubin", "mg/dL", 1.0, 10.0, 3, 4),
+    # Creatinine: '>ULN - 1.5 x ULN' G1, '>1.5 - 3.0 x ULN' G2, '>3.0 - 6.0 x ULN' G3, '>6.0 x ULN' G4
+    ("creatinine", "mg/dL", 1.0, 1.0, 0, 1),
+    ("creatinine", "mg/dL", 1.0, 1.5, 1, 2),
+    ("creatinine", "mg/dL", 1.0, 3.0, 2, 3),
+    ("creatinine", "mg/dL", 1.0, 6.0, 3, 4),
+]
+
+
+@pytest.mark.parametrize(("test", "unit", "uln", "k", "at", "over"), NO_BASELINE_BOUNDARIES)
+def test_missing_baseline_graded_as_normal_both_sides(test, unit, uln, k, at, over):
+    g_at = _grade_lab(test, k * uln, unit, uln=uln)
+    g_over = _grade_lab(test, above(k * uln), unit, uln=uln)
+    assert (g_at.grade, g_over.grade) == (at, over)
+    assert g_at.baseline_assumed == g_over.baseline_assumed == "normal"
+    # the same as an explicitly normal baseline (= ULN)
+    assert _grade_lab(test, k * uln, unit, uln=uln, baseline=uln).grade == at
+    assert _grade_lab(test, above(k * uln), unit, uln=uln, baseline=uln).grade == over
+    # strict mode: no grade where the baseline could matter (a value above ULN); creatinine > 3 x ULN
+    # is grade >= 3 whatever the baseline (its baseline criteria stop at grade 3), so it stays graded
+    if over >= 1:
+        strict = _grade_lab(test, above(k * uln), unit, uln=uln, require_baseline=True).grade
+        assert strict is None if test != "creatinine" else strict in (None, over)
+
+
+@pytest.mark.parametrize(("test", "value", "unit", "uln", "grade"), [
+    ("alt", 120, "U/L", 40, 1),  # 3.0 x ULN: '>ULN - 3.0 x ULN'
+    ("ast", 900, "U/L", 40, 4),  # 22.5 x ULN: '>20.0 x ULN' (not grade 3: 900 > 20 x 40 = 800)
+    ("bilirubin", 3.5, "mg/dL", 1.0, 3),  # '>3.0 - 10.0 x ULN'
+    ("creatinine", 1.6, "mg/dL", 1.0, 2),  # '>1.5 - 3.0 x ULN'
+])
+def test_issue_cases_graded_without_baseline(test, value, unit, uln, grade):
+    r = _grade_lab(test, value, unit, uln=uln)
+    assert r.grade == grade and r.baseline_assumed == "normal"
+    assert r.to_dict()["baseline_assumed"] == "normal"
+    strict = _grade_lab(test, value, unit, uln=uln, require_baseline=True)
+    assert strict.grade is None and strict.baseline_assumed is None
+
+
+def test_baseline_given_is_used_and_not_assumed():
+    # abnormal baseline: ALT 120 with baseline 100 (ULN 40) is < 1.5 x baseline -> grade 0
+    r = _grade_lab("alt", 120, "U/L", uln=40, baseline=100)
+    assert r.grade == 0 and r.baseline_assumed is None
+    # terms that never use the baseline are not marked
+    assert _grade_lab("platelets", 60, "G/L", lln=150).baseline_assumed is None
 
 
 def test_unknown_unit_and_bad_values():

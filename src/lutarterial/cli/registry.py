@@ -189,6 +189,21 @@ def user_set_password(
     typer.echo(f"password of {username} changed")
 
 
+@user_app.command("unlock")
+def user_unlock(
+    username: str = typer.Argument(...),
+    reason: str = typer.Option(..., "--reason", help="Reason recorded in the audit trail."),
+    db: str = typer.Option(None, "--db", help=_DB_HELP),
+) -> None:
+    """Lift a sign-in lock and forget the user's failed sign-ins (every web worker sees it at once)."""
+    from lutarterial.registry import services
+
+    with _session(db) as s:
+        user = _find_user(s, username)
+        services.unlock_user(s, _cli_actor(), user.id, reason=reason)
+    typer.echo(f"user {username} unlocked")
+
+
 def _find_user(session, username: str):  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 

@@ -102,5 +102,15 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(api.router)
     app.include_router(pages.router)
+    from lutarterial.web.routes import tokens as _tokens  # issue 15
+
+    app.include_router(_tokens.router)
+    app.include_router(_tokens.pages)
+    from lutarterial.web.routes import sessions_admin as _sessions_admin  # issue 9
+    from lutarterial.web.security_headers import SecurityHeadersMiddleware  # issue 9
+
+    app.include_router(_sessions_admin.router)
+    app.include_router(_sessions_admin.pages)
+    app.add_middleware(SecurityHeadersMiddleware)
 
     return app

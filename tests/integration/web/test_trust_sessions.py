@@ -1,0 +1,175 @@
+"""Issue 9: sessions that end. A cookie saved before logout, a password change, deactivation,
+a role/site change or an administrator's end is replayed and must get 401 on the API and the
+sign-in page on HTML routes. Also: the admin session list, security headers, no inline script."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from lutarterial.registry import Registry, services
+from lutarterial.registry.access import SYSTEM_ACTOR
+
+COOKIE = "lutarterial_session"
+LAB = {"analyte": "platelets", "value": 150, "unit": "10*9/L", "collected_date": "2024-09-01", "reason": "replay"}
+
+
+def _replay(app: Any, saved: Any) -> TestClient:
+    """A new client that only holds a copy of an old cookie (and its CSRF token)."""
+    c = TestClient(app, raise_server_exceptions=False)
+    c.cookies.set(COOKIE, saved[0])
+    c.headers["X-CSRF-Token"] = saved[1]
+    return c
+
+
+def _save(client: TestClient) -> tuple[str, str]:
+    return client.cookies.get(COOKIE), client.csrf  # type: ignore[attr-defined]
+
+
+def _assert_dead(app: Any, saved: tuple[str, str]) -> None:
+    with _replay(app, saved) as c:
+        r = c.get("/api/participants")
+        assert r.status_code == 401 and r.json()["error"] == "NotAuthenticated"
+        assert c.post("/api/participants", json={"site": "BDX", "reason": "replayed"}).status_code in (401, 403)
+        r = c.get("/participants", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+def _alive(app: Any, saved: tuple[str, str]) -> bool:
+    with _replay(app, saved) as c:
+        return c.get("/api/participants").status_code == 200
+
+
+def test_replayed_cookie_after_api_logout(app: Any, login: Callable[[str], TestClient]) -> None:
+    c = login("coord.bdx")
+    saved = _save(c)
+    assert _alive(app, saved)
+    assert c.post("/api/logout").status_code == 204
+    _assert_dead(app, saved)
+
+
+def test_replayed_cookie_after_form_logout(app: Any, login: Callable[[str], TestClient]) -> None:
+    c = login("coord.bdx")
+    saved = _save(c)
+    assert c.post("/logout", data={"csrf_token": c.csrf}, follow_redirects=False).status_code == 303  # type: ignore[attr-defined]
+    _assert_dead(app, saved)
+
+
+@pytest.mark.parametrize("change", ["password", "deactivate", "roles", "sites"])
+def test_account_changes_end_every_session(app: Any, login: Callable[[str], TestClient], registry_url: str,
+                                           change: str) -> None:
+    saved = [_save(login("inv.bdx")), _save(login("inv.bdx"))]  # two browsers
+    other = _save(login("coord.bdx"))
+    reg = Registry.open(registry_url)
+    try:
+        with reg.session() as s:
+            uid = services.authenticate(s, "admin", "demo-lutarterial", client="test") and None
+            user = [u for u in services.list_users(s, SYSTEM_ACTOR) if u.username == "inv.bdx"][0]
+            if change == "password":  # as `lutarterial user set-password` does
+                services.set_password(s, SYSTEM_ACTOR, user.id, "a new long password", reason="reset")
+            elif change == "deactivate":  # `lutarterial user set-active --inactive`
+                services.set_user_active(s, SYSTEM_ACTOR, user.id, False, reason="left")
+            elif change == "roles":
+                services.set_user_roles(s, SYSTEM_ACTOR, user.id, roles=["monitor"], reason="now monitors")
+            else:
+                services.set_user_roles(s, SYSTEM_ACTOR, user.id, site_codes=["TLS"], reason="moved")
+        assert uid is None
+    finally:
+        reg.dispose()
+    for cookie in saved:
+        _assert_dead(app, cookie)
+    assert _alive(app, other)  # other users keep their sessions
+
+
+def test_own_password_change_on_the_web_ends_other_sessions(app: Any, login: Callable[[str], TestClient]) -> None:
+    old = _save(login("phys.bdx"))
+    c = login("phys.bdx")
+    r = c.post("/api/session/password", json={"current_password": "wrong", "new_password": "x" * 12})
+    assert r.status_code == 403
+    assert _alive(app, old)
+    r = c.post("/api/session/password", json={"current_password": "demo-lutarterial",
+                                              "new_password": "another demo password"})
+    assert r.status_code == 200, r.text
+    _assert_dead(app, old)
+    c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+    assert c.get("/api/session").status_code == 200  # this browser got a fresh session
+
+
+def test_admin_lists_and_ends_sessions(app: Any, login: Callable[[str], TestClient]) -> None:
+    victim = login("coord.tls")
+    saved = _save(victim)
+    admin = login("admin")
+    assert login("coord.bdx").get("/api/admin/sessions").status_code == 403
+    rows = admin.get("/api/admin/sessions").json()
+    mine = [r for r in rows if r["username"] == "coord.tls"]
+    assert len(mine) == 1 and mine[0]["active"] and "token" not in str(mine[0]).lower()
+    page = admin.get("/admin/sessions")
+    assert page.status_code == 200 and "coord.tls" in page.text
+    r = admin.post(f"/api/admin/sessions/{mine[0]['id']}/end", json={"reason": "lost laptop"})
+    assert r.status_code == 200 and r.json()["ended"] is True
+    _assert_dead(app, saved)
+    assert admin.post("/api/admin/sessions/99999999999999999999999/end", json={"reason": "x"}).status_code in (400, 404, 422)
+    ended = [r for r in admin.get("/api/admin/sessions?all=true").json() if r["id"] == mine[0]["id"]]
+    assert "lost laptop" in ended[0]["ended_reason"]
+
+
+def test_cli_session_list_and_end(app: Any, login: Callable[[str], TestClient], registry_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from lutarterial.cli.main import app as cli
+
+    saved = _save(login("inv.tls"))
+    runner = CliRunner()
+    r = runner.invoke(cli, ["session", "list", "--db", registry_url, "--json"])
+    assert r.exit_code == 0 and "inv.tls" in r.output
+    r = runner.invoke(cli, ["session", "end", "--user", "inv.tls", "--db", registry_url])
+    assert r.exit_code == 0 and "1 session(s) of inv.tls ended" in r.output
+    _assert_dead(app, saved)
+
+
+def test_idle_timeout_is_enforced_by_the_session_row(app: Any, login: Callable[[str], TestClient],
+                                                      registry_url: str) -> None:
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from lutarterial.registry.models import UserSession
+
+    saved = _save(login("inv.bdx"))
+    reg = Registry.open(registry_url)
+    try:
+        with reg.session() as s:  # the row was last seen 31 minutes ago (idle timeout 30 min)
+            s.execute(update(UserSession.__table__).values(
+                last_seen_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=31)))
+    finally:
+        reg.dispose()
+    _assert_dead(app, saved)
+
+
+def test_security_headers_on_every_response(anon: TestClient, login: Callable[[str], TestClient]) -> None:
+    c = login("coord.bdx")
+    for client, path in ((anon, "/login"), (anon, "/api/participants"), (c, "/participants"), (c, "/api/session"),
+                         (anon, "/static/style.css"), (anon, "/no/such/page")):
+        h = client.get(path).headers
+        csp = h["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in \
+            csp.split("script-src")[1].split(";")[0], path
+        assert h["x-frame-options"] == "DENY" and h["x-content-type-options"] == "nosniff", path
+        assert h["referrer-policy"] == "same-origin", path
+
+
+def test_templates_have_no_inline_script() -> None:
+    import re
+
+    import lutarterial.web as web
+
+    folder = Path(web.__file__).parent / "templates"
+    for tpl in folder.glob("*.html"):
+        text = tpl.read_text(encoding="utf-8")
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), f"inline <script> in {tpl.name}"
+        assert not re.search(r"\son[a-z]+\s*=", text), f"inline event handler in {tpl.name}"
+        assert "javascript:" not in text, tpl.name

@@ -175,7 +175,7 @@ def _t_test(values: Sequence[float], n_patients: int) -> dict[str, Any]:
         out["reason"] = "fewer than 2 values: no interval or p-value"
         return out
     sd = float(v.std(ddof=1))
-    if sd == 0.0:
+    if sd <= 1e-12 * max(1.0, abs(m)):  # identical values (up to rounding)
         out.update(se_log=0.0, df=n - 1, reason="all values equal: the t-test is undefined")
         return out
     from scipy import stats

@@ -31,7 +31,7 @@ def _load_study(
     sex: str | None, injected_mbq: float | None, injection_time: str | None, half_life_s: float | None,
     calibrations: Path | None, site: str | None, camera: str | None, collimator: str | None, nuclide: str,
     recovery: Path | None, pvc: bool, no_peak: bool, reference_time: str | None = None,
-    series_uid: str | None = None,
+    series_uid: str | None = None, allow_nonfinite: bool = False,
 ) -> tuple[Any, Any, Any]:
     from lutarterial.imaging.workflow import quantify_files
 
@@ -40,6 +40,7 @@ def _load_study(
         injection_time=_parse_time(injection_time), half_life_s=half_life_s, calibrations=calibrations, site=site,
         camera=camera, collimator=collimator, nuclide=nuclide, recovery=recovery, pvc=pvc, peak=not no_peak,
         reference_time=_parse_time(reference_time, "--reference-time"), series_uid=series_uid,
+        allow_nonfinite=allow_nonfinite,
     )
 
 
@@ -90,6 +91,8 @@ def register(app: typer.Typer) -> None:
         control_lobe: str | None = typer.Option(None, "--control-lobe", help="Lobar mode: control lobe."),
         series_uid: str | None = typer.Option(
             None, "--series-uid", help="SeriesInstanceUID to use when IMAGE_DIR holds several PET/SPECT series."),
+        allow_nonfinite: bool = typer.Option(
+            False, "--allow-nonfinite", help="Exclude NaN/infinite voxels inside a VOI (with a note) instead of failing."),
     ) -> None:
         """Quantify one PET or SPECT study: volume, mean, max, peak, total activity, %IA, TNR per VOI."""
         from lutarterial.imaging import report
@@ -98,7 +101,7 @@ def register(app: typer.Typer) -> None:
             image_dir, voi, names, weight_kg=weight_kg, height_m=height_m, sex=sex, injected_mbq=injected_mbq,
             injection_time=injection_time, half_life_s=half_life_s, calibrations=calibrations, site=site,
             camera=camera, collimator=collimator, nuclide=nuclide, recovery=recovery, pvc=pvc, no_peak=no_peak,
-            reference_time=reference_time, series_uid=series_uid,
+            reference_time=reference_time, series_uid=series_uid, allow_nonfinite=allow_nonfinite,
         )
         lobar = None
         if ia_lobe or control_lobe:
@@ -163,6 +166,8 @@ def register(app: typer.Typer) -> None:
         no_peak: bool = typer.Option(False, "--no-peak", help="Skip SUVpeak."),
         iv_series_uid: str | None = typer.Option(None, "--iv-series-uid", help="IV series UID (folder with several)."),
         iah_series_uid: str | None = typer.Option(None, "--iah-series-uid", help="IAH series UID."),
+        allow_nonfinite: bool = typer.Option(
+            False, "--allow-nonfinite", help="Exclude NaN/infinite voxels inside a VOI (with a note) instead of failing."),
     ) -> None:
         """Compare the IAH and IV studies of one patient: per-VOI IAH/IV ratios and a lesion summary."""
         from lutarterial.imaging import report
@@ -171,7 +176,7 @@ def register(app: typer.Typer) -> None:
 
         res = uptake_files(
             iv, iv_voi, iah, iah_voi, names, iah_names=iah_names, ia_lobe=ia_lobe, control_lobe=control_lobe,
-            png=png_file is not None, peak=not no_peak,
+            png=png_file is not None, peak=not no_peak, allow_nonfinite=allow_nonfinite,
             iv_overrides=dict(weight_kg=iv_weight_kg, injected_mbq=iv_injected_mbq,
                               injection_time=_parse_time(iv_injection_time), series_uid=iv_series_uid),
             iah_overrides=dict(weight_kg=iah_weight_kg, injected_mbq=iah_injected_mbq,

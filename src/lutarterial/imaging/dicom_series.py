@@ -9,6 +9,7 @@ vendor-neutral pseudo-code (see :mod:`lutarterial.imaging.suv`).
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections import defaultdict
@@ -38,6 +39,7 @@ __all__ = [
     "dt_offset_minutes",
     "decode_pixels",
     "geometry_from_positions",
+    "rescale_of",
 ]
 
 _NON_IMAGE = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "SR", "KO", "PR", "REG"}
@@ -285,9 +287,38 @@ def read_dicom_series(path: str | Path, *, series_uid: str | None = None, modali
     )
 
 
+def _where(ds: Any) -> str:
+    n = ds.get("InstanceNumber")
+    return f"slice {n}" if n not in (None, "") else f"SOP instance {ds.get('SOPInstanceUID', '?')}"
+
+
+def rescale_of(ds: Any, what: str = "") -> tuple[float, float]:
+    """(RescaleSlope, RescaleIntercept) of ``ds``; absent or empty: (1, 0).
+
+    A slope of 0 (every voxel equal to the intercept) or a non-finite slope or intercept is a
+    :class:`DicomConformanceError`: before, ``or 1`` silently replaced a zero slope by 1.
+    """
+    where = what or _where(ds)
+    raw_slope, raw_inter = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+    try:
+        slope = 1.0 if raw_slope in (None, "") else float(raw_slope)
+        inter = 0.0 if raw_inter in (None, "") else float(raw_inter)
+    except (TypeError, ValueError):
+        raise DicomConformanceError(
+            f"{where}: RescaleSlope/RescaleIntercept ({raw_slope!r}, {raw_inter!r}) are not numbers"
+        ) from None
+    if not math.isfinite(slope) or slope == 0:
+        raise DicomConformanceError(
+            f"{where}: RescaleSlope (0028,1053) is {raw_slope!r}; it must be a finite, non-zero number "
+            "(a zero slope would make every voxel equal to the intercept); re-export the series"
+        )
+    if not math.isfinite(inter):
+        raise DicomConformanceError(f"{where}: RescaleIntercept (0028,1052) is {raw_inter!r}, not a finite number")
+    return slope, inter
+
+
 def _rescale(ds: Any, pix: np.ndarray) -> np.ndarray:
-    slope = float(ds.get("RescaleSlope", 1) or 1)
-    inter = float(ds.get("RescaleIntercept", 0) or 0)
+    slope, inter = rescale_of(ds)
     return pix.astype(np.float64) * slope + inter
 
 
@@ -302,6 +333,9 @@ def decode_pixels(ds: Any) -> np.ndarray:
     libjpeg plugin, Pillow and the jpeg_ls package cover these. The message names the transfer
     syntax so that the site can decompress (e.g. ``dcmdjpeg``, ``gdcmconv --raw``) if needed.
     """
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise DicomConformanceError(f"{_where(ds)} has no PixelData (7FE0,0010): the file holds no image; "
+                                    "re-export the series with its pixel data")
     try:
         return np.asarray(ds.pixel_array)
     except Exception as exc:  # noqa: BLE001 - pydicom raises several types for missing decoders
@@ -315,6 +349,9 @@ def decode_pixels(ds: Any) -> np.ndarray:
 
 def _pixels(ds: Any) -> np.ndarray:
     """Stored values of a single-frame image; a fast path for uncompressed little-endian data."""
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise DicomConformanceError(f"{_where(ds)} has no PixelData (7FE0,0010): the file holds no image; "
+                                    "re-export the series with its pixel data")
     ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", ""))
     key = (int(ds.get("BitsAllocated", 0)), int(ds.get("PixelRepresentation", 0)))
     if (ts in _NATIVE_LE and key in _DTYPES and int(ds.get("SamplesPerPixel", 1)) == 1
@@ -376,9 +413,10 @@ def _read_multiframe(ds: Any) -> tuple[np.ndarray, Geometry, list[Any]]:
         for k, i in enumerate(order):
             try:
                 tr = grp(int(i), "PixelValueTransformationSequence")
-                slope, inter = float(tr.get("RescaleSlope", 1)), float(tr.get("RescaleIntercept", 0))
             except DicomConformanceError:
-                slope, inter = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+                slope, inter = rescale_of(ds, "multi-frame image")
+            else:
+                slope, inter = rescale_of(tr, f"frame {int(i) + 1}")
             arr[k] = pix[i] * slope + inter
         return arr, geom, [ds]
     # Classic NM multi-frame (reconstructed TOMO): geometry in DetectorInformationSequence.
@@ -425,8 +463,8 @@ def _read_multiframe(ds: Any) -> tuple[np.ndarray, Geometry, list[Any]]:
     pos = np.asarray([float(x) for x in ipp]) + np.outer(np.arange(nf) * dz, normal)
     ps = [float(x) for x in ds.PixelSpacing]
     geom, order = geometry_from_positions(iop, pos, ps, pix.shape[1:])
-    arr = (pix[order].astype(np.float64) * float(ds.get("RescaleSlope", 1) or 1)
-           + float(ds.get("RescaleIntercept", 0) or 0)).astype(np.float32)
+    slope, inter = rescale_of(ds, "multi-frame NM image")
+    arr = (pix[order].astype(np.float64) * slope + inter).astype(np.float32)
     return arr, geom, [ds]
 
 
@@ -629,8 +667,7 @@ def _nm_quantity(ds: Any, array: np.ndarray) -> tuple[np.ndarray, Quantity, dict
         mu = rwvm.get("MeasurementUnitsCodeSequence")
         code = str(mu[0].get("CodeValue", "")).strip() if mu else ""
         if code.lower() in ("bq/ml", "kbq/ml", "mbq/ml") and rwvm.get("RealWorldValueSlope") is not None:
-            slope = float(ds.get("RescaleSlope", 1) or 1)
-            inter = float(ds.get("RescaleIntercept", 0) or 0)
+            slope, inter = rescale_of(ds, "NM image")
             stored = (array.astype(np.float64) - inter) / slope
             scale = {"bq/ml": 1.0, "kbq/ml": 1e3, "mbq/ml": 1e6}[code.lower()]
             arr = (stored * float(rwvm.RealWorldValueSlope) + float(rwvm.get("RealWorldValueIntercept", 0) or 0))

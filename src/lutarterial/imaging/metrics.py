@@ -11,7 +11,7 @@ quantity; SUVbw, SUL and SUVbsa are the same numbers times the factors from :mod
 
 Public API::
 
-    quantify(image, labels, *, peak=True, require_suv=True, recovery=None) -> StudyMetrics
+    quantify(image, labels, *, peak=True, require_suv=True, recovery=None, allow_nonfinite=False) -> StudyMetrics
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from lutarterial.errors import InvalidInputError, LutarterialError
 from lutarterial.imaging.peak import peak_mean, sphere_kernel
 from lutarterial.imaging.suv import SuvFactors, stored_suv_to_suvbw, suv_factors
 from lutarterial.imaging.types import Image, LabelMap, Quantity, VoiKind, VoiMask, VoiSpec, crop_mask
+from lutarterial.plausibility import check_quantity
 
 __all__ = ["VoiMetrics", "StudyMetrics", "quantify", "image_suv_factors", "add_ratios", "HEALTHY_LIVER"]
 
@@ -139,11 +140,17 @@ def quantify(
     peak: bool = True,
     require_suv: bool = True,
     recovery: Callable[[float], float] | None = None,
+    allow_nonfinite: bool = False,
 ) -> StudyMetrics:
     """Metrics for every VOI (and derived healthy liver) of one study.
 
     ``recovery`` maps a lesion volume (mL) to a recovery coefficient; lesion mean, peak and
     total are divided by it (partial-volume correction, SPECT). Max is left uncorrected.
+
+    NaN or infinite voxels inside a VOI (or within its SUVpeak sphere) are an
+    :class:`InvalidInputError` naming the VOI and the count; with ``allow_nonfinite`` they are
+    excluded from mean/max/SD with a note (total activity then assumes they had the VOI's mean)
+    and SUVpeak is omitted where its sphere touches one.
     """
     if not labels.geometry.same_grid(image.geometry):
         raise InvalidInputError("label map is not on the image grid; read it with read_labels(path, image)")
@@ -203,16 +210,28 @@ def quantify(
         raise InvalidInputError(f"image holds {q.value}, not activity concentration: {hint}")
     if factors is not None:
         notes.extend(n for n in factors.notes if n not in notes)
+        _check_factors(factors)
     kernel = sphere_kernel(image.geometry.spacing_mm) if peak else None
     vml = image.geometry.voxel_volume_ml
     raw: list[VoiMetrics] = []
+    any_nonfinite = not bool(np.isfinite(arr).all())
     for v in list(labels.vois) + _derived_vois(labels):
         n = v.n_voxels
         if n == 0:
             raise InvalidInputError(f"VOI {v.spec.name!r} is empty on the image grid")
         vals = arr[v.bbox][v.mask].astype(np.float64)
-        mean, vmax, sd = float(vals.mean()), float(vals.max()), float(vals.std(ddof=1)) if n > 1 else 0.0
+        if any_nonfinite:
+            vals = _finite_values(v.spec.name, vals, allow_nonfinite, notes)
+        used = vals.size
+        mean, vmax, sd = float(vals.mean()), float(vals.max()), float(vals.std(ddof=1)) if used > 1 else 0.0
         pk, centre = (peak_mean(arr, v.bbox, v.mask, kernel) if kernel is not None else (None, None))
+        if pk is not None and not np.isfinite(pk):
+            if not allow_nonfinite:
+                raise InvalidInputError(
+                    f"VOI {v.spec.name!r}: the SUVpeak sphere around it contains NaN or infinite voxels; "
+                    "fix the image, or rerun with --no-peak or --allow-nonfinite")
+            notes.append(f"VOI {v.spec.name!r}: SUVpeak omitted (its sphere touches NaN or infinite voxels)")
+            pk, centre = None, None
         rc = None
         if recovery is not None and v.spec.kind in (VoiKind.LESION, VoiKind.EXTRAHEPATIC):
             rc = float(recovery(n * vml))
@@ -227,6 +246,34 @@ def quantify(
         reference_time=image.timing.scan_time.isoformat() if image.timing and image.timing.scan_time else None,
         notes=tuple(notes),
     )
+
+
+def _finite_values(name: str, vals: np.ndarray, allow: bool, notes: list[str]) -> np.ndarray:
+    """The finite voxel values of VOI ``name``; error (or note, with ``allow``) naming the count."""
+    ok = np.isfinite(vals)
+    bad = int(vals.size - int(ok.sum()))
+    if not bad:
+        return vals
+    n_nan = int(np.isnan(vals).sum())
+    what = f"{bad} of {vals.size} voxels are not finite ({n_nan} NaN, {bad - n_nan} infinite)"
+    if not allow or bad == vals.size:
+        hint = ("the VOI has no finite voxel" if bad == vals.size
+                else "fix the image, or rerun with --allow-nonfinite to exclude them")
+        raise InvalidInputError(f"VOI {name!r}: {what}; {hint}")
+    notes.append(f"VOI {name!r}: {what}; excluded from mean, max and SD (--allow-nonfinite); "
+                 "total activity assumes they had the VOI mean")
+    return vals[ok]
+
+
+def _check_factors(f: SuvFactors) -> None:
+    """SUV factors must be finite and positive: an infinite dose or weight gave SUV 0.0 everywhere."""
+    for name, x in (("SUVbw factor", f.bw), ("SUL factor", f.lbm), ("SUVbsa factor", f.bsa)):
+        if x is not None and not (np.isfinite(x) and x > 0):
+            raise InvalidInputError(f"{name} is {x!r}: check the body weight, height and injected activity")
+    if f.decayed_dose_bq is not None:
+        check_quantity("activity", f.decayed_dose_bq, "Bq", name="decay-corrected injected activity")
+        if f.decayed_dose_bq <= 0:
+            raise InvalidInputError("decay-corrected injected activity is 0: check the injected activity")
 
 
 def _timing_complete(image: Image) -> bool:

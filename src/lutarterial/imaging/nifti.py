@@ -44,10 +44,18 @@ def read_nifti_array(path: str | Path) -> tuple[np.ndarray, Geometry]:
     p = Path(path)
     if not p.is_file():
         raise NotFoundError(f"no such NIfTI file: {p}")
-    img = sitk.ReadImage(str(p))
+    if p.stat().st_size == 0:
+        raise InvalidInputError(f"{p.name}: the NIfTI file is empty (0 bytes); give a label map or image")
+    try:
+        img = sitk.ReadImage(str(p))
+    except RuntimeError as exc:  # SimpleITK reports every unreadable file as RuntimeError
+        first = next((ln.strip() for ln in reversed(str(exc).splitlines()) if ln.strip()), "unreadable")
+        raise InvalidInputError(f"{p.name}: not a readable NIfTI file (empty, truncated or corrupt): {first[:200]}") from None
     if img.GetDimension() != 3 or img.GetNumberOfComponentsPerPixel() != 1:
         raise InvalidInputError(f"{p.name}: expected a 3-D scalar NIfTI volume")
     arr = sitk.GetArrayFromImage(img)
+    if arr.dtype.kind == "f":
+        arr = _restore_nonfinite(p, arr)
     geom = Geometry(
         shape=tuple(int(x) for x in arr.shape),  # type: ignore[arg-type]
         spacing_mm=tuple(float(s) for s in img.GetSpacing()),  # type: ignore[arg-type]
@@ -55,6 +63,32 @@ def read_nifti_array(path: str | Path) -> tuple[np.ndarray, Geometry]:
         direction=tuple(float(d) for d in img.GetDirection()),
     )
     return arr, geom
+
+
+def _restore_nonfinite(p: Path, arr: np.ndarray) -> np.ndarray:
+    """Put back the NaN/infinite voxels that SimpleITK's NIfTI reader silently reads as 0.
+
+    Found by the issue-9 review: a lesion with NaN voxels gave SUV 0.0 through that zero. nibabel
+    reads the stored floats as they are; its (x, y, z) array is SimpleITK's (z, y, x) transposed.
+    The metrics then refuse (or, when asked, exclude) those voxels by name.
+    """
+    try:
+        import nibabel as nib
+
+        raw = np.asanyarray(nib.load(str(p)).dataobj)
+    except Exception:  # noqa: BLE001 - SimpleITK read it; nibabel's opinion is only a cross-check
+        return arr
+    if raw.ndim != 3 or raw.dtype.kind != "f":
+        return arr
+    raw_zyx = raw.transpose(2, 1, 0)
+    if raw_zyx.shape != arr.shape:
+        return arr
+    bad = ~np.isfinite(raw_zyx)
+    if not bad.any():
+        return arr
+    out = np.array(arr, dtype=np.float32, copy=True)
+    out[bad] = raw_zyx[bad]
+    return out
 
 
 def read_nifti_image(path: str | Path) -> Image:

@@ -47,6 +47,7 @@ def quantify_files(
     peak: bool = True,
     reference_time: datetime | None = None,
     series_uid: str | None = None,
+    allow_nonfinite: bool = False,
 ) -> tuple[Image, LabelMap, StudyMetrics]:
     """Read, calibrate (SPECT counts), apply header overrides, place VOIs and quantify one study.
 
@@ -77,7 +78,8 @@ def quantify_files(
             raise InvalidInputError("decay to a reference time needs the half-life (RadionuclideHalfLife or --half-life-s)")
         image = spect.decay_correct(image, reference_time, float(hl))
     labels = iio.read_labels(voi_path, image, names=names)
-    metrics = quantify(image, labels, peak=peak, require_suv=image.modality == "PT", recovery=rc)
+    metrics = quantify(image, labels, peak=peak, require_suv=image.modality == "PT", recovery=rc,
+                       allow_nonfinite=allow_nonfinite)
     return image, labels, metrics
 
 
@@ -103,11 +105,13 @@ def uptake_files(
     iv_path: str | Path, iv_voi: str | Path, iah_path: str | Path, iah_voi: str | Path, names: Any = None, *,
     iah_names: Any = None, ia_lobe: str | None = None, control_lobe: str | None = None, png: bool = False,
     peak: bool = True, iv_overrides: dict[str, Any] | None = None, iah_overrides: dict[str, Any] | None = None,
+    allow_nonfinite: bool = False,
 ) -> UptakeResult:
     """IAH versus IV for one patient from files (see :func:`compare_studies`)."""
-    iv_img, iv_lab, iv_m = quantify_files(iv_path, iv_voi, names, peak=peak, **(iv_overrides or {}))
+    iv_img, iv_lab, iv_m = quantify_files(iv_path, iv_voi, names, peak=peak, allow_nonfinite=allow_nonfinite,
+                                          **(iv_overrides or {}))
     iah_img, iah_lab, iah_m = quantify_files(iah_path, iah_voi, iah_names or names, peak=peak,
-                                             **(iah_overrides or {}))
+                                             allow_nonfinite=allow_nonfinite, **(iah_overrides or {}))
     comp = compare_studies(iv_m, iah_m, iv_timing=iv_img.timing, iah_timing=iah_img.timing)
     lobar = None
     if ia_lobe or control_lobe:

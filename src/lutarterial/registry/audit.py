@@ -29,7 +29,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,13 @@ class AuditContext:
     reason: str
 
 
+#: Called after the flush that ends an outermost :func:`audited` block, still inside it (so what
+#: they change is audited with the same actor and reason, in the same transaction): the
+#: data-management follow-ups (schedule recomputation, edit checks; issue 13,
+#: :mod:`lutarterial.registry.dm_guard`). Each takes the session.
+POST_WRITE_HOOKS: list[Callable[[Session], None]] = []
+
+
 @contextlib.contextmanager
 def audited(session: Session, actor: Actor, reason: str | None) -> Iterator[Session]:
     """Allow changes in ``session`` on behalf of ``actor`` for ``reason``; flushes on exit.
@@ -87,6 +94,10 @@ def audited(session: Session, actor: Actor, reason: str | None) -> Iterator[Sess
         yield session
         try:
             session.flush()
+            if previous is None and POST_WRITE_HOOKS:
+                for hook in POST_WRITE_HOOKS:
+                    hook(session)
+                session.flush()
         except IntegrityError as exc:
             raise InvalidInputError(
                 f"the change conflicts with existing data (duplicate or missing reference): {exc.orig}"
@@ -206,6 +217,20 @@ def _refuse_unaudited(session: Session, flush_context: Any, instances: Any) -> N
         # Serialise audited writers *before* their data rows are written: a transaction that
         # extends the chain must not wait on another's uncommitted rows while holding the chain
         # (no deadlock), and two transactions never extend the same head. Released at commit.
+        conn.execute(text("SELECT pg_advisory_xact_lock(7468221066)"))
+
+
+def lock_writers(session: Session) -> None:
+    """Take the audited writers' lock now, at the top level of the transaction (issue 9).
+
+    PostgreSQL: the transaction-scoped advisory lock that :func:`_refuse_unaudited` takes at the
+    first audited flush; taking it before reading "the next number" (a trial number, a chain
+    position) makes read-then-insert race-free under READ COMMITTED, and taking it outside any
+    savepoint keeps it (a lock taken inside a savepoint that rolls back is released with it).
+    SQLite: write sessions already begin with ``BEGIN IMMEDIATE`` (one writer at a time).
+    """
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(7468221066)"))
 
 

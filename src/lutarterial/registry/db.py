@@ -150,18 +150,22 @@ def upgrade(url: str | None = None, *, sites: list[dict[str, str]] | None = None
     """
     from alembic import command
 
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            command.upgrade(_alembic_config(conn), "head")
-        from lutarterial.registry.services import ensure_sites
+    from lutarterial.registry.locks import registry_lock
 
-        registry = Registry(engine)
-        with registry.session() as session:
-            ensure_sites(session, load_site_config() if sites is None else sites)
-        return head_revision()
-    finally:
-        engine.dispose()
+    url = normalise_url(url)
+    with registry_lock(url, "upgrade"):  # two upgrades at once: the second waits, then finds nothing to do
+        engine = make_engine(url)
+        try:
+            with engine.begin() as conn:
+                command.upgrade(_alembic_config(conn), "head")
+            from lutarterial.registry.services import ensure_sites
+
+            registry = Registry(engine)
+            with registry.session() as session:
+                ensure_sites(session, load_site_config() if sites is None else sites)
+            return head_revision()
+        finally:
+            engine.dispose()
 
 
 class Registry:

@@ -382,7 +382,17 @@ def _seeded_labels(reg: Any) -> dict[str, str]:
 
 
 def seed_demo(url: str) -> DemoSummary:
-    """Upgrade, seed users and participants at every stage (idempotent), verify the audit chain."""
+    """Upgrade, seed users and participants at every stage (idempotent), verify the audit chain.
+
+    Two demo runs at once on one database: the second waits for the first (a database-wide
+    lock, :mod:`lutarterial.registry.locks`), then finds every stage seeded (issue 9)."""
+    from lutarterial.registry.locks import registry_lock
+
+    with registry_lock(url, "demo"):
+        return _seed_demo_locked(url)
+
+
+def _seed_demo_locked(url: str) -> DemoSummary:
     from lutarterial.registry.audit import verify_audit_chain
     from lutarterial.web.settings import data_dir_for
 

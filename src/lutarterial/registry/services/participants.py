@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from lutarterial.errors import AccessDeniedError, InvalidInputError, NotFoundError
 from lutarterial.registry.access import Actor, Permission, require, require_site, restrict_to_sites
-from lutarterial.registry.audit import audited
+from lutarterial.registry.audit import audited, lock_writers
 from lutarterial.registry.models import (
     AuditEntry,
     Consent,
@@ -122,6 +122,7 @@ def register_participant(session: Session, actor: Actor, *, site_code: str, reas
         ident = _check_identity(identity)
     sex, year_of_birth = _check_demographics(sex, year_of_birth)
     with audited(session, actor, reason):
+        lock_writers(session)  # issue 9: no two registrations read the same "next number"
         for _attempt in range(_MAX_ALLOCATION_ATTEMPTS):
             seq = (session.scalar(select(func.max(Participant.site_seq)).where(Participant.site_id == site.id)) or 0) + 1
             try:

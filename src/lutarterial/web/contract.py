@@ -302,5 +302,8 @@ def _unstorable(body: bytes) -> str | None:
 
 def install_contract(app: FastAPI) -> None:
     """Version middleware and the post-processed OpenAPI (call once in ``create_app``)."""
+    from lutarterial.web.tokens import limiter_from_env
+
     app.add_middleware(ApiVersionMiddleware)
     install_openapi(app)
+    app.state.token_limiter = limiter_from_env()

@@ -70,8 +70,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotAuthenticated)
     async def _unauth(request: Request, exc: NotAuthenticated) -> Response:
         if wants_json(request):
-            return JSONResponse({"error": "NotAuthenticated", "detail": "sign in first (POST /api/login)"},
-                                status_code=401, headers={"WWW-Authenticate": 'Cookie realm="lutarterial"'})
+            from lutarterial.web.contract import error_body
+
+            bearer = request.headers.get("authorization", "").lower().startswith("bearer")
+            return JSONResponse(error_body("NotAuthenticated", str(exc) or "sign in first (POST /api/v1/login) "
+                                           "or send Authorization: Bearer <API token>"),
+                                status_code=401, headers={"WWW-Authenticate": 'Bearer realm="lutarterial"' if bearer
+                                                          else 'Cookie realm="lutarterial"'})
         nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         from urllib.parse import quote
 

@@ -219,25 +219,33 @@ def screen_command(
 
 
 def protocols_command(json_out: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """List the packaged protocol versions with their effective dates."""
+    """List the packaged protocol versions: source, effective date (if known), which is the default and why."""
     import json
     import sys
 
     from rich.console import Console
     from rich.table import Table
 
-    from lutarterial.protocol.loader import all_protocols
+    from lutarterial.protocol.loader import all_protocols, default_reason
 
-    rows = [{"version": p.version, "effective_date": p.effective_date.isoformat(), "criteria": len(p.criteria),
-             "title": p.title} for p in all_protocols()]
+    rows = [{"version": p.version, "default": p.default,
+             "effective_date": p.effective_date.isoformat() if p.effective_date else None,
+             "effective_date_known": p.effective_date_known, "source": p.source_document, "seen": p.source_seen,
+             "criteria": len(p.criteria), "title": p.title,
+             "applies": (f"by default: {default_reason(p)}" if p.default else
+                         f"only with --protocol-version {p.version} or from the effective date a site's "
+                         "configuration sets (registry, audited)")}
+            for p in all_protocols()]
     if json_out:
         sys.stdout.write(json.dumps(rows) + "\n")
         return
     table = Table(title="Protocol versions")
-    for col in ("version", "effective_date", "criteria", "title"):
-        table.add_column(col)
+    for col in ("version", "default", "effective date", "source (seen)", "criteria", "applies"):
+        table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(*(str(r[c]) for c in ("version", "effective_date", "criteria", "title")))
+        eff = r["effective_date"] if r["effective_date_known"] else "not known"
+        table.add_row(r["version"], "yes" if r["default"] else "no", eff, f"{r['source']} (seen {r['seen']})",
+                      str(r["criteria"]), r["applies"])
     Console().print(table)
 
 

@@ -38,6 +38,9 @@ __all__ = [
     "available_versions",
     "all_protocols",
     "version_in_force",
+    "default_protocol",
+    "choose_version",
+    "default_reason",
 ]
 
 #: Comparison operators a threshold may use (no other string is ever interpreted).
@@ -67,6 +70,9 @@ _TOP_KEYS = {
     "defaults",
     "criteria",
     "schedule",  # issue 13: schedule of events, parsed by lutarterial.datamanagement.schedule
+    "effective_date_known",  # issue 10: whether effective_date is a sourced fact
+    "provenance",  # issue 10: {document, seen}: where the text was read, and when
+    "default",  # issue 10: the version that applies unless told otherwise (exactly one)
 }
 _VERSIONS_PACKAGE = "lutarterial.protocol.versions"
 
@@ -157,7 +163,7 @@ class Protocol:
 
     protocol: str
     version: str
-    effective_date: _dt.date
+    effective_date: _dt.date | None  # None: not known (issue 10: no invented dates)
     title: str
     source: str
     criteria: tuple[Criterion, ...]
@@ -165,6 +171,11 @@ class Protocol:
     registry_id: str = ""
     #: Schedule of events (issue 13): ``lutarterial.datamanagement.schedule.ScheduleRule`` tuple.
     schedule: tuple[Any, ...] = ()
+    #: issue 10: is ``effective_date`` a sourced fact? Where was the text read, and when?
+    effective_date_known: bool = False
+    source_document: str = ""
+    source_seen: str = ""
+    default: bool = False
 
     def criterion(self, criterion_id: str) -> Criterion:
         for c in self.criteria:
@@ -323,14 +334,30 @@ def parse_protocol(data: Any, where: str) -> Protocol:
     version = data.get("version")
     if not isinstance(version, str) or not version.strip():
         raise _fail(where, "'version' must be a quoted string, e.g. \"1\"")
+    if "effective_date" not in data:
+        raise _fail(where, "effective_date is required: a date (YYYY-MM-DD) or null when not known")
     eff = data.get("effective_date")
     if isinstance(eff, str):
         try:
             eff = _dt.date.fromisoformat(eff)
         except ValueError:
             raise _fail(where, f"effective_date {eff!r} is not an ISO date") from None
-    if not isinstance(eff, _dt.date) or isinstance(eff, _dt.datetime):
-        raise _fail(where, "effective_date (YYYY-MM-DD) is required")
+    if eff is not None and (not isinstance(eff, _dt.date) or isinstance(eff, _dt.datetime)):
+        raise _fail(where, "effective_date must be a date (YYYY-MM-DD) or null")
+    known = data.get("effective_date_known")
+    if not isinstance(known, bool):
+        raise _fail(where, "effective_date_known (true/false) is required: is the effective date a sourced fact?")
+    if known and eff is None:
+        raise _fail(where, "effective_date_known is true but effective_date is null")
+    prov = data.get("provenance")
+    if not isinstance(prov, dict) or not str(prov.get("document", "")).strip() or \
+            not str(prov.get("seen", "")).strip():
+        raise _fail(where, "provenance {document, seen} is required: the source document and when it was read")
+    if set(prov) - {"document", "seen"}:
+        raise _fail(where, f"provenance: unknown keys {sorted(set(prov) - {'document', 'seen'})}")
+    default = data.get("default", False)
+    if not isinstance(default, bool):
+        raise _fail(where, "default must be true or false")
     raw_defaults = data.get("defaults") or {}
     if not isinstance(raw_defaults, dict):
         raise _fail(where, "defaults must be a mapping")
@@ -353,6 +380,10 @@ def parse_protocol(data: Any, where: str) -> Protocol:
         interpretation=_notes(data.get("interpretation"), where),
         registry_id=str(data.get("registry_id", "")),
         schedule=_schedule(data.get("schedule"), where),
+        effective_date_known=known,
+        source_document=str(prov["document"]).strip(),
+        source_seen=str(prov["seen"]).strip(),
+        default=default,
     )
 
 
@@ -391,12 +422,25 @@ def all_protocols() -> tuple[Protocol, ...]:
     versions = [p.version for p in loaded]
     if len(set(versions)) != len(versions):
         raise ProtocolDefinitionError(f"two packaged protocol files declare the same version: {versions}")
-    return tuple(sorted(loaded, key=lambda p: (p.effective_date, p.version)))
+    defaults = [p.version for p in loaded if p.default]
+    if len(defaults) != 1:
+        raise ProtocolDefinitionError(f"exactly one packaged protocol version must be the default; found {defaults}")
+    return tuple(sorted(loaded, key=_version_key))
+
+
+def _version_key(p: Protocol) -> tuple[Any, ...]:
+    v = p.version
+    return (0, int(v), v) if v.isdigit() else (1, 0, v)
 
 
 def available_versions() -> tuple[str, ...]:
-    """Packaged protocol versions, oldest first."""
+    """Packaged protocol versions, in version order."""
     return tuple(p.version for p in all_protocols())
+
+
+def default_protocol() -> Protocol:
+    """The packaged version marked ``default: true`` (version 1: the text in force per the public summary)."""
+    return next(p for p in all_protocols() if p.default)
 
 
 def load_protocol(version: str) -> Protocol:
@@ -409,16 +453,39 @@ def load_protocol(version: str) -> Protocol:
     )
 
 
-def version_in_force(on: _dt.date) -> Protocol:
-    """The protocol version in force on ``on``: the latest whose effective date is not after it."""
-    chosen = None
-    for p in all_protocols():
-        if p.effective_date <= on:
-            chosen = p
-    if chosen is None:
-        first = all_protocols()[0]
-        raise ProtocolDefinitionError(
-            f"no protocol version was in force on {on.isoformat()} (version {first.version} takes effect "
-            f"{first.effective_date.isoformat()}); pass an explicit protocol version"
-        )
-    return chosen
+def choose_version(
+    on: _dt.date, *, explicit: str | None = None, site_effective_dates: Mapping[str, _dt.date] | None = None,
+    site: str | None = None,
+) -> tuple[Protocol, str]:
+    """The protocol version for a screening on ``on``, and why (issue 10: no invented dates).
+
+    1. ``explicit`` (``--protocol-version``) wins;
+    2. else the version whose site-configured effective date (``site_effective_dates``: version ->
+       date, from the registry's audited site configuration) is the latest not after ``on``;
+    3. else the packaged default version. Effective dates written in the version files are
+       information, never used to switch versions by themselves.
+    """
+    if explicit is not None:
+        return load_protocol(explicit), f"version {explicit} requested explicitly (--protocol-version)"
+    where = f" at site {site}" if site else ""
+    chosen: tuple[_dt.date, Protocol] | None = None
+    for version, eff in (site_effective_dates or {}).items():
+        p = load_protocol(version)
+        if eff <= on and (chosen is None or eff >= chosen[0]):
+            chosen = (eff, p)
+    if chosen is not None:
+        return chosen[1], (f"version {chosen[1].version} in force{where} since {chosen[0].isoformat()} "
+                           "(site configuration)")
+    d = default_protocol()
+    return d, f"default version {d.version}: {default_reason(d)}"
+
+
+def default_reason(p: Protocol) -> str:
+    return (f"the text in force per {p.source_document} (seen {p.source_seen}); another version applies only "
+            "when --protocol-version says so or a site configuration sets its effective date")
+
+
+def version_in_force(on: _dt.date, site_effective_dates: Mapping[str, _dt.date] | None = None) -> Protocol:
+    """The protocol version in force on ``on`` (see :func:`choose_version`): the site's configured
+    version when one has taken effect by ``on``, else the packaged default."""
+    return choose_version(on, site_effective_dates=site_effective_dates)[0]

@@ -1,6 +1,7 @@
 """A worked, hand-computed screening of a realistic French-lab record (data/nimes_record.json).
 
-Hand computation (screening date 2024-09-16, protocol version 2 in force since 2023-01-01):
+Hand computation (screening date 2024-09-16, protocol version 2 asked for explicitly; version 1 is
+the default since issue 10):
 * INC06 Cockcroft-Gault: woman, 62 years (born 1962-05-02), 58 kg, creatinine 95 umol/L
   = 95 / 88.40 = 1.0747 mg/dL -> (140 - 62) x 58 / (72 x 1.0747) x 0.85 = 49.70 mL/min < 50: fail.
   ALT 0.95 ukat/L with ULN 0.58 ukat/L = 1.64 x ULN; AST 41 UI/L, ULN 35 = 1.17 x ULN (both pass).
@@ -30,7 +31,7 @@ def record():
 
 
 def test_worked_record_version_2(record):
-    result = screen(record)
+    result = screen(record, protocol_version="2")
     assert result.as_of.isoformat() == "2024-09-16" and result.protocol_version == "2"
     statuses = {c.id: c.status.value for c in result.criteria}
     assert statuses == {**{cid: "pass" for cid in statuses}, "INC06": "fail", "INC07": "fail"}
@@ -44,6 +45,7 @@ def test_worked_record_version_2(record):
 
 
 def test_worked_record_version_1(record):
+    assert screen(record).protocol_version == "1"  # the default (issue 10)
     result = screen(record, protocol_version="1")
     assert result.criterion("INC07").status.value == "pass"
     assert result.failed == ["INC06"]

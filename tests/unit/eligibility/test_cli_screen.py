@@ -26,7 +26,7 @@ def test_single_record_json(tmp_path, record, capsys):
     lines = out.strip().splitlines()
     assert len(lines) == 1
     d = json.loads(lines[0])
-    assert d["verdict"] == "eligible" and d["as_of"] == "2024-06-03" and d["protocol_version"] == "2"
+    assert d["verdict"] == "eligible" and d["as_of"] == "2024-06-03" and d["protocol_version"] == "1"  # default
     assert [c["id"] for c in d["criteria"]][:2] == ["INC01", "INC02"]
 
 
@@ -49,7 +49,7 @@ def test_single_record_table(tmp_path, record, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [(["--as-of", "03/06/2024"], "YYYY-MM-DD"), (["--protocol-version", "7"], "available"),
-     (["--as-of", "2019-01-01"], "no protocol version")],
+     (["--protocol-version", "9"], "unknown protocol version")],
 )
 def test_user_errors_exit_2(tmp_path, record, capsys, argv, message):
     f = tmp_path / "r.json"
@@ -105,6 +105,12 @@ def test_protocols_and_schema_commands(capsys):
     code, out, _ = _run(["protocols", "--json"], capsys)
     rows = json.loads(out)
     assert code == 0 and [r["version"] for r in rows] == ["1", "2"] and rows[0]["criteria"] == 23
+    # issue 10: which version is the default and why; no invented effective dates
+    assert [r["default"] for r in rows] == [True, False]
+    assert rows[0]["applies"].startswith("by default") and "--protocol-version 2" in rows[1]["applies"]
+    assert all(r["effective_date"] is None and r["effective_date_known"] is False and r["seen"] for r in rows)
+    code, out, _ = _run(["protocols"], capsys)
+    assert code == 0 and "not known" in out and "by default" in out
     code, out, _ = _run(["screening-schema"], capsys)
     assert code == 0 and json.loads(out)["title"] == "ScreeningRecord"
 

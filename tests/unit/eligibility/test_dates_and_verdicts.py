@@ -163,25 +163,19 @@ def test_verdicts(record, lab):
 def test_to_dict_has_the_issue_shape(record):
     d = screen(parse_record(record), as_of=AS_OF).to_dict()
     assert list(d) == ["record", "protocol_version", "as_of", "verdict", "criteria", "missing"]
-    assert d["record"] == "BDX-0001" and d["as_of"] == "2024-06-03" and d["protocol_version"] == "2"
+    assert d["record"] == "BDX-0001" and d["as_of"] == "2024-06-03" and d["protocol_version"] == "1"
     assert all(set(c) == {"id", "status", "reason", "evidence"} for c in d["criteria"])
     assert len(d["criteria"]) == 23
 
 
-def test_version_in_force_on_the_screening_date(record, lab):
-    rec = lab(record, "platelets", 80000, "/mm3", date="2022-12-20")
-    for m in rec["measurements"]:
-        m["date"] = "2022-12-20"
-    rec["lutathera_cycles"] = [dict(c, date=d) for c, d in zip(rec["lutathera_cycles"],
-                                                               ("2022-05-01", "2022-06-26", "2022-08-21", "2022-10-16"))]
-    old = screen(parse_record(rec), as_of=dt.date(2022, 12, 31))
-    assert old.protocol_version == "1" and old.criterion("INC07").status is P
-    for m in rec["measurements"]:
-        m["date"] = "2023-01-01"
-    new = screen(parse_record(rec), as_of=dt.date(2023, 1, 1))
-    assert new.protocol_version == "2" and new.criterion("INC07").status is F
-    forced = screen(parse_record(rec), as_of=dt.date(2023, 1, 1), protocol_version="1")
-    assert forced.protocol_version == "1" and forced.criterion("INC07").status is P
+def test_default_version_without_configuration_and_explicit_version_2(record, lab):
+    # issue 10: a patient screened in 2025 with 80,000/mm3 passes INC07 under the default version 1
+    # (the public summary's 75,000/mm3); version 2 (100,000/mm3) applies only when asked for.
+    rec = lab(record, "platelets", 80000, "/mm3")
+    default = screen(parse_record(rec), as_of=AS_OF)
+    assert default.protocol_version == "1" and default.criterion("INC07").status is P
+    forced = screen(parse_record(rec), as_of=AS_OF, protocol_version="2")
+    assert forced.protocol_version == "2" and forced.criterion("INC07").status is F
 
 
 def test_as_of_defaults_to_the_records_screening_date(record):
@@ -194,8 +188,8 @@ def test_as_of_defaults_to_the_records_screening_date(record):
 def test_unknown_version_and_date_before_the_trial():
     with pytest.raises(ProtocolDefinitionError, match="available"):
         screen(PatientData(record_id="x"), as_of=AS_OF, protocol_version="9")
-    with pytest.raises(ProtocolDefinitionError, match="no protocol version"):
-        screen(PatientData(record_id="x"), as_of=dt.date(2020, 1, 1))
+    # no invented first date: the default version applies on any date
+    assert screen(PatientData(record_id="x"), as_of=dt.date(2020, 1, 1)).protocol_version == "1"
 
 
 def test_dict_input_is_parsed(record):

@@ -31,14 +31,24 @@ def test_base_record_is_eligible(record):
         ("neutrophils", 1500, "/uL", P), ("neutrophils", 1.5, "10*9/L", P), ("neutrophils", 1.49, "10*9/L", F),
         ("neutrophils", 1.5, "G/L", P), ("neutrophils", 1.49, "G/L", F), ("neutrophils", 1.5, "10*3/uL", P),
         ("neutrophils", 1.51, "10*3/uL", P), ("neutrophils", 1.499, "10*3/uL", F),
-        # platelets >= 100,000/mm3 (version 2, in force on 2024-06-03)
-        ("platelets", 100000, "/mm3", P), ("platelets", 99999, "/mm3", F), ("platelets", 100001, "/mm3", P),
-        ("platelets", 100, "G/L", P), ("platelets", 99.9, "G/L", F), ("platelets", 100, "10*9/L", P),
-        ("platelets", 100, "10*3/uL", P), ("platelets", 99.99, "10*3/uL", F), ("platelets", 75000, "/mm3", F),
+        # platelets >= 75,000/mm3 (version 1, the default: issue 10)
+        ("platelets", 75000, "/mm3", P), ("platelets", 74999, "/mm3", F), ("platelets", 75001, "/mm3", P),
+        ("platelets", 75, "G/L", P), ("platelets", 74.9, "G/L", F), ("platelets", 75, "10*9/L", P),
+        ("platelets", 75, "10*3/uL", P), ("platelets", 74.99, "10*3/uL", F), ("platelets", 72, "G/L", F),
     ],
 )
 def test_inc07_boundaries(record, lab, crit, analyte, value, unit, expected):
     assert crit(lab(record, analyte, value, unit), "INC07").status is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "expected"),
+    [(100000, "/mm3", P), (99999, "/mm3", F), (100001, "/mm3", P), (100, "G/L", P), (99.9, "G/L", F),
+     (100, "10*9/L", P), (100, "10*3/uL", P), (99.99, "10*3/uL", F), (75000, "/mm3", F)],
+)
+def test_inc07_platelets_version_2(record, lab, crit, value, unit, expected):
+    # platelets >= 100,000/mm3 (version 2: only when asked for, or from a site's configured date)
+    assert crit(lab(record, "platelets", value, unit), "INC07", version="2").status is expected
 
 
 @pytest.mark.parametrize(("value", "expected"), [(75000, P), (74999, F), (75001, P)])

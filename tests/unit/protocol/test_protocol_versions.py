@@ -13,7 +13,7 @@ from lutarterial.eligibility import PatientData, screen_patient, unwired_criteri
 from lutarterial.eligibility.rules import RULES
 from lutarterial.errors import ProtocolDefinitionError
 from lutarterial.protocol import available_versions, load_protocol, load_protocol_file, version_in_force
-from lutarterial.protocol.loader import all_protocols
+from lutarterial.protocol.loader import all_protocols, choose_version
 
 EXPECTED_IDS = [f"INC{i:02d}" for i in range(1, 12)] + [f"EXC{i:02d}" for i in range(1, 13)]
 VERSIONS_DIR = Path(__file__).resolve().parents[3] / "src" / "lutarterial" / "protocol" / "versions"
@@ -57,7 +57,7 @@ def test_criteria_carry_text_and_interpretation(version):
 
 def test_version_2_differs_from_1_only_in_the_platelet_threshold():
     v1, v2 = load_protocol("1"), load_protocol("2")
-    assert v1.effective_date < v2.effective_date
+    assert v1.default and not v2.default
     for c1, c2 in zip(v1.criteria, v2.criteria):
         if c1.id != "INC07":
             assert c1 == c2
@@ -75,17 +75,36 @@ def test_thresholds_in_canonical_units():
     assert inc07.threshold("platelets").canonical_value() == pytest.approx(75.0, rel=1e-12)
 
 
-@pytest.mark.parametrize(
-    ("day", "version"),
-    [(dt.date(2021, 4, 1), "1"), (dt.date(2022, 12, 31), "1"), (dt.date(2023, 1, 1), "2"), (dt.date(2030, 1, 1), "2")],
-)
-def test_version_in_force(day, version):
-    assert version_in_force(day).version == version
+@pytest.mark.parametrize("day", [dt.date(2019, 1, 1), dt.date(2021, 4, 1), dt.date(2023, 1, 1), dt.date(2030, 1, 1)])
+def test_default_version_applies_on_any_date_without_site_configuration(day):
+    # issue 10: no version is chosen by an (invented) file date; version 1 is the default
+    assert version_in_force(day).version == "1"
+    chosen, why = choose_version(day)
+    assert chosen.version == "1" and why.startswith("default version 1")
 
 
-def test_no_version_before_the_first_effective_date():
-    with pytest.raises(ProtocolDefinitionError, match="no protocol version"):
-        version_in_force(dt.date(2021, 3, 31))
+def test_no_version_file_carries_an_invented_date():
+    for p in all_protocols():
+        assert p.effective_date is None and p.effective_date_known is False
+        assert p.source_document and p.source_seen
+
+
+@pytest.mark.parametrize(("day", "version"), [
+    (dt.date(2025, 2, 28), "1"),  # the day before the site's configured date
+    (dt.date(2025, 3, 1), "2"),  # from the configured date on
+    (dt.date(2030, 1, 1), "2"),
+])
+def test_site_configuration_sets_the_effective_date(day, version):
+    sites = {"2": dt.date(2025, 3, 1)}
+    assert version_in_force(day, sites).version == version
+    chosen, why = choose_version(day, site_effective_dates=sites, site="BDX")
+    assert chosen.version == version
+    assert ("site configuration" in why and "BDX" in why) if version == "2" else why.startswith("default")
+
+
+def test_explicit_version_wins_over_site_configuration():
+    chosen, why = choose_version(dt.date(2030, 1, 1), explicit="1", site_effective_dates={"2": dt.date(2025, 3, 1)})
+    assert chosen.version == "1" and "--protocol-version" in why
 
 
 def _write(tmp_path: Path, mutate) -> Path:
@@ -115,6 +134,11 @@ def _inc07(data):
         (lambda d: d["criteria"].append(dict(_inc07(d))), "duplicate"),
         (lambda d: d.update(version=2), "version"),
         (lambda d: d.update(effective_date="yesterday"), "effective_date"),
+        (lambda d: d.pop("effective_date"), "effective_date"),
+        (lambda d: d.pop("effective_date_known"), "effective_date_known"),
+        (lambda d: d.update(effective_date_known=True), "effective_date_known"),
+        (lambda d: d.pop("provenance"), "provenance"),
+        (lambda d: d["provenance"].update(seen=""), "provenance"),
         (lambda d: _inc07(d)["windows"].update(labs={"anchor": "moon_phase"}), "anchor"),
         (lambda d: _inc07(d)["windows"].update(labs={"max_age_days": -1}), "max_age_days"),
         (lambda d: _inc07(d).update(id="INC7"), "INC01"),

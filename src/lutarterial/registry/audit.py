@@ -26,6 +26,7 @@ import contextlib
 import datetime as dt
 import enum
 import hashlib
+import hmac
 import json
 import math
 import re
@@ -141,13 +142,40 @@ def canonical_json(value: Any) -> str:
 def _row_payload(row: dict[str, Any]) -> dict[str, Any]:
     keys = ("id", "occurred_at", "actor_user_id", "actor_username", "actor_roles", "site_id",
             "table_name", "row_id", "participant_id", "action", "old_values", "new_values", "reason")
-    return {k: row.get(k) for k in keys}
+    out = {k: row.get(k) for k in keys}
+    if row.get("hash_alg"):  # keyed entries also bind their marker (no silent downgrade)
+        out["hash_alg"] = row["hash_alg"]
+    return out
 
 
-def compute_row_hash(prev_hash: str, row: dict[str, Any]) -> str:
-    """sha256 hex of ``prev_hash`` followed by the canonical JSON of the row's content."""
+#: ``hash_alg`` of keyed entries (issue 9); ``None`` marks the plain SHA-256 entries written before.
+KEYED_ALG = "hmac-sha256"
+
+
+def compute_row_hash(prev_hash: str, row: dict[str, Any], key: bytes | None = None) -> str:
+    """Hash of ``prev_hash`` followed by the canonical JSON of the row's content: HMAC-SHA256
+    under ``key`` for keyed entries (``hash_alg == "hmac-sha256"``), plain SHA-256 for the
+    entries written before the keyed chain (``hash_alg`` NULL)."""
     data = (prev_hash + canonical_json(_row_payload(row))).encode("utf-8")
+    if row.get("hash_alg") == KEYED_ALG:
+        if key is None:
+            raise InvalidInputError("the audit key is needed to compute a keyed audit hash")
+        return hmac.new(key, data, hashlib.sha256).hexdigest()
     return hashlib.sha256(data).hexdigest()
+
+
+def redacted_digest(value: Any, key: bytes) -> str:
+    """What the audit trail stores for a redacted column (identity, password hash): a keyed
+    digest of the value, so reconciliation can check it without the trail revealing it."""
+    return "hmac:" + hmac.new(key, b"redacted\0" + canonical_json(value).encode("utf-8"),
+                              hashlib.sha256).hexdigest()
+
+
+def key_for_session(session: Session, *, create: bool = True) -> bytes | None:
+    """The audit key of the database this session is bound to (:mod:`lutarterial.registry.audit_key`)."""
+    from lutarterial.registry.audit_key import audit_key
+
+    return audit_key(session.get_bind().url.render_as_string(hide_password=False), create=create)
 
 
 def _utc_stamp() -> str:
@@ -157,17 +185,23 @@ def _utc_stamp() -> str:
 # --- session guard and writer -----------------------------------------------------------------
 
 
-def _column_values(obj: Any) -> dict[str, Any]:
+def _redact(value: Any, key: bytes | None) -> Any:
+    if value is None:
+        return None
+    return REDACTED if key is None else redacted_digest(_jsonable(value), key)
+
+
+def _column_values(obj: Any, key: bytes | None = None) -> dict[str, Any]:
     mapper = inspect(obj).mapper
     redact = set(getattr(obj, "__audit_redact__", ()))
     out: dict[str, Any] = {}
     for attr in mapper.column_attrs:
         value = getattr(obj, attr.key)
-        out[attr.key] = REDACTED if (attr.key in redact and value is not None) else _jsonable(value)
+        out[attr.key] = _redact(value, key) if attr.key in redact else _jsonable(value)
     return out
 
 
-def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def _changes(obj: Any, key: bytes | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     state = inspect(obj)
     redact = set(getattr(obj, "__audit_redact__", ()))
     old: dict[str, Any] = {}
@@ -181,8 +215,8 @@ def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         if _jsonable(before) == _jsonable(after):
             continue
         if attr.key in redact:
-            old[attr.key] = REDACTED if before is not None else None
-            new[attr.key] = REDACTED if after is not None else None
+            old[attr.key] = _redact(before, key)
+            new[attr.key] = _redact(after, key)
         else:
             old[attr.key] = _jsonable(before)
             new[attr.key] = _jsonable(after)
@@ -294,18 +328,19 @@ def _write_audit_rows(session: Session, flush_context: Any) -> None:
     if ctx is None:  # pragma: no cover - before_flush already refused
         raise InvalidInputError("change refused: no audit context")
     stamp = _utc_stamp()
+    key = key_for_session(session)
     last_id, prev_hash = _chain_head(session)
     rows: list[dict[str, Any]] = []
     site_cache: dict[int, int | None] = {}
     for action, obj in changes:
         if action == "create":
-            old, new = None, _column_values(obj)
+            old, new = None, _column_values(obj, key)
         elif action == "update":
-            old, new = _changes(obj)
+            old, new = _changes(obj, key)
             if not new:
                 continue
         else:
-            old, new = _column_values(obj), None
+            old, new = _column_values(obj, key), None
         participant_id = obj.audit_participant_id
         pk = inspect(obj).mapper.primary_key_from_instance(obj)
         row = {
@@ -323,12 +358,48 @@ def _write_audit_rows(session: Session, flush_context: Any) -> None:
             "new_values": None if new is None else canonical_json(new),
             "reason": ctx.reason,
         }
+        row["hash_alg"] = KEYED_ALG
         row["prev_hash"] = prev_hash
-        row["row_hash"] = prev_hash = compute_row_hash(prev_hash, row)
+        row["row_hash"] = prev_hash = compute_row_hash(prev_hash, row, key)
         last_id += 1
         rows.append(row)
     if rows:
         session.connection().execute(AuditEntry.__table__.insert(), rows)
+        every = _checkpoint_every()
+        if every and (last_id // every) > ((last_id - len(rows)) // every):
+            session.info[_CHECKPOINT_KEY] = (last_id, prev_hash)  # written after the commit
+
+
+_CHECKPOINT_KEY = "lutarterial.audit_checkpoint_due"
+
+
+def _checkpoint_every() -> int:
+    """Audit rows between automatic checkpoints (``$LUTARTERIAL_AUDIT_CHECKPOINT_EVERY``, 200)."""
+    import os
+
+    try:
+        return max(0, int(os.environ.get("LUTARTERIAL_AUDIT_CHECKPOINT_EVERY", "200")))
+    except ValueError:
+        return 200
+
+
+@event.listens_for(Session, "after_commit")
+def _periodic_checkpoint(session: Session) -> None:
+    due = session.info.pop(_CHECKPOINT_KEY, None)
+    if due is None:
+        return
+    try:
+        from lutarterial.registry.audit_proof import append_checkpoint
+
+        append_checkpoint(session.get_bind().url.render_as_string(hide_password=False), due[0], due[1],
+                          source="periodic")
+    except OSError:  # pragma: no cover - the data directory is not writable: verify still works
+        pass
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_checkpoint(session: Session) -> None:
+    session.info.pop(_CHECKPOINT_KEY, None)
 
 
 # --- verification -----------------------------------------------------------------------------
@@ -349,7 +420,7 @@ class AuditChainReport:
                 "problem": self.problem, "head_hash": self.head_hash}
 
 
-def verify_audit_chain(session: Session) -> AuditChainReport:
+def verify_audit_chain(session: Session, key: bytes | None = None) -> AuditChainReport:
     """Recompute the hash chain in ``id`` order and report the first row that does not fit.
 
     Detects an edited row (its hash no longer matches its content), a deleted row (a gap in the
@@ -361,6 +432,9 @@ def verify_audit_chain(session: Session) -> AuditChainReport:
     prev_hash = GENESIS_HASH
     expected_id = 1
     checked = 0
+    keyed_seen = False
+    if key is None:
+        key = key_for_session(session, create=False)
     result = session.connection().execution_options(yield_per=2000).execute(select(table).order_by(table.c.id))
     for rec in result.mappings():
         row = dict(rec)
@@ -373,7 +447,21 @@ def verify_audit_chain(session: Session) -> AuditChainReport:
             return AuditChainReport(False, checked, rid,
                                     f"audit row {rid} does not link to the previous row's hash "
                                     "(a row before it was changed, deleted or reordered)", prev_hash)
-        if compute_row_hash(prev_hash, row) != row["row_hash"]:
+        if row.get("hash_alg") == KEYED_ALG:
+            keyed_seen = True
+            if key is None:
+                return AuditChainReport(False, checked, rid,
+                                        f"audit row {rid} is keyed but the audit key is not available "
+                                        "($LUTARTERIAL_AUDIT_KEY or the data directory's audit_key)", prev_hash)
+        elif row.get("hash_alg") is None and keyed_seen:
+            return AuditChainReport(False, checked, rid,
+                                    f"audit row {rid} is an unkeyed entry after keyed ones (its hash was "
+                                    "recomputed without the key: the row was rewritten)", prev_hash)
+        elif row.get("hash_alg") is not None:
+            return AuditChainReport(False, checked, rid, f"audit row {rid} has an unknown hash algorithm "
+                                    f"{row.get('hash_alg')!r}", prev_hash)
+        if not hmac.compare_digest(compute_row_hash(prev_hash, row, key).encode(),
+                                   str(row["row_hash"]).encode("utf-8", "replace")):
             return AuditChainReport(False, checked, rid,
                                     f"audit row {rid} content does not match its hash (the row was edited)",
                                     prev_hash)

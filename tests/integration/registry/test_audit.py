@@ -47,15 +47,16 @@ def test_edited_value_is_detected(reg: Registry, filled: int) -> None:
 
 def test_edited_value_with_recomputed_own_hash_is_detected_at_next_row(reg: Registry, filled: int) -> None:
     # A forger who recomputes the edited row's own hash still breaks the link of the next row.
-    from lutarterial.registry.audit import compute_row_hash
+    from lutarterial.registry.audit import compute_row_hash, key_for_session
     from lutarterial.registry.models import AuditEntry
 
     with reg.session(readonly=True) as s:
         row = s.get(AuditEntry, 7)
         assert row is not None
         data = {c: getattr(row, c) for c in AuditEntry.__table__.columns.keys()}
+        key = key_for_session(s)  # a forger who even holds the audit key
     data["actor_username"] = "someone.else"
-    forged = compute_row_hash(data["prev_hash"], data)
+    forged = compute_row_hash(data["prev_hash"], data, key)
     _tamper(reg, f"UPDATE audit_entries SET actor_username = 'someone.else', row_hash = '{forged}' WHERE id = 7")
     report = _report(reg)
     assert not report.ok and report.first_broken_id == 8 and "previous row" in (report.problem or "")

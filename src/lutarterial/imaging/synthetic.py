@@ -211,6 +211,8 @@ def write_synthetic_patient(
     iv_injected_mbq: float = 150.0,
     iah_injected_mbq: float = 120.0,
     ia_lobe: str | None = None,
+    iv_injection_time: datetime | None = None,
+    patient_id: str | None = None,
 ) -> SyntheticTruth:
     """Write a synthetic IV + IAH PET/CT (+SEG) and SPECT patient; return the known truth.
 
@@ -218,6 +220,9 @@ def write_synthetic_patient(
     and SPECT; the CT uses ``ct_upsample`` times finer in-plane spacing on the same origin.
     ``ia_lobe`` ("right"/"left", LUTIA-style lobar design): only lesions of that lobe gain from
     the arterial injection; the others change like the healthy liver.
+    ``iv_injection_time`` (default 2026-03-02 09:00) dates the whole patient (IAH PET ``iah_delay_h``
+    later, 177Lu therapy 2 h after the IAH PET injection); ``patient_id`` (default ``SYNTH-<seed>``)
+    is written as PatientID and in PatientName.
     """
     from pydicom.uid import generate_uid
     from scipy.ndimage import gaussian_filter
@@ -245,7 +250,8 @@ def write_synthetic_patient(
     names_path.write_text(json.dumps(names, indent=2))
     vml = g.voxel_volume_ml
 
-    t_iv_inj = datetime(2026, 3, 2, 9, 0, 0)
+    t_iv_inj = iv_injection_time or datetime(2026, 3, 2, 9, 0, 0)
+    pid = patient_id or "SYNTH-%03d" % seed
     studies: dict[str, StudyTruth] = {}
     iv_img_at_scan: np.ndarray | None = None
     iv_scan = t_iv_inj + timedelta(minutes=60)
@@ -272,7 +278,7 @@ def write_synthetic_patient(
         if route == "iv":
             iv_img_at_scan = act_total
         for_uid = generate_uid()
-        p = dw.PatientInfo("SYNTH-%03d" % seed, generate_uid(), for_uid, inj_t, weight_kg, height_m, sex)
+        p = dw.PatientInfo(pid, generate_uid(), for_uid, inj_t, weight_kg, height_m, sex)
         pet = dw.pet_datasets(img.astype(np.float32), g, p, series_time=scan_t, injection_time=inj_t,
                               injected_bq=mbq * 1e6, half_life_s=GA68_HALF_LIFE_S)
         pet_dir = dw.save_series(pet, out / route / "pet")
@@ -325,7 +331,7 @@ def write_synthetic_patient(
             img = np.clip(img * (1 + noise * rng.standard_normal(img.shape)), 0, None)
         projections, frame_s = 120, 20.0
         counts = img * vml * 1e-6 * cal["cps_per_mbq"] * projections * frame_s
-        p = dw.PatientInfo("SYNTH-%03d" % seed, generate_uid(), spect_for, therapy_t, weight_kg, height_m, sex)
+        p = dw.PatientInfo(pid, generate_uid(), spect_for, therapy_t, weight_kg, height_m, sex)
         nm = dw.nm_dataset(counts, g, p, acq_time=acq, frame_duration_s=frame_s, projections=projections,
                            collimator=cal["collimator"], model=cal["camera"], injection_time=therapy_t,
                            injected_bq=7.4e9)

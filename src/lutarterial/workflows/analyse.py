@@ -161,7 +161,8 @@ def uptake_analysis(iv_pet: str | os.PathLike[str], iv_voi: str | os.PathLike[st
                     iah_names: str | os.PathLike[str] | None = None, iv_series_uid: str | None = None,
                     iah_series_uid: str | None = None) -> AnalysisOutcome:
     """IAH-vs-IV 68Ga PET uptake comparison (``imaging.compare``) for one participant, from files."""
-    from lutarterial.imaging.workflow import compare_studies, quantify_files
+    from lutarterial.imaging.compare import compare_studies
+    from lutarterial.imaging.workflow import quantify_files
 
     iv_img, _, iv_m = quantify_files(iv_pet, iv_voi, names, series_uid=iv_series_uid)
     iah_img, _, iah_m = quantify_files(iah_pet, iah_voi, iah_names or names, series_uid=iah_series_uid)

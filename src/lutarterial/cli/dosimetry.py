@@ -122,9 +122,22 @@ def _read_activity(paths: list[Path], nuclide: str, spect: dict[str, Any]) -> tu
             entry["calibration"] = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in cal.items()}
             entry["calibration"]["registry"] = str(spect.get("calibrations") or "packaged (synthetic rows only)")
             entry["acquisition_duration_s"] = (im.meta or {}).get("acquisition_duration_s")
+        _require_finite_voxels(im, p)
         imgs.append(im)
         report.append(entry)
     return imgs, report
+
+
+def _require_finite_voxels(im: Any, path: Path) -> None:
+    """An activity map with NaN/infinite voxels would give NaN or infinite doses: refuse it by name."""
+    import numpy as np
+
+    from lutarterial.errors import InvalidInputError
+
+    bad = int(np.size(im.array) - np.count_nonzero(np.isfinite(im.array)))
+    if bad:
+        raise InvalidInputError(f"{path}: {bad} voxels are NaN or infinite; fix the activity map "
+                                "(a dose needs a finite activity in every voxel)")
 
 
 def _time_warnings(imgs: list[Any], paths: list[Path], time_h: list[float]) -> list[str]:

@@ -59,7 +59,11 @@ def _decode_message(exc: BaseException) -> str | None:
             return f"not a readable DICOM file ({exc})"
     except ImportError:  # pragma: no cover
         pass
+    import csv
     import zlib
+
+    if isinstance(exc, csv.Error):
+        return f"not a readable CSV file ({exc})"
 
     if isinstance(exc, (zlib.error, EOFError)):
         return f"a compressed or binary input is truncated or corrupt ({exc or type(exc).__name__})"

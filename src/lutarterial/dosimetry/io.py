@@ -8,6 +8,7 @@ come from the caller.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from lutarterial.errors import InvalidInputError, NotFoundError
+from lutarterial.errors import ImplausibleValueError, InvalidInputError, NotFoundError
+from lutarterial.plausibility import check_quantity
 
 __all__ = ["TacRow", "VoiTac", "read_tac_csv", "read_prior_doses_csv", "write_nifti_dose", "write_rtdose", "plot_tacs", "plot_dvhs"]
 
@@ -48,6 +50,26 @@ class VoiTac:
     population_teff_h: float | None = None  # optional per-VOI population Teff (madsen2018)
 
 
+def _read_csv_text(p: Path, what: str) -> str:
+    """The text of a CSV file; binary or non-UTF-8 content is a clear error (was a traceback)."""
+    data = p.read_bytes()
+    if b"\x00" in data:
+        raise InvalidInputError(f"{p.name}: not a text CSV file (binary content); give the {what} as CSV")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"{p.name}: not UTF-8 text (byte {exc.start}); give the {what} as a UTF-8 CSV file") from None
+
+
+def _plausible(kind: str, x: float, unit: str, col: str, line: int, path: Path) -> float:
+    """``x`` checked against the physical limits of ``kind`` (lutarterial.plausibility), naming the line."""
+    try:
+        return check_quantity(kind, x, unit, name=col)
+    except ImplausibleValueError as exc:
+        raise ImplausibleValueError(f"{path.name} line {line}: {exc}") from None
+
+
 def _num(value: str | None, col: str, line: int, path: Path) -> float:
     if value is None or value.strip() == "":
         raise InvalidInputError(f"{path.name} line {line}: missing {col}")
@@ -73,7 +95,15 @@ def read_tac_csv(path: str | Path, default_cycle: str = "1") -> list[VoiTac]:
     p = Path(path)
     if not p.is_file():
         raise NotFoundError(f"no such TAC file: {p}")
-    with p.open(newline="", encoding="utf-8-sig") as fh:
+    text = _read_csv_text(p, "time-activity table")
+    try:
+        return _parse_tac(p, text, default_cycle)
+    except csv.Error as exc:
+        raise InvalidInputError(f"{p.name}: not a readable CSV file ({exc})") from None
+
+
+def _parse_tac(p: Path, text: str, default_cycle: str) -> list[VoiTac]:
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         cols = [c.strip() for c in (reader.fieldnames or [])]
         missing = [c for c in REQUIRED_COLUMNS if c not in cols]
@@ -94,12 +124,17 @@ def read_tac_csv(path: str | Path, default_cycle: str = "1") -> list[VoiTac]:
                 raise InvalidInputError(f"{p.name} line {n}: negative activity {a} MBq for {voi}")
             if m <= 0:
                 raise InvalidInputError(f"{p.name} line {n}: mass_g must be > 0, got {m}")
+            _plausible("time_post_injection", t, "h", "time_h", n, p)
+            _plausible("activity", a, "MBq", "activity_mbq", n, p)
+            _plausible("voi_mass", m, "g", "mass_g", n, p)
             kind = (r.get("kind") or ("lesion" if voi.lower().startswith(("lesion", "tumour", "tumor")) else "organ")).lower()
             if kind not in ("organ", "lesion"):
                 raise InvalidInputError(f"{p.name} line {n}: kind must be organ or lesion, got {kind!r}")
             teff = _num(r["teff_h"], "teff_h", n, p) if r.get("teff_h") else None
             if teff is not None and teff <= 0:
                 raise InvalidInputError(f"{p.name} line {n}: teff_h must be > 0 h")
+            if teff is not None:
+                _plausible("half_life", teff, "h", "teff_h", n, p)
             rows.append(TacRow(voi, t, a, m, kind, r.get("cycle") or default_cycle, teff))
     if not rows:
         raise InvalidInputError(f"{p.name}: no data rows")
@@ -136,7 +171,8 @@ def read_prior_doses_csv(path: str | Path) -> list[Any]:
         raise NotFoundError(f"no such prior-dose file: {p}")
     out = []
     seen: set[tuple[str, str]] = set()
-    with p.open(newline="", encoding="utf-8-sig") as fh:
+    text = _read_csv_text(p, "prior doses")
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         cols = [c.strip() for c in (reader.fieldnames or [])]
         missing = [c for c in ("voi", "cycle", "dose_gy") if c not in cols]
@@ -149,6 +185,7 @@ def read_prior_doses_csv(path: str | Path) -> list[Any]:
             d = _num(r.get("dose_gy"), "dose_gy", n, p)
             if d < 0:
                 raise InvalidInputError(f"{p.name} line {n}: negative dose {d} Gy")
+            _plausible("absorbed_dose", d, "Gy", "dose_gy", n, p)
             teff = _num(r["teff_h"], "teff_h", n, p) if r.get("teff_h") else None
             if teff is not None and teff <= 0:
                 raise InvalidInputError(f"{p.name} line {n}: teff_h must be > 0")

@@ -12,6 +12,7 @@ Entry points for the web app and the CLI::
 See ``docs/registry.md``.
 """
 
+from lutarterial.registry import dm_guard  # noqa: F401  (issue 13: locks, signatures, SDV on every write)
 from lutarterial.registry import services
 from lutarterial.registry.access import SYSTEM_ACTOR, Actor, Permission, can
 from lutarterial.registry.audit import AuditChainReport, verify_audit_chain

@@ -58,6 +58,8 @@ __all__ = [
     "Visit",
     "LabResult",
     "AdverseEvent",
+    "RegistrySetting",
+    "SiteProtocolConfig",
     "RecistAssessment",
     "ImagingAnalysis",
     "DosimetryAnalysis",
@@ -739,6 +741,37 @@ class SdvMark(Audited, Base):
     cleared_reason: Mapped[str | None] = mapped_column(Text, default=None)
 
 
+
+# --- issue 10: registry settings (CTCAE baseline rule) and site protocol configuration ----------
+
+
+class RegistrySetting(Audited, Base):
+    """One registry-wide setting; ``key`` e.g. ``ctcae_require_baseline`` (value ``true``/``false``).
+
+    Audited like study data, so who changed how labs are graded, and why, is in the audit trail.
+    """
+
+    __tablename__ = "registry_settings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(80), unique=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SiteProtocolConfig(Audited, Base):
+    """A site's effective date for a protocol version: from ``effective_date`` on, screenings at
+    that site use ``protocol_version`` (the packaged default applies otherwise). ``source`` names
+    the document that sets the date (ethics approval letter, amendment notice)."""
+
+    __tablename__ = "site_protocol_configs"
+    __table_args__ = (UniqueConstraint("site_id", "protocol_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    protocol_version: Mapped[str] = mapped_column(String(50))
+    effective_date: Mapped[dt.date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
 #: Data-management tables: changes to them are not "data changes" (no lock refusal, no voiding).
 DM_TABLES = frozenset({"schedule_entries", "dm_queries", "dm_query_messages", "signatures", "record_locks",
                        "sdv_marks"})
@@ -772,4 +805,6 @@ AUDITED_MODELS: tuple[type[Base], ...] = (
     Signature,
     RecordLock,
     SdvMark,
+    RegistrySetting,
+    SiteProtocolConfig,
 )

@@ -16,4 +16,15 @@ from lutarterial.registry.services.people import __all__ as _people_all
 from lutarterial.registry.services.study_data import *  # noqa: F403
 from lutarterial.registry.services.study_data import __all__ as _study_all
 
-__all__ = [*_people_all, *_participants_all, *_study_all]
+# issue 13: data management (schedule, queries and edit checks, e-signatures, locks and SDV)
+from lutarterial.registry.services.locks import *  # noqa: F403,E402
+from lutarterial.registry.services.locks import __all__ as _locks_all  # noqa: E402
+from lutarterial.registry.services.queries import *  # noqa: F403,E402
+from lutarterial.registry.services.queries import __all__ as _queries_all  # noqa: E402
+from lutarterial.registry.services.schedule import *  # noqa: F403,E402
+from lutarterial.registry.services.schedule import __all__ as _schedule_all  # noqa: E402
+from lutarterial.registry.services.signatures import *  # noqa: F403,E402
+from lutarterial.registry.services.signatures import __all__ as _signatures_all  # noqa: E402
+
+__all__ = [*_people_all, *_participants_all, *_study_all, *_locks_all, *_queries_all, *_schedule_all,
+           *_signatures_all]

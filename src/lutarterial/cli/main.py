@@ -18,6 +18,7 @@ from lutarterial.cli import imports as _imports, tokens as _tokens  # issue 15
 from lutarterial.cli import endpoints as _endpoints  # issue 12
 from lutarterial.cli import studies as _studies  # issue 11
 from lutarterial.cli import sessions as _sessions  # issue 9
+from lutarterial.cli import settings as _settings  # issue 10
 from lutarterial.cli.numbers import guard_numbers
 from lutarterial.errors import LutarterialError
 
@@ -46,7 +47,7 @@ def _root(
 
 
 for _module in (eligibility, imaging, dosimetry, clinical, registry, web, _tokens, _imports, _endpoints, _studies,
-                _sessions):
+                _sessions, _settings):
     _module.register(app)
 guard_numbers(app)  # issue 9: no NaN/inf/negative/implausible number reaches a command
 

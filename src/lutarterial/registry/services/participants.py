@@ -351,9 +351,21 @@ def screen_participant(session: Session, actor: Actor, participant: int | str, r
     force on that date (the engine decides). The stored result is the engine's ``to_dict()``.
     """
     require(actor, Permission.SCREENING_WRITE)
-    load_participant(session, actor, participant)
+    p = load_participant(session, actor, participant)
     _refuse_direct_identifiers(record)
     when = as_date(as_of, "screening date (as_of)", required=False)
+    if protocol_version is None:
+        # issue 10: the site's audited protocol configuration decides (else the packaged default)
+        from lutarterial.registry.services.settings import protocol_choice_for_site, site_protocol_dates
+
+        day = when
+        if day is None and isinstance(record, dict):
+            try:
+                day = as_date(record.get("screening_date"), "screening_date", required=False)
+            except InvalidInputError:
+                day = None  # the engine reports the bad date
+        if day is not None and site_protocol_dates(session, p.site_id):
+            protocol_version, _why = protocol_choice_for_site(session, p.site_id, day)
     result = _run_engine(record, when, protocol_version)
     version = str(result.get("protocol_version") or protocol_version or "")
     when = when or as_date(result.get("as_of"), "screening date (as_of)")

@@ -272,11 +272,15 @@ def _grade_lab(session: Session, p: Participant, values: dict[str, Any], exclude
     if exclude_id is not None:
         stmt = stmt.where(LabResult.id != exclude_id)
     baseline = session.scalars(stmt).first()
+    from lutarterial.registry.services.settings import ctcae_require_baseline
+
     graded = ctcae.grade_lab(
         values["analyte"], values["value"], values["unit"], lln=values.get("lln"), uln=values.get("uln"),
         baseline=None if baseline is None else baseline.value_canonical,
         baseline_unit=None if baseline is None else baseline.unit_canonical,
         date=values["collected_date"].isoformat(),
+        # issue 10: the registry setting decides the baseline rule (default: missing = normal, said so)
+        require_baseline=ctcae_require_baseline(session),
     )
     data = graded.to_dict()
     values["grading"] = data

@@ -180,6 +180,12 @@ async def visit(request: Request, tn: str, user: WebUser = Depends(current_user)
     return _write(request, act, f"{VISIT_LABELS.get(kind, kind)} saved.", _back(request, tn))
 
 
+def _correctness():  # type: ignore[no-untyped-def]
+    from lutarterial.web import correctness  # issue 10: baseline rule and site protocol configuration
+
+    return correctness
+
+
 @router.get("/participants/{tn}/screening")
 def screening(request: Request, tn: str, user: WebUser = Depends(current_user)) -> Response:
     from lutarterial.web import forms
@@ -200,7 +206,8 @@ def screening(request: Request, tn: str, user: WebUser = Depends(current_user)) 
                    measurements=forms.measurement_rows(record), meas_analytes=forms.measurement_analytes(),
                    record_json=json.dumps(record, indent=2), result=result, readonly=readonly,
                    as_of=last["as_of"] if last else _today(), protocol_version=last["protocol_version"] if last else "",
-                   protocol_versions=views.protocol_versions(), engine_available=views.engine_available())
+                   protocol_versions=views.protocol_versions(), engine_available=views.engine_available(),
+                   protocol_info=_correctness().screening_protocol_info(backend_of(request), p, last["as_of"] if last else None))
 
 
 @router.post("/participants/{tn}/screening", dependencies=[Depends(require_csrf)])
@@ -226,6 +233,7 @@ def safety(request: Request, tn: str, user: WebUser = Depends(current_user)) -> 
     return _render(request, "safety.html", **ctx, plots=views.safety_plots(ctx["p"]), recist=views.recist_view(ctx["p"]),
                    can_lab=user.can(Permission.LAB_WRITE), can_ae=user.can(Permission.AE_WRITE),
                    can_recist=user.can(Permission.RECIST_WRITE), analytes=views.lab_analytes(),
+                   ctcae=_correctness().safety_flags(backend_of(request), ctx["p"]),  # issue 10
                    relatedness=["not_related", "unlikely", "possible", "probable", "definite", "unknown"],
                    responses=["CR", "PR", "SD", "PD", "NE", "NON-CR/NON-PD"])
 

@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any
 
 from lutarterial.errors import InvalidInputError
+from lutarterial.plausibility import check_canonical, check_date
 
 __all__ = [
     "Relation",
@@ -87,10 +88,26 @@ class CycleAdministration:
 
 
 def _date(x: Any, where: str) -> dt.date:
+    if not isinstance(x, str):
+        raise InvalidInputError(f"{where}: {x!r} is not an ISO date (YYYY-MM-DD)")
     try:
-        return dt.date.fromisoformat(str(x))
+        day = dt.date.fromisoformat(x)
     except ValueError:
         raise InvalidInputError(f"{where}: {x!r} is not an ISO date (YYYY-MM-DD)") from None
+    return check_date(where, day)
+
+
+def _objects(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """``doc[key]`` as a list of JSON objects (absent or null: empty); anything else names the key."""
+    items = doc.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise InvalidInputError(f"{key} must be a list of objects, got {type(items).__name__}")
+    for k, it in enumerate(items):
+        if not isinstance(it, dict):
+            raise InvalidInputError(f"{key}[{k}] must be an object, got {type(it).__name__}")
+    return items
 
 
 def parse_adverse_events(doc: dict[str, Any]) -> tuple[list[AdverseEvent], list[CycleAdministration]]:
@@ -99,19 +116,20 @@ def parse_adverse_events(doc: dict[str, Any]) -> tuple[list[AdverseEvent], list[
         raise InvalidInputError("adverse-event input must be a JSON object")
     default_patient = doc.get("patient")
     admins = []
-    for k, a in enumerate(doc.get("administrations", []) or []):
+    for k, a in enumerate(_objects(doc, "administrations")):
         w = f"administrations[{k}]"
         route = str(a.get("route", "")).upper()
         if route not in ("IV", "IAH"):
             raise InvalidInputError(f"{w}: route must be IV or IAH")
-        if not isinstance(a.get("cycle"), int):
+        if not isinstance(a.get("cycle"), int) or isinstance(a.get("cycle"), bool):
             raise InvalidInputError(f"{w}: cycle must be an integer")
+        check_canonical("cycle_number", a["cycle"], name=f"{w}: cycle")
         admins.append(CycleAdministration(str(a.get("patient", default_patient)), _date(a.get("date"), w), a["cycle"], route))
     events = []
-    for k, e in enumerate(doc.get("adverse_events", []) or []):
+    for k, e in enumerate(_objects(doc, "adverse_events")):
         w = f"adverse_events[{k}]"
         g = e.get("grade")
-        if not isinstance(g, int) or isinstance(g, bool):
+        if not isinstance(g, int) or isinstance(g, bool) or not 1 <= g <= 5:
             raise InvalidInputError(f"{w}: grade {g!r} must be an integer 1-5")
         rel = str(e.get("relation", "not_related")).lower().replace(" ", "_")
         try:
@@ -141,7 +159,10 @@ def lab_toxicities(doc: dict[str, Any], *, require_baseline: bool = False, with_
     events: list[AdverseEvent] = []
     ungraded: list[dict[str, Any]] = []
     assumed: list[str] = []
-    for k, lab in enumerate(doc.get("labs", []) or []):
+    labs = doc.get("labs")
+    if labs is not None and not isinstance(labs, list):
+        raise InvalidInputError(f"labs must be a list of objects, got {type(labs).__name__}")
+    for k, lab in enumerate(labs or []):
         w = f"labs[{k}]"
         if not isinstance(lab, dict):
             raise InvalidInputError(f"{w}: must be an object")

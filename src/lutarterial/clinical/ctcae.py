@@ -26,7 +26,8 @@ from typing import Any
 
 import yaml
 
-from lutarterial.errors import ProtocolDefinitionError, UnitError
+from lutarterial.errors import ImplausibleValueError, ProtocolDefinitionError, UnitError
+from lutarterial.plausibility import check_quantity, limits_for, plausibility_table
 from lutarterial.units import Analyte, analyte_by_loinc, analyte_by_name, convert, parse_unit, to_canonical
 
 __all__ = [
@@ -270,6 +271,19 @@ def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
+def _implausible(analyte: str, value: float, unit: str) -> str:
+    """``"<value unit> is outside ..."`` when physically implausible (lutarterial.plausibility), else ``""``."""
+    if analyte not in plausibility_table():
+        return ""
+    try:
+        check_quantity(analyte, value, unit)
+    except ImplausibleValueError:
+        return f"{value:g} {unit} is outside the physical limits of {analyte} ({limits_for(analyte).describe()})"
+    except UnitError:
+        return ""
+    return ""
+
+
 def grade_lab(
     test: str,
     value: float | None,
@@ -314,19 +328,31 @@ def grade_lab(
             hint = "; 'G/L' means 10^9 cells per litre (giga), write 'g/L' for grams per litre"
         return LabGrade(grade=None, value=value,
                         reason=f"no grade: unit {unit!r} not usable for {analyte.name} ({exc}){hint}", **base)
+    implausible = _implausible(analyte.name, value, unit)
+    if implausible:  # issue 9: haemoglobin 1e308 g/dL was graded 0
+        return LabGrade(grade=None, value=value, reason=f"no grade: value {implausible}", **base)
 
     refs: dict[str, float | None] = {"lln": lln, "uln": uln, "baseline": None}
     if baseline is not None:
+        if not isinstance(baseline, (int, float)) or isinstance(baseline, bool) or not math.isfinite(baseline):
+            return LabGrade(grade=None, value=value, reason=f"no grade: baseline {baseline!r} is not a finite number",
+                            **base)
         try:
             refs["baseline"] = float(baseline) if not baseline_unit else convert(
                 float(baseline), baseline_unit, unit, molar_mass_g_per_mol=analyte.molar_mass_g_per_mol
             )
         except UnitError as exc:
             return LabGrade(grade=None, value=value, reason=f"no grade: baseline unit {baseline_unit!r} not usable ({exc})", **base)
+        implausible = _implausible(analyte.name, refs["baseline"], unit)
+        if implausible:
+            return LabGrade(grade=None, value=value, reason=f"no grade: baseline {implausible}", **base)
     for name in ("lln", "uln"):
         r = refs[name]
         if r is not None and (not isinstance(r, (int, float)) or not math.isfinite(r) or r <= 0):
             return LabGrade(grade=None, value=value, reason=f"no grade: {name.upper()} {r!r} is not a positive number", **base)
+        implausible = _implausible(analyte.name, r, unit) if r is not None else ""
+        if implausible:
+            return LabGrade(grade=None, value=value, reason=f"no grade: {name.upper()} {implausible}", **base)
 
     assume_normal = refs["baseline"] is None and not require_baseline and "baseline" in term.needs
 

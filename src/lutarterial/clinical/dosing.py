@@ -33,6 +33,7 @@ import yaml
 
 from lutarterial.clinical.ctcae import compare, grade_lab, resolve_test
 from lutarterial.errors import InvalidInputError, ProtocolDefinitionError, UnitError
+from lutarterial.plausibility import check_canonical, check_date, check_quantity, plausibility_table, require_finite
 from lutarterial.units import convert
 
 __all__ = [
@@ -331,9 +332,15 @@ def decide_next_dose(h: DoseHistory) -> DoseDecision:
     max_delay_w = float(rb["max_delay_weeks"])
     warnings: list[str] = []
     at = h.decision_date
-    admins = sorted((a for a in h.administrations if a.date <= at), key=lambda a: a.date)
-    if any(a.date > at for a in h.administrations):
-        warnings.append("administrations dated after the decision date were ignored")
+    if h.interval_weeks is not None:
+        check_quantity("dose_interval", h.interval_weeks, "wk", name="interval_weeks")
+    later = [a.date for a in h.administrations if a.date > at]
+    if later:
+        # Issue 9: a decision dated before an administration it must follow gave a due date in the past.
+        raise InvalidInputError(
+            f"decision_date {at.isoformat()} is before the last administration ({max(later).isoformat()}); "
+            "the next dose is decided after the last one: correct the decision date or the administration dates")
+    admins = sorted(h.administrations, key=lambda a: a.date)
     labs = sorted((lab for lab in h.labs if lab.date <= at), key=lambda lab: lab.date)
 
     def is_reduced(a: Administration) -> bool:
@@ -501,10 +508,13 @@ def _decision(h: DoseHistory, decision: str, act: float | None, route: str | Non
 
 
 def _d(x: Any, where: str) -> dt.date:
+    if not isinstance(x, str):
+        raise InvalidInputError(f"{where}: {x!r} is not an ISO date (YYYY-MM-DD)")
     try:
-        return dt.date.fromisoformat(str(x))
+        day = dt.date.fromisoformat(x)
     except ValueError:
         raise InvalidInputError(f"{where}: {x!r} is not an ISO date (YYYY-MM-DD)") from None
+    return check_date(where, day)
 
 
 def _f(x: Any, where: str, required: bool = False) -> float | None:
@@ -514,7 +524,33 @@ def _f(x: Any, where: str, required: bool = False) -> float | None:
         return None
     if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x:
         raise InvalidInputError(f"{where}: {x!r} is not a number")
-    return float(x)
+    return require_finite(where, x)
+
+
+def _objects(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """``doc[key]`` as a list of JSON objects (absent or null: empty); anything else names the key."""
+    items = doc.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise InvalidInputError(f"{key} must be a list of objects, got {type(items).__name__} {items!r:.40}")
+    for k, it in enumerate(items):
+        if not isinstance(it, dict):
+            raise InvalidInputError(f"{key}[{k}] must be an object, got {type(it).__name__}")
+    return items
+
+
+def _plausible_lab(test: str, value: float | None, unit: Any, where: str) -> None:
+    """A lab value outside its physical limits is refused (a decision must not rest on it)."""
+    if value is None or not isinstance(unit, str):
+        return
+    analyte = resolve_test(test)
+    if analyte is None or analyte.name not in plausibility_table():
+        return
+    try:
+        check_quantity(analyte.name, value, unit, name=f"{where} ({test})")
+    except UnitError:
+        return  # unit problems are reported by the grading with their own reason
 
 
 def parse_history(doc: dict[str, Any]) -> DoseHistory:
@@ -524,7 +560,7 @@ def parse_history(doc: dict[str, Any]) -> DoseHistory:
     if "decision_date" not in doc:
         raise InvalidInputError("history: 'decision_date' (the planned date of the next administration) is required")
     admins = []
-    for k, a in enumerate(doc.get("administrations", []) or []):
+    for k, a in enumerate(_objects(doc, "administrations")):
         w = f"administrations[{k}]"
         if "activity_gbq" in a:
             act = _f(a["activity_gbq"], w, True)
@@ -532,18 +568,24 @@ def parse_history(doc: dict[str, Any]) -> DoseHistory:
             act = _f(a["activity_mbq"], w, True) / 1000.0  # type: ignore[operator]
         else:
             raise InvalidInputError(f"{w}: activity_gbq or activity_mbq required")
+        check_quantity("injected_activity", act, "GBq", name=f"{w} activity")  # type: ignore[arg-type]
+        if a.get("cycle") is not None:
+            check_canonical("cycle_number", a["cycle"], name=f"{w}.cycle")
+        if a.get("reduced") is not None and not isinstance(a.get("reduced"), bool):
+            raise InvalidInputError(f"{w}.reduced must be true or false, got {a.get('reduced')!r}")
         route = str(a.get("route", "")).upper()
         if route not in ("IV", "IAH"):
             raise InvalidInputError(f"{w}: route {a.get('route')!r} must be 'IV' or 'IAH'")
         admins.append(Administration(_d(a.get("date"), w), act, route, a.get("cycle"), a.get("reduced")))  # type: ignore[arg-type]
     labs = []
-    for k, lab in enumerate(doc.get("labs", []) or []):
+    for k, lab in enumerate(_objects(doc, "labs")):
         w = f"labs[{k}]"
+        _plausible_lab(str(lab.get("test", "")), _f(lab.get("value"), w), lab.get("unit"), w)
         labs.append(LabValue(_d(lab.get("date"), w), str(lab.get("test", "")), _f(lab.get("value"), w), lab.get("unit"),
                              _f(lab.get("lln"), w), _f(lab.get("uln"), w), _f(lab.get("baseline"), w),
                              lab.get("baseline_unit"), lab.get("id")))
     aes = []
-    for k, ae in enumerate(doc.get("adverse_events", []) or []):
+    for k, ae in enumerate(_objects(doc, "adverse_events")):
         w = f"adverse_events[{k}]"
         g = ae.get("grade")
         if not isinstance(g, int) or isinstance(g, bool) or not 1 <= g <= 5:
@@ -553,11 +595,21 @@ def parse_history(doc: dict[str, Any]) -> DoseHistory:
                                       _d(ae.get("onset"), w), _d(ae["end"], w) if ae.get("end") else None,
                                       str(rel).strip().lower() if rel else None))
     baseline = {}
-    for name, v in (doc.get("baseline") or {}).items():
-        baseline[name] = (_f(v.get("value"), f"baseline.{name}", True), str(v.get("unit")))
+    base = doc.get("baseline") or {}
+    if not isinstance(base, dict):
+        raise InvalidInputError(f"baseline must be an object of {{name: {{value, unit}}}}, got {type(base).__name__}")
+    for name, v in base.items():
+        if not isinstance(v, dict):
+            raise InvalidInputError(f"baseline.{name} must be an object {{value, unit}}, got {type(v).__name__}")
+        value = _f(v.get("value"), f"baseline.{name}", True)
+        _plausible_lab(str(name), value, v.get("unit"), f"baseline.{name}")
+        baseline[name] = (value, str(v.get("unit")))
     pr = doc.get("planned_route")
     if pr is not None and str(pr).upper() not in ("IV", "IAH"):
         raise InvalidInputError(f"planned_route {pr!r} must be 'IV' or 'IAH'")
+    interval = _f(doc.get("interval_weeks"), "interval_weeks")
+    if interval is not None:
+        check_quantity("dose_interval", interval, "wk", name="interval_weeks")
     return DoseHistory(doc.get("patient"), _d(doc["decision_date"], "decision_date"), tuple(admins), tuple(labs),
                        tuple(aes), str(pr).upper() if pr else None, baseline,  # type: ignore[arg-type]
-                       _f(doc.get("interval_weeks"), "interval_weeks"))
+                       interval)

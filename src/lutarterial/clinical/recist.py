@@ -21,6 +21,7 @@ from typing import Any
 
 from lutarterial.clinical.ctcae import compare
 from lutarterial.errors import InvalidInputError
+from lutarterial.plausibility import check_canonical, check_date
 
 __all__ = [
     "BaselineLesion",
@@ -464,10 +465,13 @@ def _fallback(upto: Sequence[TimepointResponse], opt: RecistOptions) -> tuple[st
 
 
 def _date(text: Any, where: str) -> dt.date:
+    if not isinstance(text, str):
+        raise InvalidInputError(f"{where}: date {text!r} is not an ISO date (YYYY-MM-DD)")
     try:
-        return dt.date.fromisoformat(str(text))
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise InvalidInputError(f"{where}: date {text!r} is not an ISO date (YYYY-MM-DD)") from None
+    return check_date(f"{where}: date", day)
 
 
 def _num(x: Any, where: str) -> float | None:
@@ -475,7 +479,16 @@ def _num(x: Any, where: str) -> float | None:
         return None
     if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x or x < 0:
         raise InvalidInputError(f"{where}: diameter_mm {x!r} must be a non-negative number or null")
-    return float(x)
+    return check_canonical("lesion_diameter", x, name=f"{where}: diameter_mm")
+
+
+def _list(raw: dict[str, Any], key: str, where: str) -> list[Any]:
+    items = raw.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise InvalidInputError(f"{where}: {key} must be a list, got {type(items).__name__}")
+    return items
 
 
 def parse_recist_input(doc: dict[str, Any]) -> tuple[str | None, list[Assessment]]:
@@ -490,7 +503,7 @@ def parse_recist_input(doc: dict[str, Any]) -> tuple[str | None, list[Assessment
         date = _date(raw.get("date"), where)
         is_base = bool(raw.get("baseline", False))
         lesions: list[Any] = []
-        for j, le in enumerate(raw.get("lesions", []) or []):
+        for j, le in enumerate(_list(raw, "lesions", where)):
             w = f"{where}.lesions[{j}]"
             if not isinstance(le, dict) or not le.get("id"):
                 raise InvalidInputError(f"{w}: a lesion needs an 'id'")
@@ -509,7 +522,7 @@ def parse_recist_input(doc: dict[str, Any]) -> tuple[str | None, list[Assessment
                     raise InvalidInputError(f"{w}: status {st!r} not recognised")
                 lesions.append(LesionObservation(str(le["id"]), _num(le.get("diameter_mm"), w), st))
         new = []
-        for j, n in enumerate(raw.get("new_lesions", []) or []):
+        for j, n in enumerate(_list(raw, "new_lesions", where)):
             if not isinstance(n, dict) or not n.get("id"):
                 raise InvalidInputError(f"{where}.new_lesions[{j}]: a new lesion needs an 'id'")
             organ = n.get("organ")

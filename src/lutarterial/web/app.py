@@ -102,6 +102,14 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(api.router)
     app.include_router(pages.router)
+    from lutarterial.web.routes import api_studies as _api_studies  # issue 11
+
+    app.include_router(_api_studies.router)
+    from lutarterial.web.routes import dm_api as _dm_api, dm_pages as _dm_pages  # issue 13
+
+    app.include_router(_dm_api.router)
+    app.include_router(_dm_pages.router)
+    _dm_pages.install(app)
     from lutarterial.web.routes import tokens as _tokens  # issue 15
 
     app.include_router(_tokens.router)

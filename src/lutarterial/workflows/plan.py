@@ -35,7 +35,7 @@ from lutarterial.registry.services._common import load_participant
 from lutarterial.workflows.analyse import DOSIMETRY_KIND, AnalysisOutcome, spect_dosimetry_analysis, uptake_analysis
 from lutarterial.workflows.studies import VOI_MODALITIES, materialise_series
 
-__all__ = ["AnalysisPlan", "plan_analyses", "run_plan"]
+__all__ = ["AnalysisPlan", "plan_analyses", "run_plan", "materialise_plan", "compute_plan"]
 
 
 @dataclass
@@ -167,44 +167,60 @@ def _names_next_to(path: Path) -> str | None:
     return str(cand) if cand.is_file() else None
 
 
+def materialise_plan(session: Session, plan: AnalysisPlan, store: str | os.PathLike[str],
+                     into: str | os.PathLike[str]) -> dict[str, Any]:
+    """Folders of links into the store for every series of the plan (engine inputs), as paths."""
+    def mat(sid: int | None) -> str:
+        s = session.get(ImagingSeries, sid)
+        if s is None:
+            raise InvalidInputError(f"series {sid} no longer exists")
+        return str(materialise_series(session, s, store, into=into))
+
+    paths: dict[str, Any] = {}
+    if plan.iv_series and plan.iah_series:
+        paths["iv"], paths["iah"] = mat(plan.iv_series), mat(plan.iah_series)
+        if plan.voi_paths:
+            paths["iv_voi"], paths["iah_voi"] = plan.voi_paths[0], plan.voi_paths[-1]
+            paths["iv_names"] = paths["iah_names"] = plan.names_path
+        else:
+            paths["iv_voi"], paths["iah_voi"] = mat(plan.iv_voi_series), mat(plan.iah_voi_series)
+            paths["iv_names"] = plan.names_path or _names_next_to(Path(paths["iv_voi"]))
+            paths["iah_names"] = plan.names_path or _names_next_to(Path(paths["iah_voi"]))
+    if plan.spect_series:
+        paths["spect"] = [mat(i) for i in plan.spect_series]
+        paths["spect_labels"] = mat(plan.spect_labels_series)
+        paths["spect_names"] = _names_next_to(Path(paths["spect_labels"]))
+    return paths
+
+
+def compute_plan(plan: AnalysisPlan, paths: dict[str, Any], progress: Any = None) -> list[AnalysisOutcome]:
+    """Run the pure analyses on materialised paths (no database)."""
+    outcomes = []
+    steps = (1 if "iv" in paths else 0) + (1 if "spect" in paths else 0)
+    done = 0
+    if "iv" in paths:
+        outcomes.append(uptake_analysis(paths["iv"], paths["iv_voi"], paths["iah"], paths["iah_voi"],
+                                        paths["iv_names"], iah_names=paths["iah_names"]))
+        done += 1
+        if progress:
+            progress(done / max(steps, 1), "IAH-vs-IV uptake comparison done")
+    if "spect" in paths:
+        outcomes.append(spect_dosimetry_analysis(paths["spect"], paths["spect_labels"], paths["spect_names"],
+                                                 calibration=plan.calibration, prior_doses=plan.prior_doses))
+        done += 1
+        if progress:
+            progress(done / max(steps, 1), "SPECT dosimetry done")
+    return outcomes
+
+
 def run_plan(session: Session, plan: AnalysisPlan, store: str | os.PathLike[str],
              progress: Any = None) -> list[AnalysisOutcome]:
     """Materialise the plan's series and run the analyses (pure engines); returns the outcomes."""
-    tmp = Path(tempfile.mkdtemp(prefix="analyse-", dir=Path(store) / "tmp" if (Path(store) / "tmp").is_dir()
-                                else None))
+    tmp_parent = Path(store) / "tmp"
+    tmp_parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="analyse-", dir=tmp_parent))
     try:
-        def mat(sid: int) -> Path:
-            s = session.get(ImagingSeries, sid)
-            assert s is not None
-            return materialise_series(session, s, store, into=tmp)
-
-        outcomes = []
-        steps = (1 if plan.iv_series else 0) + (1 if plan.spect_series else 0)
-        done = 0
-        if plan.iv_series and plan.iah_series:
-            iv, iah = mat(plan.iv_series), mat(plan.iah_series)
-            if plan.voi_paths:
-                iv_voi = Path(plan.voi_paths[0])
-                iah_voi = Path(plan.voi_paths[-1])
-                iv_names = iah_names = plan.names_path
-            else:
-                assert plan.iv_voi_series and plan.iah_voi_series
-                iv_voi, iah_voi = mat(plan.iv_voi_series), mat(plan.iah_voi_series)
-                iv_names = plan.names_path or _names_next_to(iv_voi)
-                iah_names = plan.names_path or _names_next_to(iah_voi)
-            outcomes.append(uptake_analysis(iv, iv_voi, iah, iah_voi, iv_names, iah_names=iah_names))
-            done += 1
-            if progress:
-                progress(done / max(steps, 1), "uptake comparison done")
-        if plan.spect_series:
-            spect = [mat(i) for i in plan.spect_series]
-            assert plan.spect_labels_series
-            labels = mat(plan.spect_labels_series)
-            outcomes.append(spect_dosimetry_analysis(spect, labels, _names_next_to(labels),
-                                                     calibration=plan.calibration, prior_doses=plan.prior_doses))
-            done += 1
-            if progress:
-                progress(done / max(steps, 1), "SPECT dosimetry done")
-        return outcomes
+        paths = materialise_plan(session, plan, store, tmp)
+        return compute_plan(plan, paths, progress)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

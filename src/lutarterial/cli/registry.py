@@ -219,18 +219,38 @@ def _find_user(session, username: str):  # type: ignore[no-untyped-def]
 @audit_app.command("verify")
 def audit_verify(db: str = typer.Option(None, "--db", help=_DB_HELP),
                  as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """Recompute the audit hash chain. Exit 0 when intact; 1 with the first broken row otherwise."""
-    from lutarterial.registry.audit import verify_audit_chain
+    """Prove the data: hash chain (keyed), every audited table reconciled with the replayed
+    audit trail, the last checkpoint outside the database, the append-only triggers.
 
-    with _session(db, readonly=True) as s:
-        report = verify_audit_chain(s)
+    Exit 0 when all hold (a checkpoint is then appended); 1 with every problem listed otherwise;
+    2 when the database cannot be read.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    from lutarterial.errors import InvalidInputError
+    from lutarterial.registry.audit_proof import verify_registry
+
+    try:
+        with _session(db, readonly=True) as s:
+            report = verify_registry(s)
+    except DBAPIError as exc:
+        raise InvalidInputError(f"cannot read the database: {str(exc.orig).splitlines()[0]}") from None
     if as_json:
         _print_json(report.to_dict())
     elif report.ok:
-        typer.echo(f"audit trail intact: {report.rows_checked} rows, head sha256 {report.head_hash}")
+        cp = report.checkpoint
+        typer.echo(f"audit trail intact: {report.chain.rows_checked} rows, head {report.chain.head_hash}; "
+                   f"every audited row matches the trail"
+                   + (f"; consistent with the checkpoint of {cp['at']} ({cp['rows']} rows)" if cp else "")
+                   + (f"; {report.unverified_fields} fields not covered by the trail" if report.unverified_fields
+                      else ""))
     else:
-        typer.echo(f"audit trail BROKEN at row {report.first_broken_id}: {report.problem} "
-                   f"({report.rows_checked} rows verified before it)", err=True)
+        problems = report.problems()
+        typer.echo(f"audit verification FAILED ({len(problems)} problems):", err=True)
+        for line in problems[:200]:
+            typer.echo(f"  - {line}", err=True)
+        if len(problems) > 200:
+            typer.echo(f"  ... and {len(problems) - 200} more (use --json)", err=True)
     if not report.ok:
         raise typer.Exit(1)
 

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from lutarterial.errors import InvalidInputError
 from lutarterial.registry.access import Actor, Permission, require, restrict_to_sites
 from lutarterial.registry.audit import canonical_json, verify_audit_chain
+from lutarterial.registry.audit_proof import checkpoint_after_export
 from lutarterial.registry.models import (
     AdverseEvent,
     AuditEntry,
@@ -176,6 +177,7 @@ def _collect_csv(session: Session, actor: Actor, site_code: str | None, now: dt.
         entries = audit_rows(session, actor, ids)
     files["audit_entries.csv"] = _csv_bytes(*_audit_table(entries))
     chain = verify_audit_chain(session)
+    checkpoint_after_export(session, chain)  # issue 9: every export records the audit head
     manifest = {
         "format": "lutarterial registry CSV export",
         "exported_at": _cell(now),
@@ -340,6 +342,7 @@ def odm_document(session: Session, actor: Actor, *, site_code: str | None = None
     site_codes = {sid: s.code for sid, s in sites.items()}
     entries = audit_rows(session, actor, ids if (site_code or not actor.is_admin) else None)
     chain = verify_audit_chain(session)
+    checkpoint_after_export(session, chain)  # issue 9: every export records the audit head
     ET.register_namespace("", ODM_NS)
     root = ET.Element(f"{{{ODM_NS}}}ODM", {
         "FileType": "Snapshot", "Granularity": "SingleSite" if site_code else "All",

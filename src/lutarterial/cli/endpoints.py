@@ -140,7 +140,7 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand is not None:
             return
         from lutarterial.statistics.canonical import canonical_json
-        from lutarterial.statistics.ratios import DEFAULT_N_BOOT, DEFAULT_SEED, analyse_ratios
+        from lutarterial.statistics.ratios import DEFAULT_N_BOOT, DEFAULT_SEED, analyse_ratios, build_log_ratios
 
         metric = _check_choice(metric, _METRICS, "metric")
         kind = _check_choice(kind, _KINDS, "kind")
@@ -153,18 +153,21 @@ def register(app: typer.Typer) -> None:
         if lesions is not None:
             rows = read_lesions_csv(lesions, metric)
             res = analyse_ratios(rows, metric=metric, kind=kind, seed=seed, n_boot=n_boot)
+            log_ratios = build_log_ratios(rows, kind=kind)[0]
             args += ["--lesions", str(lesions)]
             source = f"CSV file {lesions}"
         else:
             if not user:
                 raise InvalidInputError("give --lesions FILE.csv, or --db URL with --user NAME (a registry user)")
-            from lutarterial.workflows.endpoints import actor_by_username, data_snapshot, primary_endpoint
+            from lutarterial.workflows.endpoints import actor_by_username, data_snapshot, lesion_values
 
             reg = _registry(db)
             try:
                 with reg.session(readonly=True) as s:
                     actor = actor_by_username(s, user)
-                    res = primary_endpoint(s, actor, metric=metric, kind=kind, seed=seed, n_boot=n_boot)
+                    rows, _, _ = lesion_values(s, actor, metric)
+                    res = analyse_ratios(rows, metric=metric, kind=kind, seed=seed, n_boot=n_boot)
+                    log_ratios = build_log_ratios(rows, kind=kind)[0]
                     snapshot = data_snapshot(s, actor)
                 url = _redact(str(reg.engine.url))
             finally:
@@ -175,7 +178,7 @@ def register(app: typer.Typer) -> None:
         if report is not None:
             from lutarterial.reports import write_endpoint_report
 
-            write_endpoint_report(report, res, source=source, snapshot=snapshot,
+            write_endpoint_report(report, res, source=source, snapshot=snapshot, log_ratios=log_ratios,
                                   command=_command_line(args + ["--report", str(report)]))
         if as_json:
             typer.echo(canonical_json(res))
@@ -243,7 +246,8 @@ def register(app: typer.Typer) -> None:
             cmd = _command_line(["report", "trial", "--db", url, "--user", user, "--out", str(out), "--seed",
                                  str(seed), "--n-boot", str(n_boot), "--metric", metric])
             with reg.session(readonly=True) as s:
-                paths = build_trial_report(s, user, out, seed=seed, n_boot=n_boot, metric=metric, command=cmd)
+                paths = build_trial_report(s, user, out, seed=seed, n_boot=n_boot, metric=metric, command=cmd,
+                                           source=f"registry {url}, read as user {user}")
         finally:
             reg.dispose()
         typer.echo("\n".join(str(p) for p in paths))

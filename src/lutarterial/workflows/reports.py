@@ -1,0 +1,109 @@
+"""Registry -> report: gather results through the services, hand them to :mod:`lutarterial.reports`.
+
+Access: the reading user's roles and sites decide what is seen (statistician: all sites);
+``Permission.REPORT_READ`` is checked; participants appear by trial number only — the identity
+key is never read here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lutarterial.registry.access import Permission, require
+from lutarterial.registry.models import ImagingAnalysis, ScreeningResult
+from lutarterial.statistics.ratios import DEFAULT_N_BOOT, DEFAULT_SEED, analyse_ratios, build_log_ratios
+from lutarterial.workflows.endpoints import (
+    actor_by_username,
+    current_analyses,
+    data_snapshot,
+    lesion_values,
+    secondary_endpoints,
+)
+
+__all__ = ["build_trial_report", "build_participant_report", "trial_report_context", "participant_report_context"]
+
+
+def _versions(session: Session, analyses: list[Any]) -> dict[str, str]:
+    from lutarterial import __version__
+
+    protocols = sorted(set(session.scalars(select(ScreeningResult.protocol_version).distinct())))
+    soft = sorted({a.software_version for a in analyses if a.software_version})
+    return {"Software": f"lutarterial {__version__}",
+            "Protocol versions (screenings)": ", ".join(protocols) or "none",
+            "Analysis software (imaging analyses used)": ", ".join(soft) or "none",
+            "Statistics": "scipy (t, Clopper-Pearson), statsmodels MixedLM (REML), lifelines (Kaplan-Meier), numpy "
+                          "default_rng (bootstrap)"}
+
+
+def trial_report_context(session: Session, actor: Any, *, seed: int = DEFAULT_SEED, n_boot: int = DEFAULT_N_BOOT,
+                         metric: str = "suv_mean", command: str = "", source: str = "registry") -> dict[str, Any]:
+    from lutarterial.reports.trial import lesion_table, trial_context
+
+    require(actor, Permission.REPORT_READ)
+    rows, extra, prov = lesion_values(session, actor, metric)
+    ep = analyse_ratios(rows, metric=metric, kind="lesion", seed=seed, n_boot=n_boot, extra_exclusions=extra)
+    lesions = lesion_table(build_log_ratios(rows, kind="lesion")[0])
+    sec = secondary_endpoints(session, actor, seed=seed, n_boot=n_boot)
+    snap = data_snapshot(session, actor)
+    used = [session.get(ImagingAnalysis, p["analysis_id"]) for p in prov.values()]
+    return trial_context(ep, lesions, sec=sec, snapshot=snap, versions=_versions(session, used), command=command,
+                         source=source)
+
+
+def build_trial_report(session: Session, username: str, out_dir: Path, *, seed: int = DEFAULT_SEED,
+                       n_boot: int = DEFAULT_N_BOOT, metric: str = "suv_mean", command: str = "",
+                       source: str = "registry") -> list[Path]:
+    """Write ``report.html`` and ``report.pdf`` for the user ``username`` into ``out_dir``."""
+    from lutarterial.reports.trial import write_report
+
+    actor = actor_by_username(session, username)
+    ctx = trial_report_context(session, actor, seed=seed, n_boot=n_boot, metric=metric, command=command,
+                               source=source)
+    return write_report(out_dir, ctx)
+
+
+def participant_report_context(session: Session, actor: Any, trial_number: str) -> dict[str, Any]:
+    """Screening, timeline, imaging, dosimetry, safety and response of one participant (no identity)."""
+    from lutarterial.registry import services
+    from lutarterial.reports.participant import participant_context
+    from lutarterial.workflows.endpoints import _recist_results, _visits, safety
+
+    require(actor, Permission.REPORT_READ)
+    p = services.get_participant(session, actor, trial_number)
+    screening = session.scalars(select(ScreeningResult).where(ScreeningResult.participant_id == p.id)
+                                .order_by(ScreeningResult.created_at.desc(), ScreeningResult.id.desc())).first()
+    timeline = [{"date": i.date.isoformat() if i.date else "planned", "label": i.label, "status": i.status}
+                for i in services.participant_timeline(session, actor, p.id)]
+    imaging = current_analyses(session, [p]).get(p.id)
+    dosimetry = current_analyses(session, [p], dosimetry=True).get(p.id)
+    visits = _visits(session, [p.id])
+    saf = safety(session, [p], visits)
+    recist = _recist_results(session, [p]).get(p.trial_number)
+    assessments = [{"date": r.assessment_date.isoformat(), "response": r.response, "sum_mm": r.target_sum_mm}
+                   for r in services.list_recist(session, actor, p.id)]
+    return participant_context(
+        trial_number=p.trial_number, site=p.site.code, status=p.status,
+        screening=None if screening is None else {"overall": screening.overall,
+                                                  "protocol_version": screening.protocol_version,
+                                                  "as_of": screening.as_of.isoformat(),
+                                                  "criteria": (screening.result or {}).get("criteria", [])},
+        timeline=timeline,
+        imaging=None if imaging is None else {"id": imaging.id, "kind": imaging.kind, "result": imaging.result,
+                                              "software_version": imaging.software_version},
+        dosimetry=None if dosimetry is None else {"id": dosimetry.id, "kind": dosimetry.kind,
+                                                  "result": dosimetry.result,
+                                                  "software_version": dosimetry.software_version},
+        safety=saf, recist=recist, assessments=assessments)
+
+
+def build_participant_report(session: Session, username: str, trial_number: str, out_dir: Path) -> list[Path]:
+    """Write ``<trial number>.html`` and ``<trial number>.pdf`` into ``out_dir``."""
+    from lutarterial.reports.trial import write_report
+
+    actor = actor_by_username(session, username)
+    ctx = participant_report_context(session, actor, trial_number)
+    return write_report(out_dir, ctx, template="participant.html", stem=ctx["trial_number"])

@@ -172,7 +172,7 @@ def build_physiology(p: Mapping[str, np.ndarray]) -> Physiology:
     for o in ("spleen", "kidneys", "gut", "rest"):
         rec[o] = g[f"receptor_{o}_nmol"]
     for t in TUMOURS:
-        rec[t] = g["tumour_receptor_nmol_per_l"] * tissue[t]
+        rec[t] = g["tumour_receptor_nmol_per_l"] * g[f"tumour_receptor_scale_{t.split('_', 1)[1]}"] * tissue[t]
     return Physiology(n, v_art, v_ven, tissue, v_vasc, v_int, q, q_art_in, q_portal, ps, rec, g)
 
 

@@ -172,7 +172,7 @@ def run_batch(registry: Any, actor: Any, rows: list[ManifestRow], *, reason: str
         label = f"scheduler {scheduler}"
         n = len(client.scheduler_info().get("workers", {}))
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                                **(cluster_kwargs or {}))
         client = Client(cluster)
         label = f"LocalCluster ({workers} worker processes)"

@@ -320,3 +320,114 @@ def test_ambiguous_series_names_the_choices(
     rc, out, err = _analyse(capsys, monkeypatch, url, store, tn, "--only", "uptake", "--iv-series", pts[0],
                             "--iah-series", pts[1])
     assert rc == 0, err
+
+
+# --- batch on Dask ------------------------------------------------------------------------------
+
+
+def _manifest(tmp_path: Path, rows: list[tuple[str, Path, Path | None]]) -> Path:
+    """Manifest with paths relative to its folder; a row's second patient folder (if any) lends its IAH SEG."""
+    lines = ["participant,iv,iv_voi,iah,iah_voi,names,spect,calibration"]
+    for tn, d, seg_from in rows:
+        rel = Path("..") / d.parent.name / d.name
+        iah_seg = (Path("..") / seg_from.parent.name / seg_from.name if seg_from else rel) / "iah" / "seg.dcm"
+        lines.append(f"{tn},{rel}/iv/pet,{rel}/iv/seg.dcm,{rel}/iah/pet,{iah_seg},{rel}/names.json,{rel}/spect,")
+    m = tmp_path / "batch" / "manifest.csv"
+    m.parent.mkdir(exist_ok=True)
+    m.write_text("\n".join(lines) + "\n")
+    for tn, d, _ in rows:  # relative paths resolve from the manifest's folder
+        link = tmp_path / d.parent.name
+        if not link.exists():
+            link.symlink_to(d.parent)
+    return m
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def dask_scheduler(tmp_path: Path, registry_url: str) -> Any:
+    """A real ``dask scheduler`` and two ``dask worker`` processes on loopback (killed afterwards)."""
+    import subprocess
+    import time
+
+    if not registry_url.startswith("sqlite"):
+        pytest.skip("the batch stores through store_outcomes, tested on PostgreSQL by the CLI tests above")
+
+    dask = Path(sys.executable).parent / "dask"
+    port = _free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    log = (tmp_path / "dask.log").open("w")
+    procs = [subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], stdout=log, stderr=subprocess.STDOUT)]
+    try:
+        for _ in range(2):
+            procs.append(subprocess.Popen([str(dask), "worker", addr, "--nthreads", "1", "--nworkers", "1",
+                                           "--no-dashboard", "--host", "127.0.0.1"], stdout=log,
+                                          stderr=subprocess.STDOUT))
+        from dask.distributed import Client
+
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with Client(addr, timeout="5s") as c:
+                    if len(c.scheduler_info()["workers"]) >= 2:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError("dask scheduler/workers did not start: " + (tmp_path / "dask.log").read_text()[-2000:])
+            time.sleep(0.5)
+        yield addr
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=5)
+        log.close()
+
+
+@pytest.mark.slow
+def test_batch_localcluster_then_scheduler_idempotent_and_failures_listed(
+        reg: Registry, team: Team, registry_url: str, patients: list[tuple[Path, dict[str, Any]]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, dask_scheduler: str) -> None:
+    tns = [_participant(reg, team) for _ in range(4)]
+    (d1, t1), (d2, _), (d3, _) = patients
+    # the 4th row pairs the IAH PET with another patient's SEG (other frame of reference): it fails alone
+    manifest = _manifest(tmp_path, [(tns[0], d1, None), (tns[1], d2, None), (tns[2], d3, None), (tns[3], d1, d2)])
+    args = ["batch", "analyse", str(manifest), "--db", registry_url, "--user", "phys.bdx", "--password-stdin",
+            "--reason", "cohort analysis", "--json"]
+    rc, out, err = cli(capsys, monkeypatch, [*args, "--workers", "2"])
+    assert rc == 1, err
+    first = json.loads(out)
+    assert first["cluster"].startswith("LocalCluster") and first["n_done"] == 3
+    assert [f["participant"] for f in first["failed"]] == [tns[3]]
+    assert "frame" in first["failed"][0]["error"].lower() or "FrameOfReference" in first["failed"][0]["error"]
+    assert all(a["status"] == "new" for d in first["done"] for a in d["analyses"])
+    by_tn = {d["participant"]: d for d in first["done"]}
+    with reg.session(readonly=True) as s:
+        ia = s.get(ImagingAnalysis, next(a["id"] for a in by_tn[tns[0]]["analyses"] if a["kind"] == "pet_iah_vs_iv"))
+        assert ia is not None
+        ratios = {r["voi"]: r["ratio_suv_mean"] for r in ia.result["per_voi"]}
+        for v in t1["vois"]:
+            if v["kind"] == "lesion":
+                assert ratios[v["name"]] == pytest.approx(t1["iah"]["suv_mean"][v["name"]] / t1["iv"]["suv_mean"][v["name"]],
+                                                          rel=1e-4)
+        n_rows = s.scalar(select(func.count()).select_from(ImagingAnalysis))
+    # the same manifest on a separate scheduler with two workers: identical numbers, nothing duplicated
+    rc, out, err = cli(capsys, monkeypatch, [*args, "--scheduler", dask_scheduler])
+    assert rc == 1, err
+    second = json.loads(out)
+    assert second["cluster"] == f"scheduler {dask_scheduler}" and second["workers"] == 2
+    assert all(a["status"] == "reproduced" for d in second["done"] for a in d["analyses"])
+    with reg.session(readonly=True) as s:
+        assert s.scalar(select(func.count()).select_from(ImagingAnalysis)) == n_rows

@@ -28,7 +28,7 @@ def _echo_json(data: object) -> None:
 
 
 def _time_grid(t_end: float) -> list[float]:
-    from lutarterial.pbpk.simulate import STANDARD_TIMES_H
+    from lutarterial.pbpk.solver import STANDARD_TIMES_H
 
     grid = {round(t_end * (i / 60.0) ** 2, 6) for i in range(1, 61)}
     grid |= {t for t in STANDARD_TIMES_H if t <= t_end}
@@ -53,7 +53,7 @@ def simulate_cmd(
     from lutarterial.errors import InvalidInputError
     from lutarterial.pbpk.model import ORGANS, POOLS
     from lutarterial.pbpk.parameters import half_life_h, load_parameters
-    from lutarterial.pbpk.simulate import STANDARD_TIMES_H, Administration, simulate
+    from lutarterial.pbpk.solver import STANDARD_TIMES_H, Administration, simulate
 
     adm = Administration(route=route.strip().lower(), nuclide=nuclide, activity_mbq=activity_mbq,
                          peptide_ug=peptide_ug, lobe=lobe.strip().lower(), infusion_min=infusion_min,
@@ -211,6 +211,7 @@ def fit_cmd(
     pet_peptide_ug: float = typer.Option(20.0, "--pet-peptide-ug", help="Peptide of the 68Ga PET injection (ug)."),
     pet_time_h: float = typer.Option(1.0, "--pet-time-h", help="PET time after injection (h)."),
     lobe: str = typer.Option("whole", "--lobe", help="IAH target: whole (proper hepatic artery), right or left."),
+    n_draws: int = typer.Option(300, "--n-draws", help="Posterior x population draws for the prediction intervals."),
     reason: str = typer.Option("PBPK prediction of IAH uptake and doses from the IV PET", "--reason",
                                help="Reason recorded in the audit trail."),
     as_json: bool = typer.Option(False, "--json", help="Print the stored prediction as JSON."),
@@ -227,6 +228,8 @@ def fit_cmd(
 
     if lobe not in ("whole", "right", "left"):
         raise InvalidInputError(f"--lobe {lobe!r}; valid: whole, right, left")
+    if not 20 <= n_draws <= 5000:
+        raise InvalidInputError(f"--n-draws {n_draws} must be within 20-5000")
     registry = Registry.open(db)
     try:
         with registry.session() as s:
@@ -246,7 +249,7 @@ def fit_cmd(
                 iah = s.scalars(select(Visit).where(Visit.participant_id == p.id, Visit.kind == "iah_cycle")).first()
                 planned_mbq = float(iah.activity_mbq) if iah is not None and iah.activity_mbq else 7400.0
             result = fit_individual(m, planned_lu_mbq=planned_mbq, planned_lu_peptide_ug=lu_peptide_ug,
-                                    iah_lobe=lobe)
+                                    iah_lobe=lobe, n_draws=n_draws)
             result["notes"] = notes
             result["source_analysis_id"] = source.id
             result["participant"] = p.trial_number

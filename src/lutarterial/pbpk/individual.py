@@ -31,7 +31,7 @@ import numpy as np
 
 from lutarterial.errors import InvalidInputError
 from lutarterial.pbpk.parameters import PopulationParameters, load_parameters
-from lutarterial.pbpk.simulate import Administration, simulate_population
+from lutarterial.pbpk.solver import Administration, simulate_population
 
 __all__ = ["Lesion", "IvPetMeasurement", "fit_individual", "DOSE_ORGANS"]
 

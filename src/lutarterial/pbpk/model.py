@@ -19,7 +19,7 @@ internalisation, release, degradation, filtration, decay, cumulated activity), `
 receptor-occupancy correction (``-k_on c_i B``), ``u`` the infusion. The Jacobian ``L + dg/dy`` is
 built analytically as a sparse matrix. Conserved sums (peptide: pools + urine + degraded +
 syringe; label: pools + urine + decayed + syringe) are linear invariants, which BDF keeps exactly
-up to round-off; :mod:`lutarterial.pbpk.simulate` still checks them after every solve.
+up to round-off; :mod:`lutarterial.pbpk.solver` still checks them after every solve.
 """
 
 from __future__ import annotations

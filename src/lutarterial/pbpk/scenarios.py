@@ -27,7 +27,7 @@ import yaml
 
 from lutarterial.errors import InvalidInputError
 from lutarterial.pbpk.parameters import PopulationParameters, load_parameters
-from lutarterial.pbpk.simulate import Administration, SimulationResult, simulate_population
+from lutarterial.pbpk.solver import Administration, SimulationResult, simulate_population
 
 __all__ = ["SCENARIO_NAMES", "Scenario", "get_scenario", "predict_scenario", "fit_kratochwil2010",
            "scenario_outputs"]

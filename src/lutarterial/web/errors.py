@@ -57,6 +57,8 @@ def _page(request: Request, status: int, message: str, kind: str,
 
 
 def _status_of(exc: LutarterialError) -> int:
+    if getattr(exc, "public_kind", None) == "NotFoundError":  # another site's participant (issue 9)
+        return 404
     if isinstance(exc, AccessDeniedError):
         return 403
     if isinstance(exc, NotFoundError):
@@ -88,7 +90,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if status == 403:
             log.warning("access denied: %s %s: %s", request.method, request.url.path, exc)
         headers = getattr(exc, "headers", None)  # e.g. Retry-After on 429 (issue 15)
-        return _page(request, status, str(exc), type(exc).__name__,
+        return _page(request, status, str(exc), getattr(exc, "public_kind", None) or type(exc).__name__,
                      headers=dict(headers) if isinstance(headers, dict) else None)
 
     @app.exception_handler(RequestValidationError)

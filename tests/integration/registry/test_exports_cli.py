@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -154,7 +155,10 @@ def test_csv_export_zip_and_directory(reg: Registry, team: Team, filled: tuple[i
 
 def _subprocess_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "lutarterial", *args], capture_output=True, text=True, cwd=cwd,
-                          env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin", "HOME": str(cwd)}, timeout=120)
+                          env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin", "HOME": str(cwd),
+                               # the audit key the in-process commands used (issue 9: keyed chain)
+                               "LUTARTERIAL_AUDIT_KEY": os.environ.get("LUTARTERIAL_AUDIT_KEY", "")},
+                          timeout=120)
 
 
 class _Result:

@@ -37,13 +37,17 @@ def test_cross_site_read_and_write_refused(login: Any, eligible_record: Any, enr
     tn = enrolled(login("coord.tls"), login("inv.tls"), eligible_record, site="TLS")
     bdx = login("coord.bdx")
     assert tn not in {p["trial_number"] for p in bdx.get("/api/participants").json()}
-    for path in (f"/api/participants/{tn}", f"/api/participants/{tn}/audit", f"/api/participants/{tn}/timeline"):
-        assert bdx.get(path).status_code == 403, path
+    # issue 9: another site's participant answers exactly like a missing one (404, same body)
+    missing = tn.split("-")[0] + "-999"
+    for path in (f"/api/participants/{{}}", f"/api/participants/{{}}/audit", f"/api/participants/{{}}/timeline"):
+        r, r_missing = bdx.get(path.format(tn)), bdx.get(path.format(missing))
+        assert r.status_code == r_missing.status_code == 404, path
+        assert r.json() == {**r_missing.json(), "detail": r_missing.json()["detail"].replace(missing, tn)}, path
     for path in (f"/participants/{tn}", f"/participants/{tn}/safety", f"/participants/{tn}/plots/recist.png"):
-        assert bdx.get(path).status_code == 403, path
+        assert bdx.get(path).status_code == 404, path
     r = bdx.post(f"/api/participants/{tn}/labs", json={"analyte": "platelets", "value": 100, "unit": "10*9/L",
                                                        "collected_date": "2024-09-01", "reason": "sneaky"})
-    assert r.status_code == 403
+    assert r.status_code == 404
     r = bdx.post("/api/participants", json={"site": "TLS", "reason": "register at another site"})
     assert r.status_code == 403
     r = bdx.get("/api/participants", params={"site": "TLS"})

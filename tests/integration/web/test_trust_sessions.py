@@ -173,3 +173,37 @@ def test_templates_have_no_inline_script() -> None:
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), f"inline <script> in {tpl.name}"
         assert not re.search(r"\son[a-z]+\s*=", text), f"inline event handler in {tpl.name}"
         assert "javascript:" not in text, tpl.name
+
+
+def test_other_sites_participant_answers_like_a_missing_one(login: Callable[[str], TestClient]) -> None:
+    tls = login("coord.tls")
+    r = tls.post("/api/participants", json={"site": "TLS", "reason": "new"})
+    assert r.status_code in (200, 201), r.text
+    pid = r.json().get("id")
+    bdx = login("coord.bdx")
+    hidden = bdx.get(f"/api/participants/{pid}") if pid is not None else None
+    missing = bdx.get("/api/participants/987654")
+    assert missing.status_code == 404
+    if hidden is not None:
+        assert hidden.status_code == 404 and "TLS-" not in hidden.text
+        assert hidden.json()["error"] == missing.json()["error"] == "NotFoundError"
+        assert hidden.json()["detail"] == missing.json()["detail"].replace("987654", str(pid))
+
+
+@pytest.mark.parametrize("path", ["/api/participants/99999999999999999999999",
+                                  "/api/screenings/99999999999999999999999/rescreen",
+                                  "/participants/BDX-001/plots/recist\u0663.png",
+                                  "/participants/\u0661\u0662/safety",
+                                  "/api/participants/BDX-001/visits/10000000000000000000000000"])
+def test_out_of_range_numbers_and_odd_path_parts_are_4xx(login: Callable[[str], TestClient], path: str) -> None:
+    r = login("coord.bdx").get(path)
+    assert 400 <= r.status_code < 500, (path, r.status_code)
+
+
+def test_visit_number_of_ten_to_the_25_is_refused(login: Callable[[str], TestClient], eligible_record: Any,
+                                                   enrolled: Any) -> None:
+    coord = login("coord.bdx")
+    tn = enrolled(coord, login("inv.bdx"), eligible_record)
+    r = coord.post(f"/api/participants/{tn}/visits", json={"kind": "follow_up", "number": 10**25, "status": "done",
+                                                           "visit_date": "2024-10-01", "reason": "huge number"})
+    assert 400 <= r.status_code < 500, r.text

@@ -13,7 +13,7 @@ from lutarterial.errors import AccessDeniedError, InvalidInputError, NotFoundErr
 from lutarterial.registry.access import Actor, require_site
 from lutarterial.registry.models import Participant
 
-__all__ = ["load_participant", "as_date", "as_float", "as_optional_text", "require_active_actor"]
+__all__ = ["ParticipantHiddenError", "load_participant", "as_date", "as_float", "as_optional_text", "require_active_actor"]
 
 
 def require_active_actor(actor: Actor) -> None:
@@ -21,11 +21,25 @@ def require_active_actor(actor: Actor) -> None:
         raise AccessDeniedError(f"user {actor.username!r} has no role")
 
 
+class ParticipantHiddenError(AccessDeniedError):
+    """Another site's participant. Still an access denial for the registry (CLI exit 3), but the
+    web answers it exactly like a missing one (404, same message: no trial number), so ids
+    cannot be enumerated (issue 9)."""
+
+    http_status = 404
+    public_kind = "NotFoundError"
+
+
+def _not_found_message(participant: int | str) -> str:
+    return f"participant {participant!r} does not exist"
+
+
 def load_participant(session: Session, actor: Actor, participant: int | str, *, for_update: bool = False) -> Participant:
     """The participant by database id or trial number, if ``actor`` may see its site.
 
-    A participant of another site is reported as denied (not as missing) so that a user learns
-    nothing but that they may not look; an unknown id raises :class:`NotFoundError`.
+    An unknown id raises :class:`NotFoundError`; a participant of another site raises
+    :class:`ParticipantHiddenError` with the very same message (what the user typed, never the
+    stored trial number), which the web answers as 404 like a missing one.
     """
     require_active_actor(actor)
     if isinstance(participant, Participant):
@@ -37,8 +51,11 @@ def load_participant(session: Session, actor: Actor, participant: int | str, *, 
     else:
         raise InvalidInputError(f"participant reference {participant!r} must be an id or a trial number")
     if obj is None:
-        raise NotFoundError(f"participant {participant!r} does not exist")
-    require_site(actor, obj.site_id, what=f"participant {obj.trial_number}")
+        raise NotFoundError(_not_found_message(participant))
+    try:
+        require_site(actor, obj.site_id, what=f"participant {obj.trial_number}")
+    except AccessDeniedError:
+        raise ParticipantHiddenError(_not_found_message(participant)) from None
     return obj
 
 

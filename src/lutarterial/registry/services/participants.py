@@ -25,7 +25,13 @@ from lutarterial.registry.models import (
     ScreeningResult,
     Site,
 )
-from lutarterial.registry.services._common import as_date, as_optional_text, load_participant, require_active_actor
+from lutarterial.registry.services._common import (
+    ParticipantHiddenError,
+    as_date,
+    as_optional_text,
+    load_participant,
+    require_active_actor,
+)
 from lutarterial.registry.services.people import get_site
 
 __all__ = [
@@ -439,7 +445,10 @@ def rescreen(session: Session, actor: Actor, screening_id: int) -> RescreenRepor
     row = session.get(ScreeningResult, screening_id)
     if row is None:
         raise NotFoundError(f"screening {screening_id} does not exist")
-    load_participant(session, actor, row.participant_id)
+    try:
+        load_participant(session, actor, row.participant_id)
+    except ParticipantHiddenError:  # another site's: answered exactly like a missing one (issue 9)
+        raise ParticipantHiddenError(f"screening {screening_id} does not exist") from None
     new = _run_engine(row.record, row.as_of, row.protocol_version)
     differences: list[str] = []
     _diff(row.result, new, "", differences)

@@ -36,7 +36,13 @@ from lutarterial.registry.models import (
     VisitKind,
     VisitStatus,
 )
-from lutarterial.registry.services._common import as_date, as_float, as_optional_text, load_participant
+from lutarterial.registry.services._common import (
+    ParticipantHiddenError,
+    as_date,
+    as_float,
+    as_optional_text,
+    load_participant,
+)
 
 __all__ = [
     "RECORD_KINDS",
@@ -465,7 +471,10 @@ def get_record(session: Session, actor: Actor, kind: str, record_id: int) -> Any
     row = session.get(spec.model, record_id)
     if row is None:
         raise NotFoundError(f"{spec.label} {record_id} does not exist")
-    load_participant(session, actor, row.participant_id)  # type: ignore[attr-defined]
+    try:
+        load_participant(session, actor, row.participant_id)  # type: ignore[attr-defined]
+    except ParticipantHiddenError:  # another site's record: answered like a missing one (issue 9)
+        raise ParticipantHiddenError(f"{spec.label} {record_id} does not exist") from None
     return row
 
 

@@ -695,6 +695,12 @@ def exc07(c: Criterion, ctx: Context) -> CriterionResult:
     sys_t, dia_t = c.threshold("systolic_bp"), c.threshold("diastolic_bp")
     bw = c.window("blood_pressure")
     sbp, dbp = ctx.pick("systolic_bp", bw, "systolic BP"), ctx.pick("diastolic_bp", bw, "diastolic BP")
+    for pk in (sbp, dbp):
+        if not pk.ok and " is implausible" in pk.reason:  # a missing BP is no finding; an impossible one is unknown
+            statuses.append(U)
+            reasons.append(pk.reason)
+            needs.append(pk.need)
+            ev += list(pk.evidence)
     high = [pk for pk, t in ((sbp, sys_t), (dbp, dia_t)) if pk.ok and compare(pk.value, t.operator, t.canonical_value())]
     if high:
         ev += [e for pk in high for e in pk.evidence]

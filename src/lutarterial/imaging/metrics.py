@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from lutarterial.errors import InvalidInputError, LutarterialError
-from lutarterial.imaging.peak import peak_mean, sphere_kernel
+from lutarterial.imaging.peak import peak_mean, peak_mean_within, sphere_kernel
 from lutarterial.imaging.suv import SuvFactors, stored_suv_to_suvbw, suv_factors
 from lutarterial.imaging.types import Image, LabelMap, Quantity, VoiKind, VoiMask, VoiSpec, crop_mask
 from lutarterial.plausibility import check_quantity
@@ -56,6 +56,19 @@ class VoiMetrics:
     tsr: float | None = None  # lesion mean / spleen mean
     recovery_coefficient: float | None = None
     peak_centre_ijk: tuple[int, int, int] | None = None
+    # issue 10: with partial-volume correction, the values before it (the corrected ones above
+    # are all divided by the same recovery coefficient, so min <= mean <= max still holds)
+    mean_bqml_uncorrected: float | None = None
+    max_bqml_uncorrected: float | None = None
+    peak_bqml_uncorrected: float | None = None
+    suv_mean_uncorrected: float | None = None
+    suv_max_uncorrected: float | None = None
+    suv_peak_uncorrected: float | None = None
+    #: how SUVpeak was sampled: "ibsi" (sphere may extend outside the VOI), "within" (background
+    #: VOI: whole sphere inside the VOI minus lesions), "within-partial" (no whole sphere fits)
+    peak_method: str | None = None
+    min_bqml: float | None = None
+    suv_min: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -144,8 +157,10 @@ def quantify(
 ) -> StudyMetrics:
     """Metrics for every VOI (and derived healthy liver) of one study.
 
-    ``recovery`` maps a lesion volume (mL) to a recovery coefficient; lesion mean, peak and
-    total are divided by it (partial-volume correction, SPECT). Max is left uncorrected.
+    ``recovery`` maps a lesion volume (mL) to a recovery coefficient; every intensity metric of a
+    lesion (mean, max, peak, SD, total) is divided by it (partial-volume correction, SPECT), and
+    the uncorrected values are reported alongside (``*_uncorrected``). Background VOIs (liver,
+    healthy liver, spleen, marrow, kidney) take SUVpeak from spheres inside the VOI minus lesions.
 
     NaN or infinite voxels inside a VOI (or within its SUVpeak sphere) are an
     :class:`InvalidInputError` naming the VOI and the count; with ``allow_nonfinite`` they are
@@ -215,6 +230,10 @@ def quantify(
     vml = image.geometry.voxel_volume_ml
     raw: list[VoiMetrics] = []
     any_nonfinite = not bool(np.isfinite(arr).all())
+    lesion_all = np.zeros(arr.shape, dtype=bool)
+    for lv in labels.vois:
+        if lv.spec.kind in (VoiKind.LESION, VoiKind.EXTRAHEPATIC):
+            lesion_all[lv.bbox] |= lv.mask
     for v in list(labels.vois) + _derived_vois(labels):
         n = v.n_voxels
         if n == 0:
@@ -224,7 +243,22 @@ def quantify(
             vals = _finite_values(v.spec.name, vals, allow_nonfinite, notes)
         used = vals.size
         mean, vmax, sd = float(vals.mean()), float(vals.max()), float(vals.std(ddof=1)) if used > 1 else 0.0
-        pk, centre = (peak_mean(arr, v.bbox, v.mask, kernel) if kernel is not None else (None, None))
+        pk, centre, method = None, None, None
+        if kernel is not None:
+            if v.spec.kind in _BACKGROUND:
+                # issue 10: a reference region's peak never samples the lesions it excludes
+                region = v.mask & ~lesion_all[v.bbox]
+                if region.any():
+                    pk, centre, whole = peak_mean_within(arr, v.bbox, region, kernel)
+                    method = "within" if whole else "within-partial"
+                    if not whole:
+                        notes.append(f"VOI {v.spec.name!r}: no 1 mL sphere fits inside it (minus lesions); SUVpeak "
+                                     "is the highest mean over the part of a sphere inside it")
+                else:
+                    notes.append(f"VOI {v.spec.name!r}: lesions cover it entirely; SUVpeak omitted")
+            else:
+                pk, centre = peak_mean(arr, v.bbox, v.mask, kernel)
+                method = "ibsi"
         if pk is not None and not np.isfinite(pk):
             if not allow_nonfinite:
                 raise InvalidInputError(
@@ -233,12 +267,23 @@ def quantify(
             notes.append(f"VOI {v.spec.name!r}: SUVpeak omitted (its sphere touches NaN or infinite voxels)")
             pk, centre = None, None
         rc = None
+        unc: tuple[float, float, float | None] | None = None
         if recovery is not None and v.spec.kind in (VoiKind.LESION, VoiKind.EXTRAHEPATIC):
             rc = float(recovery(n * vml))
-            mean /= rc
+            if not (np.isfinite(rc) and rc > 0):
+                raise InvalidInputError(f"recovery coefficient {rc!r} for VOI {v.spec.name!r} is not a positive number")
+            # issue 10: one coefficient for every intensity metric (mean, max, peak, SD, total),
+            # so the corrected row stays consistent; the uncorrected values are kept alongside.
+            unc = (mean, vmax, pk)
+            mean, vmax, sd = mean / rc, vmax / rc, sd / rc
             if pk is not None:
                 pk /= rc
-        raw.append(_assemble(v, n, vml, mean, vmax, pk, sd, to_bqml, to_suv, factors, rc, centre))
+        m_ = _assemble(v, n, vml, mean, vmax, pk, sd, to_bqml, to_suv, factors, rc, centre)
+        if unc is not None:
+            m_ = _with_uncorrected(m_, unc, to_bqml, to_suv)
+        vmin = float(vals.min()) / (rc or 1.0)
+        raw.append(replace(m_, peak_method=method, min_bqml=None if to_bqml is None else vmin * to_bqml,
+                           suv_min=None if to_suv is None else vmin * to_suv))
     out = add_ratios(raw)
     return StudyMetrics(
         vois=tuple(out), quantity=q, suv=factors,
@@ -274,6 +319,20 @@ def _check_factors(f: SuvFactors) -> None:
         check_quantity("activity", f.decayed_dose_bq, "Bq", name="decay-corrected injected activity")
         if f.decayed_dose_bq <= 0:
             raise InvalidInputError("decay-corrected injected activity is 0: check the injected activity")
+
+
+_BACKGROUND = (VoiKind.LIVER, VoiKind.SPLEEN, VoiKind.MARROW, VoiKind.KIDNEY)
+
+
+def _with_uncorrected(m: VoiMetrics, unc: tuple[float, float, float | None], to_bqml: float | None,
+                      to_suv: float | None) -> VoiMetrics:
+    def s(x: float | None, k: float | None) -> float | None:
+        return None if x is None or k is None else x * k
+
+    mean, vmax, pk = unc
+    return replace(m, mean_bqml_uncorrected=s(mean, to_bqml), max_bqml_uncorrected=s(vmax, to_bqml),
+                   peak_bqml_uncorrected=s(pk, to_bqml), suv_mean_uncorrected=s(mean, to_suv),
+                   suv_max_uncorrected=s(vmax, to_suv), suv_peak_uncorrected=s(pk, to_suv))
 
 
 def _timing_complete(image: Image) -> bool:

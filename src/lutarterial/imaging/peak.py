@@ -9,6 +9,14 @@ peak is the largest of these means.
 Implementation: the sphere-sum is a correlation of the VOI bounding box (expanded by the
 kernel radius) with the spherical kernel, done by real FFT (``scipy.fft`` with ``next_fast_len``),
 so the cost is that of a few FFTs of the box, independent of the kernel size.
+
+Background VOIs (issue 10): the IBSI definition lets the sphere take in voxels outside the VOI.
+For a reference region such as healthy liver (liver minus lesions) that would let the peak
+sample the very lesions the region excludes (healthy-liver SUVpeak 13.4 > its SUVmax 7.0).
+:func:`peak_mean_within` therefore only accepts sphere centres whose whole sphere lies inside
+the region (the PERCIST way of placing a liver reference sphere), falling back, when no such
+centre exists (a region thinner than the sphere), to the mean over sphere ∩ region. Either
+way no excluded voxel is sampled, so the peak never exceeds the region's maximum.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import math
 
 import numpy as np
 
-__all__ = ["PEAK_SPHERE_RADIUS_MM", "sphere_kernel", "peak_mean"]
+__all__ = ["PEAK_SPHERE_RADIUS_MM", "sphere_kernel", "peak_mean", "peak_mean_within"]
 
 PEAK_SPHERE_RADIUS_MM = (3.0 / (4.0 * math.pi)) ** (1.0 / 3.0) * 10.0  # 6.2035 mm -> 1 cm^3
 
@@ -82,3 +90,37 @@ def _shift_sum(box: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         dst = tuple(slice(max(0, -o), n - max(0, o)) for o, n in zip((oz, oy, ox), box.shape, strict=True))
         out[dst] += box[src]
     return out
+
+
+def peak_mean_within(
+    image: np.ndarray, bbox: tuple[slice, slice, slice], mask: np.ndarray, kernel: np.ndarray
+) -> tuple[float, tuple[int, int, int], bool]:
+    """Peak of a background region that never samples voxels outside ``mask``.
+
+    Returns (peak, (k, j, i) centre, whole_sphere): ``whole_sphere`` is True when the peak comes
+    from a sphere lying entirely inside the region, False for the fallback (mean over the part of
+    the sphere inside the region, used only when no whole sphere fits).
+    """
+    if not mask.any():
+        raise ValueError("empty mask")
+    h = [k // 2 for k in kernel.shape]
+    box = image[bbox].astype(np.float64)
+    m = mask.astype(np.float64)
+    pad = [(hh, hh) for hh in h]
+    vals = np.pad(np.where(mask, box, 0.0), pad)
+    inside = np.pad(m, pad)
+    big = kernel.sum() > 27 and vals.size > 4096
+    corr = _correlate_fft if big else _shift_sum
+    ssum = corr(vals, kernel)
+    cnt = np.rint(corr(inside, kernel))
+    inner = tuple(slice(hh, hh + n) for hh, n in zip(h, mask.shape, strict=True))
+    ssum, cnt = ssum[inner], cnt[inner]
+    full = mask & (cnt >= kernel.sum())
+    use = full if full.any() else mask
+    means = np.where(use, ssum / np.maximum(cnt, 1.0), -np.inf)
+    flat = int(np.argmax(means))
+    idx = np.unravel_index(flat, mask.shape)
+    centre = tuple(int(i + s.start) for i, s in zip(idx, bbox, strict=True))
+    # never above the region's own maximum (guards FFT round-off)
+    peak = min(float(means.flat[flat]), float(box[mask].max()))
+    return peak, centre, bool(full.any())  # type: ignore[return-value]

@@ -26,7 +26,10 @@ __all__ = ["METRIC_FIELDS", "metrics_dict", "study_dict", "comparison_dict", "st
 
 METRIC_FIELDS = ("volume_ml", "n_voxels", "suv_mean", "suv_max", "suv_peak", "sul_mean", "sul_peak", "suvbsa_mean",
                  "mean_bqml", "max_bqml", "peak_bqml", "sd_bqml", "total_bq", "percent_ia", "tnr", "tsr",
-                 "recovery_coefficient")
+                 "recovery_coefficient",
+                 # issue 10: minimum, the values before partial-volume correction, and how SUVpeak was sampled
+                 "suv_min", "min_bqml", "suv_mean_uncorrected", "suv_max_uncorrected", "suv_peak_uncorrected",
+                 "mean_bqml_uncorrected", "max_bqml_uncorrected", "peak_bqml_uncorrected", "peak_method")
 
 
 def _clean(x: Any) -> Any:

@@ -41,6 +41,7 @@ from lutarterial.errors import InvalidInputError
 from lutarterial.registry.access import Actor, Permission, require, restrict_to_sites
 from lutarterial.registry.audit import canonical_json, verify_audit_chain
 from lutarterial.registry.audit_proof import checkpoint_after_export
+from lutarterial.registry.csv_safety import neutralise
 from lutarterial.registry.models import (
     AdverseEvent,
     AuditEntry,
@@ -90,7 +91,9 @@ def _cell(value: Any) -> str:
         return canonical_json(value)
     if isinstance(value, float):
         return repr(value)
-    return str(value)
+    if isinstance(value, int):
+        return str(value)
+    return str(neutralise(str(value)))  # text only: formula-leading cells get ' (issue 9)
 
 
 def _visible_participant_ids(session: Session, actor: Actor, site_code: str | None) -> list[int]:

@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from lutarterial.errors import InvalidInputError, NotFoundError
 from lutarterial.registry.access import Permission
+from lutarterial.registry.csv_safety import neutralise
 from lutarterial.registry.models import ParticipantStatus, VisitStatus
 from lutarterial.web import views
 from lutarterial.web.backend import VISIT_LABELS, WebUser
@@ -298,7 +299,8 @@ def _audit_csv(rows: list[dict[str, Any]], filename: str) -> Response:
             "reason", "old_values", "new_values"]
     w.writerow(cols)
     for r in rows:
-        w.writerow([json.dumps(r[c], sort_keys=True) if isinstance(r.get(c), dict) else r.get(c) for c in cols])
+        w.writerow([json.dumps(r[c], sort_keys=True) if isinstance(r.get(c), dict) else neutralise(r.get(c))
+                    for c in cols])  # formula-leading text cells get ' (issue 9)
     return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 

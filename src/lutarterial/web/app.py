@@ -93,6 +93,9 @@ def create_app(
 
     app.state.templates.env.filters["fmt"] = fmt
     app.state.page_context = _page_context(app)
+    from lutarterial.web.finite_json import FiniteJsonMiddleware  # issue 9: no NaN/Infinity in API bodies
+
+    app.add_middleware(FiniteJsonMiddleware)
     app.add_middleware(SignedSessionMiddleware, settings=settings)
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
     install_error_handlers(app)
@@ -119,6 +122,10 @@ def create_app(
 
     app.include_router(_sessions_admin.router)
     app.include_router(_sessions_admin.pages)
+    from lutarterial.web.routes import reports as _reports  # issue 12
+
+    app.include_router(_reports.router)
+    app.include_router(_reports.pages)
     app.add_middleware(SecurityHeadersMiddleware)
 
     return app

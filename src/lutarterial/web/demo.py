@@ -52,6 +52,8 @@ DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("coord.tls", "coordinator", ("TLS",), "Demo coordinator, Toulouse", load_test=True),
     DemoUser("inv.tls", "investigator", ("TLS",), "Demo investigator, Toulouse", load_test=True),
     DemoUser("monitor", "monitor", ("BDX", "PES", "NIM", "TLS"), "Demo monitor (read-only)"),
+    DemoUser("stat", "statistician", (), "Demo statistician (read-only, all sites, pseudonymised)"),  # issue 12
+    DemoUser("dm", "data_manager", ("BDX", "PES", "NIM", "TLS"), "Demo data manager"),  # issue 13
 )
 
 #: Stages in schedule order; each demo participant is brought up to one of them.
@@ -288,21 +290,13 @@ def _seed_one(reg: Any, site: str, label: str, stage: str, rec: dict[str, Any], 
         services.record_iah_cycle(s, inv, tn, visit_date=d(70), activity_mbq=7400.0,
                                   artery="proper hepatic artery", catheter_position="distal to the gastroduodenal artery",
                                   reason="demo: IAH LUTATHERA cycle given")
-        services.record_visit(s, coord, tn, kind="pet_after_iah", status="done", visit_date=d(71),
+        # issue 11: the 68Ga PET after the IAH injection is on the IAH-cycle day (177Lu given 2 h later)
+        services.record_visit(s, coord, tn, kind="pet_after_iah", status="done", visit_date=d(70),
                               reason="demo: 68Ga PET after the IAH injection")
-    if label in IMAGING_PARTICIPANTS:
-        demo = _imaging_and_dosimetry(seed, data_dir / "demo-imaging" / tn, data_dir)
-        with reg.session() as s:
-            ima = services.attach_imaging_analysis(
-                s, phys, tn, kind="pet_iah_vs_iv", result=demo.imaging, software_version=_version(),
-                study_instance_uid=demo.study_instance_uid, series_instance_uids=demo.series_instance_uids,
-                input_hashes=demo.input_hashes, parameters=demo.parameters,
-                reason="demo: IAH vs IV 68Ga PET uptake comparison (imaging engine on a synthetic patient)")
-            services.attach_dosimetry_analysis(
-                s, phys, tn, kind="voi_dosimetry", result=demo.dosimetry, imaging_analysis_id=ima.id,
-                software_version=_version(), parameters=demo.dosimetry_parameters,
-                input_hashes={"tacs": _sha(repr(demo.dosimetry["tacs"]))},
-                reason="demo: 177Lu absorbed dose per VOI (dosimetry engine)")
+    from lutarterial.workflows.demo import demo_imaging  # issue 11: every treated participant, through the pipeline
+
+    demo_imaging(reg, phys, tn, seed=seed, iv_pet_date=as_of + dt.timedelta(days=15),
+                 iah_date=as_of + dt.timedelta(days=70), data_dir=data_dir)
     if stage == "iah_given":
         return tn
     with reg.session() as s:

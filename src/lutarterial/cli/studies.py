@@ -184,9 +184,13 @@ def study_analyse(
                                  voi=[str(v) for v in voi], names=str(names) if names else None,
                                  spect_series=list(spect_series), calibration=str(calibration) if calibration else None,
                                  uptake=only != "dosimetry", dosimetry=only != "uptake")
-            outcomes = run_plan(s, plan, st)
+            outcomes = run_plan(s, plan, st, png=True)
+        from lutarterial.registry.db import normalise_url
+        from lutarterial.web.settings import data_dir_for
+
         with reg.session() as s:
-            stored = store_outcomes(s, actor, participant, outcomes, reason=reason)
+            stored = store_outcomes(s, actor, participant, outcomes, reason=reason,
+                                    figures_dir=data_dir_for(normalise_url(db)) / "figures")
     finally:
         reg.dispose()
     doc = {"participant": plan.participant, "plan": plan.to_dict(), "analyses": [x.to_dict() for x in stored]}
@@ -196,8 +200,8 @@ def study_analyse(
             doc["summary"] = o.result.get("summary")
         else:
             doc["dosimetry"] = [{"voi": v["voi"], "model": v["model"], "teff_h": v["teff_h"], "dose_gy": v["dose_gy"]}
-                                for v in o.result["organ"]["vois"]]
-            doc["cumulative"] = o.result["organ"]["cumulative"]
+                                for v in o.result["vois"]]
+            doc["cumulative"] = o.result["cumulative"]
     if as_json:
         _echo_json(doc)
         return

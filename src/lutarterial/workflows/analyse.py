@@ -44,7 +44,7 @@ from typing import Any
 from lutarterial.errors import InvalidInputError, LutarterialError, NotFoundError
 
 __all__ = ["ENGINE_VERSION", "AnalysisOutcome", "StoredAnalysis", "path_digest", "uptake_analysis",
-           "spect_dosimetry_analysis", "store_outcomes", "per_voi_table", "UPTAKE_KIND", "DOSIMETRY_KIND",
+           "spect_dosimetry_analysis", "store_outcomes", "write_figures", "per_voi_table", "UPTAKE_KIND", "DOSIMETRY_KIND",
            "TISSUE_DENSITY_G_ML"]
 
 UPTAKE_KIND = "pet_iah_vs_iv"
@@ -121,6 +121,8 @@ class AnalysisOutcome:
     series_instance_uids: list[str] = field(default_factory=list)
     study_instance_uid: str | None = None
     software_version: str = ENGINE_VERSION
+    #: figure PNGs by SHA-256 (referenced from ``result["figures"]``); written by the storing side
+    files: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def result_sha256(self) -> str:
@@ -159,17 +161,31 @@ def per_voi_table(result: dict[str, Any]) -> list[dict[str, Any]]:
 def uptake_analysis(iv_pet: str | os.PathLike[str], iv_voi: str | os.PathLike[str], iah_pet: str | os.PathLike[str],
                     iah_voi: str | os.PathLike[str], names: str | os.PathLike[str] | None = None, *,
                     iah_names: str | os.PathLike[str] | None = None, iv_series_uid: str | None = None,
-                    iah_series_uid: str | None = None) -> AnalysisOutcome:
-    """IAH-vs-IV 68Ga PET uptake comparison (``imaging.compare``) for one participant, from files."""
+                    iah_series_uid: str | None = None, png: bool = False) -> AnalysisOutcome:
+    """IAH-vs-IV 68Ga PET uptake comparison (``imaging.compare``) for one participant, from files.
+
+    ``png``: also render the engine's figure (PET slices with VOIs and ratios); it is referenced
+    from ``result["figures"]`` by SHA-256 and returned in ``files`` (figures are views of the
+    numbers: the reproducibility check ignores them).
+    """
     from lutarterial.imaging.compare import compare_studies
     from lutarterial.imaging.workflow import quantify_files
 
-    iv_img, _, iv_m = quantify_files(iv_pet, iv_voi, names, series_uid=iv_series_uid)
-    iah_img, _, iah_m = quantify_files(iah_pet, iah_voi, iah_names or names, series_uid=iah_series_uid)
+    iv_img, iv_lab, iv_m = quantify_files(iv_pet, iv_voi, names, series_uid=iv_series_uid)
+    iah_img, iah_lab, iah_m = quantify_files(iah_pet, iah_voi, iah_names or names, series_uid=iah_series_uid)
     comp = compare_studies(iv_m, iah_m, iv_timing=iv_img.timing, iah_timing=iah_img.timing)
     from lutarterial.imaging.report import comparison_dict
 
     result = comparison_dict(comp)
+    files: dict[str, bytes] = {}
+    if png:
+        from lutarterial.imaging.figure import render_png
+
+        data = render_png([("IV", iv_img, iv_lab, iv_m), ("IAH", iah_img, iah_lab, iah_m)], comp)
+        sha = hashlib.sha256(data).hexdigest()
+        files[sha] = data
+        result["figures"] = [{"sha256": sha, "caption": "IAH vs IV: PET slices with VOIs and per-VOI uptake ratios "
+                                                       "(lutarterial.imaging figure)"}]
     result["per_voi"] = per_voi_table(result)
     inputs = {"iv_pet": path_digest(iv_pet), "iv_voi": path_digest(iv_voi), "iah_pet": path_digest(iah_pet),
               "iah_voi": path_digest(iah_voi)}
@@ -190,7 +206,7 @@ def uptake_analysis(iv_pet: str | os.PathLike[str], iv_voi: str | os.PathLike[st
     params = {"engine": "lutarterial.imaging.compare.compare_studies", "peak": True,
               "residual_subtraction": "within ten 68Ga half-lives", "names": "given" if names else "from segments"}
     uids = [u for u in (iv_series, iah_series) if u]
-    return AnalysisOutcome(UPTAKE_KIND, _normalise(result), params, inputs, uids, iah_study)
+    return AnalysisOutcome(UPTAKE_KIND, _normalise(result), params, inputs, uids, iah_study, files=files)
 
 
 def _read_spect(paths: Sequence[str | os.PathLike[str]], calibration: str | os.PathLike[str] | None,
@@ -273,7 +289,7 @@ def spect_dosimetry_analysis(spect: Sequence[str | os.PathLike[str]], labels: st
         kind = "lesion" if kinds[name] in ("lesion", "extrahepatic") else "organ"
         mass = n * vml * TISSUE_DENSITY_G_ML
         tacs.append(VoiTac(voi=name, cycle=cycle, time_h=tuple(times), activity_mbq=acts, mass_g=mass, kind=kind))
-        tac_rows.append({"voi": name, "kind": kinds[name], "time_h": list(times), "activity_mbq": list(acts),
+        tac_rows.append({"region": name, "voi": name, "kind": kinds[name], "time_h": list(times), "activity_mbq": list(acts),
                          "volume_ml": n * vml, "mass_g": mass})
     prior = [CycleDose(str(d["cycle"]), str(d["voi"]), float(d["dose_gy"]),
                        None if d.get("teff_h") is None else float(d["teff_h"])) for d in prior_doses]
@@ -282,7 +298,8 @@ def spect_dosimetry_analysis(spect: Sequence[str | os.PathLike[str]], labels: st
     result: dict[str, Any] = {"nuclide": organ["nuclide"], "cycle": cycle, "administration": points[0][1].isoformat(),
                               "injected_mbq": (ref.timing.injected_activity_bq / 1e6
                                                if ref.timing and ref.timing.injected_activity_bq else None),
-                              "time_h": times, "tacs": tac_rows, "organ": organ,
+                              "time_h": times, "tacs": tac_rows, "vois": organ["vois"],
+                              "cumulative": organ["cumulative"],
                               "activity_calibration": [dict((im.meta or {}).get("calibration") or {})
                                                        for _, _, _, im in points],
                               "prior_cycles": sorted({d.cycle for d in prior})}
@@ -344,9 +361,29 @@ def _what_changed(old: Any, o: AnalysisOutcome) -> str:
     return "; ".join(parts)
 
 
+def _numbers(result: Any) -> str:
+    """Canonical JSON of a result without its figure references (what "reproduced" compares)."""
+    return _canonical({k: v for k, v in (result or {}).items() if k != "figures"})
+
+
+def write_figures(outcomes: Sequence[AnalysisOutcome], figures_dir: str | os.PathLike[str]) -> None:
+    """Write the outcomes' figure PNGs as ``<figures_dir>/<sha256>.png`` (the web app serves them)."""
+    d = Path(figures_dir)
+    for o in outcomes:
+        for sha, data in o.files.items():
+            d.mkdir(parents=True, exist_ok=True)
+            path = d / f"{sha}.png"
+            if not path.exists():
+                path.write_bytes(data)
+
+
 def store_outcomes(session: Any, actor: Any, participant: int | str, outcomes: Sequence[AnalysisOutcome], *,
-                   reason: str) -> list[StoredAnalysis]:
-    """Store outcomes for a participant (reproduced / new / superseding), all in the caller's transaction."""
+                   reason: str, figures_dir: str | os.PathLike[str] | None = None) -> list[StoredAnalysis]:
+    """Store outcomes for a participant (reproduced / new / superseding), all in the caller's transaction.
+
+    ``figures_dir``: where the outcomes' figure PNGs go (by hash; default: not written)."""
+    if figures_dir is not None:
+        write_figures(outcomes, figures_dir)
     from sqlalchemy import select
 
     from lutarterial.registry.audit import audited
@@ -365,7 +402,7 @@ def store_outcomes(session: Any, actor: Any, participant: int | str, outcomes: S
         same_inputs = (current is not None and current.software_version == o.software_version
                        and (current.input_hashes or {}) == o.input_hashes
                        and _canonical(current.parameters or {}) == _canonical(o.parameters))
-        if same_inputs and _canonical(current.result) == _canonical(o.result):
+        if same_inputs and _numbers(current.result) == _numbers(o.result):
             from lutarterial.registry.models import utcnow
 
             with audited(session, actor, f"{reason} (reproduced: identical numbers)"):

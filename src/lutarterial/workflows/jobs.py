@@ -50,9 +50,10 @@ def get_job(session: Any, actor: Actor, job_id: int) -> dict[str, Any]:
 class JobRunner:
     """Runs analysis jobs in threads (one at a time by default: the engines use the CPU fully)."""
 
-    def __init__(self, registry: Any, store: str | Path, workers: int = 1) -> None:
+    def __init__(self, registry: Any, store: str | Path, workers: int = 1, figures_dir: str | Path | None = None) -> None:
         self.registry = registry
         self.store = Path(store)
+        self.figures_dir = figures_dir
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lutarterial-job")
         self._active: set[int] = set()
         self._lock = threading.Lock()
@@ -112,11 +113,12 @@ class JobRunner:
                 # the read transaction ends before computing: progress updates are writes (SQLite locks)
                 with self.registry.session(readonly=True) as s:
                     paths = materialise_plan(s, plan, self.store, tmp)
-                outcomes = compute_plan(plan, paths, progress)
+                outcomes = compute_plan(plan, paths, progress, png=self.figures_dir is not None)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             with self.registry.session() as s:
-                stored = store_outcomes(s, actor, plan.participant, outcomes, reason=reason)
+                stored = store_outcomes(s, actor, plan.participant, outcomes, reason=reason,
+                                        figures_dir=self.figures_dir)
             summary = "; ".join(f"{x.kind}: {x.status} (analysis {x.id})" for x in stored)
             self._update(job_id, actor, why, status="done", progress=1.0, message=summary,
                          result_ids={x.kind: x.id for x in stored})

@@ -193,14 +193,15 @@ def materialise_plan(session: Session, plan: AnalysisPlan, store: str | os.PathL
     return paths
 
 
-def compute_plan(plan: AnalysisPlan, paths: dict[str, Any], progress: Any = None) -> list[AnalysisOutcome]:
+def compute_plan(plan: AnalysisPlan, paths: dict[str, Any], progress: Any = None,
+                 png: bool = False) -> list[AnalysisOutcome]:
     """Run the pure analyses on materialised paths (no database)."""
     outcomes = []
     steps = (1 if "iv" in paths else 0) + (1 if "spect" in paths else 0)
     done = 0
     if "iv" in paths:
         outcomes.append(uptake_analysis(paths["iv"], paths["iv_voi"], paths["iah"], paths["iah_voi"],
-                                        paths["iv_names"], iah_names=paths["iah_names"]))
+                                        paths["iv_names"], iah_names=paths["iah_names"], png=png))
         done += 1
         if progress:
             progress(done / max(steps, 1), "IAH-vs-IV uptake comparison done")
@@ -214,13 +215,13 @@ def compute_plan(plan: AnalysisPlan, paths: dict[str, Any], progress: Any = None
 
 
 def run_plan(session: Session, plan: AnalysisPlan, store: str | os.PathLike[str],
-             progress: Any = None) -> list[AnalysisOutcome]:
+             progress: Any = None, png: bool = False) -> list[AnalysisOutcome]:
     """Materialise the plan's series and run the analyses (pure engines); returns the outcomes."""
     tmp_parent = Path(store) / "tmp"
     tmp_parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="analyse-", dir=tmp_parent))
     try:
         paths = materialise_plan(session, plan, store, tmp)
-        return compute_plan(plan, paths, progress)
+        return compute_plan(plan, paths, progress, png=png)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

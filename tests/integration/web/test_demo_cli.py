@@ -24,7 +24,7 @@ def test_demo_seeds_every_stage_and_is_idempotent(tmp_path: Path) -> None:
     assert second.audit_ok and second.audit_rows == first.audit_rows  # nothing written the second time
 
     from lutarterial.registry.db import Registry
-    from lutarterial.registry.models import ImagingAnalysis, Participant, User
+    from lutarterial.registry.models import DosimetryAnalysis, ImagingAnalysis, ImagingSeries, Participant, User, Visit
 
     reg = Registry.open(url)
     try:
@@ -32,11 +32,22 @@ def test_demo_seeds_every_stage_and_is_idempotent(tmp_path: Path) -> None:
             assert s.query(Participant).count() == len(first.created)
             assert s.query(User).count() == len(DEMO_USERS)
             analyses = s.query(ImagingAnalysis).all()
-            assert len(analyses) == 2  # engines run for IMAGING_PARTICIPANTS only (speed)
+            # issue 11: every treated participant (IAH given) imported and analysed through the pipeline
+            treated = [t for t, st in first.stages.items() if st in ("iah_given", "follow_up")]
+            assert len(analyses) == len(treated) == 4
             for analysis in analyses:
                 assert analysis.result["vois"] and analysis.result["summary"]["lesions"]
                 assert analysis.series_instance_uids and analysis.study_instance_uid
-                assert analysis.parameters["engine"] == "lutarterial.imaging.workflow.uptake_files"
+                assert analysis.parameters["engine"] == "lutarterial.imaging.compare.compare_studies"
+                assert analysis.superseded_by_id is None and len(analysis.input_hashes) == 4
+            dos = s.query(DosimetryAnalysis).all()
+            assert len(dos) == 4 and all(d.kind == "spect_iah_dosimetry" and len(d.result["time_h"]) == 4 for d in dos)
+            # DICOM dates agree with the visits the series are linked to
+            for se in s.query(ImagingSeries).filter(ImagingSeries.modality.in_(("PT", "NM"))):
+                visit = s.get(Visit, se.visit_id)
+                assert visit is not None and se.route in ("iv", "iah")
+                day = se.injection_time[:10] if se.modality == "NM" else se.acquisition_time[:10]
+                assert day == visit.visit_date.isoformat()
             tn = s.get(Participant, analyses[0].participant_id).trial_number
     finally:
         reg.dispose()
@@ -53,10 +64,13 @@ def test_demo_seeds_every_stage_and_is_idempotent(tmp_path: Path) -> None:
         assert c.post("/api/login", json={"username": "phys.bdx", "password": DEMO_PASSWORD}).status_code == 200
         for page in ("imaging", "dosimetry"):
             html = c.get(f"/participants/{tn}/{page}").text
-            assert f"/participants/{tn}/plots/{page}-" in html and "-fig0.png" in html
-            fig = next(part.split('"')[0] for part in html.split('src="')[1:] if "-fig0.png" in part)
-            r = c.get(fig)
-            assert r.status_code == 200 and r.content[:4] == b"\x89PNG"
+            assert f"/participants/{tn}/plots/{page}-" in html
+            srcs = [part.split('"')[0] for part in html.split('src="')[1:] if f"/plots/{page}-" in part]
+            for src in srcs:
+                r = c.get(src)
+                assert r.status_code == 200 and r.content[:4] == b"\x89PNG"
+        html = c.get(f"/participants/{tn}/imaging").text
+        fig = next(part.split('"')[0] for part in html.split('src="')[1:] if "-fig0.png" in part)
         # a figure whose file was altered is not served
         for f in (tmp_path / "figures").iterdir():
             f.write_bytes(f.read_bytes() + b"x")

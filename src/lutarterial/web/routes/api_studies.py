@@ -46,7 +46,8 @@ def runner_of(request: Request) -> Any:
 
     runner = getattr(request.app.state, "analysis_jobs", None)
     if runner is None:
-        runner = JobRunner(backend_of(request).registry, store_of(request))
+        runner = JobRunner(backend_of(request).registry, store_of(request),
+                           figures_dir=Path(request.app.state.data_dir) / "figures")
         runner.reap_orphans()
         request.app.state.analysis_jobs = runner
     return runner
@@ -134,17 +135,17 @@ def _analysis_dict(a: Any) -> dict[str, Any]:
                          "reproduced_at": a.reproduced_at.isoformat() if a.reproduced_at else None,
                          "series_instance_uids": list(a.series_instance_uids or []),
                          "input_hashes": dict(a.input_hashes or {}), "parameters": dict(a.parameters or {})}
-    if "vois" in res and ("summary" in res or "per_voi" in res):
+    if "vois" in res and ("summary" in res or "per_voi" in res) and a.kind != "spect_iah_dosimetry":
         d["per_voi"] = res.get("per_voi") or per_voi_table(res)
         d["summary"] = res.get("summary")
-    if "organ" in res:
+    if a.kind == "spect_iah_dosimetry":
         vox = {v["voi"]: v for v in (res.get("voxel") or {}).get("vois", [])}
         d["per_voi"] = [{"voi": v["voi"], "kind": v.get("kind"), "model": v.get("model"), "teff_h": v.get("teff_h"),
                          "tia_mbq_h": v.get("tia_mbq_h"), "dose_gy": v.get("dose_gy"), "bed_gy": v.get("bed_gy"),
                          "voxel_mean_gy": (vox.get(v["voi"]) or {}).get("mean_gy"),
                          "voxel_d90_gy": (vox.get(v["voi"]) or {}).get("d90_gy")}
-                        for v in res["organ"].get("vois", [])]
-        d["cumulative"] = res["organ"].get("cumulative", [])
+                        for v in res.get("vois", [])]
+        d["cumulative"] = res.get("cumulative", [])
         d["time_h"] = res.get("time_h")
         d["imaging_analysis_id"] = getattr(a, "imaging_analysis_id", None)
     d["result"] = res

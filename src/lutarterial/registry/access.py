@@ -39,7 +39,6 @@ class Permission:
     USER_MANAGE = "user.manage"
     SITE_MANAGE = "site.manage"
     EXPORT = "data.export"
-    REPORT_READ = "report.read"
     # issue 13: data management
     QUERY_OPEN = "query.open"  # open, assign, close and re-open queries
     QUERY_ANSWER = "query.answer"  # the site answers
@@ -70,8 +69,6 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     Permission.SITE_MANAGE: frozenset({_A}),
     # Bulk exports (site-scoped like every read): data managers/admin, monitors, investigators.
     Permission.EXPORT: frozenset({_A, Role.MONITOR, _I, Role.STATISTICIAN}),
-    # issue 12: trial and participant reports (site-scoped like every read; statistician all sites)
-    Permission.REPORT_READ: frozenset(Role),
     # issue 13: monitors and data managers raise and close queries, the site answers; only the
     # investigator signs; data managers lock; monitors verify source data.
     Permission.QUERY_OPEN: frozenset({Role.MONITOR, Role.DATA_MANAGER, _A}),

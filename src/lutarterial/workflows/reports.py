@@ -1,7 +1,7 @@
 """Registry -> report: gather results through the services, hand them to :mod:`lutarterial.reports`.
 
 Access: the reading user's roles and sites decide what is seen (statistician: all sites);
-``Permission.REPORT_READ`` is checked; participants appear by trial number only — the identity
+any active role may read (as for all study data, no permission entry); participants appear by trial number only — the identity
 key is never read here.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lutarterial.registry.access import Permission, require
+from lutarterial.registry.services._common import require_active_actor
 from lutarterial.registry.models import ImagingAnalysis, ScreeningResult
 from lutarterial.statistics.ratios import DEFAULT_N_BOOT, DEFAULT_SEED, analyse_ratios, build_log_ratios
 from lutarterial.workflows.endpoints import (
@@ -43,7 +43,7 @@ def trial_report_context(session: Session, actor: Any, *, seed: int = DEFAULT_SE
                          metric: str = "suv_mean", command: str = "", source: str = "registry") -> dict[str, Any]:
     from lutarterial.reports.trial import lesion_table, trial_context
 
-    require(actor, Permission.REPORT_READ)
+    require_active_actor(actor)  # reading needs no permission entry: any role, within its sites
     rows, extra, prov = lesion_values(session, actor, metric)
     ep = analyse_ratios(rows, metric=metric, kind="lesion", seed=seed, n_boot=n_boot, extra_exclusions=extra)
     lesions = lesion_table(build_log_ratios(rows, kind="lesion")[0])
@@ -72,7 +72,7 @@ def participant_report_context(session: Session, actor: Any, trial_number: str) 
     from lutarterial.reports.participant import participant_context
     from lutarterial.workflows.endpoints import _recist_results, _visits, safety
 
-    require(actor, Permission.REPORT_READ)
+    require_active_actor(actor)  # reading needs no permission entry: any role, within its sites
     p = services.get_participant(session, actor, trial_number)
     screening = session.scalars(select(ScreeningResult).where(ScreeningResult.participant_id == p.id)
                                 .order_by(ScreeningResult.created_at.desc(), ScreeningResult.id.desc())).first()

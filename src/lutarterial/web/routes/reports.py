@@ -1,6 +1,6 @@
 """Report downloads (issue 12): the trial report (PDF/HTML) and a participant's PDF.
 
-Any signed-in user with a role may download (``Permission.REPORT_READ``); what a report holds
+Any signed-in user with a role may download (reading needs no permission entry); what a report holds
 is the user's site scope (a statistician or admin: all sites). Reports name participants by
 trial number only. Rendering takes seconds: the routes are plain ``def`` (thread pool).
 """

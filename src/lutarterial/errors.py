@@ -38,8 +38,10 @@ class ImplausibleValueError(InvalidInputError):
     """A number outside the physical limits of its quantity (NaN, infinity, platelets 1e308, ...).
 
     See :mod:`lutarterial.plausibility`; the message names the quantity, the value, the limits
-    and what to fix.
+    and what to fix. The web answers 422 (the value is well-formed but impossible).
     """
+
+    http_status = 422
 
 
 class DicomConformanceError(InvalidInputError):

@@ -42,6 +42,7 @@ __all__ = [
     "is_plausible",
     "require_finite",
     "check_date",
+    "require_finite_tree",
     "kinds",
 ]
 
@@ -229,3 +230,21 @@ def check_date(
         what = not_after_label or not_after.isoformat()
         raise ImplausibleValueError(f"{name}: {day.isoformat()} is after {what}; check the date")
     return value
+
+
+def require_finite_tree(value: Any, where: str = "value") -> None:
+    """Refuse NaN or ±inf anywhere inside nested JSON-like data (dicts, lists, tuples), naming the path.
+
+    For stored analysis results, screening records and other free-form JSON: Python's ``json``
+    accepts ``NaN`` and ``Infinity``, and a stored NaN later reads back as a silent wrong number.
+    """
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        v, path = stack.pop()
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                raise ImplausibleValueError(f"{path}: {v!r} is not a finite number; JSON data must hold finite numbers")
+        elif isinstance(v, dict):
+            stack.extend((sub, f"{path}.{k}") for k, sub in v.items())
+        elif isinstance(v, (list, tuple)):
+            stack.extend((sub, f"{path}[{i}]") for i, sub in enumerate(v))

@@ -150,3 +150,14 @@ def test_check_date() -> None:
 def test_every_row_has_a_source_and_sane_limits() -> None:
     for r in plausibility_table().values():
         assert r.source and r.label and math.isfinite(r.low) and math.isfinite(r.high) and r.low < r.high
+
+
+def test_require_finite_tree_names_the_path() -> None:
+    from lutarterial.plausibility import require_finite_tree
+
+    require_finite_tree({"a": [1, 2.5, {"b": -1e308}], "c": "nan", "d": None, "e": True})
+    for bad, path in (({"a": [1, {"b": math.nan}]}, "result.a[1].b"), ([math.inf], "result[0]"),
+                      ({"x": (1.0, -math.inf)}, "result.x[1]")):
+        with pytest.raises(ImplausibleValueError, match=path.replace("[", r"\[").replace("]", r"\]")):
+            require_finite_tree(bad, "result")
+    assert ImplausibleValueError("x").http_status == 422

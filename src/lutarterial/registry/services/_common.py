@@ -59,8 +59,13 @@ def load_participant(session: Session, actor: Actor, participant: int | str, *, 
     return obj
 
 
-def as_date(value: Any, name: str, *, required: bool = True) -> dt.date | None:
-    """A date from a ``date`` or ISO text; refuses datetimes' hidden time zones and bad text."""
+def as_date(value: Any, name: str, *, required: bool = True, not_future: bool = False) -> dt.date | None:
+    """A date from a ``date`` or ISO text; refuses datetimes' hidden time zones and bad text.
+
+    Dates before 1900 are refused (issue 9: a collection date of year 1 was stored); with
+    ``not_future`` also dates after tomorrow (UTC; one day of slack for time zones), for things
+    that have happened (collection, onset, signature, assessment).
+    """
     if value is None or value == "":
         if required:
             raise InvalidInputError(f"{name} is required (YYYY-MM-DD)")
@@ -68,11 +73,16 @@ def as_date(value: Any, name: str, *, required: bool = True) -> dt.date | None:
     if isinstance(value, dt.datetime):
         raise InvalidInputError(f"{name} must be a date, not a date and time")
     if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise InvalidInputError(f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
+        day = value
+    else:
+        try:
+            day = dt.date.fromisoformat(str(value).strip())
+        except ValueError:
+            raise InvalidInputError(f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
+    from lutarterial.plausibility import check_date
+
+    latest = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1) if not_future else None
+    return check_date(name, day, not_after=latest, not_after_label="today (a date that has not happened yet)")
 
 
 def as_float(value: Any, name: str, *, required: bool = True, minimum: float | None = None,

@@ -87,7 +87,7 @@ def _check_identity(identity: IdentityInput) -> dict[str, Any]:
     values = {
         "family_name": as_optional_text(identity.family_name, "family name"),
         "given_name": as_optional_text(identity.given_name, "given name"),
-        "birth_date": as_date(identity.birth_date, "birth date"),
+        "birth_date": as_date(identity.birth_date, "birth date", not_future=True),
         "hospital_id": as_optional_text(identity.hospital_id, "hospital ID", max_length=100),
     }
     missing = [k for k, v in values.items() if v is None]
@@ -106,8 +106,9 @@ def _check_demographics(sex: str | None, year_of_birth: int | None) -> tuple[str
             year_of_birth = int(year_of_birth)
         except (TypeError, ValueError):
             raise InvalidInputError(f"year of birth {year_of_birth!r} is not a year") from None
-        if not 1900 <= year_of_birth <= 2100:
-            raise InvalidInputError(f"year of birth {year_of_birth} is out of range")
+        this_year = dt.datetime.now(dt.timezone.utc).year
+        if not 1900 <= year_of_birth <= this_year:
+            raise InvalidInputError(f"year of birth {year_of_birth} is out of range (1900 to {this_year})")
     return sex, year_of_birth
 
 
@@ -259,7 +260,7 @@ def record_consent(session: Session, actor: Actor, participant: int | str, *, ve
     version_text = as_optional_text(version, "consent version", max_length=50)
     if version_text is None:
         raise InvalidInputError("consent version is required (e.g. 'v2.0 2021-03-01')")
-    signed = as_date(signed_date, "consent signature date")
+    signed = as_date(signed_date, "consent signature date", not_future=True)
     if p.status == ParticipantStatus.WITHDRAWN.value:
         raise InvalidInputError(f"{p.trial_number} has withdrawn; a new consent needs a new registration")
     with audited(session, actor, reason):
@@ -333,6 +334,10 @@ def record_screening(session: Session, actor: Actor, participant: int | str, *, 
     if not isinstance(record, dict) or not isinstance(result, dict):
         raise InvalidInputError("screening record and result must be JSON objects")
     _refuse_direct_identifiers(record)
+    from lutarterial.plausibility import require_finite_tree
+
+    require_finite_tree(record, "screening record")  # issue 9: no NaN/Infinity stored as data
+    require_finite_tree(result, "screening result")
     version = as_optional_text(protocol_version, "protocol version", max_length=50)
     if version is None:
         raise InvalidInputError("protocol version is required")
@@ -359,6 +364,9 @@ def screen_participant(session: Session, actor: Actor, participant: int | str, r
     require(actor, Permission.SCREENING_WRITE)
     p = load_participant(session, actor, participant)
     _refuse_direct_identifiers(record)
+    from lutarterial.plausibility import require_finite_tree
+
+    require_finite_tree(record, "screening record")
     when = as_date(as_of, "screening date (as_of)", required=False)
     if protocol_version is None:
         # issue 10: the site's audited protocol configuration decides (else the packaged default)
@@ -478,7 +486,7 @@ def enrol(session: Session, actor: Actor, participant: int | str, *, enrolled_da
     if screening is None or screening.overall != "eligible":
         state = "no screening" if screening is None else f"latest screening is {screening.overall}"
         raise InvalidInputError(f"{p.trial_number} cannot be enrolled: {state} (needs an eligible screening)")
-    when = as_date(enrolled_date, "enrolment date")
+    when = as_date(enrolled_date, "enrolment date", not_future=True)
     assert when is not None
     if when < consent.signed_date:
         raise InvalidInputError(f"enrolment date {when} is before consent ({consent.signed_date})")

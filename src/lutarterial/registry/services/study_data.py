@@ -69,6 +69,8 @@ __all__ = [
 #: Upper bound of a plausible single LUTATHERA administration (label: 7 400 MBq per cycle);
 #: larger values are refused as typing errors (e.g. kBq entered as MBq).
 MAX_ACTIVITY_MBQ = 15000.0
+#: Visits are numbered from 1; no protocol schedule has a thousand visits of one kind (issue 9: 10**25).
+MAX_VISIT_NUMBER = 1000
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _RESPONSES = ("CR", "PR", "SD", "PD", "NE", "NON-CR/NON-PD")
@@ -88,18 +90,23 @@ def _v_visit(v: dict[str, Any]) -> dict[str, Any]:
     except ValueError:
         raise InvalidInputError(f"visit status {v.get('status')!r}; valid: {', '.join(s.value for s in VisitStatus)}") from None
     number = v.get("number", 1)
+    if isinstance(number, bool) or (isinstance(number, float) and not number.is_integer()):
+        raise InvalidInputError(f"visit number {number!r} is not an integer")
     try:
         number = int(number if number is not None else 1)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidInputError(f"visit number {number!r} is not an integer") from None
     if number < 1:
         raise InvalidInputError("visit number starts at 1")
+    if number > MAX_VISIT_NUMBER:
+        raise InvalidInputError(f"visit number {number} is above {MAX_VISIT_NUMBER}: not a visit of this protocol")
     if kind == VisitKind.IV_CYCLE.value and number > 4:
         raise InvalidInputError(f"IV cycle {number}: LUTATHERA is given in at most 4 cycles")
     out = {
         "kind": kind, "number": number, "status": status,
         "planned_date": as_date(v.get("planned_date"), "planned date", required=False),
-        "visit_date": as_date(v.get("visit_date"), "visit date", required=status == VisitStatus.DONE.value),
+        "visit_date": as_date(v.get("visit_date"), "visit date", required=status == VisitStatus.DONE.value,
+                              not_future=status == VisitStatus.DONE.value),
         "activity_mbq": as_float(v.get("activity_mbq"), "administered activity (MBq)", required=False,
                                  minimum=0.0, maximum=MAX_ACTIVITY_MBQ),
         "artery": as_optional_text(v.get("artery"), "artery"),
@@ -144,26 +151,41 @@ def _v_lab(v: dict[str, Any]) -> dict[str, Any]:
         raise UnitError(f"{analyte}: a unit is required")
     assert value is not None
     name, canonical, canonical_unit = _canonical_lab(analyte, value, unit)
+    lln = as_float(v.get("lln"), f"{analyte} LLN", required=False, minimum=0.0)
+    uln = as_float(v.get("uln"), f"{analyte} ULN", required=False, minimum=0.0)
+    _plausible_lab(name, unit, {"value": value, "LLN": lln, "ULN": uln})
     return {"analyte": name, "loinc": loinc, "value": value, "unit": unit, "value_canonical": canonical,
-            "unit_canonical": canonical_unit,
-            "lln": as_float(v.get("lln"), f"{analyte} LLN", required=False, minimum=0.0),
-            "uln": as_float(v.get("uln"), f"{analyte} ULN", required=False, minimum=0.0),
-            "collected_date": as_date(v.get("collected_date"), "collection date"),
+            "unit_canonical": canonical_unit, "lln": lln, "uln": uln,
+            "collected_date": as_date(v.get("collected_date"), "collection date", not_future=True),
             "visit_id": v.get("visit_id")}
+
+
+def _plausible_lab(analyte: str, unit: str, values: dict[str, float | None]) -> None:
+    """Lab value and reference limits within the analyte's physical limits (issue 9: platelets -150)."""
+    from lutarterial.plausibility import check_quantity, plausibility_table
+
+    if analyte not in plausibility_table():
+        return
+    for label, x in values.items():
+        if x is not None:
+            check_quantity(analyte, x, unit, name=f"{analyte} {label}")
 
 
 def _v_ae(v: dict[str, Any]) -> dict[str, Any]:
     term = as_optional_text(v.get("term"), "adverse event term")
     if term is None:
         raise InvalidInputError("adverse event term (CTCAE v5) is required")
+    raw_grade = v.get("grade")
+    if isinstance(raw_grade, bool) or (isinstance(raw_grade, float) and not raw_grade.is_integer()):
+        raise InvalidInputError(f"CTCAE grade {raw_grade!r} must be an integer 1 to 5")
     try:
-        grade = int(v.get("grade"))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"CTCAE grade {v.get('grade')!r} must be 1 to 5") from None
+        grade = int(raw_grade)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInputError(f"CTCAE grade {raw_grade!r} must be 1 to 5") from None
     if not 1 <= grade <= 5:
         raise InvalidInputError(f"CTCAE grade {grade} must be 1 to 5")
-    onset = as_date(v.get("onset_date"), "onset date")
-    resolution = as_date(v.get("resolution_date"), "resolution date", required=False)
+    onset = as_date(v.get("onset_date"), "onset date", not_future=True)
+    resolution = as_date(v.get("resolution_date"), "resolution date", required=False, not_future=True)
     if resolution is not None and onset is not None and resolution < onset:
         raise InvalidInputError(f"resolution date {resolution} is before onset {onset}")
     related = str(v.get("relatedness") or "unknown").strip().lower()
@@ -185,9 +207,14 @@ def _v_recist(v: dict[str, Any]) -> dict[str, Any]:
     details = v.get("details")
     if details is not None and not isinstance(details, dict):
         raise InvalidInputError("RECIST details must be a JSON object")
-    return {"assessment_date": as_date(v.get("assessment_date"), "assessment date"),
-            "target_sum_mm": as_float(v.get("target_sum_mm"), "sum of target diameters (mm)", required=False,
-                                      minimum=0.0),
+    from lutarterial.plausibility import check_canonical, require_finite_tree
+
+    require_finite_tree(details, "RECIST details")
+    target_sum = as_float(v.get("target_sum_mm"), "sum of target diameters (mm)", required=False, minimum=0.0)
+    if target_sum is not None:
+        check_canonical("sum_of_diameters", target_sum, name="sum of target diameters (mm)")
+    return {"assessment_date": as_date(v.get("assessment_date"), "assessment date", not_future=True),
+            "target_sum_mm": target_sum,
             "response": response, "details": details, "visit_id": v.get("visit_id")}
 
 
@@ -204,9 +231,12 @@ def _v_analysis(v: dict[str, Any]) -> dict[str, Any]:
     for name, digest in hashes.items():
         if not isinstance(digest, str) or not _SHA256.match(digest.lower()):
             raise InvalidInputError(f"input hash of {name!r} must be a SHA-256 hex digest")
+    from lutarterial.plausibility import require_finite_tree
+
     for key in ("parameters", "result"):
         if v.get(key) is not None and not isinstance(v.get(key), dict):
             raise InvalidInputError(f"analysis {key} must be a JSON object")
+        require_finite_tree(v.get(key), f"analysis {key}")  # issue 9: NaN inside a result was stored
     out = {"kind": kind, "study_instance_uid": study, "series_instance_uids": series,
            "input_hashes": {str(k): str(d).lower() for k, d in hashes.items()},
            "parameters": dict(v.get("parameters") or {}), "result": dict(v.get("result") or {}),

@@ -270,6 +270,8 @@ def cluster_bootstrap(lr: Sequence[LogRatio], *, n_boot: int = DEFAULT_N_BOOT, s
     if int(n_boot) != n_boot or n_boot < 100:
         raise InvalidInputError("n_boot must be a whole number of at least 100")
     n_boot = int(n_boot)
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise InvalidInputError("seed must be a whole number >= 0")
     groups = _by_patient(lr)
     out: dict[str, Any] = {"percentile": {"ci95": None}, "bca": {"ci95": None}, "n_boot": n_boot, "seed": int(seed),
                            "gmr": None, "method": "participants resampled with replacement "

@@ -145,6 +145,8 @@ def test_bootstrap_reproducible_and_seed_sensitive():
     assert a["percentile"] != cluster_bootstrap(lr, n_boot=500, seed=8)["percentile"]
     with pytest.raises(InvalidInputError):
         cluster_bootstrap(lr, n_boot=10)
+    with pytest.raises(InvalidInputError, match="seed"):
+        cluster_bootstrap(lr, n_boot=100, seed=-1)
 
 
 def test_bca_and_percentile_match_scipy_bootstrap_iid():

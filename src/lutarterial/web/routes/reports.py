@@ -30,12 +30,18 @@ _MEDIA = {"pdf": "application/pdf", "html": "text/html; charset=utf-8"}
 
 
 def _file(path: Path, fmt: str, name: str) -> Response:
-    disposition = "attachment" if fmt == "pdf" else "inline"
-    return Response(path.read_bytes(), media_type=_MEDIA[fmt],
-                    headers={"Content-Disposition": f'{disposition}; filename="{name}"', "Cache-Control": "no-store"})
+    return _bytes(path.read_bytes(), fmt, name)
+
+
+_CACHE_SIZE = 8
 
 
 def _trial(request: Request, user: WebUser, fmt: str, seed: int | None, n_boot: int | None) -> Response:
+    """Render (or reuse) the trial report: the same snapshot, scope, user and seed give the same report,
+    so a small per-app cache keyed by the audit head hash serves repeated downloads at once."""
+    from sqlalchemy import select
+
+    from lutarterial.registry.models import AuditEntry
     from lutarterial.reports.trial import write_report
     from lutarterial.statistics.ratios import DEFAULT_N_BOOT, DEFAULT_SEED
     from lutarterial.workflows.reports import trial_report_context
@@ -44,16 +50,29 @@ def _trial(request: Request, user: WebUser, fmt: str, seed: int | None, n_boot: 
     n_boot = DEFAULT_N_BOOT if n_boot is None else n_boot
     cmd = (f"lutarterial report trial --db <this server's database> --user {user.username} --out DIR "
            f"--seed {seed} --n-boot {n_boot}")
+    cache: dict[Any, dict[str, bytes]] = request.app.state.__dict__.setdefault("trial_report_cache", {})
     with backend_of(request).read() as s:
-        ctx = trial_report_context(s, user.actor, seed=seed, n_boot=n_boot, command=cmd,
-                                   source=f"registry of this server, read as user {user.username}")
-    with tempfile.TemporaryDirectory() as tmp:
-        html, pdf = write_report(Path(tmp), ctx)
-        return _file(pdf if fmt == "pdf" else html, fmt, f"lutarterial-trial-report.{fmt}")
+        head = s.scalar(select(AuditEntry.row_hash).order_by(AuditEntry.id.desc()).limit(1))
+        key = (head, user.username, user.actor.roles, user.actor.site_ids, seed, n_boot)
+        if key not in cache:
+            ctx = trial_report_context(s, user.actor, seed=seed, n_boot=n_boot, command=cmd,
+                                       source=f"registry of this server, read as user {user.username}")
+            with tempfile.TemporaryDirectory() as tmp:
+                html, pdf = write_report(Path(tmp), ctx)
+                while len(cache) >= _CACHE_SIZE:
+                    cache.pop(next(iter(cache)))
+                cache[key] = {"html": html.read_bytes(), "pdf": pdf.read_bytes()}
+    return _bytes(cache[key][fmt], fmt, f"lutarterial-trial-report.{fmt}")
+
+
+def _bytes(content: bytes, fmt: str, name: str) -> Response:
+    disposition = "attachment" if fmt == "pdf" else "inline"
+    return Response(content, media_type=_MEDIA[fmt],
+                    headers={"Content-Disposition": f'{disposition}; filename="{name}"', "Cache-Control": "no-store"})
 
 
 @router.get("/reports/trial.pdf", responses=_R, response_class=Response)
-def trial_pdf(request: Request, seed: int | None = Query(None, description="bootstrap seed"),
+def trial_pdf(request: Request, seed: int | None = Query(None, ge=0, le=2**63 - 1, description="bootstrap seed"),
               n_boot: int | None = Query(None, ge=100, le=100000, description="bootstrap resamples"),
               user: WebUser = Depends(current_user)) -> Response:
     """The trial report as PDF (the user's site scope; statistician and admin: all sites)."""
@@ -61,7 +80,7 @@ def trial_pdf(request: Request, seed: int | None = Query(None, description="boot
 
 
 @router.get("/reports/trial.html", responses=_R, response_class=Response)
-def trial_html(request: Request, seed: int | None = Query(None, description="bootstrap seed"),
+def trial_html(request: Request, seed: int | None = Query(None, ge=0, le=2**63 - 1, description="bootstrap seed"),
                n_boot: int | None = Query(None, ge=100, le=100000, description="bootstrap resamples"),
                user: WebUser = Depends(current_user)) -> Response:
     """The trial report as HTML."""

@@ -1,0 +1,142 @@
+"""Data management for the web layer (issue 13): thin calls of the registry's DM services that
+return plain dicts, shared by the JSON routes (``routes/dm_api.py``) and the pages
+(``routes/dm_pages.py``). The clock is read here, at the edge (``today()``), and passed in."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from lutarterial.registry import services as sv
+from lutarterial.registry.access import Permission, can
+from lutarterial.web.backend import WebUser
+
+__all__ = ["today", "schedule", "dashboard", "queries", "query_thread", "dm_overview", "banner",
+           "query_counts_by_tn", "write"]
+
+
+def today(value: str | dt.date | None = None) -> dt.date:
+    """The day statuses are computed for: ``value`` when given (ISO), else today in UTC."""
+    if isinstance(value, dt.date):
+        return value
+    if value:
+        from lutarterial.registry.services._common import as_date
+
+        day = as_date(value, "today")
+        assert day is not None
+        return day
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+def schedule(be: Any, user: WebUser, tn: str, *, on: dt.date) -> list[dict[str, Any]]:
+    with be.read() as s:
+        return [v.to_dict() for v in sv.participant_schedule(s, user.actor, tn, today=on)]
+
+
+def dashboard(be: Any, user: WebUser, *, on: dt.date, site: str | None = None) -> dict[str, Any]:
+    with be.read() as s:
+        out: dict[str, Any] = sv.schedule_dashboard(s, user.actor, today=on, site_code=site)
+        out["queries_by_site"] = sv.query_summary_by_site(s, user.actor, today=on)
+        out["today"] = on.isoformat()
+        return out
+
+
+def queries(be: Any, user: WebUser, *, on: dt.date, tn: str | None = None, site: str | None = None,
+            status: str | None = None) -> list[dict[str, Any]]:
+    with be.read() as s:
+        return [sv.query_dict(q, today=on, trial_number=t)
+                for q, t in sv.list_queries(s, user.actor, participant=tn, site_code=site, status=status)]
+
+
+def query_thread(be: Any, user: WebUser, query_id: int, *, on: dt.date) -> dict[str, Any]:
+    with be.read() as s:
+        q = sv.get_query(s, user.actor, query_id)
+        p = sv.get_participant(s, user.actor, q.participant_id)
+        out = sv.query_dict(q, today=on, trial_number=p.trial_number)
+        out["messages"] = [{"action": m.action, "text": m.text, "username": m.username,
+                            "created_at": m.created_at.isoformat() if m.created_at else None}
+                           for m in sv.query_messages(s, user.actor, query_id)]
+        return out
+
+
+def dm_overview(be: Any, user: WebUser, tn: str, *, on: dt.date) -> dict[str, Any]:
+    """Everything the participant's data-management page shows, in one read transaction."""
+    with be.read() as s:
+        p = sv.get_participant(s, user.actor, tn)
+        qs = []
+        for q, t in sv.list_queries(s, user.actor, participant=p.id):
+            d = sv.query_dict(q, today=on, trial_number=t)
+            d["messages"] = [{"action": m.action, "text": m.text, "username": m.username,
+                              "created_at": m.created_at.isoformat() if m.created_at else None}
+                             for m in sv.query_messages(s, user.actor, q.id)]
+            qs.append(d)
+        forms = _forms(s, user, p)
+        return {
+            "trial_number": p.trial_number, "status": p.status, "participant_id": p.id,
+            "schedule": [v.to_dict() for v in sv.participant_schedule(s, user.actor, p.id, today=on)],
+            "queries": qs,
+            "signatures": sv.list_signatures(s, user.actor, p.id),
+            "locks": [sv.lock_dict(lk) for lk in sv.list_locks(s, user.actor, p.id)],
+            "sdv": [sv.sdv_dict(m) for m in sv.list_sdv(s, user.actor, p.id)],
+            "forms": forms,
+            "meanings": list(sv.SIGNATURE_MEANINGS),
+            "can_open": can(user.actor, Permission.QUERY_OPEN),
+            "can_answer": can(user.actor, Permission.QUERY_ANSWER),
+            "can_sign": can(user.actor, Permission.SIGN),
+            "can_lock": can(user.actor, Permission.LOCK),
+            "can_sdv": can(user.actor, Permission.SDV),
+        }
+
+
+def _forms(s: Any, user: WebUser, p: Any) -> list[dict[str, Any]]:
+    """The participant's forms (table, row, label) for the target pickers."""
+    out = [{"table_name": "participants", "row_id": p.id, "label": f"Registration {p.trial_number}"}]
+    for c in sv.list_visits(s, user.actor, p.id):
+        out.append({"table_name": "visits", "row_id": c.id, "label": f"Visit {c.kind} {c.number} ({c.visit_date or c.planned_date or 'undated'})"})
+    for sr in sv.list_screenings(s, user.actor, p.id):
+        out.append({"table_name": "screening_results", "row_id": sr.id, "label": f"Screening {sr.as_of}"})
+    for lab in sv.list_labs(s, user.actor, p.id):
+        out.append({"table_name": "lab_results", "row_id": lab.id,
+                    "label": f"Lab {lab.analyte} {lab.value:g} {lab.unit} ({lab.collected_date})"})
+    for ae in sv.list_adverse_events(s, user.actor, p.id):
+        out.append({"table_name": "adverse_events", "row_id": ae.id, "label": f"AE {ae.term} ({ae.onset_date})"})
+    for r in sv.list_recist(s, user.actor, p.id):
+        out.append({"table_name": "recist_assessments", "row_id": r.id, "label": f"RECIST {r.assessment_date}"})
+    return out
+
+
+def banner(be: Any, user: WebUser | None, tn: str) -> dict[str, Any]:
+    """Signatures, lock and open queries shown on every participant page (§11.50: with the data)."""
+    if user is None:
+        return {}
+    with be.read() as s:
+        sigs = sv.list_signatures(s, user.actor, tn, verify=False)
+        lock = sv.active_lock(s, user.actor, tn)
+        open_q = [q for q, _t in sv.list_queries(s, user.actor, participant=tn) if q.status != "closed"]
+        return {"signatures": sigs, "lock": sv.lock_dict(lock) if lock else None, "open_queries": len(open_q)}
+
+
+def query_counts_by_tn(be: Any, user: WebUser | None) -> dict[str, dict[str, int]]:
+    """Open/answered query counts per trial number of the user's sites (one grouped SELECT)."""
+    if user is None:
+        return {}
+    from sqlalchemy import select
+
+    from lutarterial.registry.models import Participant
+
+    with be.read() as s:
+        counts = sv.query_counts(s, user.actor)
+        if not counts:
+            return {}
+        names = dict(s.execute(select(Participant.id, Participant.trial_number)
+                               .where(Participant.id.in_(sorted(counts)))).all())
+        return {names[pid]: c for pid, c in counts.items() if pid in names}
+
+
+def write(be: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run one DM service in a write unit of work; returns a JSON-ready summary of the row."""
+    with be.write() as s:
+        row = fn(s, *args, **kwargs)
+        s.flush()
+        return {"id": getattr(row, "id", None)} if row is not None and not isinstance(row, list) else \
+            {"opened": [q.id for q in row or []]}

@@ -1,0 +1,116 @@
+"""Data management over HTTP: schedule, queries (monitor raises, site answers, monitor closes),
+e-signatures voided by a change, locks (423), SDV; access rules per role as in test_access."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+PW = "demo-lutarterial"
+
+
+@pytest.fixture
+def tn(login: Any, eligible_record: Any, enrolled: Any) -> str:
+    return str(enrolled(login("coord.bdx"), login("inv.bdx"), eligible_record))
+
+
+def test_schedule_and_dashboard(login: Any, tn: str) -> None:
+    mon = login("monitor")
+    sched = mon.get(f"/api/participants/{tn}/schedule").json()
+    keys = [v["key"] for v in sched]
+    assert keys[:5] == ["screening", "iv_cycle_1", "iv_cycle_2", "iv_cycle_3", "iv_cycle_4"]
+    assert all(v["status"] == "done_in_window" for v in sched[1:5])  # cycles from the screening record
+    iah = next(v for v in sched if v["key"] == "iah_cycle")
+    assert iah["target_date"] and iah["window_start"] < iah["target_date"] < iah["window_end"]
+    before = mon.get(f"/api/participants/{tn}/schedule", params={"today": iah["window_end"]}).json()
+    after = mon.get(f"/api/participants/{tn}/schedule", params={"today": "2099-01-01"}).json()
+    assert next(v for v in before if v["key"] == "iah_cycle")["status"] == "due"
+    assert next(v for v in after if v["key"] == "iah_cycle")["status"] == "overdue"
+    board = login("coord.bdx").get("/api/schedule/dashboard", params={"today": "2099-01-01"}).json()
+    assert tn in {o["trial_number"] for o in board["overdue"]}
+    assert login("coord.tls").get("/api/schedule/dashboard", params={"today": "2099-01-01"}).json()["overdue"] == []
+    assert mon.get(f"/api/participants/{tn}/schedule", params={"today": "not-a-date"}).status_code == 400
+    assert login("coord.bdx").get(f"/participants/{tn}/data-management").status_code == 200
+
+
+def test_query_flow_and_counts(login: Any, tn: str) -> None:
+    mon, coord = login("monitor"), login("coord.bdx")
+    pid = coord.get(f"/api/participants/{tn}").json()["id"]
+    body = {"text": "Birth year differs from the source", "table_name": "participants", "row_id": pid,
+            "field": "year_of_birth"}
+    assert coord.post(f"/api/participants/{tn}/queries", json=body).status_code == 403
+    assert login("coord.tls").post(f"/api/participants/{tn}/queries", json=body).status_code == 403
+    r = mon.post(f"/api/participants/{tn}/queries", json=body)
+    assert r.status_code == 201, r.text
+    qid = r.json()["id"]
+    assert mon.post(f"/api/queries/{qid}/answer", json={"text": "x"}).status_code == 403
+    assert coord.post(f"/api/queries/{qid}/answer", json={"text": "Corrected from source"}).status_code == 200
+    assert coord.post(f"/api/queries/{qid}/close", json={"text": ""}).status_code == 403
+    assert mon.post(f"/api/queries/{qid}/close", json={"text": "ok"}).status_code == 200
+    thread = mon.get(f"/api/queries/{qid}").json()
+    assert [m["action"] for m in thread["messages"]] == ["open", "answer", "close"] and thread["status"] == "closed"
+    page = coord.get("/participants").text
+    assert "Queries" in page
+    summary = mon.get("/api/schedule/dashboard").json()["queries_by_site"]
+    assert summary[0]["closed"] >= 1
+    assert mon.post(f"/api/participants/{tn}/queries", json={**body, "field": "nope"}).status_code == 400
+
+
+def test_signature_voided_by_a_change_and_shown_with_the_data(login: Any, tn: str) -> None:
+    inv, coord = login("inv.bdx"), login("coord.bdx")
+    assert coord.post(f"/api/participants/{tn}/signatures",
+                      json={"password": PW, "meaning": "reviewed and approved"}).status_code == 403
+    r = inv.post(f"/api/participants/{tn}/signatures", json={"password": "wrong", "meaning": "reviewed and approved"})
+    assert r.status_code == 403 and "wrong password" in r.json()["detail"]
+    r = inv.post(f"/api/participants/{tn}/signatures", json={"password": PW, "meaning": "made up"})
+    assert r.status_code == 400
+    r = inv.post(f"/api/participants/{tn}/signatures",
+                 json={"password": PW, "username": "inv.bdx", "meaning": "reviewed and approved"})
+    assert r.status_code == 201, r.text
+    page = coord.get(f"/participants/{tn}/safety").text
+    assert "Signed" in page and "reviewed and approved" in page and "Demo investigator" in page
+    r = coord.post(f"/api/participants/{tn}/labs", json={"analyte": "platelets", "value": 150, "unit": "10*9/L",
+                                                        "collected_date": "2024-09-01", "lln": 150, "reason": "labs"})
+    assert r.status_code == 201, r.text
+    sigs = coord.get(f"/api/participants/{tn}/signatures").json()
+    assert sigs[0]["voided_at"] and not sigs[0]["valid"] and "lab_results" in sigs[0]["void_reason"]
+    assert "Signature voided" in coord.get(f"/participants/{tn}").text
+
+
+def test_lock_refuses_writes_with_423(login: Any, tn: str) -> None:
+    dm, coord, mon = login("dm"), login("coord.bdx"), login("monitor")
+    assert coord.post(f"/api/participants/{tn}/locks", json={"reason": "x"}).status_code == 403
+    assert mon.post(f"/api/participants/{tn}/locks", json={"reason": "x"}).status_code == 403
+    r = dm.post(f"/api/participants/{tn}/locks", json={"reason": "casebook complete"})
+    assert r.status_code == 201, r.text
+    lock_id = r.json()["id"]
+    lab = {"analyte": "platelets", "value": 150, "unit": "10*9/L", "collected_date": "2024-09-01", "reason": "labs"}
+    r = coord.post(f"/api/participants/{tn}/labs", json=lab)
+    assert r.status_code == 423 and "locked" in r.json()["detail"], r.text
+    assert "Locked by dm" in coord.get(f"/participants/{tn}").text
+    assert dm.post(f"/api/participants/{tn}/labs", json=lab).status_code == 403  # data managers never enter data
+    assert dm.post(f"/api/locks/{lock_id}/unlock", json={"reason": "query to resolve"}).status_code == 200
+    assert coord.post(f"/api/participants/{tn}/labs", json=lab).status_code == 201
+
+
+def test_sdv_by_monitor_only(login: Any, tn: str) -> None:
+    mon, coord = login("monitor"), login("coord.bdx")
+    pid = coord.get(f"/api/participants/{tn}").json()["id"]
+    body = {"table_name": "participants", "row_id": pid, "field": "sex"}
+    assert coord.post(f"/api/participants/{tn}/sdv", json=body).status_code == 403
+    assert mon.post(f"/api/participants/{tn}/sdv", json=body).status_code == 201
+    assert mon.get(f"/api/participants/{tn}/sdv").json()[0]["active"] is True
+
+
+def test_anonymous_and_cross_site_are_refused(anon: Any, login: Any, tn: str) -> None:
+    for path in (f"/api/participants/{tn}/schedule", "/api/queries", f"/api/participants/{tn}/signatures",
+                 "/api/schedule/dashboard"):
+        assert anon.get(path).status_code == 401, path
+    assert anon.get("/data-management", follow_redirects=False).status_code == 303
+    tls = login("coord.tls")
+    for path in (f"/api/participants/{tn}/schedule", f"/api/participants/{tn}/queries",
+                 f"/api/participants/{tn}/signatures", f"/api/participants/{tn}/locks",
+                 f"/participants/{tn}/data-management"):
+        assert tls.get(path).status_code == 403, path
+    assert tls.get("/api/queries").json() == []

@@ -108,7 +108,9 @@ def _check_demographics(sex: str | None, year_of_birth: int | None) -> tuple[str
             raise InvalidInputError(f"year of birth {year_of_birth!r} is not a year") from None
         this_year = dt.datetime.now(dt.timezone.utc).year
         if not 1900 <= year_of_birth <= this_year:
-            raise InvalidInputError(f"year of birth {year_of_birth} is out of range (1900 to {this_year})")
+            from lutarterial.errors import ImplausibleValueError
+
+            raise ImplausibleValueError(f"year of birth {year_of_birth} is out of range (1900 to {this_year})")
     return sex, year_of_birth
 
 

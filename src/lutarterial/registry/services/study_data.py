@@ -99,7 +99,9 @@ def _v_visit(v: dict[str, Any]) -> dict[str, Any]:
     if number < 1:
         raise InvalidInputError("visit number starts at 1")
     if number > MAX_VISIT_NUMBER:
-        raise InvalidInputError(f"visit number {number} is above {MAX_VISIT_NUMBER}: not a visit of this protocol")
+        from lutarterial.errors import ImplausibleValueError
+
+        raise ImplausibleValueError(f"visit number {number} is above {MAX_VISIT_NUMBER}: not a visit of this protocol")
     if kind == VisitKind.IV_CYCLE.value and number > 4:
         raise InvalidInputError(f"IV cycle {number}: LUTATHERA is given in at most 4 cycles")
     out = {

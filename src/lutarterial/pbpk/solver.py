@@ -42,6 +42,9 @@ from lutarterial.pbpk.parameters import half_life_h, peptide_molar_mass
 __all__ = ["MASS_BALANCE_TOL", "Administration", "SimulationResult", "simulate", "STANDARD_TIMES_H"]
 
 MASS_BALANCE_TOL = 1e-6
+#: Plausibility limits of one administration (refused above: a unit typed wrong, e.g. kBq as MBq).
+MAX_ACTIVITY_MBQ = 100000.0
+MAX_PEPTIDE_UG = 100000.0
 STANDARD_TIMES_H = (0.5, 1.0, 4.0, 24.0, 48.0, 96.0, 168.0)
 ROUTES = ("iv", "iah")
 LOBES = ("right", "left", "whole")
@@ -75,10 +78,10 @@ class Administration:
                         ("infusion duration (min)", self.infusion_min)):
             if not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise InvalidInputError(f"{name} must be a finite number, got {v!r}")
-        if self.activity_mbq <= 0:
-            raise InvalidInputError(f"activity must be > 0 MBq, got {self.activity_mbq}")
-        if self.peptide_ug <= 0:
-            raise InvalidInputError(f"peptide amount must be > 0 ug, got {self.peptide_ug}")
+        if not 0 < self.activity_mbq <= MAX_ACTIVITY_MBQ:
+            raise InvalidInputError(f"activity must be > 0 and <= {MAX_ACTIVITY_MBQ:g} MBq, got {self.activity_mbq}")
+        if not 0 < self.peptide_ug <= MAX_PEPTIDE_UG:
+            raise InvalidInputError(f"peptide amount must be > 0 and <= {MAX_PEPTIDE_UG:g} ug, got {self.peptide_ug}")
         if self.infusion_min < 0 or self.infusion_min > 24 * 60:
             raise InvalidInputError(f"infusion duration {self.infusion_min} min must be within 0-1440")
         if not 0.0 <= self.catheter_spill <= 1.0:

@@ -154,7 +154,8 @@ def test_solver_failure_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(route="ia"), "route"), (dict(lobe="middle"), "lobe"), (dict(nuclide="Tc-99m"), "no decay data"),
-    (dict(activity_mbq=-1.0), "activity"), (dict(activity_mbq=float("nan")), "finite"),
+    (dict(activity_mbq=-1.0), "activity"), (dict(activity_mbq=1e300), "activity"),
+    (dict(peptide_ug=2e5), "peptide"), (dict(activity_mbq=0.0), "activity"), (dict(activity_mbq=float("nan")), "finite"),
     (dict(peptide_ug=0.0), "peptide"), (dict(catheter_spill=1.5), "outside 0-1"),
     (dict(infusion_min=-1.0), "infusion")])
 def test_bad_administration_is_refused(kwargs: dict, match: str) -> None:

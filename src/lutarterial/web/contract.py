@@ -307,3 +307,29 @@ def install_contract(app: FastAPI) -> None:
     app.add_middleware(ApiVersionMiddleware)
     install_openapi(app)
     app.state.token_limiter = limiter_from_env()
+    _install_storage_errors(app)
+
+
+def _install_storage_errors(app: FastAPI) -> None:
+    """A value the database cannot hold (PostgreSQL INTEGER is 32-bit, SQLite 64-bit; NUL in text)
+    is the client's error: 400 in the error model, never a 500."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+    from sqlalchemy.exc import DataError, StatementError
+
+    def answer(request: Request, detail: str) -> JSONResponse:
+        return JSONResponse(error_body("InvalidInputError", detail), status_code=400)
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        return answer(request, "a value is out of range or not storable (e.g. a number too large for an id)")
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        return answer(request, "a number is out of range")
+
+    @app.exception_handler(StatementError)
+    async def _statement(request: Request, exc: StatementError) -> JSONResponse:
+        if isinstance(exc.orig, (OverflowError, ValueError)):
+            return answer(request, "a value is out of range or not storable")
+        raise exc

@@ -115,7 +115,7 @@ def _print_single(result, console) -> None:
             console.print(f"  - {m}")
 
 
-def _print_summary(summary: dict, console, log_path: Path, summary_path: Path) -> None:
+def _print_summary(summary: dict, console, log_path: Path | None, summary_path: Path | None) -> None:
     from rich.table import Table
 
     table = Table(title="Screening (CONSORT screening box)")
@@ -126,7 +126,10 @@ def _print_summary(summary: dict, console, log_path: Path, summary_path: Path) -
     for cid, n in summary["failed_by_criterion"].items():
         table.add_row(f"  excluded by {cid}", str(n))
     console.print(table)
-    console.print(f"screening log: {log_path}\nsummary: {summary_path}")
+    if log_path is None:
+        console.print("no files written: give --out DIR for screening-log.csv and screening-summary.json")
+    else:
+        console.print(f"screening log: {log_path}\nsummary: {summary_path}")
 
 
 def screen_command(
@@ -135,10 +138,13 @@ def screen_command(
         None, "--as-of", help="Screening date YYYY-MM-DD. Default: each record's own screening_date."
     ),
     protocol_version: str | None = typer.Option(
-        None, "--protocol-version", help="Protocol version to apply. Default: the version in force on the screening date."
+        None, "--protocol-version", help="Protocol version to apply. Default: the default version (1), or the one a "
+                                         "site's configuration sets in the registry."
     ),
     json_out: bool = typer.Option(False, "--json", help="One JSON object per record per line on stdout."),
-    out: Path = typer.Option(Path("."), "--out", help="Directory for screening-log.csv and screening-summary.json (cohorts)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Directory for screening-log.csv and screening-summary.json (cohorts); without it "
+                            "no file is written (issue 10: nothing lands in the current directory)."),
     jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes for a cohort."),
 ) -> None:
     """Screen records against the LUTARTERIAL eligibility criteria."""
@@ -177,11 +183,16 @@ def screen_command(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InvalidInputError(f"cannot create output directory {out}: {exc}") from None
-    log_path, summary_path = out / "screening-log.csv", out / "screening-summary.json"
+    import contextlib
+    import io
+
+    log_path = summary_path = None
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInputError(f"cannot create output directory {out}: {exc}") from None
+        log_path, summary_path = out / "screening-log.csv", out / "screening-summary.json"
     total = _count(files)
     summary = CohortSummary()
 
@@ -193,7 +204,9 @@ def screen_command(
                 yield from _texts(f)
 
     err = Console(stderr=True)
-    with log_path.open("w", newline="", encoding="utf-8") as fh, Progress(
+    log_cm = (log_path.open("w", newline="", encoding="utf-8") if log_path is not None
+              else contextlib.nullcontext(io.StringIO()))  # no --out: the log is not kept
+    with log_cm as fh, Progress(
         TextColumn("screening"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True
     ) as progress:
         writer = csv.writer(fh)
@@ -210,11 +223,13 @@ def screen_command(
                 sys.stdout.write(sc.ndjson)
             progress.advance(task, len(sc.rows))
     summary_dict = summary.to_dict()
-    summary_path.write_text(json.dumps(summary_dict, indent=2) + "\n", encoding="utf-8")
+    if summary_path is not None:
+        summary_path.write_text(json.dumps(summary_dict, indent=2) + "\n", encoding="utf-8")
     if not json_out:
         _print_summary(summary_dict, console, log_path, summary_path)
     if summary.unreadable:
-        err.print(f"{summary.unreadable} record(s) could not be read; see {log_path}", highlight=False)
+        where = f"see {log_path}" if log_path is not None else "give --out DIR to keep the screening log"
+        err.print(f"{summary.unreadable} record(s) could not be read; {where}", highlight=False)
         raise typer.Exit(1)
 
 

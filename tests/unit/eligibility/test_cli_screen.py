@@ -143,3 +143,21 @@ def test_unreadable_file_in_a_directory_is_logged_not_fatal(tmp_path, capsys):
     code, _, err = _run(["screen", str(d), "--out", str(tmp_path)], capsys)
     rows = list(csv.DictReader((tmp_path / "screening-log.csv").open(encoding="utf-8")))
     assert code == 1 and [r["verdict"] for r in rows][1] == "unreadable" and "cannot read file" in rows[1]["reasons"]
+
+
+def test_cohort_without_out_writes_nothing_into_the_cwd(tmp_path, capsys, monkeypatch):
+    # issue 10: `screen DIR --json` without --out silently wrote a log and summary into the cwd
+    from lutarterial.records.synthetic import make_records
+
+    d = tmp_path / "recs"
+    d.mkdir()
+    for i, r in enumerate(make_records(3, seed=5)):
+        (d / f"r{i}.json").write_text(json.dumps(r), encoding="utf-8")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    code, out, _ = _run(["screen", str(d), "--json"], capsys)
+    assert code == 0 and len(out.strip().splitlines()) == 3
+    code, out, _ = _run(["screen", str(d)], capsys)
+    assert code == 0 and "no files written" in out
+    assert list(work.iterdir()) == []

@@ -69,6 +69,12 @@ def _check_choice(value: str, choices: tuple[str, ...], name: str) -> str:
     return v
 
 
+def _need(**options: Any) -> None:
+    missing = [f"--{k}" for k, v in options.items() if v in (None, "")]
+    if missing:
+        raise InvalidInputError(f"{' and '.join(missing)} required (--user NAME: a registry user; --out DIR)")
+
+
 def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -190,7 +196,7 @@ def register(app: typer.Typer) -> None:
     @endpoint_app.command("secondary")
     def secondary(
         db: str = typer.Option(None, "--db", help=_DB_HELP),
-        user: str = typer.Option(..., "--user", help="Registry user on whose behalf the registry is read."),
+        user: str = typer.Option(None, "--user", help="Registry user on whose behalf the registry is read (required)."),
         as_json: bool = typer.Option(False, "--json", help="Canonical JSON."),
         seed: int = typer.Option(None, "--seed", help="Bootstrap seed for the dosimetry comparison."),
         n_boot: int = typer.Option(None, "--n-boot", help="Bootstrap resamples (>= 100)."),
@@ -200,6 +206,8 @@ def register(app: typer.Typer) -> None:
         from lutarterial.statistics.canonical import canonical_json
         from lutarterial.statistics.ratios import DEFAULT_N_BOOT, DEFAULT_SEED
         from lutarterial.workflows.endpoints import actor_by_username, secondary_endpoints
+
+        _need(user=user)
 
         reg = _registry(db)
         try:
@@ -227,8 +235,8 @@ def register(app: typer.Typer) -> None:
     @report_app.command("trial")
     def report_trial(
         db: str = typer.Option(None, "--db", help=_DB_HELP),
-        user: str = typer.Option(..., "--user", help="Registry user on whose behalf the registry is read."),
-        out: Path = typer.Option(..., "--out", help="Directory for report.html and report.pdf."),
+        user: str = typer.Option(None, "--user", help="Registry user on whose behalf the registry is read (required)."),
+        out: Path = typer.Option(None, "--out", help="Directory for report.html and report.pdf (required)."),
         seed: int = typer.Option(None, "--seed", help="Bootstrap seed."),
         n_boot: int = typer.Option(None, "--n-boot", help="Bootstrap resamples (>= 100)."),
         metric: str = typer.Option("suv_mean", "--metric", help="Primary metric."),
@@ -237,6 +245,7 @@ def register(app: typer.Typer) -> None:
         from lutarterial.statistics.ratios import DEFAULT_N_BOOT, DEFAULT_SEED
         from lutarterial.workflows.reports import build_trial_report
 
+        _need(user=user, out=out)
         metric = _check_choice(metric, _METRICS, "metric")
         seed = DEFAULT_SEED if seed is None else seed
         n_boot = DEFAULT_N_BOOT if n_boot is None else n_boot
@@ -256,16 +265,20 @@ def register(app: typer.Typer) -> None:
     def report_participant(
         trial_number: str = typer.Argument(..., help="Trial number, e.g. BDX-005."),
         db: str = typer.Option(None, "--db", help=_DB_HELP),
-        user: str = typer.Option(..., "--user", help="Registry user on whose behalf the registry is read."),
-        out: Path = typer.Option(..., "--out", help="Directory for the participant's PDF (and HTML)."),
+        user: str = typer.Option(None, "--user", help="Registry user on whose behalf the registry is read (required)."),
+        out: Path = typer.Option(None, "--out", help="Directory for the participant's PDF and HTML (required)."),
     ) -> None:
         """One participant's report for the medical file (pseudonymised: trial number only)."""
         from lutarterial.workflows.reports import build_participant_report
 
+        _need(user=user, out=out)
         reg = _registry(db)
         try:
+            from lutarterial.web.settings import data_dir_for
+
+            figure_dir = data_dir_for(str(reg.engine.url.render_as_string(hide_password=False))) / "figures"
             with reg.session(readonly=True) as s:
-                paths = build_participant_report(s, user, trial_number, out)
+                paths = build_participant_report(s, user, trial_number, out, figure_dir=figure_dir)
         finally:
             reg.dispose()
         typer.echo("\n".join(str(p) for p in paths))

@@ -15,7 +15,8 @@ __all__ = ["participant_context"]
 def participant_context(*, trial_number: str, site: str, status: str, screening: dict[str, Any] | None,
                         timeline: list[dict[str, Any]], imaging: dict[str, Any] | None,
                         dosimetry: dict[str, Any] | None, safety: dict[str, Any], recist: dict[str, Any] | None,
-                        assessments: list[dict[str, Any]]) -> dict[str, Any]:
+                        assessments: list[dict[str, Any]],
+                        engine_figures: dict[str, list[dict[str, str]]] | None = None) -> dict[str, Any]:
     vois = (imaging or {}).get("result", {}).get("vois") or []
     dres = (dosimetry or {}).get("result", {})
     summary = ((imaging or {}).get("result", {}).get("summary") or {}).get("lesions", {}).get("suv_mean")
@@ -26,4 +27,5 @@ def participant_context(*, trial_number: str, site: str, status: str, screening:
             "timeline": timeline, "imaging": imaging, "vois": vois, "lesion_summary": summary,
             "dosimetry": dosimetry, "dose_vois": dres.get("vois") or [], "cumulative": dres.get("cumulative") or [],
             "has_dvh": bool(dvh), "safety": safety, "recist": recist, "assessments": assessments, "fig": fig,
+            "engine_figures": engine_figures or {"imaging": [], "dosimetry": []},
             "title": f"participant report {trial_number}"}

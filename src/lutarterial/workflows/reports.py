@@ -66,7 +66,21 @@ def build_trial_report(session: Session, username: str, out_dir: Path, *, seed: 
     return write_report(out_dir, ctx)
 
 
-def participant_report_context(session: Session, actor: Any, trial_number: str) -> dict[str, Any]:
+def _stored_figures(analysis: Any, figure_dir: Path | None) -> list[dict[str, str]]:
+    """The engine's stored PNG figures (``result.figures``: sha256 + caption) read from ``figure_dir``."""
+    from lutarterial.reports.figures import png_uri
+
+    out = []
+    for f in ((analysis.result or {}).get("figures") or []) if analysis is not None and figure_dir else []:
+        sha = str(f.get("sha256", ""))
+        path = Path(figure_dir) / f"{sha}.png"  # type: ignore[arg-type]
+        if len(sha) == 64 and all(c in "0123456789abcdef" for c in sha) and path.is_file():
+            out.append({"uri": png_uri(path.read_bytes()), "caption": str(f.get("caption", ""))})
+    return out
+
+
+def participant_report_context(session: Session, actor: Any, trial_number: str, *,
+                               figure_dir: Path | None = None) -> dict[str, Any]:
     """Screening, timeline, imaging, dosimetry, safety and response of one participant (no identity)."""
     from lutarterial.registry import services
     from lutarterial.reports.participant import participant_context
@@ -97,13 +111,16 @@ def participant_report_context(session: Session, actor: Any, trial_number: str) 
         dosimetry=None if dosimetry is None else {"id": dosimetry.id, "kind": dosimetry.kind,
                                                   "result": dosimetry.result,
                                                   "software_version": dosimetry.software_version},
-        safety=saf, recist=recist, assessments=assessments)
+        safety=saf, recist=recist, assessments=assessments,
+        engine_figures={"imaging": _stored_figures(imaging, figure_dir),
+                        "dosimetry": _stored_figures(dosimetry, figure_dir)})
 
 
-def build_participant_report(session: Session, username: str, trial_number: str, out_dir: Path) -> list[Path]:
+def build_participant_report(session: Session, username: str, trial_number: str, out_dir: Path, *,
+                             figure_dir: Path | None = None) -> list[Path]:
     """Write ``<trial number>.html`` and ``<trial number>.pdf`` into ``out_dir``."""
     from lutarterial.reports.trial import write_report
 
     actor = actor_by_username(session, username)
-    ctx = participant_report_context(session, actor, trial_number)
+    ctx = participant_report_context(session, actor, trial_number, figure_dir=figure_dir)
     return write_report(out_dir, ctx, template="participant.html", stem=ctx["trial_number"])

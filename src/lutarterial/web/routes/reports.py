@@ -94,7 +94,8 @@ def participant_pdf(request: Request, tn: str, user: WebUser = Depends(current_u
     from lutarterial.workflows.reports import participant_report_context
 
     with backend_of(request).read() as s:
-        ctx = participant_report_context(s, user.actor, tn)
+        ctx = participant_report_context(s, user.actor, tn,
+                                         figure_dir=Path(request.app.state.data_dir) / "figures")
     with tempfile.TemporaryDirectory() as tmp:
         _, pdf = write_report(Path(tmp), ctx, template="participant.html", stem=ctx["trial_number"])
         return _file(pdf, "pdf", f"{ctx['trial_number']}-report.pdf")

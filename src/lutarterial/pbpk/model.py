@@ -49,6 +49,7 @@ __all__ = [
     "URINE",
     "SINK",
     "SYRINGE",
+    "TUBULE",
     "pool_index",
     "Physiology",
     "build_physiology",
@@ -65,7 +66,8 @@ ART, VEN = 0, 1
 URINE = 2 + 4 * len(ORGANS)  # 46
 SINK = URINE + 1  # peptide: degraded; label: decayed
 SYRINGE = URINE + 2
-N_BLOCK = SYRINGE + 1  # 49 states per species
+TUBULE = URINE + 3  # filtrate in the kidney's tubules and collecting system (counted in the kidneys)
+N_BLOCK = TUBULE + 1  # 50 states per species
 P0 = 0  # offset of the peptide block
 H0 = N_BLOCK  # offset of the label block
 CUM0 = 2 * N_BLOCK  # cumulated activity (MBq h): one per organ, then blood
@@ -73,7 +75,7 @@ CUM0 = 2 * N_BLOCK  # cumulated activity (MBq h): one per organ, then blood
 RECEPTOR_ORGANS: tuple[str, ...] = ("liver_right", "liver_left", "tumour_right", "tumour_left",
                                     "tumour_extrahepatic", "gut", "spleen", "kidneys", "rest")
 RIN0 = CUM0 + len(ORGANS) + 1  # internalised (recycling) receptors, nmol
-N_STATE = RIN0 + len(RECEPTOR_ORGANS)  # 119 states per patient
+N_STATE = RIN0 + len(RECEPTOR_ORGANS)  # 121 states per patient
 
 
 def pool_index(organ: str, pool: str) -> int:
@@ -244,17 +246,19 @@ class Model:
         # glomerular filtration of the unbound fraction; tubular reabsorption into kidney cells
         filt = g["gfr_l_per_h"] * g["fraction_unbound_plasma"] / ph.v_vasc["kidneys"]
         fre = g["tubular_reabsorption_fraction"]
-        move(vi("kidneys", "vascular"), URINE, filt * (1.0 - fre))
-        move(vi("kidneys", "vascular"), vi("kidneys", "internalised"), filt * fre)
+        ktub = 60.0 / g["tubular_transit_min"]
+        move(vi("kidneys", "vascular"), TUBULE, filt)
+        move(TUBULE, URINE, ktub * (1.0 - fre))
+        move(TUBULE, vi("kidneys", "internalised"), ktub * fre)
         # physical decay of every labelled pool (syringe included) into the 'decayed' state
         lam = np.full(n, self.lam)
-        for s in (ART, VEN, SYRINGE, *range(2, URINE), URINE):
+        for s in (ART, VEN, SYRINGE, TUBULE, *range(2, URINE), URINE):
             move(s, SINK, lam, species=(H0,))
         # cumulated activity (MBq h) per organ and in blood: d/dt = activity present
         for k, o in enumerate(ORGANS):
-            for pool in POOLS:
+            for s in [vi(o, pool) for pool in POOLS] + ([TUBULE] if o == "kidneys" else []):
                 rows.append(off + CUM0 + k)
-                cols.append(off + H0 + vi(o, pool))
+                cols.append(off + H0 + s)
                 vals.append(np.ones(n))
         for s in (ART, VEN):
             rows.append(off + CUM0 + len(ORGANS))

@@ -24,7 +24,7 @@ __all__ = ["state_names", "write_sbml"]
 
 def state_names() -> list[str]:
     """Identifier of every state of one patient, in model order."""
-    block = ["art", "ven", *[f"{o}_{p}" for o in ORGANS for p in POOLS], "urine", "sink", "syringe"]
+    block = ["art", "ven", *[f"{o}_{p}" for o in ORGANS for p in POOLS], "urine", "sink", "syringe", "kidney_tubule"]
     names = [f"P_{b}" for b in block] + [f"H_{b}" for b in block]
     names += [f"cum_{o}" for o in ORGANS] + ["cum_blood"] + [f"Rin_{o}" for o in RECEPTOR_ORGANS]
     assert len(names) == N_STATE

@@ -30,7 +30,9 @@ from lutarterial.pbpk.model import (
     P0,
     POOLS,
     SINK,
+    N_BLOCK,
     SYRINGE,
+    TUBULE,
     URINE,
     VEN,
     Model,
@@ -128,7 +130,10 @@ class SimulationResult:
         """MBq in an organ (all four pools), shape (N, T); ``blood`` = arterial + venous plasma."""
         if organ == "blood":
             return self.y[:, :, H0 + ART] + self.y[:, :, H0 + VEN]
-        return sum(self.pool_activity(organ, p) for p in POOLS)  # type: ignore[return-value]
+        total = sum(self.pool_activity(organ, p) for p in POOLS)
+        if organ == "kidneys":  # filtrate in transit through tubules and collecting system
+            total = total + self.y[:, :, H0 + TUBULE]
+        return total  # type: ignore[return-value]
 
     def urine_activity(self) -> np.ndarray:
         return self.y[:, :, H0 + URINE]
@@ -198,7 +203,7 @@ def _ordering(model: Model, y: np.ndarray) -> np.ndarray:
 def _targets(phys, adm: Administration) -> np.ndarray:  # type: ignore[no-untyped-def]
     """Distribution of the injectate over the states of a species block, shape (N, N_BLOCK)."""
     n = phys.n
-    b = np.zeros((n, SYRINGE + 1))
+    b = np.zeros((n, N_BLOCK))
     if adm.route == "iv":
         b[:, VEN] = 1.0
         return b
@@ -244,21 +249,21 @@ def simulate(params: Mapping[str, np.ndarray], adm: Administration, times_h: Seq
     y0 = np.zeros((n, N_STATE))
     t_inf = adm.infusion_min / 60.0
     if t_inf == 0:
-        y0[:, P0:P0 + SYRINGE + 1] = p0 * b
-        y0[:, H0:H0 + SYRINGE + 1] = a0 * b
+        y0[:, P0:P0 + N_BLOCK] = p0 * b
+        y0[:, H0:H0 + N_BLOCK] = a0 * b
     else:
         y0[:, P0 + SYRINGE] = p0
         y0[:, H0 + SYRINGE] = a0
     scale = np.zeros(N_STATE)
-    scale[P0:P0 + SYRINGE + 1] = p0
+    scale[P0:P0 + N_BLOCK] = p0
     scale[H0:] = a0
     atol = np.tile(scale * atol_rel, n)
     # infusion source: constant peptide rate; label rate decays with the syringe content
     src_b = np.zeros((n, N_STATE))
-    src_b[:, P0:P0 + SYRINGE + 1] = b * (p0 / t_inf if t_inf else 0.0)
+    src_b[:, P0:P0 + N_BLOCK] = b * (p0 / t_inf if t_inf else 0.0)
     src_b[:, P0 + SYRINGE] -= p0 / t_inf if t_inf else 0.0
     src_h = np.zeros((n, N_STATE))
-    src_h[:, H0:H0 + SYRINGE + 1] = b * (a0 / t_inf if t_inf else 0.0)
+    src_h[:, H0:H0 + N_BLOCK] = b * (a0 / t_inf if t_inf else 0.0)
     src_h[:, H0 + SYRINGE] -= a0 / t_inf if t_inf else 0.0
     src_b, src_h = src_b.ravel(), src_h.ravel()
 
@@ -298,8 +303,8 @@ def simulate(params: Mapping[str, np.ndarray], adm: Administration, times_h: Seq
         t_start = t_end
     t_all = np.concatenate(pieces_t)
     y_all = np.concatenate(pieces_y, axis=1).reshape(n, N_STATE, -1).transpose(0, 2, 1)
-    lab = y_all[:, :, H0:H0 + SYRINGE + 1].sum(axis=2)
-    pep = y_all[:, :, P0:P0 + SYRINGE + 1].sum(axis=2)
+    lab = y_all[:, :, H0:H0 + N_BLOCK].sum(axis=2)
+    pep = y_all[:, :, P0:P0 + N_BLOCK].sum(axis=2)
     mb = float(np.max(np.abs(lab - a0)) / a0)
     pb = float(np.max(np.abs(pep - p0)) / p0)
     if not (np.all(np.isfinite(y_all)) and mb <= MASS_BALANCE_TOL and pb <= MASS_BALANCE_TOL):

@@ -188,3 +188,21 @@ def test_primary_ci_coverage_lutia_like(true_gmr):
         ci = primary_estimand(build_log_ratios(data)[0])["ci95"]
         hits += ci[0] <= true_gmr <= ci[1]
     assert 0.917 <= hits / n_sims <= 0.983, hits / n_sims
+
+
+def test_mixed_model_not_converged_reports_no_number(monkeypatch):
+    """An optimiser stopped after one iteration does not converge: converged false, every number null."""
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    original = MixedLM.fit
+
+    def one_iteration(self, *args, **kwargs):
+        kwargs.update(maxiter=1, method=["lbfgs"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MixedLM, "fit", one_iteration)
+    out = analyse_ratios(rows(), n_boot=200)["mixed_model"]
+    assert out["converged"] is False and "did not converge" in out["reason"]
+    for key in ("gmr", "ci95", "p_value", "patient_variance", "residual_variance"):
+        assert out[key] is None
+    assert any("converge" in w for w in out["warnings"])

@@ -278,11 +278,14 @@ def default_plausible() -> PlausibleFn | None:
     except ImportError:
         return None
     fn = getattr(plausibility, "is_plausible", None)
+    limits = getattr(plausibility, "limits_for", None)
     if fn is None:
         return None
 
     def call(kind: str, value: float, unit: str) -> bool | None:
         try:
+            if limits is not None:
+                limits(kind)  # a kind the layer has no limits for: cannot tell (KeyError)
             return bool(fn(kind, value, unit))
         except (ValueError, KeyError, LookupError):  # LutarterialError subclasses are ValueError/LookupError
             return None

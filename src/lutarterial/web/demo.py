@@ -256,6 +256,9 @@ def _imaging_and_dosimetry(seed: int, out_dir: Path, data_dir: Path) -> DemoImag
     return DemoImaging(imaging, study_iah, [series_iv, series_iah], inputs, parameters, dos, dos_params, truth_ratios)
 
 
+from lutarterial.web import demo_dm as dm_demo  # noqa: E402  (issue 13)
+
+
 def _seed_one(reg: Any, site: str, label: str, stage: str, rec: dict[str, Any], as_of: dt.date,
               seed: int, data_dir: Path) -> str:
     from lutarterial.registry import services
@@ -264,11 +267,15 @@ def _seed_one(reg: Any, site: str, label: str, stage: str, rec: dict[str, Any], 
     phys = _actor(reg, "phys.bdx") if site == "BDX" else _actor(reg, "admin")
     d = lambda days: (as_of + dt.timedelta(days=days)).isoformat()  # noqa: E731
     rec = {**rec, "site": site}
+    # issue 13: registration agrees with the screening record (edit checks pass), except the
+    # deliberate discrepancies of demo_dm.DISCREPANCIES (they appear as open queries)
+    rec = dm_demo.record_for(rec, label)
+    sex, yob, consent_date = dm_demo.registration_from_record(rec, label, default_consent=d(-7))
     with reg.session() as s:
         p = services.register_participant(s, coord, site_code=site, reason=f"demo seed: {label}",
-                                          sex=random.Random(seed).choice("FM"), year_of_birth=1950 + seed % 25)
+                                          sex=sex, year_of_birth=yob)
         tn = p.trial_number
-        services.record_consent(s, coord, p.id, version="v3.0 2023-11", signed_date=d(-7),
+        services.record_consent(s, coord, p.id, version="v3.0 2023-11", signed_date=consent_date,
                                 reason="demo: consent signed at the screening visit")
         services.screen_participant(s, coord, p.id, rec, as_of=as_of, reason="demo: screening against the protocol")
     if stage in ("screen_failed", "eligible"):
@@ -278,8 +285,7 @@ def _seed_one(reg: Any, site: str, label: str, stage: str, rec: dict[str, Any], 
     if stage == "enrolled":
         return tn
     with reg.session() as s:
-        services.record_visit(s, coord, tn, kind="iv_cycle", number=1, status="done", visit_date=d(14),
-                              activity_mbq=7400.0, reason="demo: first IV LUTATHERA cycle given")
+        dm_demo.record_iv_history(s, services, coord, tn, rec)  # issue 13: cycles 1-4 from the record
         services.record_visit(s, coord, tn, kind="pet_after_iv", status="done", visit_date=d(15),
                               reason="demo: 68Ga PET after the IV injection")
         services.record_visit(s, coord, tn, kind="iah_cycle", status="planned", planned_date=d(70),
@@ -300,8 +306,10 @@ def _seed_one(reg: Any, site: str, label: str, stage: str, rec: dict[str, Any], 
     if stage == "iah_given":
         return tn
     with reg.session() as s:
-        services.record_visit(s, coord, tn, kind="follow_up", number=1, status="done", visit_date=d(126),
-                              reason="demo: follow-up visit 1")
+        services.record_visit(s, coord, tn, kind="follow_up", number=1, status="done",
+                              visit_date=d(dm_demo.follow_up_1_day(label)), reason="demo: follow-up visit 1")
+        services.record_visit(s, coord, tn, kind="follow_up", number=2, status="done", visit_date=d(182),
+                              reason="demo: follow-up visit 2")
         for i, (plt, hb) in enumerate(((210.0, 12.9), (142.0, 11.8), (88.0, 10.6))):
             day = d(70 + 28 * i)
             # LLN with each value (the laboratory's reference range), so CTCAE can grade decreases
@@ -415,6 +423,7 @@ def _seed_demo_locked(url: str) -> DemoSummary:
                 tn = _seed_one(reg, site, label, stage, rec, as_of, seed=n, data_dir=data_dir_for(url))
                 summary.created.append(tn)
                 summary.stages[tn] = stage
+                dm_demo.story(reg, tn, stage, site)  # issue 13: a query answered, a signature, SDV
         with reg.session(readonly=True) as s:
             rep = verify_audit_chain(s)
         summary.audit_ok, summary.audit_rows = rep.ok, rep.rows_checked

@@ -9,6 +9,7 @@ from typing import Any
 
 from lutarterial.registry import services as sv
 from lutarterial.registry.access import Permission, can
+from lutarterial.registry.services._dm import ts
 from lutarterial.web.backend import WebUser
 
 __all__ = ["today", "schedule", "dashboard", "queries", "query_thread", "dm_overview", "banner",
@@ -54,7 +55,7 @@ def query_thread(be: Any, user: WebUser, query_id: int, *, on: dt.date) -> dict[
         p = sv.get_participant(s, user.actor, q.participant_id)
         out = sv.query_dict(q, today=on, trial_number=p.trial_number)
         out["messages"] = [{"action": m.action, "text": m.text, "username": m.username,
-                            "created_at": m.created_at.isoformat() if m.created_at else None}
+                            "created_at": ts(m.created_at)}
                            for m in sv.query_messages(s, user.actor, query_id)]
         return out
 
@@ -67,7 +68,7 @@ def dm_overview(be: Any, user: WebUser, tn: str, *, on: dt.date) -> dict[str, An
         for q, t in sv.list_queries(s, user.actor, participant=p.id):
             d = sv.query_dict(q, today=on, trial_number=t)
             d["messages"] = [{"action": m.action, "text": m.text, "username": m.username,
-                              "created_at": m.created_at.isoformat() if m.created_at else None}
+                              "created_at": ts(m.created_at)}
                              for m in sv.query_messages(s, user.actor, q.id)]
             qs.append(d)
         forms = _forms(s, user, p)

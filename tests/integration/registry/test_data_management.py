@@ -52,7 +52,7 @@ def test_schedule_planned_at_enrolment_recomputed_when_the_anchor_moves(reg: Reg
         D(2023, 6, 1), D(2023, 8, 1), D(2023, 10, 1), D(2023, 12, 1)]
     assert all(sched[f"iv_cycle_{i}"].status == "done_in_window" for i in range(1, 5))
     assert sched["iah_cycle"].target_date == D(2024, 3, 18)  # enrolment + 63 days
-    assert sched["pet_after_iah"].target_date == D(2024, 3, 19) and sched["pet_after_iah"].status == "due"
+    assert sched["pet_after_iah"].target_date == D(2024, 3, 18) and sched["pet_after_iah"].status == "due"
     with reg.session(readonly=True) as s:
         late = {v.key: v for v in services.participant_schedule(s, team.mon_bdx, tn, today=D(2024, 4, 2))}
     assert late["iah_cycle"].status == "overdue"  # window end 2024-04-01
@@ -65,7 +65,7 @@ def test_schedule_planned_at_enrolment_recomputed_when_the_anchor_moves(reg: Reg
                                                                       AuditEntry.action == "update"))]
         assert verify_audit_chain(s).ok
     assert moved["iah_cycle"].status == "done_in_window"
-    assert moved["pet_after_iah"].target_date == D(2024, 3, 26)  # re-anchored on the actual IAH date
+    assert moved["pet_after_iah"].target_date == D(2024, 3, 25)  # re-anchored on the actual IAH date
     assert trail and all("anchor changed" in r for r in trail)
     with reg.session(readonly=True) as s:
         board = services.schedule_dashboard(s, team.coord_bdx, today=D(2024, 3, 26))

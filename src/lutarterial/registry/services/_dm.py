@@ -11,7 +11,12 @@ from lutarterial.registry.access import SYSTEM_ACTOR, Actor
 from lutarterial.registry.audit import _INFO_KEY, _jsonable
 from lutarterial.registry.models import AUDITED_MODELS, DM_TABLES, Participant
 
-__all__ = ["DATA_MODELS", "resolve_target", "context_actor", "row_values"]
+__all__ = ["DATA_MODELS", "resolve_target", "context_actor", "row_values", "ts"]
+
+
+def ts(value: Any) -> str | None:
+    """A stored date-time as ISO 8601 UTC with ``Z`` (SQLite returns naive UTC values)."""
+    return None if value is None else str(_jsonable(value))
 
 #: Tables of participant data that queries, signatures, locks and SDV may point at.
 DATA_MODELS: dict[str, Any] = {

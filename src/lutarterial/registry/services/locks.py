@@ -23,7 +23,7 @@ from lutarterial.registry.audit import audited, canonical_json
 from lutarterial.registry.dm_guard import RecordLockedError
 from lutarterial.registry.models import RecordLock, SdvMark, utcnow
 from lutarterial.registry.services._common import load_participant
-from lutarterial.registry.services._dm import resolve_target, row_values
+from lutarterial.registry.services._dm import ts, resolve_target, row_values
 
 __all__ = ["RecordLockedError", "lock_record", "unlock_record", "list_locks", "active_lock",
            "mark_verified", "list_sdv", "lock_dict", "sdv_dict"]
@@ -81,8 +81,8 @@ def active_lock(session: Session, actor: Actor, participant: int | str) -> Recor
 
 def lock_dict(lk: RecordLock) -> dict[str, Any]:
     return {"id": lk.id, "table_name": lk.table_name, "row_id": lk.row_id, "locked_by": lk.locked_by,
-            "locked_at": lk.locked_at.isoformat() if lk.locked_at else None, "lock_reason": lk.lock_reason,
-            "unlocked_by": lk.unlocked_by, "unlocked_at": lk.unlocked_at.isoformat() if lk.unlocked_at else None,
+            "locked_at": ts(lk.locked_at), "lock_reason": lk.lock_reason,
+            "unlocked_by": lk.unlocked_by, "unlocked_at": ts(lk.unlocked_at),
             "unlock_reason": lk.unlock_reason, "active": lk.unlocked_at is None}
 
 
@@ -104,8 +104,9 @@ def mark_verified(session: Session, actor: Actor, participant: int | str, *, tab
     """Mark a form (or one field) source-verified (monitor, admin)."""
     require(actor, Permission.SDV)
     p = load_participant(session, actor, participant)
+    if not table_name:
+        raise InvalidInputError("source-data verification needs the form (table and row)")
     table_name_, rid, field, row = resolve_target(session, p, table_name, row_id, field)
-    assert table_name_ is not None and rid is not None
     digest = hashlib.sha256(canonical_json(_value_of(row, field)).encode("utf-8")).hexdigest()
     with audited(session, actor, f"source data verified: {p.trial_number} {table_name_} #{rid}"
                                  f"{'.' + field if field else ''}"):
@@ -122,6 +123,6 @@ def list_sdv(session: Session, actor: Actor, participant: int | str) -> list[Sdv
 
 def sdv_dict(m: SdvMark) -> dict[str, Any]:
     return {"id": m.id, "table_name": m.table_name, "row_id": m.row_id, "field": m.field,
-            "verified_by": m.verified_by, "verified_at": m.verified_at.isoformat() if m.verified_at else None,
-            "cleared_at": m.cleared_at.isoformat() if m.cleared_at else None, "cleared_reason": m.cleared_reason,
+            "verified_by": m.verified_by, "verified_at": ts(m.verified_at),
+            "cleared_at": ts(m.cleared_at), "cleared_reason": m.cleared_reason,
             "active": m.cleared_at is None}

@@ -38,7 +38,7 @@ from lutarterial.registry.models import (
     utcnow,
 )
 from lutarterial.registry.services._common import as_optional_text, load_participant
-from lutarterial.registry.services._dm import context_actor, resolve_target
+from lutarterial.registry.services._dm import ts, context_actor, resolve_target
 
 __all__ = ["QUERY_STATUSES", "open_query", "assign_query", "answer_query", "close_query", "reopen_query",
            "get_query", "list_queries", "query_messages", "query_counts", "query_summary_by_site",
@@ -152,9 +152,9 @@ def query_dict(q: DataQuery, *, today: dt.date, trial_number: str = "") -> dict[
     return {"id": q.id, "trial_number": trial_number, "table_name": q.table_name, "row_id": q.row_id,
             "field": q.field, "text": q.text, "status": q.status, "source": q.source, "check_key": q.check_key,
             "opened_by": q.opened_by, "assigned_to": q.assigned_to, "answer": q.answer,
-            "opened_at": q.opened_at.isoformat() if q.opened_at else None,
-            "answered_at": q.answered_at.isoformat() if q.answered_at else None,
-            "closed_at": q.closed_at.isoformat() if q.closed_at else None,
+            "opened_at": ts(q.opened_at),
+            "answered_at": ts(q.answered_at),
+            "closed_at": ts(q.closed_at),
             "age_days": (end - opened).days}
 
 

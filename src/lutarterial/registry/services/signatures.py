@@ -23,7 +23,7 @@ from lutarterial.registry.audit import audited, canonical_json
 from lutarterial.registry.models import Participant, Signature, User
 from lutarterial.registry.passwords import verify_password
 from lutarterial.registry.services._common import load_participant
-from lutarterial.registry.services._dm import DATA_MODELS, resolve_target, row_values
+from lutarterial.registry.services._dm import ts, DATA_MODELS, resolve_target, row_values
 
 __all__ = ["SIGNATURE_MEANINGS", "sign", "list_signatures", "signed_content", "content_hash", "signature_dict"]
 
@@ -87,8 +87,8 @@ def sign(session: Session, actor: Actor, participant: int | str, *, password: st
 def signature_dict(sig: Signature, *, current_hash: str | None = None) -> dict[str, Any]:
     return {"id": sig.id, "table_name": sig.table_name, "row_id": sig.row_id, "meaning": sig.meaning,
             "signer": sig.signer_username, "printed_name": sig.printed_name,
-            "signed_at": sig.signed_at.isoformat() if sig.signed_at else None, "content_hash": sig.content_hash,
-            "voided_at": sig.voided_at.isoformat() if sig.voided_at else None, "void_reason": sig.void_reason,
+            "signed_at": ts(sig.signed_at), "content_hash": sig.content_hash,
+            "voided_at": ts(sig.voided_at), "void_reason": sig.void_reason,
             "valid": sig.voided_at is None and (current_hash is None or current_hash == sig.content_hash)}
 
 

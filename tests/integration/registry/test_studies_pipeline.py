@@ -431,3 +431,27 @@ def test_batch_localcluster_then_scheduler_idempotent_and_failures_listed(
     assert all(a["status"] == "reproduced" for d in second["done"] for a in d["analyses"])
     with reg.session(readonly=True) as s:
         assert s.scalar(select(func.count()).select_from(ImagingAnalysis)) == n_rows
+
+
+def test_prior_iv_cycles_enter_the_cumulative_dose(
+        reg: Registry, team: Team, url_store: tuple[str, str], patients: list[tuple[Path, dict[str, Any]]],
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    url, store = url_store
+    d, _ = patients[2]
+    tn = _participant(reg, team)
+    _import_all(capsys, monkeypatch, url, store, tn, d)
+    with reg.session() as s:  # an IV-cycle dosimetry recorded earlier (e.g. `lutarterial dose --tac` results)
+        services.attach_dosimetry_analysis(s, team.phys_bdx, tn, kind="voi_dosimetry", reason="IV cycles 1-2",
+                                           result={"vois": [{"voi": "kidney left", "cycle": "IV1", "dose_gy": 4.0,
+                                                             "teff_h": 40.0},
+                                                            {"voi": "kidney left", "cycle": "IV2", "dose_gy": 3.5,
+                                                             "teff_h": 42.0}]})
+    rc, out, err = _analyse(capsys, monkeypatch, url, store, tn, "--only", "dosimetry")
+    assert rc == 0, err
+    doc = json.loads(out)
+    iah = next(v["dose_gy"] for v in doc["dosimetry"] if v["voi"] == "kidney left")
+    cum = next(c for c in doc["cumulative"] if c["voi"] == "kidney left" and c["quantity"] == "dose_gy")
+    assert cum["cycles"] == ["IAH", "IV1", "IV2"]
+    assert cum["total"] == pytest.approx(iah + 7.5, rel=1e-12)
+    right = next(c for c in doc["cumulative"] if c["voi"] == "kidney right" and c["quantity"] == "dose_gy")
+    assert right["cycles"] == ["IAH"]

@@ -6,8 +6,8 @@ group) and PyCNO's per-organ pools (see docs/pbpk.md for the equations):
 * blood: arterial and venous plasma; lungs between them;
 * organs: liver right and left lobe (hepatic-artery and portal inflow; gut and spleen drain into
   the portal vein, split between the lobes), liver metastases of each lobe (arterial supply only),
-  extrahepatic tumour, gut, spleen, kidneys (glomerular filtration, tubular reabsorption into the
-  kidney's cellular pool, release), red marrow, rest of body;
+  extrahepatic tumour, gut, spleen, kidneys (glomerular filtration into a tubule/collecting-system
+  pool, tubular reabsorption into the kidney's cellular pool, release), red marrow, rest of body;
 * per organ four pools: vascular (plasma), interstitial, receptor-bound, internalised;
 * two species: total peptide (labelled + unlabelled, nmol), which competes for the receptors, and
   the label (MBq), which follows the peptide but decays and, being a residualising radiometal,

@@ -44,6 +44,7 @@ __all__ = [
     "check_date",
     "require_finite_tree",
     "kinds",
+    "limits_table_markdown",
 ]
 
 #: No date lutarterial handles (birth, lab, administration, visit) is before this day.
@@ -248,3 +249,12 @@ def require_finite_tree(value: Any, where: str = "value") -> None:
             stack.extend((sub, f"{path}.{k}") for k, sub in v.items())
         elif isinstance(v, (list, tuple)):
             stack.extend((sub, f"{path}[{i}]") for i, sub in enumerate(v))
+
+
+def limits_table_markdown() -> str:
+    """The limits as a Markdown table (docs/plausibility.md embeds this output verbatim; a test checks it)."""
+    rows = ["| quantity | kind | limits | source or reasoning |", "|---|---|---|---|"]
+    for r in plausibility_table().values():
+        src = r.source.replace("|", "\\|")
+        rows.append(f"| {r.label} | `{r.kind}` | {r.describe()} | {src} |")
+    return "\n".join(rows) + "\n"

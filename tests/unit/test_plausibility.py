@@ -161,3 +161,13 @@ def test_require_finite_tree_names_the_path() -> None:
         with pytest.raises(ImplausibleValueError, match=path.replace("[", r"\[").replace("]", r"\]")):
             require_finite_tree(bad, "result")
     assert ImplausibleValueError("x").http_status == 422
+
+
+def test_docs_limits_table_is_generated_from_the_yaml() -> None:
+    from pathlib import Path
+
+    from lutarterial.plausibility import limits_table_markdown
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "plausibility.md").read_text(encoding="utf-8")
+    embedded = doc.split("<!-- limits-table:start -->\n", 1)[1].split("<!-- limits-table:end -->", 1)[0]
+    assert embedded == limits_table_markdown()

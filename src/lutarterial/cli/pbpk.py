@@ -210,7 +210,8 @@ def fit_cmd(
     lu_peptide_ug: float = typer.Option(200.0, "--lu-peptide-ug", help="Peptide in the 177Lu administration (ug)."),
     pet_peptide_ug: float = typer.Option(20.0, "--pet-peptide-ug", help="Peptide of the 68Ga PET injection (ug)."),
     pet_time_h: float = typer.Option(1.0, "--pet-time-h", help="PET time after injection (h)."),
-    lobe: str = typer.Option("whole", "--lobe", help="IAH target: whole (proper hepatic artery), right or left."),
+    lobe: str = typer.Option(None, "--lobe", help="IAH target: whole (proper hepatic artery), right or left "
+                             "(default: from the IAH cycle's artery, else whole)."),
     n_draws: int = typer.Option(300, "--n-draws", help="Posterior x population draws for the prediction intervals."),
     reason: str = typer.Option("PBPK prediction of IAH uptake and doses from the IV PET", "--reason",
                                help="Reason recorded in the audit trail."),
@@ -226,7 +227,7 @@ def fit_cmd(
     from lutarterial.registry.db import Registry
     from lutarterial.registry.models import User, Visit
 
-    if lobe not in ("whole", "right", "left"):
+    if lobe is not None and lobe not in ("whole", "right", "left"):
         raise InvalidInputError(f"--lobe {lobe!r}; valid: whole, right, left")
     if not 20 <= n_draws <= 5000:
         raise InvalidInputError(f"--n-draws {n_draws} must be within 20-5000")
@@ -245,9 +246,13 @@ def fit_cmd(
                                         "analysis first (kind pet_iah_vs_iv or a single-study quantification)")
             source = rows[-1]
             m, notes = participant_measurement(source.result, peptide_ug=pet_peptide_ug, time_h=pet_time_h)
+            iah = s.scalars(select(Visit).where(Visit.participant_id == p.id, Visit.kind == "iah_cycle")).first()
             if planned_mbq is None:
-                iah = s.scalars(select(Visit).where(Visit.participant_id == p.id, Visit.kind == "iah_cycle")).first()
                 planned_mbq = float(iah.activity_mbq) if iah is not None and iah.activity_mbq else 7400.0
+            if lobe is None:
+                artery = str(getattr(iah, "artery", "") or "").lower()
+                lobe = "right" if "right" in artery else "left" if "left" in artery else "whole"
+                notes.append(f"IAH target from the IAH cycle's artery ({artery or 'not recorded'}): {lobe}")
             result = fit_individual(m, planned_lu_mbq=planned_mbq, planned_lu_peptide_ug=lu_peptide_ug,
                                     iah_lobe=lobe, n_draws=n_draws)
             result["notes"] = notes

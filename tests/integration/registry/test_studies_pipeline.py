@@ -283,9 +283,13 @@ def test_analysis_errors_and_supersession(
     assert rc == 2 and "camera Synthetic SPECT" in err and f"valid on {day}" in err, err
     # a SEG of another frame of reference
     rc, _, err = _analyse(capsys, monkeypatch, url, store, tn, "--only", "uptake", "--voi", str(d2 / "iv" / "seg.dcm"))
-    assert rc == 2 and "FrameOfReferenceUID" in err.replace(" ", "") or "frame of reference" in err.lower(), err
+    assert rc == 2 and "the SEG belongs to frame of reference" in err, err
+    # a full run whose dosimetry fails stores nothing, not even the uptake comparison (all or nothing)
+    rc, _, err = _analyse(capsys, monkeypatch, url, store, tn, "--calibration", str(cal))
+    assert rc == 2 and "has no calibration valid on" in err
     with reg.session(readonly=True) as s:
         assert s.scalar(select(func.count()).select_from(ImagingAnalysis)) == 0
+        assert s.scalar(select(func.count()).select_from(DosimetryAnalysis)) == 0
     # stored analysis, then another run with other inputs (names given) supersedes it; both kept
     rc, out, err = _analyse(capsys, monkeypatch, url, store, tn, "--only", "uptake")
     assert rc == 0, err
@@ -455,3 +459,27 @@ def test_prior_iv_cycles_enter_the_cumulative_dose(
     assert cum["total"] == pytest.approx(iah + 7.5, rel=1e-12)
     right = next(c for c in doc["cumulative"] if c["voi"] == "kidney right" and c["quantity"] == "dose_gy")
     assert right["cycles"] == ["IAH"]
+
+
+def test_jobs_left_running_by_a_restart_are_marked_failed(reg: Registry, team: Team, tmp_path: Path) -> None:
+    from lutarterial.registry.audit import audited
+    from lutarterial.registry.models import AnalysisJob, Participant
+    from lutarterial.workflows.jobs import JobRunner, get_job
+
+    tn = _participant(reg, team)
+    with reg.session() as s:
+        pid = s.scalars(select(Participant.id).where(Participant.trial_number == tn)).one()
+        with audited(s, team.phys_bdx, "job of a server that stopped"):
+            job = AnalysisJob(kind="participant_analyses", participant_id=pid, status="running", progress=0.4,
+                              parameters={}, result_ids={}, created_by="phys.bdx")
+            s.add(job)
+        s.flush()
+        job_id = job.id
+    runner = JobRunner(reg, tmp_path / "store")
+    try:
+        assert runner.reap_orphans() == 1
+    finally:
+        runner.shutdown()
+    with reg.session(readonly=True) as s:
+        j = get_job(s, team.phys_bdx, job_id)
+    assert j["status"] == "failed" and "restarted" in j["message"] and j["participant"] == tn

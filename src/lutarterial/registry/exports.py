@@ -327,6 +327,42 @@ def _audit_record(parent: ET.Element, entry: AuditEntry, site_codes: dict[int, s
                          f"sha256={entry.row_hash}")
 
 
+def _signatures_by_target(session: Session, ids: Sequence[int]) -> dict[tuple[int, str | None, int | None], Any]:
+    """The latest valid (not voided) signature per (participant, table, row); table None = casebook."""
+    from lutarterial.registry.models import Signature
+
+    out: dict[tuple[int, str | None, int | None], Any] = {}
+    for sig in session.scalars(select(Signature).where(Signature.participant_id.in_(ids or [-1]),
+                                                       Signature.voided_at.is_(None)).order_by(Signature.id)):
+        out[(sig.participant_id, sig.table_name, sig.row_id)] = sig
+    return out
+
+
+def _signature_oid(meaning: str) -> str:
+    return "SD." + hashlib.sha256(meaning.encode("utf-8")).hexdigest()[:12]
+
+
+def _signature_defs(admin: ET.Element, signatures: dict[Any, Any]) -> None:
+    """AdminData/SignatureDef per meaning used (Methodology Electronic, legal reason: Part 11)."""
+    for meaning in sorted({sig.meaning for sig in signatures.values()}):
+        sd = _sub(admin, "SignatureDef", OID=_signature_oid(meaning), Methodology="Electronic")
+        _sub(sd, "Meaning", meaning)
+        _sub(sd, "LegalReason", "21 CFR Part 11 electronic signature (11.50 name, date-time, meaning; 11.70 linked "
+                                "to the signed content by SHA-256; 11.200 user name and password)")
+
+
+def _signature(parent: ET.Element, sig: Any, site_code: str | None) -> None:
+    """A Signature element (UserRef, LocationRef, SignatureRef, DateTimeStamp) of a valid signature."""
+    if sig is None:
+        return
+    el = _sub(parent, "Signature", ID=f"SIG.{sig.id}")
+    _sub(el, "UserRef", UserOID=_user_oid(sig.signer_username))
+    _sub(el, "LocationRef", LocationOID=_location_oid(site_code))
+    _sub(el, "SignatureRef", SignatureOID=_signature_oid(sig.meaning))
+    stamp = sig.signed_at if sig.signed_at.tzinfo else sig.signed_at.replace(tzinfo=dt.timezone.utc)
+    _sub(el, "DateTimeStamp", stamp.astimezone(dt.timezone.utc).isoformat(timespec="seconds"))
+
+
 def _user_oid(username: str) -> str:
     return "USR." + username.replace(" ", "_")
 
@@ -371,6 +407,8 @@ def odm_document(session: Session, actor: Actor, *, site_code: str | None = None
                    Name=_location_name(sites, code), LocationType="Sponsor" if code == "SPONSOR" else "Site")
         _sub(loc, "MetaDataVersionRef", StudyOID=STUDY_OID, MetaDataVersionOID=MDV_OID,
              EffectiveDate="2021-01-01")
+    signatures = _signatures_by_target(session, ids)  # issue 13: valid e-signatures (21 CFR 11.50/11.70)
+    _signature_defs(admin, signatures)
     clinical = _sub(root, "ClinicalData", StudyOID=STUDY_OID, MetaDataVersionOID=MDV_OID)
     last_change: dict[tuple[str, str], AuditEntry] = {}
     for e in entries:
@@ -387,6 +425,7 @@ def odm_document(session: Session, actor: Actor, *, site_code: str | None = None
         created = last_change.get(("participants", str(p.id)))
         if created is not None:
             _audit_record(subject, created, site_codes, with_id=False)
+        _signature(subject, signatures.get((pid, None, None)), site_codes.get(p.site_id))
         _sub(subject, "SiteRef", LocationOID=_location_oid(site_codes.get(p.site_id)))
         by_event: dict[tuple[str, str | None], dict[str, list[Any]]] = {}
         for form, row in records[pid]:
@@ -405,6 +444,7 @@ def odm_document(session: Session, actor: Actor, *, site_code: str | None = None
                     change = last_change.get((row.__tablename__, str(row.id)))
                     if change is not None:
                         _audit_record(igd, change, site_codes, with_id=False)
+                    _signature(igd, signatures.get((pid, row.__tablename__, row.id)), site_codes.get(p.site_id))
                     for item, dtype in _items(type(row)):
                         value = getattr(row, item)
                         if value is None or value == "" or value == {} or value == []:

@@ -212,3 +212,39 @@ def test_form_lock_and_sdv_cleared_when_value_changes(reg: Registry, team: Team)
         services.update_record(s, team.coord_bdx, "lab", lab_id, {"value": 140}, reason="corrected")
         marks = {(m.field, m.cleared_at is None) for m in services.list_sdv(s, team.mon_bdx, tn)}
     assert marks == {("value", False), ("unit", True), (None, True)}
+
+
+def test_odm_export_carries_valid_signatures_and_validates_against_the_xsd(reg: Registry, team: Team) -> None:
+    import xml.etree.ElementTree as ET
+
+    import xmlschema
+    from odmlib.schema_manager import get_schema_path
+
+    from lutarterial.registry.exports import odm_document
+
+    tn = _enrolled(reg, team)
+    with reg.session() as s:
+        lab = services.record_lab(s, team.coord_bdx, tn, analyte="platelets", value=150, unit="10*9/L", lln=150,
+                                  collected_date="2024-02-01", reason="labs")
+        lab_id = lab.id
+    with reg.session() as s:
+        services.sign(s, team.inv_bdx, tn, password=PW, meaning="reviewed and approved", table_name="lab_results",
+                      row_id=lab_id)
+        services.sign(s, team.inv_bdx, tn, password=PW, meaning="responsibility: investigator sign-off of the casebook")
+    schema = xmlschema.XMLSchema(get_schema_path("odm", "1.3.2"))
+    ns = {"o": "http://www.cdisc.org/ns/odm/v1.3"}
+    with reg.session() as s:
+        doc = odm_document(s, team.admin)
+    assert schema.is_valid(doc.decode("utf-8")), list(schema.iter_errors(doc.decode("utf-8")))[:3]
+    root = ET.fromstring(doc)
+    assert len(root.findall(".//o:AdminData/o:SignatureDef", ns)) == 2
+    assert root.find(".//o:SubjectData/o:Signature/o:SignatureRef", ns) is not None
+    assert len(root.findall(".//o:ItemGroupData/o:Signature", ns)) == 1
+    with reg.session() as s:
+        services.record_adverse_event(s, team.coord_bdx, tn, term="Nausea", grade=1, onset_date="2024-02-02",
+                                      relatedness="probable", reason="AE")
+        doc = odm_document(s, team.admin)
+    root = ET.fromstring(doc)
+    assert root.find(".//o:SubjectData/o:Signature", ns) is None  # voided: gone from the data, kept in the audit
+    assert len(root.findall(".//o:ItemGroupData/o:Signature", ns)) == 1
+    assert any("signatures/" in (e.text or "") for e in root.findall(".//o:AuditRecords/o:AuditRecord/o:SourceID", ns))

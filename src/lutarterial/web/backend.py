@@ -127,7 +127,8 @@ _AE_F = ("id", "term", "meddra_code", "grade", "onset_date", "resolution_date", 
          "action_taken")
 _RECIST_F = ("id", "visit_id", "assessment_date", "target_sum_mm", "response", "details")
 _ANALYSIS_F = ("id", "kind", "visit_id", "study_instance_uid", "series_instance_uids", "input_hashes", "parameters",
-               "result", "software_version", "created_at")
+               "result", "software_version", "created_at",
+               "superseded_by_id", "superseded_reason", "reproduced_at")  # issue 11
 _AUDIT_F = ("id", "occurred_at", "actor_username", "actor_roles", "site_id", "table_name", "row_id", "participant_id",
             "action", "reason")
 
@@ -199,7 +200,7 @@ class Backend:
     def _web_user(self, s: Session, actor: Actor) -> WebUser:
         user = s.get(m.User, actor.user_id)
         sites = self.site_map(s)
-        ids = sorted(sites) if actor.is_admin else sorted(actor.site_ids)
+        ids = sorted(sites) if actor.all_sites else sorted(actor.site_ids)  # admin, statistician: all
         return WebUser(id=int(actor.user_id or 0), username=actor.username, full_name=user.full_name if user else "",
                        actor=actor, sites=tuple(sites[i][0] for i in ids if i in sites))
 
@@ -286,7 +287,7 @@ class Backend:
     def sites_of(self, user: WebUser) -> list[dict[str, str]]:
         sites = self.site_map()
         return [{"code": c, "name": n} for i, (c, n) in sorted(sites.items(), key=lambda kv: kv[1][0])
-                if user.is_admin or i in user.actor.site_ids]
+                if user.actor.all_sites or i in user.actor.site_ids]
 
     # --- participants -------------------------------------------------------------------------
 

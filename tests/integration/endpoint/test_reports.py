@@ -73,6 +73,7 @@ def client_for(db: str) -> Any:
         if username:
             r = c.post("/api/login", json={"username": username, "password": PASSWORD})
             assert r.status_code == 200, r.text
+            c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
         clients.append(c)
         return c
 
@@ -100,6 +101,16 @@ def test_web_downloads_by_role_and_site(client_for: Any) -> None:
     page = stat.get("/reports")
     assert page.status_code == 200 and "/api/reports/trial.pdf" in page.text
     assert client_for(None).get("/api/reports/trial.pdf").status_code == 401
+
+
+
+def test_statistician_web_reads_all_sites_writes_nothing_sees_no_identity(client_for: Any) -> None:
+    stat = client_for("stat")
+    page = stat.get("/participants")
+    assert page.status_code == 200 and "BDX-001" in page.text and "TLS-001" in page.text
+    assert stat.get("/participants/TLS-001/identity").status_code in (403, 404)
+    r = stat.post("/api/participants", json={"site": "BDX", "reason": "not allowed"})
+    assert r.status_code == 403 and "may not" in r.text, r.text  # the role, not the CSRF token, refuses
 
 
 def test_identity_never_in_reports(db: str, tmp_path: Path) -> None:

@@ -18,8 +18,13 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Nothing to change: the ``statistician`` role is a new value of ``user_roles.role`` (a short
+    # string checked by the services, no CHECK constraint), and endpoint results and reports are
+    # computed from existing rows on demand (reproducible from the audit head), not stored.
     pass
 
 
 def downgrade() -> None:
+    # Users holding the statistician role would lose all access on an older code base; the rows
+    # stay valid strings, so no data change is needed either way.
     pass

@@ -118,6 +118,10 @@ def test_upload_analyse_job_and_results(login: Any, patient: tuple[Path, dict[st
     job2 = _wait(phys, r.json()["id"])
     assert job2["status"] == "done" and "reproduced" in job2["message"]
     assert len(phys.get(f"/api/participants/{tn}/imaging-analyses").json()["analyses"]) == 1
+    html = phys.get(f"/participants/{tn}/imaging").text
+    assert "analysis-reproduced" in html and 'id="studies-panel"' in html
+    # a monitor sees the results but no import panel
+    assert 'id="studies-panel"' not in mon.get(f"/participants/{tn}/imaging").text
 
 
 def test_run_errors_are_4xx_with_the_reason(login: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

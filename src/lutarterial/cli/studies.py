@@ -69,8 +69,9 @@ def _series_table(title: str, rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     t = Table(title=title)
-    for c in ("modality", "acquired", "route", "h after admin", "files", "status", "series UID"):
+    for c in ("modality", "acquired", "route", "h after admin", "files", "status"):
         t.add_column(c)
+    t.add_column("series UID", overflow="fold")
     for r in rows:
         t.add_row(r["modality"], str(r.get("acquisition_time") or ""), r.get("route") or "",
                   "" if r.get("time_after_admin_h") is None else f"{r['time_after_admin_h']:g}",

@@ -117,6 +117,9 @@ def create_app(
 
     app.include_router(_tokens.router)
     app.include_router(_tokens.pages)
+    from lutarterial.web.routes import imports as _imports  # issue 15
+
+    app.include_router(_imports.router)
     from lutarterial.web.routes import sessions_admin as _sessions_admin  # issue 9
     from lutarterial.web.security_headers import SecurityHeadersMiddleware  # issue 9
 

@@ -20,6 +20,7 @@ from lutarterial.cli import studies as _studies  # issue 11
 from lutarterial.cli import sessions as _sessions  # issue 9
 from lutarterial.cli import settings as _settings  # issue 10
 from lutarterial.cli import pbpk as _pbpk  # issue 14
+from lutarterial.cli import dm as _dm  # issue 13
 from lutarterial.cli.numbers import guard_numbers
 from lutarterial.errors import LutarterialError
 
@@ -48,7 +49,7 @@ def _root(
 
 
 for _module in (eligibility, imaging, dosimetry, clinical, registry, web, _tokens, _imports, _endpoints, _studies,
-                _sessions, _settings, _pbpk):
+                _sessions, _settings, _pbpk, _dm):
     _module.register(app)
 guard_numbers(app)  # issue 9: no NaN/inf/negative/implausible number reaches a command
 

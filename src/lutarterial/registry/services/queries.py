@@ -155,7 +155,7 @@ def query_dict(q: DataQuery, *, today: dt.date, trial_number: str = "") -> dict[
             "opened_at": ts(q.opened_at),
             "answered_at": ts(q.answered_at),
             "closed_at": ts(q.closed_at),
-            "age_days": (end - opened).days}
+            "age_days": max(0, (end - opened).days)}
 
 
 def list_queries(session: Session, actor: Actor, *, participant: int | str | None = None,
@@ -202,7 +202,7 @@ def query_summary_by_site(session: Session, actor: Actor, *, today: dt.date) -> 
         d = per.setdefault(code, {"site": code, "open": 0, "answered": 0, "closed": 0, "_ages": []})
         d[status] += 1
         if status != "closed":
-            d["_ages"].append((today - opened.date()).days if opened else 0)
+            d["_ages"].append(max(0, (today - opened.date()).days) if opened else 0)
     out = []
     for code in sorted(per):
         d = per[code]

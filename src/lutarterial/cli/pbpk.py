@@ -142,6 +142,10 @@ def _lobe_of(voi: dict[str, Any]) -> str | None:
         return "right"
     if lobe.startswith("l"):
         return "left"
+    name = f" {str(voi.get('name') or '').lower()} "
+    for side in ("right", "left"):
+        if f" {side} " in name or f"{side} lobe" in name:
+            return side
     return None
 
 
@@ -189,8 +193,11 @@ def participant_measurement(result: dict[str, Any], *, peptide_ug: float, time_h
     mean = {k: (sum(v) / len(v) if v else None) for k, v in organs.items()}
     injected = None
     for st in result.get("studies") or []:
-        if isinstance(st, dict) and str(st.get("route", "")).upper() == "IV" and st.get("injected_mbq"):
-            injected = float(st["injected_mbq"])
+        if isinstance(st, dict) and str(st.get("route", "")).upper() == "IV":
+            if st.get("injected_mbq"):
+                injected = float(st["injected_mbq"])
+            elif st.get("injected_activity_bq"):
+                injected = float(st["injected_activity_bq"]) / 1e6
     if injected is None:
         injected = 150.0
         notes.append("IV injected activity not recorded: 150 MBq assumed (SUVs do not depend on it at tracer level)")

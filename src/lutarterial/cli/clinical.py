@@ -169,7 +169,9 @@ def _yes_no(a: dict[str, Any]) -> str:
 
 
 def _fmt(x: float | None) -> str:
-    return "" if x is None else f"{x:g}"
+    from lutarterial.cli.formatting import human_number
+
+    return human_number(x)
 
 
 def next_dose_command(

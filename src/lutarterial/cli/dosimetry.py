@@ -14,6 +14,8 @@ from typing import Any
 
 import typer
 
+from lutarterial.cli.formatting import human_value
+
 __all__ = ["register"]
 
 
@@ -77,8 +79,8 @@ def _tac_mode(tac: Path, nuclide: str, model: str, stp: str | None, teff_h: floa
     for c in ("VOI", "cycle", "model", "Teff (h)", "TIA (MBq·h)", "± sd", "mass (g)", "dose (Gy)", "BED (Gy)"):
         t.add_column(c)
 
-    def f(x: Any, nd: int = 3) -> str:
-        return "—" if x is None else (f"{x:.{nd}g}" if isinstance(x, float) else str(x))
+    def f(x: Any, nd: int = 4) -> str:
+        return "—" if x is None else human_value(x)
 
     for r in res["vois"]:
         t.add_row(r["voi"], r["cycle"], r["model"], f(r["teff_h"]), f(r["tia_mbq_h"], 5), f(r["tia_sd_mbq_h"]),
@@ -251,7 +253,7 @@ def _image_mode(activity: list[Path], time_h: list[float], labels: Path, names: 
     for c in ("VOI", "voxels", "mean (Gy)", "D2", "D50", "D70", "D90", "max"):
         t.add_column(c)
     for v in res["vois"]:
-        t.add_row(v["voi"], str(v["n_voxels"]), *(f"{v[k]:.3g}" for k in ("mean_gy", "d2_gy", "d50_gy", "d70_gy",
+        t.add_row(v["voi"], human_value(v["n_voxels"]), *(human_value(v[k]) for k in ("mean_gy", "d2_gy", "d50_gy", "d70_gy",
                                                                             "d90_gy", "max_gy")))
     con = Console()
     con.print(t)
@@ -382,7 +384,7 @@ def register(app: typer.Typer) -> None:
         for c in ("i", "j", "k", "S"):
             t.add_column(c)
         for i, j, kk, v in rows:
-            t.add_row(str(i), str(j), str(kk), f"{v:.4e}")
+            t.add_row(str(i), str(j), str(kk), human_value(v))
         con = Console()
         con.print(t)
         con.print(f"source: {k.source}")

@@ -44,12 +44,14 @@ def _load_study(
     )
 
 
-_FMT = {"volume_ml": "{:.1f}", "suv_mean": "{:.2f}", "suv_max": "{:.2f}", "suv_peak": "{:.2f}",
-        "mean_bqml": "{:.0f}", "percent_ia": "{:.3f}", "tnr": "{:.2f}"}
+_FMT = {"volume_ml": "", "suv_mean": "", "suv_max": "", "suv_peak": "", "mean_bqml": "", "percent_ia": "", "tnr": ""}
 
 
-def _cell(x: Any, fmt: str = "{:.3g}") -> str:
-    return "" if x is None else fmt.format(x)
+def _cell(x: Any, fmt: str = "") -> str:
+    """One table cell: 4 significant digits, thousands separators (issue 10: one helper for all tables)."""
+    from lutarterial.cli.formatting import human_number
+
+    return "" if x is None else human_number(x)
 
 
 def _console():  # type: ignore[no-untyped-def]
@@ -139,8 +141,8 @@ def register(app: typer.Typer) -> None:
         con = _console()
         con.print(t)
         if lobar is not None:
-            con.print(f"lobar TNR: {lobar.ia_lobe} {lobar.tnr_ia:.2f} vs {lobar.control_lobe} "
-                      f"{lobar.tnr_control:.2f}, ratio {lobar.ratio:.2f}")
+            con.print(f"lobar TNR: {lobar.ia_lobe} {_cell(lobar.tnr_ia)} vs {lobar.control_lobe} "
+                      f"{_cell(lobar.tnr_control)}, ratio {_cell(lobar.ratio)}")
         for n in metrics.notes:
             con.print(f"note: {n}")
 

@@ -187,8 +187,33 @@ def _threshold_check(c: Criterion, ctx: Context, t: Threshold, window_name: str,
         return U, pick, pick.reason
     limit = t.canonical_value()
     ok = compare(pick.value, t.operator, limit)
-    shown = f"{pick.item.value:g} {pick.item.unit}"
+    shown = f"{_human(pick.item.value)} {pick.item.unit}" + _in_threshold_unit(pick, t)
     return (P if ok else F), pick, f"{label} {shown} {'meets' if ok else 'does not meet'} {t.describe()}"
+
+
+def _human(x: float) -> str:
+    """4 significant digits, thousands separators, no exponent for ordinary values (issue 10)."""
+    a = abs(x)
+    if a == 0 or not (1e-4 <= a < 1e15):
+        return f"{x:g}"
+    if float(x).is_integer():
+        return f"{int(x):,}"
+    if a >= 1000:
+        return f"{round(x, 3 - len(str(int(a)))):,.0f}"
+    text = f"{x:.4g}"
+    return text
+
+
+def _in_threshold_unit(pick: Pick, t: Threshold) -> str:
+    """``" (72,000 /mm3)"``: the value converted into the criterion's unit, when that differs (issue 10)."""
+    if t.unit is None or t.analyte is None or t.unit == pick.item.unit:
+        return ""
+    try:
+        a = ANALYTES[t.analyte]
+        v = convert(pick.value, a.canonical_unit, t.unit, molar_mass_g_per_mol=a.molar_mass_g_per_mol)
+    except Exception:  # noqa: BLE001 - the comparison already succeeded in canonical units
+        return ""
+    return f" ({_human(v)} {t.unit})"
 
 
 # -- inclusion criteria ---------------------------------------------------------------------

@@ -104,7 +104,8 @@ def _describe_threshold(operator: str, value: float | None, unit: str | None, ul
     if uln_multiple is not None:
         return f"{operator} {uln_multiple:g} x ULN"
     shown = "" if unit in (None, "1") else f" {unit}"
-    return f"{operator} {value:g}{shown}"
+    v = f"{int(value):,}" if value is not None and float(value).is_integer() else f"{value:g}"
+    return f"{operator} {v}{shown}"
 
 
 @lru_cache(maxsize=512)

@@ -337,3 +337,13 @@ def test_child_pugh_bilirubin_scored_in_the_reported_unit(record, lab, crit, val
 def test_inc06_non_positive_uln_is_unknown(record, lab, crit, uln):
     r = crit(lab(record, "alt", 30, "U/L", reference_high=uln), "INC06")
     assert r.status is U and "not a positive number" in r.reason
+
+
+def test_reason_states_the_value_in_the_criterions_unit(record, lab, crit):
+    # issue 10: "72 G/L < 75 10*9/L" and "haemoglobin 136.325 g/L meets >= 8 g/dL" mixed units
+    r = crit(lab(record, "platelets", 72, "G/L"), "INC07")
+    assert r.status is F and "platelets 72 G/L (72,000 /mm3) does not meet >= 75,000 /mm3" in r.reason
+    r = crit(lab(record, "haemoglobin", 136.325, "g/L"), "INC07")
+    assert "haemoglobin 136.3 g/L (13.63 g/dL) meets >= 8 g/dL" in r.reason
+    r = crit(lab(record, "platelets", 80000, "/mm3"), "INC07")
+    assert "platelets 80,000 /mm3 meets >= 75,000 /mm3" in r.reason  # same unit: no repetition

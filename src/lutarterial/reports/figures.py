@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["forest_plot", "waterfall_plot", "slope_plot", "consort_diagram", "km_plot", "toxicity_heatmap",
-           "dose_distribution", "uptake_bars", "tac_plot", "limits_plot", "to_data_uri"]
+           "dose_distribution", "uptake_bars", "tac_plot", "limits_plot", "to_data_uri", "png_uri"]
 
 _DPI = 110
 

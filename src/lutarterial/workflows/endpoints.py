@@ -59,6 +59,12 @@ __all__ = [
     "secondary_endpoints",
     "data_snapshot",
     "DOSE_REGIONS",
+    "consort",
+    "safety",
+    "response",
+    "survival",
+    "dosimetry",
+    "scope",
 ]
 
 #: Imaging analysis kinds that hold per-VOI IV and IAH uptake (any analysis whose result has

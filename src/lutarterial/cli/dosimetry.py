@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from lutarterial.cli.formatting import human_value
+from lutarterial.units_rounding import csv_value
 
 __all__ = ["register"]
 
@@ -30,7 +31,16 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], cols: list[str]) -> None:
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in cols})
+            w.writerow({c: csv_value(c, r.get(c), CSV_ROUNDING) for c in cols})
+
+
+#: CSV precision per column (issue 10; docs/dosimetry.md): "dN" N decimals, "sN" N significant digits.
+CSV_ROUNDING = {
+    "teff_h": "d1", "tia_mbq_h": "s4", "tia_sd_mbq_h": "s3", "mass_g": "d1", "volume_ml": "d2",
+    "dose_gy": "d3", "dose_sd_gy": "d3", "electron_dose_gy": "d3", "photon_dose_gy": "d3", "bed_gy": "d3",
+    "mean_gy": "d3", "min_gy": "d3", "max_gy": "d3", "d2_gy": "d3", "d50_gy": "d3", "d70_gy": "d3", "d90_gy": "d3",
+    "geud_a": "s3", "geud_gy": "d3", "eud_radiobiological_gy": "d3", "bed_mean_gy": "d3",
+}
 
 
 TAC_CSV_COLUMNS = ["voi", "cycle", "kind", "model", "n_points", "teff_h", "tia_mbq_h", "tia_sd_mbq_h", "mass_g",

@@ -118,7 +118,7 @@ def study_csv(metrics: StudyMetrics) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["name", "kind", "lobe", "derived", *METRIC_FIELDS])
     for v in metrics.vois:
-        w.writerow([v.name, v.kind.value, v.lobe or "", v.derived, *(_fmt(getattr(v, k)) for k in METRIC_FIELDS)])
+        w.writerow([v.name, v.kind.value, v.lobe or "", v.derived, *(_fmt(getattr(v, k), k) for k in METRIC_FIELDS)])
     return buf.getvalue()
 
 
@@ -130,14 +130,21 @@ def comparison_csv(c: Comparison) -> str:
     w.writerow(["name", "kind", "lobe", *(f"iv_{k}" for k in METRIC_FIELDS), *(f"iah_{k}" for k in METRIC_FIELDS),
                 *(f"ratio_{k}" for k in RATIO_METRICS)])
     for v in c.vois:
-        w.writerow([v.name, v.kind.value, v.lobe or "", *(_fmt(getattr(v.iv, k)) for k in METRIC_FIELDS),
-                    *(_fmt(getattr(v.iah, k)) for k in METRIC_FIELDS), *(_fmt(v.ratio[k]) for k in RATIO_METRICS)])
+        w.writerow([v.name, v.kind.value, v.lobe or "", *(_fmt(getattr(v.iv, k), k) for k in METRIC_FIELDS),
+                    *(_fmt(getattr(v.iah, k), k) for k in METRIC_FIELDS), *(_fmt(v.ratio[k], k) for k in RATIO_METRICS)])
     return buf.getvalue()
 
 
-def _fmt(x: Any) -> str:
-    if x is None:
+#: CSV precision per column (issue 10; docs/imaging.md): 4 significant digits for activity
+#: concentrations, SUVs, totals, %IA and ratios (PET/SPECT quantification is good to a few per
+#: cent), volume to 0.001 mL (a 2 mm voxel is 0.008 mL), recovery coefficients to 3 decimals.
+CSV_ROUNDING: dict[str, str] = {"volume_ml": "d3", "recovery_coefficient": "d3"}
+_CSV_DEFAULT = "s4"
+
+
+def _fmt(x: Any, column: str = "") -> str:
+    from lutarterial.units_rounding import csv_value
+
+    if isinstance(x, float) and not math.isfinite(x):
         return ""
-    if isinstance(x, float):
-        return f"{x:.6g}" if math.isfinite(x) else ""
-    return str(x)
+    return csv_value(column, x, CSV_ROUNDING, default=_CSV_DEFAULT)

@@ -134,3 +134,25 @@ def test_run_errors_are_4xx_with_the_reason(login: Any, tmp_path: Path, monkeypa
     r = phys.post(f"/api/participants/{tn}/studies", data={"reason": "x"},
                   files={"file": ("x.zip", b"not a zip", "application/zip")})
     assert r.status_code == 400 and "not a valid zip" in r.json()["detail"]
+
+
+def test_import_from_the_site_folder(login: Any, patient: tuple[Path, dict[str, Any]], tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    monkeypatch.setenv("LUTARTERIAL_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("LUTARTERIAL_IMPORT_DIR", str(tmp_path / "incoming"))
+    d, _ = patient
+    shutil.copytree(d / "iv", tmp_path / "incoming" / "BDX" / "case1" / "iv")
+    shutil.copytree(d / "iah", tmp_path / "incoming" / "TLS" / "other" / "iah")
+    coord, phys = login("coord.bdx"), login("phys.bdx")
+    tn = coord.post("/api/participants", json={"site": "BDX", "reason": "new"}).json()["trial_number"]
+    folders = phys.get(f"/api/participants/{tn}/studies").json()["import_folders"]
+    assert folders == ["case1", "case1/iv"]  # only this participant's site
+    for bad in ("../TLS/other", "/etc", "case1/../../TLS/other/iah"):
+        r = phys.post(f"/api/participants/{tn}/studies", data={"reason": "x", "folder": bad})
+        assert r.status_code == 400 and "not a folder of the BDX import directory" in r.json()["detail"], bad
+    r = phys.post(f"/api/participants/{tn}/studies", data={"reason": "from the site folder", "folder": "case1/iv",
+                                                          "route": "iv"})
+    assert r.status_code == 201, r.text
+    assert {s["modality"] for s in r.json()["series"]} == {"CT", "PT", "SEG"}

@@ -297,7 +297,15 @@ class Context:
                             need=f"one {label} result", evidence=tuple(_ev(label, m) for m in chosen) + tuple(notes))
         # Physical plausibility (lutarterial.plausibility): a value no living patient can have is a
         # typing, unit or export error; it screens as unknown, never as a pass or a fail.
-        for m in chosen:
+        lim = _LIMITS.get(analyte)
+        for m, v in zip(chosen, values):
+            if lim is None:
+                break
+            if canonical and analyte in ANALYTES:
+                if lim[0] <= v <= lim[1]:  # profiled: two comparisons in the common case
+                    continue
+            elif _plausible_raw(analyte, v, m.unit):
+                continue
             why = _implausible(analyte, m.value, m.unit)
             if why:
                 return Pick(
@@ -332,7 +340,9 @@ class Context:
             uln = _to_canonical(m.analyte, m.reference_high, unit)
         except UnitError:
             return None, f"{label} reference range unit {unit!r} is unknown or incompatible"
-        why = _implausible(m.analyte, uln, ANALYTES[m.analyte].canonical_unit)
+        lim = _LIMITS.get(m.analyte)
+        why = "" if lim is None or lim[0] <= uln <= lim[1] else _implausible(
+            m.analyte, uln, ANALYTES[m.analyte].canonical_unit)
         if why:
             return None, f"{label} upper reference limit {m.reference_high!r} {unit} is implausible: {why}"
         return uln, ""
@@ -363,6 +373,11 @@ def _implausible(analyte: str, value: Any, unit: str | None) -> str:
 
 
 def _plausible_raw(analyte: str, value: float, unit: str | None) -> bool:
+    lim = _LIMITS.get(analyte)
+    if lim is None:
+        return True
+    if unit == ANALYTES[analyte].canonical_unit:  # the common case: two float comparisons
+        return lim[0] <= value <= lim[1]
     return not _implausible(analyte, value, unit)
 
 

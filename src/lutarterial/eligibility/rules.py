@@ -24,8 +24,11 @@ from lutarterial.eligibility.patient import EVENT_TYPES
 from lutarterial.eligibility.results import CriterionResult, Evidence, Status, combine
 from lutarterial.errors import InvalidInputError
 from lutarterial.protocol.loader import Criterion, Threshold
-from lutarterial.plausibility import check_quantity, is_plausible, limits_for
+from lutarterial.plausibility import check_canonical, limits_for
 from lutarterial.units import ANALYTES, BASE_DIMENSIONS, convert, parse_unit
+
+#: Physical limits of an age in years (lutarterial.plausibility), read once.
+_AGE_LIMITS = limits_for("age")
 
 __all__ = ["RULES", "rule", "evaluate"]
 
@@ -393,7 +396,8 @@ def _crcl(c: Criterion, ctx: Context) -> tuple[Status, str, list[Evidence], list
         return U, f"{fallback_note}Cockcroft-Gault not computable: {why}", ev, needs
     try:
         youngest, oldest = age_range_years(p.birth_date, p.birth_date_precision, ctx.as_of)  # type: ignore[arg-type]
-        check_quantity("age", youngest, "a", name="age from the birth date")
+        if not _AGE_LIMITS.contains(youngest):
+            check_canonical("age", youngest, name="age from the birth date")  # raises with the limits
         scr_mg_dl = cr.value * _UMOL_TO_MG_DL_CREATININE
         values = [crcl_cockcroft_gault_1976(age_years=a, weight_kg=wt.value, creatinine_mg_per_dl=scr_mg_dl,
                                             female=p.sex == "female") for a in {youngest, oldest}]
@@ -455,10 +459,10 @@ def inc08(c: Criterion, ctx: Context) -> CriterionResult:
     if p.birth_date > ctx.as_of:
         return _r(c, U, "birth date after the screening date", ev, ["a valid birth date"])
     youngest, oldest = age_range_years(p.birth_date, p.birth_date_precision, ctx.as_of)
-    if not is_plausible("age", youngest, "a"):
+    if not _AGE_LIMITS.contains(youngest):
         return _r(c, U, f"birth date {p.birth_date.isoformat()} gives an age of {youngest} years on "
                         f"{ctx.as_of.isoformat()}, outside the physical limits of age "
-                        f"({limits_for('age').describe()})", ev, ["a valid birth date"])
+                        f"({_AGE_LIMITS.describe()})", ev, ["a valid birth date"])
     t = c.threshold("age")
     lo_ok, hi_ok = compare(youngest, t.operator, t.value or 0), compare(oldest, t.operator, t.value or 0)
     if lo_ok and hi_ok:
@@ -721,7 +725,7 @@ def exc07(c: Criterion, ctx: Context) -> CriterionResult:
     bw = c.window("blood_pressure")
     sbp, dbp = ctx.pick("systolic_bp", bw, "systolic BP"), ctx.pick("diastolic_bp", bw, "diastolic BP")
     for pk in (sbp, dbp):
-        if not pk.ok and " is implausible" in pk.reason:  # a missing BP is no finding; an impossible one is unknown
+        if pk.reason and " is implausible" in pk.reason:  # a missing BP is no finding; an impossible one is unknown
             statuses.append(U)
             reasons.append(pk.reason)
             needs.append(pk.need)

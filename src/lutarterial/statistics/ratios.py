@@ -58,6 +58,8 @@ OTHER_METRICS = ("gy_per_gbq",)
 KINDS = ("lesion", "extrahepatic", "liver", "spleen", "kidney", "marrow")
 DEFAULT_SEED = 20240601
 DEFAULT_N_BOOT = 10000
+#: Upper bound of the resamples (the index matrix is n_boot x participants, held in memory).
+MAX_N_BOOT = 200_000
 _FEW = "fewer than 2 participants: no interval or p-value"
 
 
@@ -267,8 +269,8 @@ def cluster_bootstrap(lr: Sequence[LogRatio], *, n_boot: int = DEFAULT_N_BOOT, s
     (Efron & Tibshirani 1993, §14.3). The interval is computed on the log scale and exponentiated
     (percentile-type intervals are transformation-respecting).
     """
-    if int(n_boot) != n_boot or n_boot < 100:
-        raise InvalidInputError("n_boot must be a whole number of at least 100")
+    if isinstance(n_boot, bool) or int(n_boot) != n_boot or not 100 <= n_boot <= MAX_N_BOOT:
+        raise InvalidInputError(f"n_boot must be a whole number from 100 to {MAX_N_BOOT}")
     n_boot = int(n_boot)
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
         raise InvalidInputError("seed must be a whole number >= 0")

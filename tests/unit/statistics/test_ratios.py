@@ -143,8 +143,10 @@ def test_bootstrap_reproducible_and_seed_sensitive():
     a = cluster_bootstrap(lr, n_boot=500, seed=7)
     assert a == cluster_bootstrap(lr, n_boot=500, seed=7)
     assert a["percentile"] != cluster_bootstrap(lr, n_boot=500, seed=8)["percentile"]
-    with pytest.raises(InvalidInputError):
-        cluster_bootstrap(lr, n_boot=10)
+    for bad in (10, 99, 200_001, 150.5):
+        with pytest.raises(InvalidInputError):
+            cluster_bootstrap(lr, n_boot=bad)
+    assert cluster_bootstrap(lr, n_boot=100)["n_boot"] == 100
     with pytest.raises(InvalidInputError, match="seed"):
         cluster_bootstrap(lr, n_boot=100, seed=-1)
 

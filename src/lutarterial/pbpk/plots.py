@@ -7,6 +7,7 @@ stored ``pbpk_prediction`` analysis results of all participants::
     pairs = lesion_pairs(results)           # results: list of pbpk_prediction result dicts
     stats = bland_altman(pairs)             # bias and limits of agreement (ratio scale)
     plot_bland_altman(pairs, "ba.png")      # PNG; returns the stats too
+    png, stats = bland_altman_figure(pairs) # PNG bytes for reports.figures.png_uri(png)
 
 Agreement is assessed on the log scale (SUV errors are proportional): difference
 d = ln(measured) - ln(predicted), mean m = (ln measured + ln predicted)/2; bias and 95 % limits
@@ -25,7 +26,8 @@ import numpy as np
 
 from lutarterial.errors import InvalidInputError
 
-__all__ = ["PredictionPair", "lesion_pairs", "bland_altman", "plot_bland_altman", "plot_time_courses"]
+__all__ = ["PredictionPair", "lesion_pairs", "bland_altman", "bland_altman_figure", "plot_bland_altman",
+           "plot_time_courses"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,16 @@ def bland_altman(pairs: Sequence[PredictionPair]) -> dict[str, Any]:
 def plot_bland_altman(pairs: Sequence[PredictionPair], path: str | Path,
                       title: str = "IAH 68Ga PET: measured vs PBPK-predicted lesion SUV") -> dict[str, Any]:
     """Write the Bland-Altman PNG; returns :func:`bland_altman`'s statistics."""
+    png, stats = bland_altman_figure(pairs, title)
+    Path(path).write_bytes(png)
+    return stats
+
+
+def bland_altman_figure(pairs: Sequence[PredictionPair],
+                        title: str = "IAH 68Ga PET: measured vs PBPK-predicted lesion SUV") -> tuple[bytes, dict[str, Any]]:
+    """The Bland-Altman figure as PNG bytes (for ``lutarterial.reports.figures.png_uri``) and its statistics."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,9 +100,10 @@ def plot_bland_altman(pairs: Sequence[PredictionPair], path: str | Path,
     ax.legend(fontsize=8, title=f"95% LoA {stats['loa_ratio'][0]:.2f}-{stats['loa_ratio'][1]:.2f}",
               title_fontsize=8)
     fig.tight_layout()
-    fig.savefig(str(path))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
     plt.close(fig)
-    return stats
+    return buf.getvalue(), stats
 
 
 def plot_time_courses(res: Any, path: str | Path) -> Path:

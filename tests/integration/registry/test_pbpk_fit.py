@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from lutarterial.pbpk import MASS_BALANCE_TOL
-from lutarterial.pbpk.plots import bland_altman, lesion_pairs, plot_bland_altman
+from lutarterial.pbpk.plots import bland_altman, bland_altman_figure, lesion_pairs, plot_bland_altman
 from lutarterial.registry import Registry, services, verify_audit_chain
 from lutarterial.registry.models import AuditEntry, ImagingAnalysis
 
@@ -84,5 +84,7 @@ def test_bland_altman_plot(tmp_path) -> None:  # type: ignore[no-untyped-def]
              PredictionPair("B", "L1", 80.0, 88.0)]
     stats = plot_bland_altman(pairs, tmp_path / "ba.png")
     assert (tmp_path / "ba.png").stat().st_size > 1000 and stats["n_participants"] == 2
+    png, same = bland_altman_figure(pairs)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and same == stats
     with pytest.raises(InvalidInputError, match="at least 2"):
         bland_altman(pairs[:1])

@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Canonical JSON (sorted keys, fixed float format)."),
         report: Path = typer.Option(None, "--report", help="Also write report.html and report.pdf into DIR."),
         seed: int = typer.Option(None, "--seed", help="Bootstrap seed (numpy default_rng)."),
-        n_boot: int = typer.Option(None, "--n-boot", help="Bootstrap resamples (>= 100)."),
+        n_boot: int = typer.Option(None, "--n-boot", help="Bootstrap resamples (100-200000)."),
     ) -> None:
         """IAH/IV uptake ratio pooled over participants: primary (patient-level t), mixed model,
         per-lesion paired t, cluster bootstrap (percentile, BCa) and per-participant rows."""
@@ -199,7 +199,7 @@ def register(app: typer.Typer) -> None:
         user: str = typer.Option(None, "--user", help="Registry user on whose behalf the registry is read (required)."),
         as_json: bool = typer.Option(False, "--json", help="Canonical JSON."),
         seed: int = typer.Option(None, "--seed", help="Bootstrap seed for the dosimetry comparison."),
-        n_boot: int = typer.Option(None, "--n-boot", help="Bootstrap resamples (>= 100)."),
+        n_boot: int = typer.Option(None, "--n-boot", help="Bootstrap resamples (100-200000)."),
     ) -> None:
         """CONSORT flow, safety (worst CTCAE grade by phase), RECIST response (ORR/DCR, exact CIs),
         PFS and hepatic PFS (Kaplan-Meier), dosimetry per GBq IAH vs IV cycles."""
@@ -238,7 +238,7 @@ def register(app: typer.Typer) -> None:
         user: str = typer.Option(None, "--user", help="Registry user on whose behalf the registry is read (required)."),
         out: Path = typer.Option(None, "--out", help="Directory for report.html and report.pdf (required)."),
         seed: int = typer.Option(None, "--seed", help="Bootstrap seed."),
-        n_boot: int = typer.Option(None, "--n-boot", help="Bootstrap resamples (>= 100)."),
+        n_boot: int = typer.Option(None, "--n-boot", help="Bootstrap resamples (100-200000)."),
         metric: str = typer.Option("suv_mean", "--metric", help="Primary metric."),
     ) -> None:
         """The trial report: answer on page 1, methods, every table, figures, data snapshot, versions."""

@@ -37,11 +37,21 @@ def trial_context(ep: dict[str, Any], lesions: list[dict[str, Any]], *, sec: dic
         fig["km"] = F.km_plot([{**sec["survival"][k], "label": "PFS" if k == "pfs" else "hepatic PFS"}
                                for k in ("pfs", "hepatic_pfs")])
         fig["doses"] = F.dose_distribution(sec["dosimetry"]["rows"], ("tumour", "kidney", "spleen", "marrow"))
+    ci = ep["primary"].get("ci95")
+    if not ci:
+        verdict = "No confidence interval: " + str(ep["primary"].get("reason", "too few participants")) + "."
+    elif ci[0] > 1:
+        verdict = "The 95% CI lies above 1: uptake is higher after the hepatic-artery injection."
+    elif ci[1] < 1:
+        verdict = "The 95% CI lies below 1: uptake is lower after the hepatic-artery injection."
+    else:
+        verdict = "The 95% CI includes 1: a difference between the routes is not shown."
     methods_data = (f"{source}. Each participant's current uptake analysis (the latest IAH-vs-IV imaging analysis not "
                     "superseded by a newer one) gives one IV and one IAH value per VOI." if snapshot else
                     f"{source}: one row per VOI with its IV and IAH value.")
     return {"ep": ep, "lesions": lesions, "sec": sec, "snapshot": snapshot, "versions": versions,
-            "command": command, "source": source, "fig": fig, "title": title, "methods_data": methods_data}
+            "command": command, "source": source, "fig": fig, "title": title, "methods_data": methods_data,
+            "verdict": verdict}
 
 
 def write_report(out_dir: Path, context: dict[str, Any], *, template: str = "trial.html",

@@ -106,3 +106,23 @@ def test_sbml_export_has_the_model_rates(tmp_path: Path) -> None:
         formula = libsbml.formulaToL3String(rule.getMath())
         value = eval(formula, {"__builtins__": {}}, env)  # arithmetic of names and numbers only
         assert value == pytest.approx(expected[i], rel=1e-9, abs=1e-9)
+
+
+def test_participant_measurement_reads_both_analysis_formats() -> None:
+    from lutarterial.cli.pbpk import participant_measurement
+    from lutarterial.errors import InvalidInputError
+
+    single = {"vois": [{"name": "seg 7 right lobe", "kind": "lesion", "lobe": None, "suv_mean": 30.0, "volume_ml": 12},
+                       {"name": "L2", "kind": "lesion", "lobe": "L", "suv_mean": 20.0},
+                       {"name": "healthy liver", "kind": "liver", "suv_mean": 7.0},
+                       {"name": "liver", "kind": "liver", "suv_mean": 9.0},
+                       {"name": "spleen", "kind": "spleen", "suv_mean": 25.0},
+                       {"name": "bad", "kind": "lesion", "suv_mean": float("nan")}],
+              "studies": [{"route": "IV", "injected_activity_bq": 1.2e8}]}
+    m, notes = participant_measurement(single, peptide_ug=20.0, time_h=1.0)
+    assert [(les.name, les.lobe) for les in m.lesions] == [("seg 7 right lobe", "right"), ("L2", "left")]
+    assert m.liver_suv == 7.0 and m.spleen_suv == 25.0 and m.kidney_suv is None
+    assert m.activity_mbq == 120.0 and notes == []
+    with pytest.raises(InvalidInputError, match="no lesion"):
+        participant_measurement({"vois": [{"name": "liver", "kind": "liver", "suv_mean": 7.0}]}, peptide_ug=20.0,
+                                time_h=1.0)

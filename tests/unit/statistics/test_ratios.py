@@ -208,3 +208,28 @@ def test_mixed_model_not_converged_reports_no_number(monkeypatch):
     for key in ("gmr", "ci95", "p_value", "patient_variance", "residual_variance"):
         assert out[key] is None
     assert any("converge" in w for w in out["warnings"])
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_pos = st.floats(min_value=0.01, max_value=1e4, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(st.dictionaries(st.sampled_from([f"P{i}" for i in range(8)]),
+                       st.lists(st.tuples(_pos, _pos), min_size=1, max_size=5), min_size=2, max_size=8))
+def test_primary_and_per_lesion_equal_scipy_on_any_positive_data(data):
+    """Any positive data: primary and per-lesion results are scipy's t-tests (or null with a reason)."""
+    lr = build_log_ratios(rows(data))[0]
+    out = primary_estimand(lr)
+    means = [float(np.mean(v)) for _, v in sorted(logs(data).items())]
+    assert out["gmr"] == pytest.approx(math.exp(np.mean(means)), rel=1e-9)
+    if out["ci95"] is None:
+        assert out["reason"] and out["p_value"] is None
+    else:
+        ref = stats.ttest_1samp(means, 0.0)
+        ci = ref.confidence_interval(0.95)
+        assert out["ci95"] == pytest.approx([math.exp(ci.low), math.exp(ci.high)], rel=1e-7)
+        assert out["p_value"] == pytest.approx(ref.pvalue, rel=1e-7, abs=1e-300)
+        assert out["ci95"][0] <= out["gmr"] <= out["ci95"][1]

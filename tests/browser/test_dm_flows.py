@@ -159,3 +159,43 @@ def test_out_of_window_visit_opens_a_query(browser: Any, live_server: str) -> No
     assert "done out of window" in coord.inner_text("#schedule")
     q = coord.locator("#queries .query.q-open", has_text="outside its window")
     assert q.count() == 1 and "automatic" in q.inner_text() and "visit_date" in q.inner_text()
+
+
+def test_coordinator_enters_cycles_and_scans_without_json(browser: Any, live_server: str) -> None:
+    coord_api, h = _api(browser, live_server, "coord.bdx")
+    r = coord_api.request.post("/api/participants", headers=h, data={
+        "site": "BDX", "reason": "browser test", "sex": "F", "consent_version": "v3.0", "consent_date": "2024-05-20"})
+    assert r.status == 201, r.text()
+    tn = r.json()["trial_number"]
+    page = _as(browser, live_server, "coord.bdx")
+    page.goto(f"/participants/{tn}/screening")
+    assert page.locator("textarea[data-type=json]").count() == 0  # no list edited as JSON any more
+    assert "Administered activity" in page.inner_text("#rep-lutathera_cycles thead")  # dictionary label + unit
+    page.fill("#as_of", "2024-06-03")
+    for i, day in enumerate(("2023-08-25", "2023-10-20", "2023-12-15", "2024-02-09")):
+        page.click("#add-lutathera_cycles")
+        row = page.locator("#rep-lutathera_cycles tbody tr").nth(i)
+        row.locator("input[name$='.date']").fill(day)
+        row.locator("select[name$='.route']").select_option("IV")
+        row.locator("input[name$='.activity_mbq']").fill("7400")
+    page.click("#add-post_therapy_scans")
+    scan = page.locator("#rep-post_therapy_scans tbody tr").first
+    scan.locator("input[name$='.date']").fill("2024-02-10")
+    scan.locator("select[name$='.residual_uptake']").select_option("true")
+    # a mistaken extra row is removed again
+    page.click("#add-lutathera_cycles")
+    page.locator("#rep-lutathera_cycles tbody tr").nth(4).locator(".rep-remove").click()
+    from playwright.sync_api import expect  # locator waits: the CSP forbids evaluated strings
+
+    expect(page.locator("#criteria li", has_text="INC03").locator(".badge")).to_have_text("pass")  # live panel
+    page.fill("#reason-screening", "Screening entered from the chart")
+    with page.expect_navigation():
+        page.click("text=Save screening result")
+    assert page.locator(".flash.ok").count() == 1
+    stored = coord_api.request.get(f"/api/participants/{tn}").json()["screenings"][-1]["record"]
+    assert [c["date"] for c in stored["lutathera_cycles"]] == ["2023-08-25", "2023-10-20", "2023-12-15", "2024-02-09"]
+    assert stored["lutathera_cycles"][0]["activity_mbq"] == 7400
+    assert stored["post_therapy_scans"] == [{"date": "2024-02-10", "residual_uptake": True}]
+    page.goto(f"/participants/{tn}/screening")  # values come back in the rows
+    assert page.locator("#rep-lutathera_cycles tbody tr").count() == 4
+    coord_api.close()

@@ -1,4 +1,4 @@
-"""CLI of data management (issue 13): ``dm rules | schedule | dashboard | queries | checks | lock | unlock``.
+"""CLI of data management (issue 13): ``dm rules | dictionary | schedule | dashboard | queries | checks | lock | unlock``.
 
 Same authority as the other registry commands (``cli:<os user>``, admin role). A write refused by
 a lock is ``error: ...`` and exit 2 (``RecordLockedError``), like any invalid input.
@@ -55,6 +55,20 @@ def register(app: typer.Typer) -> None:
         _table(sched, ["key", "kind", "number", "anchor", "target_day", "window", "history"])
         typer.echo("")
         _table(checks, ["id", "type", "title"])
+
+    @dm.command("dictionary")
+    def dictionary(out: str = typer.Option(..., "--out", help="CSV file to write (REDCap data dictionary format)")) -> None:
+        """Export the screening record's data dictionary as a REDCap-style CSV."""
+        from pathlib import Path
+
+        from lutarterial.datamanagement.dictionary import redcap_csv
+        from lutarterial.web.forms import dictionary_fields
+
+        text = redcap_csv(dictionary_fields())
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        typer.echo(f"{path}: {text.count(chr(10)) - 1} fields")
 
     @dm.command("schedule")
     def schedule(trial_number: str, today: str = _TODAY, db: str = _DB, as_json: bool = _JSON) -> None:

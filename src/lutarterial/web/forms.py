@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["record_schema", "field_groups", "record_from_form", "measurement_rows", "measurement_analytes",
-           "MEASUREMENT_SHOWN"]
+           "MEASUREMENT_SHOWN", "repeat_groups", "dictionary_fields"]
 
 #: Measurement keys edited in the table; any other key of a row is kept as it was.
 MEASUREMENT_SHOWN = ("analyte", "value", "unit", "date", "reference_high")
@@ -76,10 +76,18 @@ def _field(name: str, node: dict[str, Any], defs: dict[str, Any], record: dict[s
     ftype = n.get("type", "string")
     if "enum" in n:
         ftype = n.get("type", "string")
-    return {"name": name, "label": n.get("title") or name.rsplit(".", 1)[-1].replace("_", " ").capitalize(),
+    e = _dictionary().get(name)  # issue 13: labels, help, units, required from the data dictionary
+    return {"name": name, "label": e.label if e else (n.get("title") or name.rsplit(".", 1)[-1].replace("_", " ").capitalize()),
             "type": ftype if isinstance(ftype, str) else "string", "format": n.get("format"),
-            "enum": n.get("enum"), "help": n.get("description", ""), "unit": None,
+            "enum": n.get("enum"), "help": (e.help if e and e.help else n.get("description", "")),
+            "unit": (e.unit if e and e.unit else None), "required": bool(e and e.required),
             "value": _get(record, name.split("."))}
+
+
+def _dictionary() -> Any:
+    from lutarterial.datamanagement.dictionary import load_data_dictionary
+
+    return load_data_dictionary()
 
 
 def field_groups(record: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -97,14 +105,16 @@ def field_groups(record: dict[str, Any] | None = None) -> list[dict[str, Any]]:
             fields = [_field(f"{key}.{sub}", sn, defs, record) for sub, sn in resolved["properties"].items()
                       if _scalar(sn, defs).get("type") not in ("array", "object")]
             arrays.extend(_field(f"{key}.{sub}", sn, defs, record) for sub, sn in resolved["properties"].items()
-                          if _scalar(sn, defs).get("type") in ("array", "object"))
+                          if _scalar(sn, defs).get("type") in ("array", "object")
+                          and _item_properties(sn, defs) is None)  # lists of rows: repeat_groups
             title = resolved.get("description") or resolved.get("title") or key
             groups.append({"title": f"{key.replace('_', ' ').capitalize()} — {title}" if title != key else key,
                            "fields": fields})
         elif key == "measurements":
             continue  # edited in its own table (measurement_rows)
         elif _scalar(node, defs).get("type") in ("array", "object"):
-            arrays.append(_field(key, node, defs, record))
+            if _item_properties(node, defs) is None:  # lists of rows are edited as repeating groups
+                arrays.append(_field(key, node, defs, record))
         else:
             general.append(_field(key, node, defs, record))
     out = [{"title": "Record", "fields": general}] if general else []
@@ -112,6 +122,136 @@ def field_groups(record: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     if arrays:
         out.append({"title": "Lists (JSON): cycles, scans, imaging reads, events", "fields": arrays})
     return out
+
+
+# --- repeating groups (issue 13): rows with add/remove instead of JSON -----------------------------
+
+
+def _item_properties(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any] | None:
+    """The properties of the objects of an array of flat objects (None: not such an array)."""
+    n = _scalar(node, defs)
+    if n.get("type") != "array":
+        return None
+    item = _resolve(n.get("items") or {}, defs)
+    props = item.get("properties")
+    if item.get("type") != "object" or not isinstance(props, dict):
+        return None
+    if any(_scalar(v, defs).get("type") in ("array", "object") for v in props.values()):
+        return None
+    return props
+
+
+def _label(key: str) -> str:
+    words = key.replace("_", " ").strip()
+    fixes = {"mbq": "(MBq)", "ssa": "SSA", "recist": "RECIST", "iv": "IV", "iah": "IAH", "ecog": "ECOG"}
+    return " ".join(fixes.get(w.lower(), w) for w in words.split()).capitalize().replace("(mbq)", "(MBq)") \
+        .replace("Recist", "RECIST").replace(" ssa", " SSA").replace(" iv", " IV")
+
+
+def repeat_groups(record: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Lists of rows of the record (LUTATHERA cycles, post-therapy scans, inclusion imaging reads,
+    cardiac events) as repeating groups: columns from the item schema, rows from ``record``.
+
+    Field names are ``grp.<path>.<row>.<column>``; ``grpnone.<path>`` says "none (documented)".
+    """
+    schema = record_schema()
+    if not schema:
+        return []
+    defs = schema.get("$defs", {})
+    found: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    for key, node in schema.get("properties", {}).items():
+        if key == "measurements":
+            continue
+        props = _item_properties(node, defs)
+        if props is not None:
+            found.append((key, node, props))
+            continue
+        resolved = _resolve(node, defs)
+        if resolved.get("type") == "object":
+            for sub, sn in (resolved.get("properties") or {}).items():
+                sp = _item_properties(sn, defs)
+                if sp is not None:
+                    found.append((f"{key}.{sub}", sn, sp))
+    out = []
+    for path, node, props in found:
+        n = _scalar(node, defs)
+        columns = []
+        dd = _dictionary()
+        for col, cn in props.items():
+            c = _scalar(cn, defs)
+            e = dd.get(f"{path}.{col}")
+            columns.append({"key": col, "label": e.label if e else (c.get("title") or _label(col)),
+                            "type": c.get("type", "string"), "enum": c.get("enum"), "format": c.get("format"),
+                            "help": (e.help if e and e.help else c.get("description", "")),
+                            "unit": e.unit if e else "", "required": bool(e and e.required)})
+        ge = dd.get(path)
+        value = _get(record, path.split("."))
+        rows = [{c["key"]: r.get(c["key"]) for c in columns} for r in (value if isinstance(value, list) else [])
+                if isinstance(r, dict)]
+        out.append({"path": path, "title": n.get("title") or _label(path.split(".")[-1]),
+                    "label": ge.label if ge else "", "row_label": ge.row_label if ge else "",
+                    "help": (ge.help if ge and ge.help else n.get("description", "")), "columns": columns, "rows": rows,
+                    "documented_none": isinstance(value, list) and not value})
+    return out
+
+
+def dictionary_fields() -> list[dict[str, Any]]:
+    """Every field of the screening form (scalars, then list columns) for the data-dictionary export."""
+    out: list[dict[str, Any]] = []
+    for g in field_groups():
+        for f in g["fields"]:
+            out.append({"path": f["name"], "type": f["type"], "enum": f["enum"], "format": f["format"],
+                        "section": g["title"], "form": "screening_record"})
+    for g in repeat_groups():
+        for c in g["columns"]:
+            out.append({"path": f"{g['path']}.{c['key']}", "type": c["type"], "enum": c["enum"], "format": c["format"],
+                        "section": g["label"] or g["title"], "form": f"screening_{g['path'].replace('.', '_')}"})
+    return out
+
+
+def _repeat_from_form(form: Any, record: dict[str, Any]) -> None:
+    """Fold ``grp.<path>.<i>.<col>`` rows back into the record (types from the schema)."""
+    from lutarterial.errors import InvalidInputError
+
+    keys = list(form.keys())
+    for g in repeat_groups(None):
+        prefix = f"grp.{g['path']}."
+        marker = f"grpmark.{g['path']}"
+        if marker not in keys and not any(k.startswith(prefix) for k in keys):
+            continue  # the group was not on the submitted form: keep the record's value
+        types = {c["key"]: c["type"] for c in g["columns"]}
+        by_row: dict[int, dict[str, str]] = {}
+        for k in keys:
+            if not k.startswith(prefix):
+                continue
+            idx, _, col = k[len(prefix):].partition(".")
+            if not idx.isdigit() or col not in types:
+                continue
+            by_row.setdefault(int(idx), {})[col] = str(form.get(k) or "").strip()
+        rows = []
+        for idx in sorted(by_row):
+            raw = {c: v for c, v in by_row[idx].items() if v != ""}
+            if not raw:
+                continue
+            row: dict[str, Any] = {}
+            for col, v in raw.items():
+                try:
+                    row[col] = _coerce(types[col], v)
+                except InvalidInputError as exc:
+                    raise InvalidInputError(f"{g['title']} row {idx + 1}, {col}: {exc}") from None
+            rows.append(row)
+        parts = g["path"].split(".")
+        cur = record
+        for part in parts[:-1]:
+            if not isinstance(cur.get(part), dict):
+                cur[part] = {}
+            cur = cur[part]
+        if rows:
+            cur[parts[-1]] = rows
+        elif form.get(f"grpnone.{g['path']}"):
+            cur[parts[-1]] = []
+        else:
+            cur.pop(parts[-1], None)
 
 
 def _coerce(ftype: str, raw: str) -> Any:
@@ -153,6 +293,7 @@ def record_from_form(form: Any) -> dict[str, Any]:
         raise InvalidInputError("the screening record must be a JSON object")
     if any(k.startswith("meas.") for k in form.keys()):
         record["measurements"] = _measurements_from_form(form)
+    _repeat_from_form(form, record)
     types = {f["name"]: f["type"] for g in field_groups() for f in g["fields"]}
     for key in form.keys():
         if not key.startswith("rec."):

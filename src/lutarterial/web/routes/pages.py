@@ -204,6 +204,7 @@ def screening(request: Request, tn: str, user: WebUser = Depends(current_user)) 
     readonly = not user.can(Permission.SCREENING_WRITE) or p["status"] in ("enrolled", "treated", "completed",
                                                                               "withdrawn")
     return _render(request, "screening.html", **ctx, field_groups=forms.field_groups(record),
+                   repeat_groups=forms.repeat_groups(record),  # issue 13: lists as rows, no JSON
                    measurements=forms.measurement_rows(record), meas_analytes=forms.measurement_analytes(),
                    record_json=json.dumps(record, indent=2), result=result, readonly=readonly,
                    as_of=last["as_of"] if last else _today(), protocol_version=last["protocol_version"] if last else "",

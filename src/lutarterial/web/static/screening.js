@@ -47,6 +47,7 @@
   // JSON edited by hand: show its values in the fields, so saving keeps them.
   function syncToFields(rec) {
     if (measBody) measToTable(rec.measurements);
+    if (window.lutRepeat) window.lutRepeat.write(rec);  // repeating groups (repeat.js)
     form.querySelectorAll("[name^='rec.']").forEach(function (el) {
       var v = getPath(rec, el.name.slice(4)), t = el.getAttribute("data-type");
       if (v === undefined || v === null) el.value = "";
@@ -133,6 +134,7 @@
     form.querySelectorAll("[name^='rec.']").forEach(function (el) {
       setPath(rec, el.name.slice(4), fieldValue(el));
     });
+    if (window.lutRepeat) window.lutRepeat.read(rec);  // repeating groups (repeat.js)
     jsonBox.value = JSON.stringify(rec, null, 2);
     return rec;
   }
@@ -192,11 +194,13 @@
       try { syncToFields(JSON.parse(jsonBox.value || "{}")); } catch (err) { /* still typing */ }
       schedule(true);
     }
-    else if (e.target.name && (e.target.name.indexOf("rec.") === 0 || e.target.name.indexOf("meas.") === 0 ||
-             e.target.id === "as_of")) schedule(false);
+    else if ((e.target.name && (e.target.name.indexOf("rec.") === 0 || e.target.name.indexOf("meas.") === 0 ||
+             e.target.name.indexOf("grp") === 0 || e.target.id === "as_of")) ||
+             (e.target.classList && e.target.classList.contains("repeat"))) schedule(false);
   });
   form.addEventListener("change", function (e) {
-    if (e.target.id === "protocol_version" || e.target.tagName === "SELECT") schedule(false);
+    if (e.target.id === "protocol_version" || e.target.tagName === "SELECT" ||
+        (e.target.name && e.target.name.indexOf("grpnone.") === 0)) schedule(false);
   });
   form.addEventListener("submit", function () { if (!jsonBox.readOnly) syncFromFields(); });
   if (!jsonBox.readOnly) evaluate(syncFromFields());

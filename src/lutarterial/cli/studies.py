@@ -170,7 +170,10 @@ def study_analyse(
     """IAH-vs-IV uptake and SPECT-measured IAH-cycle dosimetry from the stored series; stored whole."""
     from lutarterial.errors import InvalidInputError
     from lutarterial.workflows.analyse import per_voi_table, store_outcomes
-    from lutarterial.workflows.plan import plan_analyses, run_plan
+    import shutil
+    import tempfile
+
+    from lutarterial.workflows.plan import compute_plan, materialise_plan, plan_analyses
 
     if names and not voi:
         raise InvalidInputError("--names goes with --voi (stored VOI series bring their own names.json)")
@@ -180,12 +183,20 @@ def study_analyse(
     st = _store(db, store)
     try:
         actor = login(reg, user, password_stdin)
-        with reg.session(readonly=True) as s:
-            plan = plan_analyses(s, actor, participant, iv_series=iv_series, iah_series=iah_series,
-                                 voi=[str(v) for v in voi], names=str(names) if names else None,
-                                 spect_series=list(spect_series), calibration=str(calibration) if calibration else None,
-                                 uptake=only != "dosimetry", dosimetry=only != "uptake")
-            outcomes = run_plan(s, plan, st, png=True)
+        tmp_parent = st / "tmp"
+        tmp_parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="analyse-", dir=tmp_parent))
+        try:
+            with reg.session(readonly=True) as s:
+                plan = plan_analyses(s, actor, participant, iv_series=iv_series, iah_series=iah_series,
+                                     voi=[str(v) for v in voi], names=str(names) if names else None,
+                                     spect_series=list(spect_series),
+                                     calibration=str(calibration) if calibration else None,
+                                     uptake=only != "dosimetry", dosimetry=only != "uptake")
+                paths = materialise_plan(s, plan, st, tmp)
+            outcomes = compute_plan(plan, paths, png=True)  # no transaction held while computing
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         from lutarterial.registry.db import normalise_url
         from lutarterial.web.settings import data_dir_for
 

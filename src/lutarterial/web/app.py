@@ -74,13 +74,16 @@ def create_app(
         title="LUTARTERIAL trial registry",
         version=__version__,
         description=(
-            "REST API of the LUTARTERIAL registry. Sign in with `POST /api/login` (JSON "
+            "REST API of the LUTARTERIAL registry. Sign in with `POST /api/v1/login` (JSON "
             "`{username, password}`); the answer sets a session cookie and returns the CSRF token "
             "that every write must send in the `X-CSRF-Token` header. Every route checks the "
-            "signed-in user's site memberships and role; writes require a `reason` for the audit trail."
+            "signed-in user's site memberships and role; writes require a `reason` for the audit trail. "
+            "Scripts use a personal API token instead (`Authorization: Bearer lut_...`, no CSRF; "
+            "`lutarterial token create` or the account page). Paths are versioned under `/api/v1`; "
+            "every error is `{error, detail, problems?}` (schema `Error`)."
         ),
         openapi_url="/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # issue 13: offline Swagger UI / ReDoc behind login (routes/api_docs.py)
         redoc_url=None,
     )
     app.state.settings = settings
@@ -113,6 +116,9 @@ def create_app(
     app.include_router(_dm_api.router)
     app.include_router(_dm_pages.router)
     _dm_pages.install(app)
+    from lutarterial.web.routes import api_docs as _api_docs  # issue 13
+
+    app.include_router(_api_docs.router)
     from lutarterial.web.routes import tokens as _tokens  # issue 15
 
     app.include_router(_tokens.router)

@@ -85,9 +85,15 @@ def check_allowed(session: Session, username: str, client: str, *, now: dt.datet
                                  f"try again in {int(left) + 1} s")
 
 
+#: Attempts older than this are deleted (for the username being tried) so the table stays small.
+KEEP = dt.timedelta(days=2)
+
+
 def record_attempt(session: Session, username: str, client: str, *, success: bool, now: dt.datetime) -> None:
-    session.add(LoginAttempt(username=username.strip().lower()[:120], client_addr=(client or "?")[:64],
-                             occurred_at=now, success=bool(success)))
+    name = username.strip().lower()[:120]
+    t = LoginAttempt.__table__
+    session.execute(delete(t).where(t.c.username == name, t.c.occurred_at < now - KEEP))
+    session.add(LoginAttempt(username=name, client_addr=(client or "?")[:64], occurred_at=now, success=bool(success)))
     session.flush()
 
 

@@ -199,3 +199,14 @@ def test_coordinator_enters_cycles_and_scans_without_json(browser: Any, live_ser
     page.goto(f"/participants/{tn}/screening")  # values come back in the rows
     assert page.locator("#rep-lutathera_cycles tbody tr").count() == 4
     coord_api.close()
+
+
+def test_swagger_ui_renders_offline_after_login(browser: Any, live_server: str) -> None:
+    page = _as(browser, live_server, "monitor")
+    external: list[str] = []
+    page.on("request", lambda req: external.append(req.url) if not req.url.startswith(live_server) else None)
+    page.goto("/api/docs")
+    page.wait_for_selector(".swagger-ui .info .title")
+    assert "LUTARTERIAL" in page.inner_text(".swagger-ui .info .title")
+    page.wait_for_selector(".opblock-tag")  # the operations are listed from /openapi.json
+    assert external == []  # nothing from a CDN

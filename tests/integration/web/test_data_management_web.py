@@ -116,3 +116,20 @@ def test_anonymous_and_cross_site_are_refused(anon: Any, login: Any, tn: str) ->
                  f"/participants/{tn}/data-management"):
         assert tls.get(path).status_code == refused, path
     assert tls.get("/api/queries").json() == []
+
+
+def test_api_docs_offline_and_behind_login(anon: Any, login: Any) -> None:
+    r = anon.get("/api/docs", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+    assert anon.get("/api/docs/assets/swagger-ui-bundle.js").status_code == 401
+    user = login("monitor")
+    page = user.get("/api/docs")
+    assert page.status_code == 200
+    assert "/api/docs/assets/swagger-ui-bundle.js" in page.text and "cdn" not in page.text.lower()
+    assert "<script>" not in page.text  # no inline script: the bootstrap is /static/api-docs.js
+    js = user.get("/api/docs/assets/swagger-ui-bundle.js")
+    assert js.status_code == 200 and len(js.content) > 100_000 and "javascript" in js.headers["content-type"]
+    assert "redoc.standalone.js" in user.get("/api/docs/redoc").text
+    assert user.get("/api/docs/assets/..%2F..%2Fcore.py").status_code == 404
+    assert user.get("/api/docs/assets/core.py").status_code == 404
+    assert user.get("/static/api-docs.js").status_code == 200

@@ -133,3 +133,23 @@ def test_api_docs_offline_and_behind_login(anon: Any, login: Any) -> None:
     assert user.get("/api/docs/assets/..%2F..%2Fcore.py").status_code == 404
     assert user.get("/api/docs/assets/core.py").status_code == 404
     assert user.get("/static/api-docs.js").status_code == 200
+
+
+def test_audit_page_paginated_and_filtered(login: Any, tn: str) -> None:
+    coord = login("coord.bdx")
+    for i in range(35):  # enough audit rows for two pages
+        r = coord.post(f"/api/participants/{tn}/labs", json={"analyte": "platelets", "value": 150 + i, "unit": "10*9/L",
+                                                            "lln": 150, "collected_date": "2024-09-01", "reason": "labs"})
+        assert r.status_code == 201, r.text
+    mon = login("monitor")
+    first = mon.get("/audit")
+    assert first.status_code == 200 and "Page 1 of" in first.text
+    total = int(first.text.split(" entr")[0].rsplit("·", 1)[1].strip())
+    assert total > 50 and 'rel="next"' in first.text and first.text.count("<tr>") <= 52
+    second = mon.get("/audit", params={"page": 2})
+    assert "Page 2 of" in second.text and 'rel="prev"' in second.text
+    only = mon.get("/audit", params={"participant": tn, "user": "inv.bdx", "table": "enrolments"})
+    assert "Page 1 of 1 · 1 entry" in only.text and tn in only.text
+    assert "No audit entries" in mon.get("/audit", params={"date_to": "2000-01-01"}).text
+    assert mon.get("/audit", params={"date_from": "2030-01-02", "date_to": "2030-01-01"}).status_code == 400
+    assert login("coord.bdx").get("/audit").status_code == 403

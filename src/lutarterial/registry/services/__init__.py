@@ -17,6 +17,7 @@ from lutarterial.registry.services.study_data import *  # noqa: F403
 from lutarterial.registry.services.study_data import __all__ as _study_all
 
 # issue 13: data management (schedule, queries and edit checks, e-signatures, locks and SDV)
+from lutarterial.registry.services.audit_search import search_audit  # noqa: E402
 from lutarterial.registry.services.locks import *  # noqa: F403,E402
 from lutarterial.registry.services.locks import __all__ as _locks_all  # noqa: E402
 from lutarterial.registry.services.queries import *  # noqa: F403,E402
@@ -27,4 +28,4 @@ from lutarterial.registry.services.signatures import *  # noqa: F403,E402
 from lutarterial.registry.services.signatures import __all__ as _signatures_all  # noqa: E402
 
 __all__ = [*_people_all, *_participants_all, *_study_all, *_locks_all, *_queries_all, *_schedule_all,
-           *_signatures_all]
+           *_signatures_all, "search_audit"]

@@ -319,16 +319,40 @@ def participant_audit_csv(request: Request, tn: str, user: WebUser = Depends(cur
     return _audit_csv(backend_of(request).participant_audit(user, tn), f"audit-{tn}.csv")
 
 
+AUDIT_PAGE_SIZE = 50
+
+
 @router.get("/audit")
-def audit(request: Request, table: str | None = None, user_name: str | None = None,
+def audit(request: Request, table: str | None = None, user_name: str | None = None, participant: str | None = None,
+          date_from: str | None = None, date_to: str | None = None, page: int = 1,
           user: WebUser = Depends(current_user)) -> Response:
-    be = backend_of(request)
-    uname = request.query_params.get("user") or user_name
-    rows = be.audit(user, table=table or None, username=uname or None, limit=300)
+    """Global audit trail: filter by participant, user, table and dates; 50 rows a page (issue 13)."""
+    from lutarterial.registry import services as sv
     from lutarterial.registry.models import AUDITED_MODELS
 
-    return _render(request, "audit.html", p=None, entries=rows, chain=be.verify_chain(), more=len(rows) >= 300,
+    be = backend_of(request)
+    if not user.can_audit:
+        from lutarterial.errors import AccessDeniedError
+
+        raise AccessDeniedError(f"user {user.username!r} ({user.role}) may not read the global audit trail")
+    uname = request.query_params.get("user") or user_name
+    page = max(1, page)
+    with be.read() as s:
+        entries, total = sv.search_audit(s, user.actor, participant=participant or None, username=uname or None,
+                                         table=table or None, date_from=date_from or None, date_to=date_to or None,
+                                         limit=AUDIT_PAGE_SIZE, offset=(page - 1) * AUDIT_PAGE_SIZE)
+        rows = be._audit_rows(s, entries)
+    pages = max(1, -(-total // AUDIT_PAGE_SIZE))
+    keep = {k: v for k, v in (("table", table), ("user", uname), ("participant", participant),
+                              ("date_from", date_from), ("date_to", date_to)) if v}
+    from urllib.parse import urlencode
+
+    link = lambda n: "/audit?" + urlencode({**keep, "page": n})  # noqa: E731
+    return _render(request, "audit.html", p=None, entries=rows, chain=be.verify_chain(), more=False,
                    tables=sorted(mdl.__tablename__ for mdl in AUDITED_MODELS), table=table, user=uname,
+                   participant=participant, date_from=date_from, date_to=date_to, total=total, page=page,
+                   pages=pages, prev_url=link(page - 1) if page > 1 else None,
+                   next_url=link(page + 1) if page < pages else None,
                    csv_url="/audit.csv", active="audit", title="Audit trail")
 
 

@@ -67,8 +67,7 @@ __all__ = [
     "scope",
 ]
 
-#: Imaging analysis kinds that hold per-VOI IV and IAH uptake (any analysis whose result has
-#: ``vois`` with ``iv`` and ``iah`` metrics is also accepted).
+#: Imaging analysis kinds that hold per-VOI IV and IAH uptake (``*_iah_vs_iv`` kinds are accepted too).
 UPTAKE_KINDS = ("pet_iah_vs_iv",)
 
 
@@ -101,11 +100,13 @@ def _current(model: Any, stmt: Any) -> Any:
 
 
 def _is_uptake(a: ImagingAnalysis) -> bool:
-    if a.kind in UPTAKE_KINDS:
-        return True
+    """An IAH-vs-IV uptake comparison: kind ``pet_iah_vs_iv`` (or another ``*_iah_vs_iv``) whose
+    result holds per-VOI ``iv`` and ``iah`` metrics. Other imaging analyses (e.g. ``pbpk_prediction``)
+    never count, even when newer."""
+    if a.kind not in UPTAKE_KINDS and not str(a.kind).endswith("_iah_vs_iv"):
+        return False
     vois = (a.result or {}).get("vois")
-    return isinstance(vois, list) and bool(vois) and all(isinstance(v, dict) and "iv" in v and "iah" in v
-                                                          for v in vois)
+    return isinstance(vois, list) and all(isinstance(v, dict) and "iv" in v and "iah" in v for v in vois)
 
 
 def current_analyses(session: Session, participants: Sequence[Participant], *,

@@ -39,6 +39,31 @@ def _versions(session: Session, analyses: list[Any]) -> dict[str, str]:
                           "default_rng (bootstrap)"}
 
 
+def _pbpk_section(session: Session, actor: Any) -> dict[str, Any] | None:
+    """Bland-Altman of PBPK-predicted vs measured IAH lesion SUV (issue 14's ``pbpk_prediction``
+    analyses, the newest current one per participant), or None when there are none / too few."""
+    from lutarterial.errors import LutarterialError
+    from lutarterial.workflows.endpoints import _current, scoped_participants
+
+    parts = {p.id: p.trial_number for p in scoped_participants(session, actor)}
+    stmt = _current(ImagingAnalysis, select(ImagingAnalysis).where(
+        ImagingAnalysis.kind == "pbpk_prediction", ImagingAnalysis.participant_id.in_(list(parts) or [-1])))
+    newest: dict[int, Any] = {}
+    for a in session.scalars(stmt.order_by(ImagingAnalysis.created_at, ImagingAnalysis.id)):
+        newest[a.participant_id] = a
+    if not newest:
+        return None
+    try:
+        from lutarterial.pbpk.plots import bland_altman_figure, lesion_pairs
+        from lutarterial.reports.figures import png_uri
+
+        rows = [{**(a.result or {}), "participant": parts[pid]} for pid, a in sorted(newest.items())]
+        png, stats = bland_altman_figure(lesion_pairs(rows))
+    except (ImportError, LutarterialError) as exc:
+        return {"figure": None, "reason": str(exc), "n_predictions": len(newest)}
+    return {"figure": png_uri(png), "n_predictions": len(newest), **stats}
+
+
 def trial_report_context(session: Session, actor: Any, *, seed: int = DEFAULT_SEED, n_boot: int = DEFAULT_N_BOOT,
                          metric: str = "suv_mean", command: str = "", source: str = "registry") -> dict[str, Any]:
     from lutarterial.reports.trial import lesion_table, trial_context
@@ -50,8 +75,10 @@ def trial_report_context(session: Session, actor: Any, *, seed: int = DEFAULT_SE
     sec = secondary_endpoints(session, actor, seed=seed, n_boot=n_boot)
     snap = data_snapshot(session, actor)
     used = [session.get(ImagingAnalysis, p["analysis_id"]) for p in prov.values()]
-    return trial_context(ep, lesions, sec=sec, snapshot=snap, versions=_versions(session, used), command=command,
-                         source=source)
+    ctx = trial_context(ep, lesions, sec=sec, snapshot=snap, versions=_versions(session, used), command=command,
+                        source=source)
+    ctx["pbpk"] = _pbpk_section(session, actor)
+    return ctx
 
 
 def build_trial_report(session: Session, username: str, out_dir: Path, *, seed: int = DEFAULT_SEED,

@@ -103,3 +103,18 @@ def test_csv_input_exclusions_and_missing_pair(tmp_path: Path, capsys: pytest.Ca
     with pytest.raises(SystemExit) as exc:
         run(["endpoint", "--lesions", str(f), "--metric", "tnr"])
     assert exc.value.code == 2 and "iv_tnr" in capsys.readouterr().err
+
+
+def test_other_imaging_kinds_never_replace_the_uptake_analysis(db: str, capsys: pytest.CaptureFixture[str]):
+    reg = Registry.open(db)
+    try:
+        with reg.session() as s:
+            phys = actor_by_username(s, "phys.tls")
+            services.attach_imaging_analysis(s, phys, "TLS-001", kind="pbpk_prediction", reason="newer, other kind",
+                                             result={"vois": [{"name": "lesion A", "kind": "lesion",
+                                                               "iv": {"suv_mean": 1.0}, "iah": {"suv_mean": 9.0}}]})
+    finally:
+        reg.dispose()
+    res, _ = _json(capsys, ["endpoint", "--db", db, "--user", "stat", "--json", "--n-boot", "200"])
+    row = [r for r in res["patients"]["rows"] if r["participant"] == "TLS-001"][0]
+    assert row["n_lesions"] == 2 and row["max_ratio"] == pytest.approx(1.5)  # 9/6 from pet_iah_vs_iv, not 9/1

@@ -142,7 +142,8 @@ def recist_evaluation(p: dict[str, Any]) -> Any:
         det = r.get("details") or {}
         if not isinstance(det, dict) or not isinstance(det.get("lesions"), list):
             return None
-        docs.append({"date": str(r["assessment_date"]), "baseline": bool(det.get("baseline")), "lesions": det["lesions"]})
+        docs.append({"date": str(r["assessment_date"]), "baseline": bool(det.get("baseline")), "lesions": det["lesions"],
+                     "new_lesions": det.get("new_lesions") or []})  # issue 13: new lesions entered per lesion
     if not docs or sum(d["baseline"] for d in docs) != 1:
         return None
     try:

@@ -153,3 +153,37 @@ def test_audit_page_paginated_and_filtered(login: Any, tn: str) -> None:
     assert "No audit entries" in mon.get("/audit", params={"date_to": "2000-01-01"}).text
     assert mon.get("/audit", params={"date_from": "2030-01-02", "date_to": "2030-01-01"}).status_code == 400
     assert login("coord.bdx").get("/audit").status_code == 403
+
+
+def test_recist_per_lesion_computed_by_the_engine(login: Any, tn: str) -> None:
+    inv = login("inv.bdx")
+    page = inv.get(f"/participants/{tn}/safety").text
+    assert 'id="recist-form"' in page and "(baseline)" in page
+    assert 'name="response"' not in page  # no response to pick, none preselected
+    csrf = inv.csrf  # type: ignore[attr-defined]
+    base = {"csrf_token": csrf, "assessment_date": "2024-07-01", "reason": "baseline CT",
+            "grp.lesions.0.id": "L1", "grp.lesions.0.role": "target", "grp.lesions.0.organ": "liver",
+            "grp.lesions.0.nodal": "false", "grp.lesions.0.diameter_mm": "40",
+            "grp.lesions.1.id": "L2", "grp.lesions.1.role": "target", "grp.lesions.1.organ": "liver",
+            "grp.lesions.1.nodal": "false", "grp.lesions.1.diameter_mm": "30",
+            "grp.lesions.2.id": "NT1", "grp.lesions.2.role": "non_target", "grp.lesions.2.organ": "bone"}
+    missing = {**base, "grp.lesions.0.diameter_mm": ""}
+    r = inv.post(f"/participants/{tn}/recist-lesions", data=missing, follow_redirects=True)
+    assert "Not saved: target lesion L1: the diameter is required" in r.text
+    r = inv.post(f"/participants/{tn}/recist-lesions", data=base, follow_redirects=False)
+    assert r.status_code == 303
+    empty = {"csrf_token": csrf, "assessment_date": "2024-08-01", "reason": "nothing"}
+    assert "nothing measured" in inv.post(f"/participants/{tn}/recist-lesions", data=empty).text
+    page = inv.get(f"/participants/{tn}/safety").text
+    assert "(follow-up; baseline 2024-07-01)" in page and 'name="tgt.L1"' in page and 'name="nt.NT1"' in page
+    follow = {"csrf_token": csrf, "assessment_date": "2024-09-01", "reason": "CT after IAH", "tgt.L1": "24",
+              "tgt.L2": "20", "nt.NT1": "present"}  # 70 -> 44 mm: -37 %: PR
+    r = inv.post(f"/participants/{tn}/recist-lesions", data=follow, follow_redirects=False)
+    assert r.status_code == 303
+    rec = inv.get(f"/api/participants/{tn}").json()["recist"]
+    assert [(x["assessment_date"], x["response"], x["target_sum_mm"]) for x in rec] == [
+        ("2024-07-01", "NE", 70.0), ("2024-09-01", "PR", 44.0)]
+    new = {**follow, "assessment_date": "2024-11-01", "tgt.L1": "24", "tgt.L2": "20",
+           "grp.new_lesions.0.id": "N1", "grp.new_lesions.0.organ": "lung", "grp.new_lesions.0.equivocal": "false"}
+    inv.post(f"/participants/{tn}/recist-lesions", data=new, follow_redirects=False)
+    assert inv.get(f"/api/participants/{tn}").json()["recist"][-1]["response"] == "PD"  # a new lesion is PD

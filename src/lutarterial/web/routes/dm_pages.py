@@ -176,8 +176,32 @@ def dashboard(request: Request, site: str | None = None, today: str | None = Non
                    sites=be.sites_of(user), site=site, today=on.isoformat(), active="dm", title="Data management")
 
 
+@router.post("/participants/{tn}/recist-lesions", dependencies=W)
+async def recist_lesions(request: Request, tn: str, user: WebUser = Depends(current_user)) -> Response:
+    """RECIST per lesion: the engine computes the response from all time points (issue 13)."""
+    from lutarterial.web import recist_form
+
+    f = await _form(request)
+    be = backend_of(request)
+    back = RedirectResponse(f"/participants/{quote(tn)}/safety", status_code=303)
+    try:
+        p = be.participant(user, tn, {"recist"})
+        doc = recist_form.timepoint_from_form(f, recist_form.form_context(p))
+        response, total, details = recist_form.evaluate_with(p, doc)
+        be.add_recist(user, tn, reason=f.get("reason", ""), assessment_date=doc["date"], response=response,
+                      target_sum_mm=total, details=details)
+    except (InvalidInputError, AccessDeniedError) as exc:
+        flash(request, "error", f"Not saved: {exc}")
+        return back
+    flash(request, "ok", f"RECIST assessment saved: overall response {response} (computed by the RECIST 1.1 engine).")
+    return back
+
+
 def install(app: FastAPI) -> None:
     """Template helpers used by shared templates: the participant banner and the query counts."""
     env = app.state.templates.env
     env.globals["dm_banner"] = lambda user, tn: dm.banner(app.state.backend, user, tn)
     env.globals["dm_query_counts"] = lambda user: dm.query_counts_by_tn(app.state.backend, user)
+    from lutarterial.web.recist_form import form_context
+
+    env.globals["recist_form"] = form_context

@@ -254,8 +254,9 @@ def test_every_command_is_fuzzed_or_skipped_with_a_reason() -> None:
 
 @pytest.mark.parametrize(("name", "callback"), COMMANDS, ids=[n for n, _ in COMMANDS])
 def test_cli_command_survives_nonsense(name: str, callback: Any, tmp_path_factory: pytest.TempPathFactory,
-                                       corrupt_db: Path) -> None:
+                                       corrupt_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tmp = tmp_path_factory.mktemp("fz")
+    monkeypatch.chdir(tmp)  # commands writing default outputs (or to a generated name) write here
 
     @(FUZZ_DOMAIN if name in DOMAIN else FUZZ)
     @given(data=st.data())

@@ -122,7 +122,7 @@ def _row(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
 _VISIT_F = ("id", "kind", "number", "status", "planned_date", "visit_date", "activity_mbq", "artery",
             "catheter_position", "notes")
 _LAB_F = ("id", "visit_id", "analyte", "loinc", "value", "unit", "value_canonical", "unit_canonical", "collected_date",
-          "ctcae_term", "ctcae_grade")
+          "ctcae_term", "ctcae_grade", "lln", "uln")  # lln/uln: reference lines on the lab plots (issue 13)
 _AE_F = ("id", "term", "meddra_code", "grade", "onset_date", "resolution_date", "serious", "relatedness", "outcome",
          "action_taken")
 _RECIST_F = ("id", "visit_id", "assessment_date", "target_sum_mm", "response", "details")

@@ -66,17 +66,47 @@ def _as_date(v: Any) -> dt.date:
     return v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v)[:10])
 
 
-def lab_series_png(analyte: str, points: Sequence[tuple[Any, float, int | None]], unit: str) -> bytes:
-    """Canonical-unit values of one analyte over time; points coloured by CTCAE grade."""
-    fig, ax = _figure()
+_GRADE_COLOURS = {None: "#5b6878", 0: "#3a9d5d", 1: "#d9a400", 2: "#e07b39", 3: "#c23b22", 4: "#7a1a12", 5: "#000000"}
+
+
+def lab_series_png(analyte: str, points: Sequence[tuple[Any, float, int | None]], unit: str, *,
+                   lln: float | None = None, uln: float | None = None,
+                   bands: Sequence[tuple[float, float, int]] = (),
+                   markers: Sequence[tuple[Any, str]] = ()) -> bytes:
+    """Canonical-unit values of one analyte over time; points coloured by CTCAE grade.
+
+    ``lln``/``uln``: reference lines (canonical unit); ``bands``: (low, high, grade) value ranges
+    shaded by CTCAE grade (computed by the grading engine, see ``views``); ``markers``: treatment
+    dates (IV/IAH LUTATHERA cycles) as labelled vertical lines.
+    """
+    fig, ax = _figure(9.6, 3.8)
     pts = sorted((_as_date(d), v, g) for d, v, g in points)
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    for lo, hi, g in bands:
+        if g and g > 0:
+            ax.axhspan(lo, hi, color=_GRADE_COLOURS.get(g, "#999999"), alpha=0.10, lw=0, zorder=0)
+            ax.text(1.0, (lo + hi) / 2, f" G{g}", transform=ax.get_yaxis_transform(), fontsize=7, va="center",
+                    color=_GRADE_COLOURS.get(g, "#999999"), clip_on=False)
+    if lln is not None:
+        ax.axhline(lln, color="#3a6ea5", lw=1, ls="--", label=f"LLN {lln:g} {unit}")
+    if uln is not None:
+        ax.axhline(uln, color="#a53a3a", lw=1, ls="--", label=f"ULN {uln:g} {unit}")
+    for i, (day, label) in enumerate(markers):
+        ax.axvline(_as_date(day), color="#6b4d9a", lw=1, ls=":", label="LUTATHERA cycle" if i == 0 else None)
+        ax.text(_as_date(day), 1.0, label, transform=ax.get_xaxis_transform(), fontsize=7, rotation=90, va="top",
+                ha="right", color="#6b4d9a")
     ax.plot(xs, ys, color="#9aa5b1", lw=1.2, zorder=1)
-    grade_colours = {None: "#5b6878", 0: "#3a9d5d", 1: "#d9a400", 2: "#e07b39", 3: "#c23b22", 4: "#7a1a12", 5: "#000000"}
     for x, y, g in pts:
-        ax.scatter([x], [y], color=grade_colours.get(g, "#5b6878"), s=36, zorder=2)
-    ax.set_title(f"{analyte} ({unit}); colour = CTCAE grade", fontsize=10)
-    ax.set_ylabel(unit)
+        ax.scatter([x], [y], color=_GRADE_COLOURS.get(g, "#5b6878"), s=36, zorder=2)
+    ax.set_title(f"{analyte} ({unit}); points and bands coloured by CTCAE v5 grade", fontsize=10)
+    ax.set_ylabel(f"{analyte} ({unit})")
+    if ys:
+        lo = min([*ys, *(v for v in (lln, uln) if v is not None)])
+        hi = max([*ys, *(v for v in (lln, uln) if v is not None)])
+        pad = (hi - lo) * 0.15 or abs(hi) * 0.1 or 1.0
+        ax.set_ylim(max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad)
+    if lln is not None or uln is not None or markers:
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=3, frameon=False)
     fig.autofmt_xdate()
     return _png(fig)
 

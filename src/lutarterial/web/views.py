@@ -354,6 +354,68 @@ def _stored_figure(data_dir: Path | None, ref: Any) -> bytes | None:
     return data if hashlib.sha256(data).hexdigest() == ref["sha256"] else None
 
 
+def lab_plot_context(p: dict[str, Any], analyte: str) -> tuple[float | None, float | None,
+                                                                list[tuple[float, float, int]], list[tuple[Any, str]]]:
+    """LLN/ULN (latest given, converted to the canonical unit), CTCAE grade bands and treatment dates.
+
+    The bands come from the grading engine itself (``lutarterial.clinical.ctcae.grade_lab`` run
+    on a grid of values with the same LLN/ULN), so the plot never carries rules of its own.
+    """
+    labs = [x for x in p.get("labs") or [] if x["analyte"] == analyte]
+    ref = next((x for x in reversed(labs) if x.get("lln") is not None or x.get("uln") is not None), None)
+    lln = uln = None
+    bands: list[tuple[float, float, int]] = []
+    if ref is not None and ref["value"]:
+        factor = ref["value_canonical"] / ref["value"]
+        lln = ref["lln"] * factor if ref.get("lln") is not None else None
+        uln = ref["uln"] * factor if ref.get("uln") is not None else None
+        bands = _grade_bands(analyte, ref, [x["value_canonical"] for x in labs], lln, uln)
+    markers = [(v["visit_date"], ("IV C" + str(v["number"])) if v["kind"] == "iv_cycle" else "IAH")
+               for v in p.get("visits") or [] if v.get("kind") in ("iv_cycle", "iah_cycle") and v.get("status") == "done"
+               and v.get("visit_date")]
+    return lln, uln, bands, markers
+
+
+def _grade_bands(analyte: str, ref: dict[str, Any], values: list[float], lln: float | None,
+                 uln: float | None) -> list[tuple[float, float, int]]:
+    try:
+        from lutarterial.clinical.ctcae import grade_lab
+    except ImportError:
+        return []
+    span = [v for v in (*values, lln, uln) if v is not None]
+    if not span:
+        return []
+    top = max(span) * 1.6 or 1.0
+    n = 160
+    grid = [top * i / n for i in range(n + 1)]
+    def grade(v: float) -> int | None:
+        try:
+            return grade_lab(analyte, v, ref["unit_canonical"], lln=lln, uln=uln).grade
+        except Exception:  # noqa: BLE001 - a value the engine cannot grade leaves no band
+            return None
+
+    out: list[tuple[float, float, int]] = []
+    prev_g = grade(grid[0])
+    start, prev_v = grid[0], grid[0]
+    for v in grid[1:]:
+        g = grade(v)
+        if g != prev_g:
+            lo, hi = prev_v, v  # the boundary lies in (lo, hi]: bisect it to 1e-6 of the range
+            for _ in range(30):
+                mid = (lo + hi) / 2
+                if grade(mid) == prev_g:
+                    lo = mid
+                else:
+                    hi = mid
+            if prev_g is not None:
+                out.append((start, hi, prev_g))
+            start, prev_g = hi, g
+        prev_v = v
+    if prev_g is not None:
+        out.append((start, top, prev_g))
+    return out
+
+
 def plot_png(p: dict[str, Any], name: str, data_dir: Path | None = None) -> bytes | None:
     """The PNG called ``name`` for participant ``p`` (names as linked by the views above)."""
     if name.startswith("lab-"):
@@ -362,7 +424,10 @@ def plot_png(p: dict[str, Any], name: str, data_dir: Path | None = None) -> byte
         if not pts:
             return None
         unit = next(x["unit_canonical"] for x in p["labs"] if x["analyte"] == analyte)
-        return plots.png_cached(("lab", analyte, pts, unit), lambda: plots.lab_series_png(analyte, pts, unit))
+        lln, uln, bands, markers = lab_plot_context(p, analyte)  # issue 13: reference lines, grade bands, cycles
+        return plots.png_cached(("lab", analyte, pts, unit, lln, uln, tuple(bands), tuple(markers)),
+                                lambda: plots.lab_series_png(analyte, pts, unit, lln=lln, uln=uln, bands=bands,
+                                                             markers=markers))
     if name == "recist-spider":
         res = recist_evaluation(p)
         if res is None:

@@ -187,3 +187,26 @@ def test_recist_per_lesion_computed_by_the_engine(login: Any, tn: str) -> None:
            "grp.new_lesions.0.id": "N1", "grp.new_lesions.0.organ": "lung", "grp.new_lesions.0.equivocal": "false"}
     inv.post(f"/participants/{tn}/recist-lesions", data=new, follow_redirects=False)
     assert inv.get(f"/api/participants/{tn}").json()["recist"][-1]["response"] == "PD"  # a new lesion is PD
+
+
+def test_lab_plot_has_reference_lines_grade_bands_and_cycles(login: Any, tn: str) -> None:
+    from lutarterial.web import views
+
+    p = {"labs": [{"analyte": "platelets", "value": 100.0, "value_canonical": 100.0, "unit_canonical": "10*9/L",
+                   "lln": 150.0, "uln": 400.0, "collected_date": "2024-09-01", "ctcae_grade": 1}],
+         "visits": [{"kind": "iv_cycle", "number": 1, "status": "done", "visit_date": "2024-06-01"},
+                    {"kind": "iah_cycle", "number": 1, "status": "done", "visit_date": "2024-08-01"},
+                    {"kind": "follow_up", "number": 1, "status": "done", "visit_date": "2024-09-01"}]}
+    lln, uln, bands, markers = views.lab_plot_context(p, "platelets")
+    assert (lln, uln) == (150.0, 400.0)
+    edges = {g: (round(lo, 3), round(hi, 3)) for lo, hi, g in bands}
+    # CTCAE v5 platelet count decreased: G1 <LLN-75, G2 <75-50, G3 <50-25, G4 <25 (x10^9/L), from the engine
+    assert edges[1] == (75.0, 150.0) and edges[2] == (50.0, 75.0) and edges[3] == (25.0, 50.0) and edges[4][1] == 25.0
+    assert markers == [("2024-06-01", "IV C1"), ("2024-08-01", "IAH")]
+    coord = login("coord.bdx")
+    r = coord.post(f"/api/participants/{tn}/labs", json={"analyte": "platelets", "value": 100, "unit": "10*9/L",
+                                                        "lln": 150, "uln": 400, "collected_date": "2024-09-01",
+                                                        "reason": "labs"})
+    assert r.status_code == 201, r.text
+    png = coord.get(f"/participants/{tn}/plots/lab-platelets.png")
+    assert png.status_code == 200 and png.content[:4] == b"\x89PNG"

@@ -286,7 +286,7 @@ def dosimetry(request: Request, tn: str, user: WebUser = Depends(current_user)) 
 
 @router.get("/participants/{tn}/plots/{name}.png")
 def plot(request: Request, tn: str, name: str, user: WebUser = Depends(current_user)) -> Response:
-    p = backend_of(request).participant(user, tn, {"labs", "recist", "imaging", "dosimetry"})
+    p = backend_of(request).participant(user, tn, {"labs", "recist", "imaging", "dosimetry", "visits"})
     png = views.plot_png(p, name, data_dir=request.app.state.data_dir)
     if png is None:
         raise NotFoundError(f"no plot {name!r} for {tn}")

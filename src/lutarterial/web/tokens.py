@@ -114,14 +114,13 @@ def user_from_bearer(request: Request, token: str) -> Any:
     else:
         from lutarterial.registry.tokens import authenticate_token
 
-        with backend.write() as s:
+        with backend.read() as s:
             info = authenticate_token(s, token, touch=False) if token else None
-            user = None
-            if info is not None:
-                user = backend._web_user(s, info.actor)
-                if now - touched.get(info.token_id, -1e9) > _TOUCH_EVERY_S:
-                    authenticate_token(s, token, touch=True)
-                    touched[info.token_id] = now
+            user = backend._web_user(s, info.actor) if info is not None else None
+        if info is not None and now - touched.get(info.token_id, -1e9) > _TOUCH_EVERY_S:
+            with backend.write() as s:  # last use, at most once a minute per token and process
+                authenticate_token(s, token, touch=True)
+            touched[info.token_id] = now
         if len(cache) > 10000:
             cache.clear()
         cache[token] = (now, user, info)

@@ -8,8 +8,10 @@ from typing import Any
 
 def test_openapi_lists_the_registry_routes(anon: Any) -> None:
     spec = anon.get("/openapi.json").json()
-    for path in ("/api/login", "/api/participants", "/api/participants/{tn}/screenings",
-                 "/api/participants/{tn}/iah-cycle", "/api/participants/{tn}/audit", "/api/screening/evaluate"):
+    # issue 15: the OpenAPI lists the canonical /api/v1 paths (the /api ones are deprecated aliases)
+    for path in ("/api/v1/login", "/api/v1/participants", "/api/v1/participants/{tn}/screenings",
+                 "/api/v1/participants/{tn}/iah-cycle", "/api/v1/participants/{tn}/audit",
+                 "/api/v1/screening/evaluate"):
         assert path in spec["paths"], path
 
 

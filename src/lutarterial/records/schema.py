@@ -89,7 +89,8 @@ class Cycle(_Strict):
 
     date: _dt.date | None = None
     route: Literal["IV", "IAH"] = "IV"
-    activity_mbq: float | None = Field(None, gt=0)
+    activity_mbq: float | None = Field(None, gt=0, le=100000, allow_inf_nan=False,
+                                       description="administered activity, MBq (physical limit 100 GBq)")
     dose_reduced_for_toxicity: bool | None = None
     cancelled_for_toxicity: bool | None = Field(None, description="planned cycle cancelled for toxicity (not given)")
 

@@ -112,9 +112,10 @@ def _print_human(res: dict[str, Any]) -> None:
                f"p {num(pl['p_value'], '.4g')}")
     typer.echo(f"  cluster bootstrap ({b['n_boot']}, seed {b['seed']}): percentile {ci(b['percentile']['ci95'])}  "
                f"BCa {ci(b['bca']['ci95'])}")
-    pt = res["patients"]
-    typer.echo(f"  ratio > 1: {num(pt['fraction_lesions_ratio_gt1'], '.0%')} of VOIs, "
-               f"{num(pt['fraction_patients_gmr_gt1'], '.0%')} of participants")
+    fl, fp = p["fraction_lesions_above_1"], p["fraction_patients_above_1"]
+    typer.echo(f"  ratio > 1: {num(fl['fraction'], '.0%')} of VOIs ({fl['k']}/{fl['n']}, exact 95% CI "
+               f"{ci(fl['ci95'])}), {num(fp['fraction'], '.0%')} of participants ({fp['k']}/{fp['n']}, "
+               f"exact 95% CI {ci(fp['ci95'])})")
     for e in res["excluded"]:
         typer.echo(f"  excluded {e['participant']} / {e['voi']}: {e['reason']}")
     for key in ("primary", "mixed_model"):

@@ -27,7 +27,7 @@ def trial_context(ep: dict[str, Any], lesions: list[dict[str, Any]], *, sec: dic
                   snapshot: dict[str, Any] | None, versions: dict[str, str], command: str, source: str,
                   title: str = "trial report") -> dict[str, Any]:
     fig: dict[str, Any] = {
-        "forest": F.forest_plot(ep["patients"]["rows"], ep["primary"]),
+        "forest": F.forest_plot(ep["patients"], ep["primary"]),
         "waterfall": F.waterfall_plot([(x["participant"], x["voi"], x["ratio"]) for x in lesions]),
         "slope": F.slope_plot([(x["participant"], x["iv"], x["iah"]) for x in lesions], ep["metric"]),
     }

@@ -18,6 +18,10 @@ participant, its 95% CI the exponentiated t-interval. Sensitivity analyses, each
 A value that is missing, not a number, not finite or not positive on either route excludes the
 lesion, listed with the reason; it is never read as 0. Fewer than two participants: intervals
 and p-values are ``None`` with a ``reason``.
+
+``primary`` also holds ``fraction_lesions_above_1`` and ``fraction_patients_above_1`` (ratio,
+resp. participant GMR, strictly above 1; ``{"k", "n", "fraction", "ci95"}`` with exact
+Clopper–Pearson intervals); ``patients`` is a list of one row per participant.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ __all__ = [
     "per_lesion_paired",
     "cluster_bootstrap",
     "patient_rows",
+    "fractions_above_1",
     "analyse_ratios",
     "DEFAULT_SEED",
     "DEFAULT_N_BOOT",
@@ -316,23 +321,29 @@ def cluster_bootstrap(lr: Sequence[LogRatio], *, n_boot: int = DEFAULT_N_BOOT, s
     return out
 
 
-def patient_rows(lr: Sequence[LogRatio]) -> dict[str, Any]:
-    """One row per participant and the shares of lesions / participants with a ratio above 1."""
+def patient_rows(lr: Sequence[LogRatio]) -> list[dict[str, Any]]:
+    """One row per participant: ``participant``, ``n_lesions``, ``gmr``, ``min_ratio``, ``max_ratio``."""
     rows = []
     for p, vals in _by_patient(lr).items():
         ratios = [math.exp(v) for v in vals]
         rows.append({"participant": p, "n_lesions": len(vals), "gmr": math.exp(float(np.mean(vals))),
-                     "min_ratio": min(ratios), "max_ratio": max(ratios), "mean_log_ratio": float(np.mean(vals))})
+                     "min_ratio": min(ratios), "max_ratio": max(ratios)})
+    return rows
+
+
+def _fraction(k: int, n: int) -> dict[str, Any]:
+    """``{"k", "n", "fraction", "ci95"}``; exact Clopper–Pearson 95% CI (``None`` when ``n == 0``)."""
+    ci = clopper_pearson(k, n)
+    return {"k": ci.k, "n": ci.n, "fraction": ci.proportion, "ci95": list(ci.ci95) if ci.ci95 else None}
+
+
+def fractions_above_1(lr: Sequence[LogRatio]) -> dict[str, dict[str, Any]]:
+    """Shares (strictly > 1) of lesion ratios and of participant GMRs, with exact Clopper–Pearson CIs."""
+    groups = _by_patient(lr)
     k_les = sum(1 for x in lr if x.log_ratio > 0)
-    k_pat = sum(1 for r in rows if r["mean_log_ratio"] > 0)
-    les_ci, pat_ci = clopper_pearson(k_les, len(lr)), clopper_pearson(k_pat, len(rows))
-    return {
-        "rows": rows,
-        "fraction_lesions_ratio_gt1": les_ci.proportion,
-        "fraction_patients_gmr_gt1": pat_ci.proportion,
-        "lesions_ratio_gt1": les_ci.to_dict(),
-        "patients_gmr_gt1": pat_ci.to_dict(),
-    }
+    k_pat = sum(1 for v in groups.values() if float(np.mean(v)) > 0)
+    return {"fraction_lesions_above_1": _fraction(k_les, len(lr)),
+            "fraction_patients_above_1": _fraction(k_pat, len(groups))}
 
 
 def analyse_ratios(rows: Iterable[LesionValue], *, metric: str = "suv_mean", kind: str = "lesion",
@@ -349,7 +360,7 @@ def analyse_ratios(rows: Iterable[LesionValue], *, metric: str = "suv_mean", kin
         "n_patients": len(_by_patient(lr)),
         "n_lesions": len(lr),
         "excluded": [e.to_dict() for e in excluded],
-        "primary": primary_estimand(lr),
+        "primary": {**primary_estimand(lr), **fractions_above_1(lr)},
         "mixed_model": mixed_model(lr),
         "per_lesion_paired": per_lesion_paired(lr),
         "bootstrap": cluster_bootstrap(lr, n_boot=n_boot, seed=seed),

@@ -33,7 +33,9 @@ def test_statistician_sees_all_sites_latest_analysis_and_same_bytes(db: str, cap
     assert list(json.loads(text1)) == sorted(["metric", "kind", "n_patients", "n_lesions", "excluded", "primary",
                                               "mixed_model", "per_lesion_paired", "bootstrap", "patients"])
     assert res["n_patients"] == 3 and res["n_lesions"] == 4
-    rows = {r["participant"]: r for r in res["patients"]["rows"]}
+    assert isinstance(res["patients"], list)  # one row per participant (issue contract)
+    assert all(set(r) == {"participant", "n_lesions", "gmr", "min_ratio", "max_ratio"} for r in res["patients"])
+    rows = {r["participant"]: r for r in res["patients"]}
     assert set(rows) == {"BDX-001", "BDX-002", "TLS-001"}
     # BDX-001's latest analysis counts: lesion 1 = 20/10, lesion 2 excluded (IV 0), never a 0 ratio
     assert rows["BDX-001"]["n_lesions"] == 1 and rows["BDX-001"]["gmr"] == pytest.approx(2.0)
@@ -55,13 +57,13 @@ def test_superseded_analysis_is_skipped(db: str, capsys: pytest.CaptureFixture[s
     finally:
         reg.dispose()
     res, _ = _json(capsys, ["endpoint", "--db", db, "--user", "stat", "--json", "--n-boot", "200"])
-    row = [r for r in res["patients"]["rows"] if r["participant"] == "BDX-001"][0]
+    row = [r for r in res["patients"] if r["participant"] == "BDX-001"][0]
     assert row["n_lesions"] == 2  # the first analysis (15/10, 10/8) is current again
 
 
 def test_site_scope_and_read_only_statistician(db: str, capsys: pytest.CaptureFixture[str]):
     res, _ = _json(capsys, ["endpoint", "--db", db, "--user", "inv.bdx", "--json", "--n-boot", "200"])
-    assert {r["participant"] for r in res["patients"]["rows"]} == {"BDX-001", "BDX-002"}
+    assert {r["participant"] for r in res["patients"]} == {"BDX-001", "BDX-002"}
     reg = Registry.open(db)
     try:
         with reg.session(readonly=True) as s:
@@ -116,5 +118,5 @@ def test_other_imaging_kinds_never_replace_the_uptake_analysis(db: str, capsys: 
     finally:
         reg.dispose()
     res, _ = _json(capsys, ["endpoint", "--db", db, "--user", "stat", "--json", "--n-boot", "200"])
-    row = [r for r in res["patients"]["rows"] if r["participant"] == "TLS-001"][0]
+    row = [r for r in res["patients"] if r["participant"] == "TLS-001"][0]
     assert row["n_lesions"] == 2 and row["max_ratio"] == pytest.approx(1.5)  # 9/6 from pet_iah_vs_iv, not 9/1

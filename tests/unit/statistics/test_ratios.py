@@ -90,7 +90,7 @@ def test_exclusions_listed_with_reasons_never_zero():
                        ("B", "L2"): "IV missing", ("B", "L3"): "IV not a number ('abc')",
                        ("C", "L1"): "IV not finite (nan)", ("C", "L2"): "IAH not finite (inf)"}
     assert out["n_patients"] == 2 and out["n_lesions"] == 2  # B has nothing left
-    assert [r["participant"] for r in out["patients"]["rows"]] == ["A", "C"]
+    assert [r["participant"] for r in out["patients"]] == ["A", "C"]
 
 
 def test_one_patient_has_estimate_but_no_interval_or_p():
@@ -107,12 +107,12 @@ def test_one_patient_has_estimate_but_no_interval_or_p():
 def test_one_lesion_and_no_lesion():
     out = analyse_ratios([LesionValue("A", "L1", "lesion", 2.0, 3.0)], n_boot=200)
     assert out["primary"]["gmr"] == pytest.approx(1.5) and out["primary"]["ci95"] is None
-    assert out["patients"]["rows"][0] == {"participant": "A", "n_lesions": 1, "gmr": pytest.approx(1.5),
-                                          "min_ratio": pytest.approx(1.5), "max_ratio": pytest.approx(1.5),
-                                          "mean_log_ratio": pytest.approx(math.log(1.5))}
+    assert out["patients"][0] == {"participant": "A", "n_lesions": 1, "gmr": pytest.approx(1.5),
+                                          "min_ratio": pytest.approx(1.5), "max_ratio": pytest.approx(1.5)}
     empty = analyse_ratios([], n_boot=200)
     assert empty["n_patients"] == 0 and empty["primary"]["gmr"] is None
-    assert empty["patients"]["fraction_lesions_ratio_gt1"] is None
+    assert empty["patients"] == []
+    assert empty["primary"]["fraction_lesions_above_1"] == {"k": 0, "n": 0, "fraction": None, "ci95": None}
 
 
 def test_one_lesion_per_patient_mixed_model_not_fitted_but_primary_is():
@@ -124,9 +124,15 @@ def test_one_lesion_per_patient_mixed_model_not_fitted_but_primary_is():
 
 def test_fractions_above_one_strict():
     data = {"A": [(1.0, 2.0), (1.0, 1.0)], "B": [(2.0, 1.0)], "C": [(1.0, 1.0)]}
-    p = analyse_ratios(rows(data), n_boot=200)["patients"]
-    assert p["fraction_lesions_ratio_gt1"] == pytest.approx(1 / 4)  # a ratio of exactly 1 is not > 1
-    assert p["fraction_patients_gmr_gt1"] == pytest.approx(1 / 3)
+    p = analyse_ratios(rows(data), n_boot=200)["primary"]
+    fl, fp = p["fraction_lesions_above_1"], p["fraction_patients_above_1"]
+    assert set(fl) == set(fp) == {"k", "n", "fraction", "ci95"}
+    assert (fl["k"], fl["n"]) == (1, 4) and fl["fraction"] == pytest.approx(1 / 4)  # a ratio of exactly 1 is not > 1
+    assert (fp["k"], fp["n"]) == (1, 3) and fp["fraction"] == pytest.approx(1 / 3)
+    # exact Clopper-Pearson from the beta quantiles (Clopper & Pearson 1934), tolerance 1e-9
+    from scipy.stats import beta
+    assert fl["ci95"] == pytest.approx([beta.ppf(0.025, 1, 4), beta.ppf(0.975, 2, 3)], abs=1e-9)
+    assert fp["ci95"] == pytest.approx([beta.ppf(0.025, 1, 3), beta.ppf(0.975, 2, 2)], abs=1e-9)
 
 
 def test_duplicate_voi_and_bad_kind_or_metric_refused():

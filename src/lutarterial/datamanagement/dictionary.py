@@ -15,7 +15,7 @@ import yaml
 
 from lutarterial.errors import ProtocolDefinitionError
 
-__all__ = ["DictEntry", "load_data_dictionary", "redcap_csv", "REDCAP_COLUMNS"]
+__all__ = ["DictEntry", "load_data_dictionary", "redcap_csv", "REDCAP_COLUMNS", "schema_fields"]
 
 _KEYS = {"label", "help", "unit", "required", "row_label"}
 
@@ -93,3 +93,45 @@ def redcap_csv(fields: list[dict[str, Any]], *, form: str = "screening_record") 
                     "y" if f["path"] in ("patient.birth_date",) else "", "", "y" if e and e.required else "", "", "",
                     "", "", f"@lutarterial-path={f['path']}"])
     return buf.getvalue()
+
+
+def _resolve(node: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
+    if "$ref" in node:
+        return defs.get(str(node["$ref"]).rsplit("/", 1)[-1], {})
+    if "anyOf" in node:
+        options = [_resolve(o, defs) for o in node["anyOf"] if o.get("type") != "null"]
+        if len(options) == 1:
+            return {**options[0], **{k: v for k, v in node.items() if k != "anyOf"}}
+    return node
+
+
+def schema_fields(schema: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Scalar fields of a JSON Schema (the screening record's), one level of objects deep, and the
+    columns of its lists of flat objects (``group`` = the list's path), in schema order."""
+    defs = schema.get("$defs", {})
+    out: list[dict[str, Any]] = []
+
+    def add(path: str, node: Mapping[str, Any], group: str | None) -> None:
+        n = _resolve(node, defs)
+        t = n.get("type", "string")
+        if t == "array":
+            item = _resolve(n.get("items") or {}, defs)
+            for col, cn in (item.get("properties") or {}).items():
+                c = _resolve(cn, defs)
+                if c.get("type") not in ("array", "object"):
+                    out.append({"path": f"{path}.{col}", "type": c.get("type", "string"), "enum": c.get("enum"),
+                                "format": c.get("format"), "group": path})
+            return
+        if t == "object":
+            return
+        out.append({"path": path, "type": t if isinstance(t, str) else "string", "enum": n.get("enum"),
+                    "format": n.get("format"), "group": group})
+
+    for key, node in (schema.get("properties") or {}).items():
+        n = _resolve(node, defs)
+        if n.get("type") == "object" and "properties" in n:
+            for sub, sn in n["properties"].items():
+                add(f"{key}.{sub}", sn, None)
+        else:
+            add(key, node, None)
+    return out

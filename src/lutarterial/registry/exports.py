@@ -27,6 +27,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import re
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -327,6 +328,95 @@ def _audit_record(parent: ET.Element, entry: AuditEntry, site_codes: dict[int, s
                          f"sha256={entry.row_hash}")
 
 
+def _dictionary_metadata(study: ET.Element | None) -> None:
+    """The screening record's data dictionary as ODM metadata: a FormDef ``F.SCREENING_RECORD`` with
+    one ItemGroupDef for the scalar fields and one (repeating) per list, ItemDefs with the label
+    (Question), help (Description), unit (MeasurementUnitRef to BasicDefinitions) and the record
+    path (Alias), CodeLists for enumerations; inserted in the order the ODM 1.3.2 XSD requires."""
+    if study is None:
+        return
+    try:
+        from lutarterial.datamanagement.dictionary import load_data_dictionary, schema_fields
+        from lutarterial.records.schema import json_schema
+    except ImportError:  # pragma: no cover - records package always installed
+        return
+    fields = schema_fields(json_schema())
+    dd = load_data_dictionary()
+    mdv = study.find(f"{{{ODM_NS}}}MetaDataVersion")
+    if mdv is None or not fields:
+        return
+
+    def q(tag: str) -> str:
+        return f"{{{ODM_NS}}}{tag}"
+
+    def oid(path: str) -> str:
+        return "IT.SR." + path.upper().replace(".", "_")
+
+    def text(parent: ET.Element, tag: str, value: str) -> None:
+        el = ET.SubElement(parent, q(tag))
+        ET.SubElement(el, q("TranslatedText"), {"xml:lang": "en"}).text = value
+
+    units = sorted({dd[f["path"]].unit for f in fields if f["path"] in dd and dd[f["path"]].unit})
+    if units:
+        basic = ET.Element(q("BasicDefinitions"))
+        for u in units:
+            mu = ET.SubElement(basic, q("MeasurementUnit"), {"OID": "MU." + re.sub(r"[^A-Za-z0-9]", "_", u), "Name": u})
+            text(mu, "Symbol", u)
+        gv_index = [i for i, el in enumerate(list(study)) if el.tag == q("GlobalVariables")]
+        study.insert((gv_index[0] + 1) if gv_index else 0, basic)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for f in fields:
+        groups.setdefault(f["group"] or "", []).append(f)
+    children = list(mdv)
+    last = {tag: max((i for i, el in enumerate(children) if el.tag == q(tag)), default=-1)
+            for tag in ("FormDef", "ItemGroupDef")}
+    form = ET.Element(q("FormDef"), {"OID": "F.SCREENING_RECORD", "Name": "Screening record (data dictionary)",
+                                     "Repeating": "No"})
+    igs = []
+    for n, (group, items) in enumerate(groups.items(), 1):
+        ig_oid = "IG.SR." + (group.upper().replace(".", "_") if group else "FIELDS")
+        ET.SubElement(form, q("ItemGroupRef"), {"ItemGroupOID": ig_oid, "Mandatory": "No", "OrderNumber": str(n)})
+        entry = dd.get(group) if group else None
+        ig = ET.Element(q("ItemGroupDef"), {"OID": ig_oid, "Name": entry.label if entry else (group or "Screening record"),
+                                            "Repeating": "Yes" if group else "No"})
+        for k, f in enumerate(items, 1):
+            e = dd.get(f["path"])
+            ET.SubElement(ig, q("ItemRef"), {"ItemOID": oid(f["path"]), "OrderNumber": str(k),
+                                             "Mandatory": "Yes" if e and e.required else "No"})
+        igs.append(ig)
+    # FormDef after the last FormDef; ItemGroupDefs after the last ItemGroupDef (shifted by one)
+    mdv.insert(last["FormDef"] + 1, form)
+    pos = last["ItemGroupDef"] + 2
+    for ig in igs:
+        mdv.insert(pos, ig)
+        pos += 1
+    dtype = {"number": "float", "integer": "integer", "boolean": "boolean"}
+    code_lists = []
+    for f in fields:
+        e = dd.get(f["path"])
+        t = dtype.get(f["type"], "date" if (f.get("format") == "date" or f["path"].endswith("date")) else "text")
+        attrs = {"OID": oid(f["path"]), "Name": f["path"], "DataType": t}
+        if t == "text":
+            attrs["Length"] = "200"
+        item = ET.SubElement(mdv, q("ItemDef"), attrs)
+        if e and e.help:
+            text(item, "Description", e.help)
+        text(item, "Question", e.label if e else f["path"])
+        if e and e.unit:
+            ET.SubElement(item, q("MeasurementUnitRef"), {"MeasurementUnitOID": "MU." + re.sub(r"[^A-Za-z0-9]", "_", e.unit)})
+        if f.get("enum"):
+            cl_oid = "CL.SR." + f["path"].upper().replace(".", "_")
+            ET.SubElement(item, q("CodeListRef"), {"CodeListOID": cl_oid})
+            cl = ET.Element(q("CodeList"), {"OID": cl_oid, "Name": f["path"], "DataType": "text"})
+            for v in f["enum"]:
+                cli = ET.SubElement(cl, q("CodeListItem"), {"CodedValue": str(v)})
+                text(cli, "Decode", str(v).replace("_", " "))
+            code_lists.append(cl)
+        ET.SubElement(item, q("Alias"), {"Context": "lutarterial-record-path", "Name": f["path"]})
+    for cl in code_lists:
+        mdv.append(cl)
+
+
 def _signatures_by_target(session: Session, ids: Sequence[int]) -> dict[tuple[int, str | None, int | None], Any]:
     """The latest valid (not voided) signature per (participant, table, row); table None = casebook."""
     from lutarterial.registry.models import Signature
@@ -392,6 +482,7 @@ def odm_document(session: Session, actor: Actor, *, site_code: str | None = None
         "Description": f"audit chain {'intact' if chain.ok else 'BROKEN'}; head sha256={chain.head_hash}",
     })
     _metadata(_sub(root, "Study", OID=STUDY_OID))
+    _dictionary_metadata(root.find(f"{{{ODM_NS}}}Study"))  # issue 13: the screening record's data dictionary
     admin = _sub(root, "AdminData", StudyOID=STUDY_OID)
     roles_of = {e.actor_username: e.actor_roles for e in entries}
     full_names = {str(u): str(n or "") for u, n in session.connection().execute(

@@ -238,6 +238,12 @@ def test_odm_export_carries_valid_signatures_and_validates_against_the_xsd(reg: 
     assert schema.is_valid(doc.decode("utf-8")), list(schema.iter_errors(doc.decode("utf-8")))[:3]
     root = ET.fromstring(doc)
     assert len(root.findall(".//o:AdminData/o:SignatureDef", ns)) == 2
+    # the screening record's data dictionary is in the metadata (labels, units, record paths)
+    item = root.find(".//o:ItemDef[@OID='IT.SR.LUTATHERA_CYCLES_ACTIVITY_MBQ']", ns)
+    assert item is not None and item.find("o:Question/o:TranslatedText", ns).text == "Administered activity"
+    assert item.find("o:MeasurementUnitRef", ns).get("MeasurementUnitOID") == "MU.MBq"
+    assert root.find(".//o:BasicDefinitions/o:MeasurementUnit[@OID='MU.MBq']", ns) is not None
+    assert root.find(".//o:ItemGroupDef[@OID='IG.SR.LUTATHERA_CYCLES']", ns).get("Repeating") == "Yes"
     assert root.find(".//o:SubjectData/o:Signature/o:SignatureRef", ns) is not None
     assert len(root.findall(".//o:ItemGroupData/o:Signature", ns)) == 1
     with reg.session() as s:

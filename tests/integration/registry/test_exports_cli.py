@@ -37,7 +37,14 @@ ODM_CHILDREN: dict[str, list[str]] = {
     "StudyEventDef": ["Description", "FormRef"],
     "FormDef": ["Description", "ItemGroupRef"],
     "ItemGroupDef": ["Description", "ItemRef"],
-    "ItemDef": ["Description", "Question", "ExternalQuestion", "MeasurementUnitRef", "RangeCheck", "CodeListRef"],
+    "ItemDef": ["Description", "Question", "ExternalQuestion", "MeasurementUnitRef", "RangeCheck", "CodeListRef",
+                "Role", "Alias"],
+    # issue 13: data dictionary (units, labels, code lists) and e-signatures
+    "BasicDefinitions": ["MeasurementUnit"], "MeasurementUnit": ["Symbol", "Alias"], "Symbol": ["TranslatedText"],
+    "Question": ["TranslatedText"], "Description": ["TranslatedText"], "Decode": ["TranslatedText"],
+    "CodeList": ["Description", "CodeListItem", "EnumeratedItem", "ExternalCodeList", "Alias"],
+    "CodeListItem": ["Decode", "Alias"], "SignatureDef": ["Meaning", "LegalReason"],
+    "Signature": ["UserRef", "LocationRef", "SignatureRef", "DateTimeStamp", "CryptoBindingManifest"],
     "AdminData": ["User", "Location", "SignatureDef"],
     "User": ["LoginName", "DisplayName", "FullName", "FirstName", "LastName", "Organization"],
     "Location": ["MetaDataVersionRef"],
@@ -62,7 +69,8 @@ REQUIRED_ATTRS = {
 }
 LEAVES = {"StudyName", "StudyDescription", "ProtocolName", "StudyEventRef", "FormRef", "ItemGroupRef", "ItemRef",
           "LoginName", "MetaDataVersionRef", "SiteRef", "UserRef", "LocationRef", "DateTimeStamp",
-          "ReasonForChange", "SourceID"}
+          "ReasonForChange", "SourceID", "TranslatedText", "MeasurementUnitRef", "CodeListRef", "Alias", "Meaning",
+          "LegalReason", "SignatureRef"}
 
 
 def _check_odm_structure(el: ET.Element) -> int:

@@ -210,3 +210,16 @@ def test_lab_plot_has_reference_lines_grade_bands_and_cycles(login: Any, tn: str
     assert r.status_code == 201, r.text
     png = coord.get(f"/participants/{tn}/plots/lab-platelets.png")
     assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+
+
+def test_registration_error_keeps_the_values(login: Any) -> None:
+    coord = login("coord.bdx")
+    data = {"csrf_token": coord.csrf, "site": "BDX", "sex": "F", "year_of_birth": "1951", "family_name": "Martin",  # type: ignore[attr-defined]
+            "given_name": "Anne", "birth_date": "", "hospital_id": "H123", "consent_version": "3.0",
+            "consent_date": "2024-05-27", "reason": "new patient"}
+    r = coord.post("/participants/new", data=data, follow_redirects=False)
+    assert r.status_code == 400 and "Not registered" in r.text
+    for value in ('value="1951"', 'value="Martin"', 'value="Anne"', 'value="H123"', 'value="2024-05-27"',
+                  'value="new patient"', '<option value="F" selected'):
+        assert value in r.text, value
+    assert 'for="birth_date" class="required"' in r.text

@@ -94,8 +94,13 @@ async def create_participant(request: Request, user: WebUser = Depends(current_u
             identity=identity if any(identity.values()) else None,
             consent_version=f.get("consent_version") or None, consent_date=f.get("consent_date") or None)
     except (InvalidInputError, ValueError) as exc:
-        flash(request, "error", f"Not registered: {exc}")
-        return RedirectResponse("/participants/new", status_code=303)
+        # issue 13: the form comes back with what was typed and the message (no value is lost;
+        # rendered directly, so identity values never travel in a cookie)
+        resp = _render(request, "participant_new.html", sites=backend_of(request).sites_of(user), active="new",
+                       can_identity=user.can(Permission.IDENTITY_WRITE), title="New participant", values=f,
+                       error=f"Not registered: {exc}")
+        resp.status_code = 400
+        return resp
     flash(request, "ok", f"Registered {tn}.")
     return RedirectResponse(f"/participants/{tn}", status_code=303)
 

@@ -223,3 +223,15 @@ def test_registration_error_keeps_the_values(login: Any) -> None:
                   'value="new patient"', '<option value="F" selected'):
         assert value in r.text, value
     assert 'for="birth_date" class="required"' in r.text
+
+
+def test_visit_error_keeps_the_values(login: Any, tn: str) -> None:
+    coord = login("coord.bdx")
+    data = {"csrf_token": coord.csrf, "kind": "iah_cycle", "number": "1", "status": "done",  # type: ignore[attr-defined]
+            "visit_date": "2024-08-01", "activity_mbq": "7400", "artery": "proper hepatic artery",
+            "catheter_position": "", "notes": "catheter position to be checked", "reason": "IAH given"}
+    r = coord.post(f"/participants/{tn}/visits", data=data, follow_redirects=False)
+    assert r.status_code == 400 and "Not saved" in r.text and "catheter position" in r.text
+    for value in ('value="2024-08-01"', 'value="7400"', 'value="proper hepatic artery"', 'value="IAH given"',
+                  '<option value="iah_cycle" selected', ">catheter position to be checked</textarea>"):
+        assert value in r.text, value

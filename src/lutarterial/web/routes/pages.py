@@ -122,6 +122,12 @@ def _participant_ctx(request: Request, user: WebUser, tn: str, tab: str) -> dict
 
 @router.get("/participants/{tn}")
 def participant(request: Request, tn: str, user: WebUser = Depends(current_user)) -> Response:
+    return _participant_page(request, tn, user)
+
+
+def _participant_page(request: Request, tn: str, user: WebUser, *, visit_values: dict[str, str] | None = None,
+                      error: str | None = None) -> Response:
+    """The timeline page; after a refused visit it comes back with the typed values and the message."""
     ctx = _participant_ctx(request, user, tn, "overview")
     p = ctx["p"]
     can_enrol = (user.can(Permission.ENROLMENT_WRITE) and p["enrolment"] is None and p["screenings"]
@@ -131,7 +137,7 @@ def participant(request: Request, tn: str, user: WebUser = Depends(current_user)
                    can_enrol=can_enrol, can_visit=user.can(Permission.VISIT_WRITE),
                    can_consent=user.can(Permission.CONSENT_WRITE),
                    visit_kinds=[(k, v) for k, v in VISIT_LABELS.items() if k != "screening"],
-                   visit_statuses=[s.value for s in VisitStatus])
+                   visit_statuses=[s.value for s in VisitStatus], vv=visit_values or {}, visit_error=error)
 
 
 @router.post("/participants/{tn}/consent", dependencies=[Depends(require_csrf)])
@@ -183,7 +189,14 @@ async def visit(request: Request, tn: str, user: WebUser = Depends(current_user)
                             planned_date=f.get("planned_date") or None, artery=f.get("artery") or None,
                             catheter_position=f.get("catheter_position") or None, **common)
 
-    return _write(request, act, f"{VISIT_LABELS.get(kind, kind)} saved.", _back(request, tn))
+    try:
+        act()
+    except InvalidInputError as exc:  # issue 13: back to the page with the typed values and the message
+        resp = _participant_page(request, tn, user, visit_values=f, error=f"Not saved: {exc}")
+        resp.status_code = getattr(exc, "http_status", 400)
+        return resp
+    flash(request, "ok", f"{VISIT_LABELS.get(kind, kind)} saved.")
+    return _back(request, tn)
 
 
 def _correctness():  # type: ignore[no-untyped-def]

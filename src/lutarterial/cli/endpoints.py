@@ -30,35 +30,86 @@ _KINDS = ("lesion", "extrahepatic", "liver", "spleen", "kidney", "marrow")
 
 
 def read_lesions_csv(path: Path, metric: str) -> list[Any]:
-    """Rows of ``participant,voi,kind,iv_<metric>,iah_<metric>`` as LesionValue (values unparsed)."""
+    """Rows of ``participant,voi,kind,iv_<metric>,iah_<metric>`` as LesionValue (values unparsed).
+
+    Comma-separated only (a semicolon- or tab-separated file is refused by name); UTF-8 with or
+    without BOM; any line endings; header names and cells stripped of surrounding whitespace,
+    header names case-insensitive. Refused (``InvalidInputError``, with the line): a header naming a
+    column twice, a row with more cells than the header (e.g. an unquoted decimal comma, which
+    would shift the values), a row without participant or VOI, an unknown kind, and a
+    participant/VOI pair given twice (whatever its kind). Blank, ``NA``, zero, negative or
+    non-numeric values are passed on as read: the analysis excludes and lists them.
+    """
+    import io
+
     from lutarterial.statistics.ratios import LesionValue
 
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InvalidInputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{path}: cannot read ({exc})") from None
-    reader = csv.DictReader(text.splitlines())
-    cols = [c.strip() for c in (reader.fieldnames or [])]
-    missing = [c for c in ("participant", "voi", "kind") if c not in cols]
+    except IsADirectoryError:
+        raise InvalidInputError(f"{path}: is a directory, not a CSV file") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path}: not UTF-8 text (save the CSV as UTF-8)") from None
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if "\x00" in text:
+        raise InvalidInputError(f"{path}: not a text CSV file (NUL bytes)")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header: list[str] | None = None
+        header_line = 0
+        body: list[tuple[int, list[str]]] = []
+        for cells in reader:
+            if header is None:
+                if not any(c.strip() for c in cells):
+                    continue
+                header, header_line = [c.strip().lower() for c in cells], reader.line_num
+                continue
+            body.append((reader.line_num, cells))
+    except csv.Error as exc:
+        raise InvalidInputError(f"{path} line {reader.line_num}: malformed CSV ({exc})") from None
+    if header is None:
+        raise InvalidInputError(f"{path}: empty file (need a header participant,voi,kind,iv_<metric>,iah_<metric>)")
+    if len(header) == 1:
+        for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "'|'")):
+            if sep in header[0]:
+                raise InvalidInputError(f"{path}: the columns are separated by {name}s; only comma-separated "
+                                        "files are read (participant,voi,kind,iv_<metric>,iah_<metric>)")
+    named = [c for c in header if c]
+    dup = sorted({c for c in named if named.count(c) > 1})
+    if dup:
+        raise InvalidInputError(f"{path} line {header_line}: column(s) {', '.join(dup)} given twice")
+    missing = [c for c in ("participant", "voi", "kind") if c not in header]
     if missing:
         raise InvalidInputError(f"{path}: missing column(s) {', '.join(missing)} (need participant,voi,kind)")
-    have = sorted(m for m in _METRICS if f"iv_{m}" in cols and f"iah_{m}" in cols)
-    if f"iv_{metric}" not in cols or f"iah_{metric}" not in cols:
+    have = sorted(m for m in _METRICS if f"iv_{m}" in header and f"iah_{m}" in header)
+    if f"iv_{metric}" not in header or f"iah_{metric}" not in header:
         raise InvalidInputError(f"{path}: no iv_{metric}/iah_{metric} column pair; metrics in the file: "
                                 f"{', '.join(have) or 'none'}")
+    col = {c: header.index(c) for c in ("participant", "voi", "kind", f"iv_{metric}", f"iah_{metric}")}
     rows = []
-    for i, raw in enumerate(reader, start=2):
-        r = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else v for k, v in raw.items()}
-        if not any(r.values()):
+    seen: dict[tuple[str, str], int] = {}
+    for i, cells in body:
+        cells = [c.strip() for c in cells]
+        if not any(cells):
             continue
-        if not r.get("participant") or not r.get("voi"):
+        if len(cells) > len(header) and any(cells[len(header):]):
+            raise InvalidInputError(f"{path} line {i}: {len(cells)} cells but the header has {len(header)} columns "
+                                    "(a decimal comma? quote the value or use a decimal point)")
+        r = {name: (cells[j] if j < len(cells) else "") for name, j in col.items()}
+        if not r["participant"] or not r["voi"]:
             raise InvalidInputError(f"{path} line {i}: participant and voi are required")
-        kind = (r.get("kind") or "").lower()
+        kind = r["kind"].lower()
         if kind not in (*_KINDS, "other"):
-            raise InvalidInputError(f"{path} line {i}: kind {r.get('kind')!r}; valid: {', '.join(_KINDS)}, other")
-        rows.append(LesionValue(r["participant"], r["voi"], kind, r.get(f"iv_{metric}"), r.get(f"iah_{metric}")))
+            raise InvalidInputError(f"{path} line {i}: kind {r['kind']!r}; valid: {', '.join(_KINDS)}, other")
+        key = (r["participant"], " ".join(r["voi"].lower().split()))
+        if key in seen:
+            raise InvalidInputError(f"{path} line {i}: participant {r['participant']!r} VOI {r['voi']!r} "
+                                    f"already given on line {seen[key]} (one row per participant and VOI)")
+        seen[key] = i
+        rows.append(LesionValue(r["participant"], r["voi"], kind, r[f"iv_{metric}"], r[f"iah_{metric}"]))
     return rows
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from lutarterial.web.demo import DEMO_PASSWORD, _records
 
@@ -53,12 +54,12 @@ def test_screen_enrol_iah_cycle_and_results(page: Any, screenshot_dir: Path) -> 
     page.click("nav.tabs >> text=Screening")
     page.fill("#as_of", as_of.isoformat())
     # an empty record is incomplete: the live panel says so with reasons
-    page.wait_for_function("document.querySelectorAll('#criteria li').length > 5")
+    expect(page.locator("#criteria li").nth(5)).to_be_attached()  # locator waits: the CSP (issue 9) forbids eval
     assert "incomplete" in page.inner_text("#verdict")
     # paste the full record; the panel turns eligible without saving anything
     page.fill("#record-json", json.dumps({**record, "record_id": tn}))
     page.dispatch_event("#record-json", "input")
-    page.wait_for_function("document.getElementById('verdict').textContent.trim() === 'eligible'")
+    expect(page.locator("#verdict")).to_have_text("eligible")
     reasons = page.locator("#criteria .reason").all_inner_texts()
     assert reasons and all(r.strip() for r in reasons)
     # the measurements table follows the JSON; lowering platelets there fails a criterion live
@@ -68,10 +69,10 @@ def test_screen_enrol_iah_cycle_and_results(page: Any, screenshot_dir: Path) -> 
     original = value_box.input_value()
     unit = platelets.first.locator("input[name$='.unit']").input_value()
     value_box.fill("20000" if unit == "/mm3" else "20")
-    page.wait_for_function("document.getElementById('verdict').textContent.trim() === 'ineligible'")
+    expect(page.locator("#verdict")).to_have_text("ineligible")
     assert "fail" in page.inner_text("#criteria")
     value_box.fill(original)
-    page.wait_for_function("document.getElementById('verdict').textContent.trim() === 'eligible'")
+    expect(page.locator("#verdict")).to_have_text("eligible")
     page.screenshot(path=str(screenshot_dir / "screening.png"), full_page=True)
     page.fill("#reason-screening", "Screening against the protocol")
     with page.expect_navigation():
@@ -114,8 +115,8 @@ def test_screen_enrol_iah_cycle_and_results(page: Any, screenshot_dir: Path) -> 
     page.wait_for_selector(".flash.ok")
     assert "grade 2" in page.inner_text("table")
     page.locator("img.plot").first.scroll_into_view_if_needed()
-    page.wait_for_function("(() => { const i = document.querySelector('img.plot'); "
-                           "return i && i.complete && i.naturalWidth > 100; })()")
+    expect(page.locator("img.plot").first).to_have_js_property("complete", True)
+    assert page.locator("img.plot").first.evaluate("i => i.naturalWidth") > 100
     page.screenshot(path=str(screenshot_dir / "safety.png"), full_page=True)
 
     page.click("nav.tabs >> text=Timeline")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up a fresh clone so that the README's second command (the test suite) passes:
 #   1. the system packages the tests need beyond Python - Chromium (browser tests), fonts and
-#      Pango (WeasyPrint PDFs), the PostgreSQL server binaries (PostgreSQL tests), python3-venv;
+#      Pango (WeasyPrint PDFs), poppler-utils (rendered-PDF checks), the PostgreSQL server
+#      binaries (PostgreSQL tests), python3-venv;
 #      run as root with apt they are installed; otherwise the exact install line is printed and
 #      the script stops (exit 1) before changing anything;
 #   2. a virtual environment in .venv with lutarterial and its test tools.
@@ -28,6 +29,7 @@ if [ "$MODE" != "--python-only" ]; then
   if ! have_pkg fonts-dejavu-core && ! { command -v fc-list >/dev/null 2>&1 && [ -n "$(fc-list 2>/dev/null | head -1)" ]; }; then
     missing+=(fonts-dejavu-core)
   fi
+  command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)  # rendered-PDF test (pdftoppm, pdftotext)
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
     missing+=(postgresql)
   fi
@@ -52,7 +54,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "The test suite needs these system packages, which are missing: ${missing[*]}" >&2
     echo "Install them (as root), then run this script again:" >&2
     echo "    sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
-    echo "(on a system without apt, install the equivalents: Chromium at /usr/bin/chromium, Pango," >&2
+    echo "(on a system without apt, install the equivalents: Chromium at /usr/bin/chromium, Pango, poppler," >&2
     echo " a TrueType font, the PostgreSQL server binaries; or run '$0 --python-only' to set up" >&2
     echo " only the Python environment)" >&2
     exit 1

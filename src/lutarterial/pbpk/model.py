@@ -53,6 +53,7 @@ __all__ = [
     "pool_index",
     "Physiology",
     "build_physiology",
+    "UPTAKE_RATIO_PREFIX",
     "Model",
 ]
 
@@ -99,16 +100,45 @@ class Physiology:
     ps: dict[str, np.ndarray]
     receptors: dict[str, np.ndarray]
     p: Mapping[str, np.ndarray]
+    #: nuclide-specific multiplier of the receptor-mediated uptake rate (k_on) per receptor organ
+    #: (1 for the 68Ga reference compound; Siebinga 2023 ratios for 177Lu, see UPTAKE_RATIO_ORGANS)
+    kon_scale: Mapping[str, np.ndarray] | None = None
+
+    def kon_factor(self, organ: str) -> np.ndarray:
+        if self.kon_scale is None or organ not in self.kon_scale:
+            return np.ones(self.n)
+        return self.kon_scale[organ]
 
 
 def _arr(p: Mapping[str, np.ndarray], name: str, n: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(p[name], dtype=float), (n,)).astype(float)
 
 
-def build_physiology(p: Mapping[str, np.ndarray]) -> Physiology:
-    """Volumes, plasma flows, PS products and receptor amounts from a sampled parameter table."""
+#: Nuclides with compound-specific uptake-rate ratios in the parameter table
+#: (``<prefix>_uptake_ratio_spleen|kidneys|tumour``, relative to the 68Ga-labelled compound).
+UPTAKE_RATIO_PREFIX = {"Lu-177": "lu177"}
+
+
+def build_physiology(p: Mapping[str, np.ndarray], nuclide: str | None = None) -> Physiology:
+    """Volumes, plasma flows, PS products and receptor amounts from a sampled parameter table.
+
+    ``nuclide`` (canonical name) selects the compound: for a nuclide listed in
+    :data:`UPTAKE_RATIO_PREFIX` the receptor-mediated uptake rate of the spleen and the tumours
+    (k_on) and the tubular reabsorption of the kidneys are multiplied by the compound's
+    uptake-rate ratios (177Lu vs 68Ga: Siebinga et al., EJNMMI Phys 2023). The population values
+    describe the 68Ga compound (the imaging data they come from); other nuclides use them as is.
+    """
     n = int(np.asarray(p["cardiac_output_l_per_h"]).size)
     g = {k: _arr(p, k, n) for k in p}
+    prefix = UPTAKE_RATIO_PREFIX.get(nuclide or "")
+    kon_scale: dict[str, np.ndarray] | None = None
+    if prefix is not None:
+        kon_scale = {"spleen": g[f"{prefix}_uptake_ratio_spleen"]}
+        for t in TUMOURS:
+            kon_scale[t] = g[f"{prefix}_uptake_ratio_tumour"]
+        # renal uptake is tubular reabsorption: its rate carries the kidney ratio
+        g["tubular_reabsorption_fraction"] = np.minimum(
+            g["tubular_reabsorption_fraction"] * g[f"{prefix}_uptake_ratio_kidneys"], 1.0)
     plasma = 1.0 - g["haematocrit"]
     qco = g["cardiac_output_l_per_h"] * plasma
     v_plasma = g["blood_volume_l"] * plasma
@@ -175,7 +205,7 @@ def build_physiology(p: Mapping[str, np.ndarray]) -> Physiology:
         rec[o] = g[f"receptor_{o}_nmol"]
     for t in TUMOURS:
         rec[t] = g["tumour_receptor_nmol_per_l"] * g[f"tumour_receptor_scale_{t.split('_', 1)[1]}"] * tissue[t]
-    return Physiology(n, v_art, v_ven, tissue, v_vasc, v_int, q, q_art_in, q_portal, ps, rec, g)
+    return Physiology(n, v_art, v_ven, tissue, v_vasc, v_int, q, q_art_in, q_portal, ps, rec, g, kon_scale)
 
 
 class Model:
@@ -232,7 +262,7 @@ class Model:
             move(vi(o, "vascular"), vi(o, "interstitial"), ph.ps[o] / ph.v_vasc[o])
             move(vi(o, "interstitial"), vi(o, "vascular"), ph.ps[o] / ph.v_int[o])
             if o in RECEPTOR_ORGANS:
-                move(vi(o, "interstitial"), vi(o, "bound"), kon * ph.receptors[o] / ph.v_int[o])
+                move(vi(o, "interstitial"), vi(o, "bound"), kon * ph.kon_factor(o) * ph.receptors[o] / ph.v_int[o])
                 move(vi(o, "bound"), vi(o, "interstitial"), koff)
                 move(vi(o, "bound"), vi(o, "internalised"), kint)
                 # the receptor is internalised with its ligand and recycles to the membrane
@@ -277,7 +307,7 @@ class Model:
         self._bb = np.array([pool_index(o, "bound") for o in organs])
         self._br = RIN0 + np.arange(len(organs))
         # kon / V_int per patient and binding organ: shape (n, m)
-        self._kv = np.stack([ph.p["k_on_l_per_nmol_h"] / ph.v_int[o] for o in organs], axis=1)
+        self._kv = np.stack([ph.p["k_on_l_per_nmol_h"] * ph.kon_factor(o) / ph.v_int[o] for o in organs], axis=1)
         off = (np.arange(n) * N_STATE)[:, None]
         pi, pb, hi, hb = off + P0 + self._bi, off + P0 + self._bb, off + H0 + self._bi, off + H0 + self._bb
         ri = off + self._br

@@ -39,7 +39,7 @@ def write_sbml(path: str | Path, *, nuclide: str = "Lu-177", activity_mbq: float
         raise InvalidInputError("SBML export needs python-libsbml (pip install 'lutarterial[sbml]')") from None
     name, t_half = half_life_h(nuclide)
     p = load_parameters().sample(1, None, variability=False)
-    model = Model(build_physiology(p), math.log(2.0) / t_half)
+    model = Model(build_physiology(p, name), math.log(2.0) / t_half)
     lin = model.L.tocsr()
     names = state_names()
     doc = libsbml.SBMLDocument(3, 2)

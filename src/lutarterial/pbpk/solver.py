@@ -241,7 +241,7 @@ def simulate(params: Mapping[str, np.ndarray], adm: Administration, times_h: Seq
             raise InvalidInputError(f"PBPK parameter {k}: negative or non-finite value")
     nuclide, t_half = half_life_h(adm.nuclide)
     lam = math.log(2.0) / t_half
-    phys = build_physiology(params)
+    phys = build_physiology(params, nuclide)
     model = Model(phys, lam)
     n = phys.n
     a0, p0 = adm.activity_mbq, adm.peptide_nmol

@@ -2,6 +2,11 @@
 
 * IV: 177Lu-DOTATATE kidney absorbed dose 0.38 +- 0.19 Gy/GBq (PMC6300448, 80 cycles; 0.46 Gy/GBq
   typical, Staanum 2021): the typical patient must fall within mean +- 1 SD (0.19-0.57 Gy/GBq).
+* IV: 177Lu-DOTATATE spleen absorbed dose 0.61 +- 0.13 Gy/GBq (Santoro 2018, EJNMMI Res 8:103, 12
+  patients) and 1.17 +- 0.14 Gy/GBq (Clin Nucl Med 2013, 61 patients): the typical patient must lie
+  between the lower study's mean - 1 SD and the higher study's mean + 1 SD (0.48-1.31 Gy/GBq).
+* 177Lu vs 68Ga uptake-rate ratios (Siebinga 2023, EJNMMI Phys 10:48): spleen 0.29, kidneys 0.49,
+  tumour 1.43 are in the parameter table with their RSE and change 177Lu predictions only.
 * IV: SSTR2 amounts of Siebinga 2021 (spleen 4.40, liver 7.80 nmol) are the population values; with
   12.3 ug / 92.7 MBq 68Ga-DOTATATE (their median) the model gives liver SUV 5-15 and the published
   order of normal-organ uptake at 45 min, spleen > kidneys > liver (Ozguven 2021, 118 normal
@@ -35,6 +40,43 @@ def test_iv_lu177_kidney_dose_per_gbq_within_published_range() -> None:
     gy_per_gbq = res.cumulated_mbq_h("kidneys")[0] * lu.electron_gy_g_per_mbq_h / (res.volumes_l["kidneys"][0] * 1000) / 7.4
     assert 0.19 <= gy_per_gbq <= 0.57
     assert res.mass_balance_error <= MASS_BALANCE_TOL
+
+
+def _lu_iv_gy_per_gbq(params: dict[str, np.ndarray], organ: str) -> float:
+    lu = get_nuclide("Lu-177")
+    res = simulate(params, Administration("iv", "Lu-177", 7400.0, 200.0, infusion_min=30.0),
+                   [24.0, 10 * lu.half_life_h])
+    assert res.mass_balance_error <= MASS_BALANCE_TOL
+    return float(res.cumulated_mbq_h(organ)[0] * lu.electron_gy_g_per_mbq_h / (res.volumes_l[organ][0] * 1000) / 7.4)
+
+
+def test_iv_lu177_spleen_dose_per_gbq_within_published_range() -> None:
+    gy_per_gbq = _lu_iv_gy_per_gbq(typical(), "spleen")
+    assert 0.61 - 0.13 <= gy_per_gbq <= 1.17 + 0.14
+
+
+def test_siebinga2023_uptake_ratios_are_data_with_source_and_uncertainty() -> None:
+    specs = load_parameters().specs
+    for organ, value, rse in (("spleen", 0.29, 0.15), ("kidneys", 0.49, 0.15), ("tumour", 1.43, 0.14)):
+        s = specs[f"lu177_uptake_ratio_{organ}"]
+        assert s.value == pytest.approx(value, abs=1e-9)
+        assert s.cv == pytest.approx(rse, abs=1e-9)
+        assert "SIEBINGA23P" in s.source
+
+
+def test_lu177_uses_its_own_uptake_ratios_and_ga68_does_not() -> None:
+    """Setting the 177Lu ratios to 1 must raise the 177Lu spleen and kidney doses (ratios < 1) and
+    lower nothing for 68Ga: the ratios act on the 177Lu compound only."""
+    base = typical()
+    neutral = load_parameters().with_values({"lu177_uptake_ratio_spleen": 1.0, "lu177_uptake_ratio_kidneys": 1.0,
+                                             "lu177_uptake_ratio_tumour": 1.0}).sample(1, None, variability=False)
+    assert _lu_iv_gy_per_gbq(neutral, "spleen") > 1.5 * _lu_iv_gy_per_gbq(base, "spleen")
+    assert _lu_iv_gy_per_gbq(neutral, "kidneys") > 1.5 * _lu_iv_gy_per_gbq(base, "kidneys")
+    assert _lu_iv_gy_per_gbq(neutral, "tumour_right") < _lu_iv_gy_per_gbq(base, "tumour_right")
+    adm = Administration("iv", "Ga-68", 92.7, 12.3, infusion_min=0.5)
+    a = simulate(base, adm, [0.75])
+    b = simulate(neutral, adm, [0.75])
+    assert np.array_equal(a.y, b.y)
 
 
 def test_iv_ga68_siebinga_median_administration_normal_organs() -> None:

@@ -96,7 +96,7 @@ def test_sbml_export_has_the_model_rates(tmp_path: Path) -> None:
     m = doc.getModel()
     assert m.getNumSpecies() == N_STATE and m.getNumRules() == N_STATE
     p = load_parameters().sample(1, None, variability=False)
-    model = Model(build_physiology(p), math.log(2) / half_life_h("Lu-177")[1])
+    model = Model(build_physiology(p, "Lu-177"), math.log(2) / half_life_h("Lu-177")[1])  # 177Lu compound
     y = np.random.default_rng(1).uniform(0, 3, N_STATE)
     names = [m.getSpecies(i).getId() for i in range(N_STATE)]
     env = dict(zip(names, y))

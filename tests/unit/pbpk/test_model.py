@@ -79,7 +79,7 @@ def test_without_receptors_the_model_is_linear_and_matches_the_matrix_exponentia
     p = no_receptors()
     adm = Administration("iv", "Lu-177", 1000.0, 50.0, infusion_min=0.0)
     res = simulate(p, adm, TIMES)
-    model = Model(build_physiology(p), math.log(2) / half_life_h("Lu-177")[1])
+    model = Model(build_physiology(p, "Lu-177"), math.log(2) / half_life_h("Lu-177")[1])
     lin = model.L.toarray()
     y0 = np.zeros(N_STATE)
     y0[P0 + 1] = adm.peptide_nmol
@@ -102,7 +102,7 @@ def test_receptor_saturation_lowers_tumour_uptake_with_peptide_mass() -> None:
 
 def test_analytic_jacobian_matches_finite_differences() -> None:
     p = typical()
-    model = Model(build_physiology(p), 0.1)
+    model = Model(build_physiology(p, "Lu-177"), 0.1)  # 177Lu: the uptake-rate ratios scale k_on too
     rng = np.random.default_rng(3)
     y = rng.uniform(0.0, 5.0, N_STATE)
     jac = model.jacobian(y).toarray()

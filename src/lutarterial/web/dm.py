@@ -64,12 +64,19 @@ def dm_overview(be: Any, user: WebUser, tn: str, *, on: dt.date) -> dict[str, An
     """Everything the participant's data-management page shows, in one read transaction."""
     with be.read() as s:
         p = sv.get_participant(s, user.actor, tn)
+        from sqlalchemy import select
+
+        from lutarterial.registry.models import QueryMessage
+
+        thread: dict[int, list[dict[str, Any]]] = {}
+        for m in s.scalars(select(QueryMessage).where(QueryMessage.participant_id == p.id)  # one SELECT, no N+1
+                           .order_by(QueryMessage.id)):
+            thread.setdefault(m.query_id, []).append({"action": m.action, "text": m.text, "username": m.username,
+                                                      "created_at": ts(m.created_at)})
         qs = []
         for q, t in sv.list_queries(s, user.actor, participant=p.id):
             d = sv.query_dict(q, today=on, trial_number=t)
-            d["messages"] = [{"action": m.action, "text": m.text, "username": m.username,
-                              "created_at": ts(m.created_at)}
-                             for m in sv.query_messages(s, user.actor, q.id)]
+            d["messages"] = thread.get(q.id, [])
             qs.append(d)
         forms = _forms(s, user, p)
         return {

@@ -224,13 +224,13 @@ def fit_individual(m: IvPetMeasurement, *, planned_lu_mbq: float = 7400.0, plann
     adm_lu = Administration("iah", "Lu-177", planned_lu_mbq, planned_lu_peptide_ug, lobe=iah_lobe,
                             infusion_min=iah_infusion_min, peptide="DOTATATE")
     lu_res = simulate_population(params, adm_lu, [24.0, 10 * lu.half_life_h])
-    doses: dict[str, Any] = {}
-    for organ in DOSE_ORGANS:
-        mass_g = np.asarray(lu_res.volumes_l[organ]) * 1000.0
-        if organ.startswith("tumour") and not any(o == organ for o, _ in obs):
-            continue
-        gy = lu_res.cumulated_mbq_h(organ) * lu.electron_gy_g_per_mbq_h / np.maximum(mass_g, 1e-9)
-        doses[organ] = _pi(gy)
+    from lutarterial.pbpk.dose import absorbed_doses_gy, red_marrow_dose_gy
+
+    organs = tuple(o for o in DOSE_ORGANS if not (o.startswith("tumour") and not any(x == o for x, _ in obs)))
+    doses: dict[str, Any] = {o: _pi(gy) for o, gy in absorbed_doses_gy(lu_res, organs).items()}
+    marrow = red_marrow_dose_gy(lu_res)
+    doses["red_marrow"]["self_median"] = round(float(np.median(marrow["self"])), 4)
+    doses["red_marrow"]["cross_median"] = round(float(np.median(marrow["cross"])), 4)
     return {
         "method": "MAP with population prior (Laplace posterior), proportional error "
                   f"{sigma:g} on log SUV; {n_draws} posterior x population draws; 90 % PI = 5-95 %",
@@ -245,8 +245,10 @@ def fit_individual(m: IvPetMeasurement, *, planned_lu_mbq: float = 7400.0, plann
         "planned_iah_lu177": {"activity_mbq": planned_lu_mbq, "peptide_ug": planned_lu_peptide_ug, "lobe": iah_lobe,
                               "infusion_min": iah_infusion_min},
         "absorbed_dose_gy": doses,
-        "dose_method": "electron self-dose, local absorption (lutarterial.dosimetry.nuclides), cumulated "
-                       "activity from the model to 10 half-lives plus physical-decay tail",
+        "dose_method": "organs and tumours: electron self-dose, local absorption (lutarterial.dosimetry.nuclides), "
+                       "cumulated activity from the model to 10 half-lives plus physical-decay tail; red marrow: "
+                       "EANM blood-based method (Hindorf 2010): RMBLR x blood activity concentration (self) + "
+                       "photon cross-dose from the rest of the body (lutarterial.pbpk.dose)",
         "mass_balance_error": max(iv_d.mass_balance_error, iah_d.mass_balance_error, lu_res.mass_balance_error),
     }
 

@@ -109,3 +109,35 @@ def test_lutia2024_is_an_out_of_sample_prediction_within_the_published_ci() -> N
     assert gain < 0.5 * predict_scenario("kratochwil2010", n_virtual=50, seed=7)["iah_iv_tumour_ratio"]
     assert out["mass_balance_error"] <= MASS_BALANCE_TOL
     assert math.isfinite(out["ci95"][0])
+
+
+def test_iv_lu177_red_marrow_dose_blood_based_within_published_range() -> None:
+    """EANM blood-based marrow dose (Hindorf 2010) of the typical patient, 7.4 GBq 177Lu-DOTATATE IV:
+    inside the published 0.01-0.09 Gy/GBq (Santoro 2018: 0.04 +- 0.02, range 0.01-0.09, 12 patients),
+    and well above the marrow compartment's own self-dose (the old method, ~0.004 Gy/GBq)."""
+    from lutarterial.pbpk.dose import organ_self_dose_gy, red_marrow_dose_gy
+
+    lu = get_nuclide("Lu-177")
+    p = typical()
+    res = simulate(p, Administration("iv", "Lu-177", 7400.0, 200.0, infusion_min=30.0), [24.0, 10 * lu.half_life_h])
+    rm = {k: float(v[0]) / 7.4 for k, v in red_marrow_dose_gy(res).items()}
+    assert 0.01 <= rm["total"] <= 0.09
+    assert rm["total"] > 2.0 * float(organ_self_dose_gy(res, "red_marrow")[0]) / 7.4
+    # the self part is RMBLR x blood concentration x electron energy per gram (marrow mass cancels)
+    blood_ml = float(p["blood_volume_l"][0]) * 1000.0
+    expected_self = (float(p["red_marrow_to_blood_ratio"][0]) * float(res.cumulated_mbq_h("blood")[0]) / blood_ml
+                     * lu.electron_gy_g_per_mbq_h / 7.4)
+    assert rm["self"] == pytest.approx(expected_self, rel=1e-12)
+    assert 0.0 < rm["cross"] < rm["self"]
+    assert res.mass_balance_error <= MASS_BALANCE_TOL
+
+
+def test_red_marrow_dose_scales_with_the_marrow_to_blood_ratio() -> None:
+    from lutarterial.pbpk.dose import red_marrow_dose_gy
+
+    adm = Administration("iv", "Lu-177", 7400.0, 200.0, infusion_min=30.0)
+    one = red_marrow_dose_gy(simulate(typical(), adm, [168.0]))
+    low = red_marrow_dose_gy(simulate(load_parameters().with_values({"red_marrow_to_blood_ratio": 0.36})
+                                      .sample(1, None, variability=False), adm, [168.0]))
+    assert float(low["self"][0]) == pytest.approx(0.36 * float(one["self"][0]), rel=1e-9)
+    assert float(low["cross"][0]) == pytest.approx(float(one["cross"][0]), rel=1e-9)

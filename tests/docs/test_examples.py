@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SKIP = re.compile(r"<!--\s*docs-test:\s*skip:\s*(.+?)\s*-->")
-TIMEOUT_S = 600
+TIMEOUT_S = 300
 
 
 @dataclass(frozen=True)
@@ -99,12 +100,16 @@ def run_blocks(doc: Path, base: Path) -> tuple[list[str], list[str]]:
         if block.skip:
             skipped.append(f"{block.id}: {block.skip}")
             continue
+        proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", block.text], cwd=ws, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         try:
-            r = subprocess.run(["bash", "-euo", "pipefail", "-c", block.text], cwd=ws, env=env,
-                               capture_output=True, text=True, timeout=TIMEOUT_S)
+            out, err = proc.communicate(timeout=TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            failures.append(f"{block.id}: did not finish in {TIMEOUT_S} s:\n{block.text}")
+            os.killpg(proc.pid, signal.SIGKILL)  # the whole group: a server started by the block too
+            proc.communicate()
+            failures.append(f"{block.id}: did not finish in {TIMEOUT_S} s (a server? fence it as text):\n{block.text}")
             continue
+        r = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         if r.returncode != 0:
             failures.append(f"{block.id}: exit {r.returncode}\n--- block ---\n{block.text}\n--- stderr (tail) ---\n"
                             f"{r.stderr[-2000:]}\n--- stdout (tail) ---\n{r.stdout[-800:]}")

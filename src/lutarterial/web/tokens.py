@@ -134,7 +134,8 @@ def user_from_bearer(request: Request, token: str) -> Any:
                               f"minute (burst {limiter.burst}) reached; retry in {math.ceil(wait)} s", wait)
     path = request.scope.get("path", "")
     if info.read_only and request.method not in _SAFE and path not in READ_ONLY_POSTS:
-        raise AccessDeniedError(f"token {info.token_name!r} is read-only: it cannot {request.method} {path}")
+        shown = "/api/v1" + path[len("/api"):] if request.scope.get("api_version") == "v1" else path
+        raise AccessDeniedError(f"token {info.token_name!r} is read-only: it cannot {request.method} {shown}")
     request.state.user = user
     request.state.api_token = info
     return user

@@ -132,3 +132,23 @@ def test_token_bucket_refills_at_the_rate(elapsed: float, allowed: bool) -> None
     now[0] += elapsed
     assert (lim.take(1) == 0.0) is allowed
     assert lim.take(2) == 0.0  # buckets are per token
+
+
+def test_account_page_creates_shows_once_and_revokes(app: Any, login: Any) -> None:
+    coord = login("coord.bdx")
+    page = coord.get("/account/tokens")
+    assert page.status_code == 200 and "No tokens yet" in page.text
+    r = coord.post("/account/tokens", data={"name": "from-page", "scope": "read", "site": "BDX", "expires_days": "7",
+                                            "reason": "page test", "csrf_token": coord.csrf}, follow_redirects=True)
+    assert r.status_code == 200 and 'id="new-token"' in r.text
+    plain = r.text.split('id="new-token"><code>')[1].split("</code>")[0]
+    assert plain.startswith("lut_") and _bearer(app, plain).get("/api/v1/sites").status_code == 200
+    again = coord.get("/account/tokens")
+    assert plain not in again.text and "from-page" in again.text  # shown once
+    tid = coord.get("/api/v1/tokens").json()[0]["id"]
+    r = coord.post(f"/account/tokens/{tid}/revoke", data={"reason": "done", "csrf_token": coord.csrf},
+                   follow_redirects=True)
+    assert r.status_code == 200 and "revoked" in r.text
+    r = coord.post("/account/tokens", data={"name": "x", "scope": "read", "reason": "no csrf"},
+                   headers={"X-CSRF-Token": ""})  # a forged form: no CSRF token
+    assert r.status_code == 403

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lutarterial.registry import Registry, services
+from lutarterial.registry.access import SYSTEM_ACTOR
 from lutarterial.registry.audit import verify_audit_chain
 
 
@@ -77,9 +78,7 @@ def test_two_demos_at_once_give_one_set_of_demo_data(backend: str, request: pyte
         with reg.session(readonly=True) as s:
             tns = [p.trial_number for p in s.query(Participant)]
             assert len(tns) == len(set(tns)) == 11
-            assert len(services.list_users(s, services.SYSTEM_ACTOR if hasattr(services, "SYSTEM_ACTOR") else
-                                           __import__("lutarterial.registry.access", fromlist=["x"]).SYSTEM_ACTOR)) \
-                == len(DEMO_USERS)
+            assert len(services.list_users(s, SYSTEM_ACTOR)) == len(DEMO_USERS)
             assert verify_audit_chain(s).ok
     finally:
         reg.dispose()

@@ -29,7 +29,12 @@ def fmt(x: Any, digits: int = 3) -> str:
         return str(x)
     if not math.isfinite(f):
         return "—"
-    return f"{f:.{digits}g}" if abs(f) < 1e5 else f"{f:.3e}"
+    if abs(f) >= 1e5:
+        return f"{f:.3e}"
+    out = f"{f:#.{digits}g}"  # significant trailing zeros kept: 2.50, 1.00 (a CI of 2-3.13 misreads)
+    if "e" not in out:
+        out = out.rstrip(".")
+    return out
 
 
 def fmt_ci(ci: Any, digits: int = 3) -> str:
@@ -48,12 +53,27 @@ def fmt_pct(x: Any) -> str:
     return "—" if x is None else f"{100 * float(x):.0f}%"
 
 
+def fmt_pct_ci(ci: Any) -> str:
+    """A proportion's interval as percentages with one decimal: ``63.1–100.0%``."""
+    if not ci:
+        return "—"
+    return f"{100 * float(ci[0]):.1f}–{100 * float(ci[1]):.1f}%"
+
+
+_METRIC_LABELS = {"suv_mean": "SUVmean", "suv_max": "SUVmax", "suv_peak": "SUVpeak",
+                  "tnr": "tumour-to-normal-liver ratio (TNR)", "percent_ia": "%IA", "gy_per_gbq": "Gy/GBq"}
+
+
+def metric_label(m: Any) -> str:
+    return _METRIC_LABELS.get(str(m), str(m))
+
+
 def _env() -> Any:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     env = Environment(loader=FileSystemLoader(str(_TEMPLATES)), autoescape=select_autoescape(["html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(fmt=fmt, ci=fmt_ci, p=fmt_p, pct=fmt_pct)
+    env.filters.update(fmt=fmt, ci=fmt_ci, p=fmt_p, pct=fmt_pct, pctci=fmt_pct_ci, metric=metric_label)
     return env
 
 

@@ -33,6 +33,15 @@ def to_data_uri(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _plain_log_ticks(axis: Any) -> None:
+    """Log-axis ticks at 1, 2, 5 x 10^k written as plain numbers (0.5, 1, 2), not as 2x10^0."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def png_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
@@ -58,6 +67,7 @@ def forest_plot(rows: Sequence[dict[str, Any]], pooled: dict[str, Any], label: s
         labels.append(label)
     ax.axvline(1.0, color="k", lw=0.8, ls="--")
     ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis)
     ax.set_yticks(ticks, labels, fontsize=8)
     ax.set_xlabel("IAH / IV ratio (log scale); squares: participant GMR, lines: lesion range")
     ax.set_ylim(-0.8, n + 1.8)
@@ -91,6 +101,7 @@ def slope_plot(pairs: Sequence[tuple[str, float, float]], metric: str) -> str | 
     ax.set_xticks([0, 1], ["IV", "IAH"])
     ax.set_xlim(-0.3, 1.3)
     ax.set_yscale("log")
+    _plain_log_ticks(ax.yaxis)
     ax.set_ylabel(metric)
     return to_data_uri(fig)
 

@@ -107,12 +107,21 @@ def test_admin_lists_and_ends_sessions(app: Any, login: Callable[[str], TestClie
     assert len(mine) == 1 and mine[0]["active"] and "token" not in str(mine[0]).lower()
     page = admin.get("/admin/sessions")
     assert page.status_code == 200 and "coord.tls" in page.text
+    assert 'href="/admin/sessions"' in admin.get("/participants").text
+    assert 'href="/admin/sessions"' not in login("coord.bdx").get("/participants").text
+    assert login("coord.bdx").get("/admin/sessions").status_code == 403
     r = admin.post(f"/api/admin/sessions/{mine[0]['id']}/end", json={"reason": "lost laptop"})
     assert r.status_code == 200 and r.json()["ended"] is True
     _assert_dead(app, saved)
     assert admin.post("/api/admin/sessions/99999999999999999999999/end", json={"reason": "x"}).status_code in (400, 404, 422)
     ended = [r for r in admin.get("/api/admin/sessions?all=true").json() if r["id"] == mine[0]["id"]]
     assert "lost laptop" in ended[0]["ended_reason"]
+    second = _save(login("inv.tls"))  # the page's form ends a session too
+    sid = [r for r in admin.get("/api/admin/sessions").json() if r["username"] == "inv.tls"][0]["id"]
+    r = admin.post(f"/admin/sessions/{sid}/end", data={"csrf_token": admin.csrf, "reason": "left"},  # type: ignore[attr-defined]
+                   follow_redirects=False)
+    assert r.status_code == 303
+    _assert_dead(app, second)
 
 
 def test_cli_session_list_and_end(app: Any, login: Callable[[str], TestClient], registry_url: str) -> None:

@@ -57,7 +57,7 @@ def sessions_page(request: Request, user: WebUser = Depends(current_user)) -> Re
     rows = backend_of(request).list_sessions(_admin(user), active_only=False)
     return request.app.state.templates.TemplateResponse(
         request, "admin_sessions.html",
-        request.app.state.page_context(request, {"sessions": rows[:300], "title": "Sessions"}))
+        request.app.state.page_context(request, {"sessions": rows[:300], "title": "Sessions", "active": "sessions"}))
 
 
 @pages.post("/admin/sessions/{session_id}/end", dependencies=[Depends(require_csrf)])

@@ -49,6 +49,12 @@ def fmt_p(p: Any) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def fmt_p_eq(p: Any) -> str:
+    """``p = 0.002`` / ``p < 0.001`` / ``p —`` (the relation written once)."""
+    text = fmt_p(p)
+    return f"p {text}" if text.startswith("<") or text == "—" else f"p = {text}"
+
+
 def fmt_pct(x: Any) -> str:
     return "—" if x is None else f"{100 * float(x):.0f}%"
 
@@ -73,7 +79,7 @@ def _env() -> Any:
 
     env = Environment(loader=FileSystemLoader(str(_TEMPLATES)), autoescape=select_autoescape(["html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(fmt=fmt, ci=fmt_ci, p=fmt_p, pct=fmt_pct, pctci=fmt_pct_ci, metric=metric_label)
+    env.filters.update(fmt=fmt, ci=fmt_ci, p=fmt_p, pct=fmt_pct, pctci=fmt_pct_ci, peq=fmt_p_eq, metric=metric_label)
     return env
 
 

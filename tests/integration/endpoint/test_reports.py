@@ -34,6 +34,7 @@ def test_trial_report_cli_pdf_has_answer_first_and_sections(db: str, tmp_path: P
     assert exc.value.code in (0, None)
     first, text = _text((out / "report.pdf").read_bytes())
     assert "GMR" in first and "95% CI" in first and "p =" in first and "n = 3 participants" in first
+    assert "p = <" not in text  # "p < 0.001", the relation written once
     for title in TRIAL_SECTIONS:
         assert title in text, title
     assert "Reproduce" in text and "Audit head" in text and "Seed 5" in text

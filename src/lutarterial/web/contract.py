@@ -185,8 +185,9 @@ class ApiVersionMiddleware:
     """Serve ``/api/v1/x`` by the route declared at ``/api/x``; mark ``/api/x`` deprecated.
 
     Also refuses (400, the error model) API requests whose path, query or JSON body holds a NUL
-    character or an integer of 19+ digits: neither fits a database column, and the driver error
-    they cause would otherwise be a 500.
+    character or an integer beyond 64 bits: neither fits a database column, and the driver error
+    they cause would otherwise be a 500. Only ``application/json`` bodies are read for that (other
+    bodies, e.g. file uploads, stream through untouched).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -222,7 +223,7 @@ class ApiVersionMiddleware:
         if re.search(r"/-?\d{19,}(/|$)", scope["path"]):
             await _refuse(send, "a number in the path is out of range (at most 18 digits)")
             return
-        if scope.get("method") in {"POST", "PUT", "PATCH"}:
+        if scope.get("method") in {"POST", "PUT", "PATCH"} and _is_json(scope):
             receive = await _checked_body(receive, send)
             if receive is None:
                 return
@@ -235,6 +236,15 @@ class ApiVersionMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+
+def _is_json(scope: Scope) -> bool:
+    """Only JSON bodies are checked (uploads such as DICOM zips pass through untouched, unbuffered)."""
+    for name, value in scope.get("headers") or []:
+        if name == b"content-type":
+            ctype = value.split(b";", 1)[0].strip().lower()
+            return ctype == b"application/json" or ctype.endswith(b"+json")
+    return False
 
 
 async def _refuse(send: Send, detail: str) -> None:

@@ -54,3 +54,14 @@ def test_every_error_has_the_model(anon: Any, login: Any) -> None:
     problems = answers[3].json()["problems"]
     assert answers[3].status_code == 422 and any(p.startswith("site:") for p in problems)
     assert answers[6].status_code == 400 and answers[7].status_code == 400
+
+
+def test_uploads_are_not_refused_for_binary_content(login: Any) -> None:
+    """A multipart/binary body with NUL bytes reaches the route (only JSON bodies are checked)."""
+    c = login("coord.bdx")
+    r = c.post("/api/v1/participants", content=b"PK\x03\x04\x00\x00" + b"1" * 30,
+               headers={"content-type": "application/octet-stream"})
+    assert r.status_code == 422 and r.json()["error"] == "InvalidInputError"  # the route's own validation
+    r = c.post("/api/v1/participants", content=b'{"site": "BDX", "reason": "x", "year_of_birth": 1' + b"0" * 30 + b"}",
+               headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "out of range" in r.json()["detail"]

@@ -37,7 +37,8 @@ def read_lesions_csv(path: Path, metric: str) -> list[Any]:
     header names case-insensitive. Refused (``InvalidInputError``, with the line): a header naming a
     column twice, a row with more cells than the header (e.g. an unquoted decimal comma, which
     would shift the values), a row without participant or VOI, an unknown kind, and a
-    participant/VOI pair given twice (whatever its kind). Blank, ``NA``, zero, negative or
+    participant/VOI pair given twice (whatever its kind), and two spellings of a
+    participant that differ only in case or spaces. Blank, ``NA``, zero, negative or
     non-numeric values are passed on as read: the analysis excludes and lists them.
     """
     import io
@@ -91,6 +92,7 @@ def read_lesions_csv(path: Path, metric: str) -> list[Any]:
     col = {c: header.index(c) for c in ("participant", "voi", "kind", f"iv_{metric}", f"iah_{metric}")}
     rows = []
     seen: dict[tuple[str, str], int] = {}
+    spelling: dict[str, tuple[str, int]] = {}
     for i, cells in body:
         cells = [c.strip() for c in cells]
         if not any(cells):
@@ -104,6 +106,11 @@ def read_lesions_csv(path: Path, metric: str) -> list[Any]:
         kind = r["kind"].lower()
         if kind not in (*_KINDS, "other"):
             raise InvalidInputError(f"{path} line {i}: kind {r['kind']!r}; valid: {', '.join(_KINDS)}, other")
+        norm = " ".join(r["participant"].casefold().split())
+        first = spelling.setdefault(norm, (r["participant"], i))
+        if first[0] != r["participant"]:
+            raise InvalidInputError(f"{path} line {i}: participant {r['participant']!r} differs from {first[0]!r} "
+                                    f"(line {first[1]}) only in case or spaces: the same participant?")
         key = (r["participant"], " ".join(r["voi"].lower().split()))
         if key in seen:
             raise InvalidInputError(f"{path} line {i}: participant {r['participant']!r} VOI {r['voi']!r} "

@@ -177,6 +177,7 @@ HEAD = "participant,voi,kind,iv_suv_mean,iah_suv_mean\n"
     (HEAD + "A,L1,lesion,1,2\nA,L1,liver,1,3\n", "already given on line 2"),  # same VOI, other kind
     ("participant,voi,kind,iv_suv_mean,iah_suv_mean,IV_SUV_MEAN\nA,L1,lesion,1,2,3\n", "given twice"),
     (HEAD + ",L1,lesion,1,2\n", "line 2: participant and voi are required"),
+    (HEAD + "BDX-001,L1,lesion,1,2\nbdx-001,L2,lesion,1,3\n", "line 3: participant 'bdx-001' differs from 'BDX-001'"),
     (HEAD + "A,L1,tumour,1,2\n", "line 2: kind 'tumour'"),
     ("", "empty file"),
     ("participant,voi,kind,iv_tnr,iah_tnr\nA,L1,lesion,1,2\n", "metrics in the file: tnr"),

@@ -107,7 +107,7 @@ class VerifyReport:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, **self.chain.to_dict(), "chain_ok": self.chain.ok,
+        return {**self.chain.to_dict(), "ok": self.ok, "chain_ok": self.chain.ok,
                 "discrepancies": [d.to_dict() for d in self.discrepancies],
                 "unverified_fields": self.unverified_fields, "checkpoint": self.checkpoint,
                 "checkpoint_problem": self.checkpoint_problem, "missing_triggers": self.missing_triggers,

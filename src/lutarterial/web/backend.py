@@ -165,12 +165,14 @@ class Backend:
     USER_TTL_S = 2.0
 
     @classmethod
-    def open(cls, url: str, *, upgrade: bool = True) -> Backend:
-        from lutarterial.registry.db import Registry
+    def open(cls, url: str, *, upgrade: bool = True, engine_kwargs: dict[str, Any] | None = None) -> Backend:
+        from lutarterial.registry.db import Registry, make_engine
         from lutarterial.registry.db import upgrade as db_upgrade
 
         if upgrade:
             db_upgrade(url)
+        if engine_kwargs:  # issue 13 (fast): a pool sized to the worker threads (web/perf.py)
+            return cls(Registry.open(make_engine(url, **engine_kwargs)))  # type: ignore[arg-type]
         return cls(Registry.open(url))
 
     def close(self) -> None:
@@ -472,14 +474,31 @@ class Backend:
             rows = [r for r in rows if r["actor_username"] == username.strip().lower()][:limit]
         return rows
 
-    def verify_chain(self) -> dict[str, Any]:
-        from lutarterial.registry.audit import verify_audit_chain
+    #: Seconds the global audit page may show the last full verification of the hash chain instead of
+    #: recomputing it (issue 13, fast: a full pass over every audit row on every page view was the
+    #: page's main cost and grows with the trail). ``GET /api/audit/verify`` always recomputes.
+    CHAIN_CACHE_S = 30.0
 
-        with self.read() as s:
-            rep = verify_audit_chain(s)
+    def verify_chain(self, *, max_age_s: float | None = None) -> dict[str, Any]:
+        """Verify the audit hash chain; reuse a verification younger than ``max_age_s`` seconds
+        (default :attr:`CHAIN_CACHE_S`; ``0`` recomputes). A fresh result always replaces the cached
+        one, so a break found by the API shows on the page at once. ``verified_at`` says when."""
+        from lutarterial.registry.audit_proof import verify_registry
+
+        age = self.CHAIN_CACHE_S if max_age_s is None else max_age_s
+        cached = getattr(self, "_chain", None)
+        if cached is not None and age > 0 and time.monotonic() - cached[0] < age:
+            return dict(cached[1])
+        with self.read() as s:  # issue 9: chain + reconciliation + checkpoint + triggers (no new checkpoint)
+            rep = verify_registry(s, checkpoint=False)
         d = dict(rep.to_dict())
         d["checked"] = d.get("rows_checked")
-        d["message"] = "" if d.get("ok") else f"row {d.get('first_broken_id')}: {d.get('problem')}"
+        problems = d.get("problems") or []
+        d["message"] = "" if d.get("ok") else (f"{problems[0]}" + (f" (+{len(problems) - 1} more; "
+                                                                    "`lutarterial audit verify` lists all)"
+                                                                    if len(problems) > 1 else ""))
+        d["verified_at"] = _iso(dt.datetime.now(dt.timezone.utc))
+        self._chain = (time.monotonic(), dict(d))
         return d
 
     # --- exports (lutarterial.registry.exports) -------------------------------------------------

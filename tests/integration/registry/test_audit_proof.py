@@ -185,7 +185,9 @@ def test_cli_audit_verify_reports_and_exits_1(reg: Registry, registry_url: str, 
     r = _cli("audit", "verify", "--db", registry_url)
     assert r.returncode == 1 and f"lab_results #{lab} field value: audited 180.0, now 999.0" in r.stderr
     r = _cli("audit", "verify", "--db", registry_url, "--json")
-    assert r.returncode == 1 and json.loads(r.stdout)["discrepancies"][0]["field"] == "value"
+    out = json.loads(r.stdout)
+    assert r.returncode == 1 and out["ok"] is False and out["chain_ok"] is True
+    assert out["discrepancies"][0]["field"] == "value"
 
 
 def test_cli_audit_verify_on_a_corrupted_sqlite_file(tmp_path: Path) -> None:

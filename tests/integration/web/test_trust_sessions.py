@@ -214,3 +214,20 @@ def test_visit_number_of_ten_to_the_25_is_refused(login: Callable[[str], TestCli
     r = coord.post(f"/api/participants/{tn}/visits", json={"kind": "follow_up", "number": 10**25, "status": "done",
                                                            "visit_date": "2024-10-01", "reason": "huge number"})
     assert 400 <= r.status_code < 500, r.text
+
+
+def test_web_audit_verify_reports_an_edit_around_the_application(login: Callable[[str], TestClient],
+                                                                 registry_url: str) -> None:
+    from sqlalchemy import text
+
+    mon = login("monitor")
+    assert mon.get("/api/audit/verify").json()["ok"] is True
+    reg = Registry.open(registry_url)
+    try:
+        with reg.engine.begin() as conn:
+            conn.execute(text("UPDATE sites SET name = 'Elsewhere' WHERE code = 'BDX'"))
+    finally:
+        reg.dispose()
+    rep = mon.get("/api/audit/verify").json()
+    assert rep["ok"] is False and rep["chain_ok"] is True and "sites #" in rep["message"] and "name" in rep["message"]
+    assert "BROKEN" in mon.get("/audit").text

@@ -152,6 +152,39 @@ def test_solver_failure_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
         simulate(typical(), Administration("iv", "Ga-68", 150.0, 20.0), [1.0])
 
 
+def test_population_chunk_whose_joint_solve_fails_is_split_and_still_balanced(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stacked solve that fails for more than one patient (as lutia2024 n=1000 did once) is split
+    down to single patients; the result equals the per-patient solutions and keeps mass balance.
+    A patient that fails alone is still an error."""
+    real = sim_mod.simulate
+    calls: list[int] = []
+
+    def fails_when_stacked(params, adm, times_h, **kw):  # type: ignore[no-untyped-def]
+        n = int(np.asarray(next(iter(params.values()))).size)
+        calls.append(n)
+        if n > 1:
+            raise InvalidInputError("PBPK solver failed: Required step size is less than spacing between numbers.")
+        return real(params, adm, times_h, **kw)
+
+    pop = load_parameters().sample(3, np.random.default_rng(5))
+    adm = Administration("iah", "Lu-177", 7400.0, 200.0, lobe="right", infusion_min=20.0)
+    monkeypatch.setattr(sim_mod, "simulate", fails_when_stacked)
+    res = simulate_population(pop, adm, [1.0, 24.0])
+    assert res.y.shape == (3, 2, N_STATE) and max(balance(res)) <= MASS_BALANCE_TOL
+    assert calls[0] == 3 and calls.count(1) >= 3
+    for i in range(3):
+        one = real({k: v[i:i + 1] for k, v in pop.items()}, adm, [1.0, 24.0], rtol=1e-3, atol_rel=1e-5)
+        assert np.allclose(res.y[i], one.y[0], rtol=1e-12, atol=0.0)  # the same single-patient solve
+
+    def always_fails(params, adm, times_h, **kw):  # type: ignore[no-untyped-def]
+        raise InvalidInputError("PBPK solver failed: step size too small")
+
+    monkeypatch.setattr(sim_mod, "simulate", always_fails)
+    with pytest.raises(InvalidInputError, match="solver failed"):
+        simulate_population(pop, adm, [1.0])
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(route="ia"), "route"), (dict(lobe="middle"), "lobe"), (dict(nuclide="Tc-99m"), "no decay data"),
     (dict(activity_mbq=-1.0), "activity"), (dict(activity_mbq=1e300), "activity"),

@@ -60,12 +60,17 @@ def create_app(
     from lutarterial.web.backend import Backend
     from lutarterial.web.routes import api, auth, pages
 
+    from lutarterial.web.perf import (PerfSettings, engine_kwargs, install_fast_getattr,  # issue 13: fast
+                                      install_thread_limit)
+
     url = db_url or default_db_url()
     settings = settings or WebSettings.from_env(url)
-    backend = Backend.open(url, upgrade=upgrade)
+    perf = PerfSettings.from_env()
+    backend = Backend.open(url, upgrade=upgrade, engine_kwargs=engine_kwargs(url, perf))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        install_thread_limit(perf.threads)  # sync routes: a few threads on few cores (web/perf.py)
         yield
         backend.close()
 
@@ -91,6 +96,9 @@ def create_app(
     app.state.demo = demo
     app.state.data_dir = data_dir_for(url)
     app.state.templates = Jinja2Templates(directory=str(_HERE / "templates"))
+    app.state.templates.env.auto_reload = perf.template_reload  # no mtime check per render (web/perf.py)
+    install_fast_getattr(app.state.templates.env)  # {{ row.x }} on dict rows without an exception (web/perf.py)
+    app.state.perf = perf
     app.state.templates.env.globals["version"] = __version__
     from lutarterial.web.views import fmt
 

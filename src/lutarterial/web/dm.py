@@ -117,10 +117,13 @@ def banner(be: Any, user: WebUser | None, tn: str) -> dict[str, Any]:
     """Signatures, lock and open queries shown on every participant page (§11.50: with the data)."""
     if user is None:
         return {}
+    from lutarterial.registry.services._common import load_participant
+
     with be.read() as s:
-        sigs = sv.list_signatures(s, user.actor, tn, verify=False)
-        lock = sv.active_lock(s, user.actor, tn)
-        open_q = [q for q, _t in sv.list_queries(s, user.actor, participant=tn) if q.status != "closed"]
+        p = load_participant(s, user.actor, tn)  # one access-checked lookup, reused below (issue 13: fast)
+        sigs = sv.list_signatures(s, user.actor, p, verify=False)
+        lock = sv.active_lock(s, user.actor, p)
+        open_q = [q for q, _t in sv.list_queries(s, user.actor, participant=p) if q.status != "closed"]
         return {"signatures": sigs, "lock": sv.lock_dict(lock) if lock else None, "open_queries": len(open_q)}
 
 

@@ -274,4 +274,4 @@ def audit_verify(request: Request, user: WebUser = Depends(current_user)) -> dic
         from lutarterial.errors import AccessDeniedError
 
         raise AccessDeniedError(f"user {user.username!r} may not verify the audit trail")
-    return dict(backend_of(request).verify_chain())
+    return dict(backend_of(request).verify_chain(max_age_s=0))  # always a full pass (the page may reuse it)

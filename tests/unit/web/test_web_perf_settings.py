@@ -1,0 +1,75 @@
+"""Server tuning (issue 13, fast): settings bounds, the Jinja2 dict fast path, the thread limit."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from jinja2 import Environment, StrictUndefined
+
+from lutarterial.errors import InvalidInputError
+from lutarterial.web.perf import DEFAULT_THREADS, PerfSettings, engine_kwargs, install_fast_getattr, \
+    install_thread_limit
+
+
+def test_defaults_without_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("LUTARTERIAL_WEB_THREADS", "LUTARTERIAL_DB_POOL_SIZE", "LUTARTERIAL_WEB_DEV"):
+        monkeypatch.delenv(name, raising=False)
+    perf = PerfSettings.from_env()
+    assert perf.threads == DEFAULT_THREADS and perf.pool_size == DEFAULT_THREADS + 4
+    assert perf.template_reload is False
+    assert engine_kwargs("sqlite:///x.db", perf)["pool_size"] >= perf.threads
+
+
+@pytest.mark.parametrize("value, ok", [("0", False), ("1", True), ("64", True), ("65", False), ("four", False)])
+def test_thread_count_bounds_both_sides(monkeypatch: pytest.MonkeyPatch, value: str, ok: bool) -> None:
+    monkeypatch.setenv("LUTARTERIAL_WEB_THREADS", value)
+    monkeypatch.delenv("LUTARTERIAL_DB_POOL_SIZE", raising=False)
+    if ok:
+        perf = PerfSettings.from_env()
+        assert perf.threads == int(value) and perf.pool_size == int(value) + 4
+    else:
+        with pytest.raises(InvalidInputError, match="LUTARTERIAL_WEB_THREADS"):
+            PerfSettings.from_env()
+
+
+def test_dev_mode_turns_template_reload_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LUTARTERIAL_WEB_DEV", "1")
+    assert PerfSettings.from_env().template_reload is True
+
+
+def test_thread_limit_is_set_inside_the_loop() -> None:
+    async def main() -> float:
+        install_thread_limit(3)
+        from anyio import to_thread
+
+        return float(to_thread.current_default_thread_limiter().total_tokens)
+
+    assert anyio.run(main) == 3
+
+
+class _Obj:
+    name = "attr"
+
+    def __getitem__(self, key: str) -> str:
+        return "item"
+
+
+@pytest.mark.parametrize("source, ctx", [
+    ("{{ r.a }}|{{ r.missing is defined }}", {"r": {"a": 1}}),
+    ("{{ r.items() | list }}", {"r": {"a": 1}}),           # a dict method still wins over a key
+    ("{{ r.keys }}", {"r": {"keys": "k"}}),                  # ... even when a key has its name
+    ("{{ r.name }}|{{ r.other }}", {"r": _Obj()}),          # non-dicts: Jinja2's own rule
+    ("{{ r.x }}", {"r": type("D", (dict,), {"x": "attr"})(x="item")}),  # dict subclass: attribute first
+])
+def test_fast_getattr_gives_jinja2s_result(source: str, ctx: dict) -> None:
+    plain = Environment(autoescape=True)
+    fast = Environment(autoescape=True)
+    install_fast_getattr(fast)
+    assert fast.from_string(source).render(**ctx) == plain.from_string(source).render(**ctx)
+
+
+def test_fast_getattr_missing_key_is_undefined_like_jinja2() -> None:
+    env = Environment(undefined=StrictUndefined)
+    install_fast_getattr(env)
+    with pytest.raises(Exception, match="no attribute 'missing'"):
+        env.from_string("{{ r.missing }}").render(r={"a": 1})

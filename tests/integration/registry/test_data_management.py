@@ -254,3 +254,23 @@ def test_odm_export_carries_valid_signatures_and_validates_against_the_xsd(reg: 
     assert root.find(".//o:SubjectData/o:Signature", ns) is None  # voided: gone from the data, kept in the audit
     assert len(root.findall(".//o:ItemGroupData/o:Signature", ns)) == 1
     assert any("signatures/" in (e.text or "") for e in root.findall(".//o:AuditRecords/o:AuditRecord/o:SourceID", ns))
+
+
+def test_visit_date_differing_from_the_dicom_study_date_opens_a_query(reg: Registry, team: Team) -> None:
+    from lutarterial.registry.access import SYSTEM_ACTOR
+    from lutarterial.registry.audit import audited
+    from lutarterial.registry.models import ImagingSeries, ImagingStudy
+
+    tn = _enrolled(reg, team)
+    with reg.session() as s:
+        v = services.record_visit(s, team.coord_bdx, tn, kind="pet_after_iv", status="done", visit_date="2024-01-23",
+                                  reason="PET")
+        pid, vid = v.participant_id, v.id
+    with reg.session() as s, audited(s, SYSTEM_ACTOR, "study imported (test)"):
+        st = ImagingStudy(participant_id=pid, study_instance_uid="1.2.3.4", study_date=D(2024, 1, 24))
+        s.add(st)
+        s.flush()
+        s.add(ImagingSeries(study_id=st.id, participant_id=pid, visit_id=vid, series_instance_uid="1.2.3.4.1",
+                            modality="PT", content_sha256="0" * 64))
+    found = [k for k, _ in _queries(reg, team.mon_bdx, tn) if k.startswith("XF-DICOM-DATE")]
+    assert found == [f"XF-DICOM-DATE:visits:{vid}:visit_date"]

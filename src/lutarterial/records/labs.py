@@ -322,6 +322,13 @@ _ID_COLUMNS = {"hospital_id": "hospital_id", "ipp": "hospital_id", "family_name"
 
 
 def _csv(text: str, origin: str) -> ParsedLabs:
+    try:
+        return _csv_rows(text.replace("\r\n", "\n").replace("\r", "\n"), origin)
+    except csv.Error as exc:  # e.g. a NUL byte or a broken quoted field: the file cannot be read
+        raise InvalidInputError(f"{origin or 'lab file'}: not a readable CSV file ({exc})") from None
+
+
+def _csv_rows(text: str, origin: str) -> ParsedLabs:
     first = text.split("\n", 1)[0]
     delimiter = ";" if first.count(";") > first.count(",") else ("\t" if "\t" in first else ",")
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)

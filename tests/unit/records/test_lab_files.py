@@ -93,3 +93,10 @@ def test_fhir_observations_refused_with_a_reason(over: dict, problem: str) -> No
 
 def test_fhir_amended_status_is_read() -> None:
     assert parse_labs(_obs(status="amended")).rows[0].value == 75.0
+
+
+def test_old_mac_line_ends_are_read_and_broken_csv_is_a_clear_error() -> None:
+    rows = parse_labs((HEADER + "BDX-001,plaquettes,100,G/L,150,400,2024-01-02\n").replace("\n", "\r"), "csv").rows
+    assert [r.value for r in rows] == [100.0]
+    with pytest.raises(InvalidInputError, match="not a readable CSV"):
+        parse_labs(HEADER + 'BDX-001,"' + "x" * 200_000 + '",100,G/L,150,400,2024-01-02\n', "csv")  # > field limit

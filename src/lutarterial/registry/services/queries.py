@@ -279,9 +279,22 @@ def run_edit_checks_for(session: Session, participant_id: int) -> list[DataQuery
         return []
     findings = evaluate_checks(load_edit_checks(), build_casebook(session, p), plausible=default_plausible())
     opened = []
+    # The participant's automatic queries in one SELECT: a finding that one of them already settles
+    # (open/answered, or closed with the same text) skips open_check_query's own SELECT (issue 13, fast:
+    # saves re-run every check, and the demo's open discrepancies made that one SELECT per finding).
+    known: dict[str, list[tuple[str, str]]] = {}
+    if findings:
+        for key, status, qtext in session.execute(select(DataQuery.check_key, DataQuery.status, DataQuery.text)
+                                                  .where(DataQuery.participant_id == p.id,
+                                                         DataQuery.check_key.is_not(None))):
+            known.setdefault(str(key), []).append((str(status), str(qtext)))
     for f in findings:
+        text = f"[{f.check_id}] {f.message}"
+        key = f"{f.check_id}:{f.table}:{f.row_id}:{f.field or ''}"
+        if any(status != "closed" or qtext == text for status, qtext in known.get(key, ())):
+            continue  # exactly open_check_query's rule; it re-checks whatever is not settled here
         q = open_check_query(session, p, check_id=f.check_id, table_name=f.table, row_id=f.row_id, field=f.field,
-                             text=f"[{f.check_id}] {f.message}")
+                             text=text)
         if q is not None:
             opened.append(q)
     return opened

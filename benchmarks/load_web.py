@@ -114,8 +114,16 @@ def pct(values: list[float], q: float) -> float:
 
 
 def cpu_s(pid: int) -> float:
-    t = psutil.Process(pid).cpu_times()
-    return float(t.user + t.system)
+    """CPU seconds of the server process and its live children (uvicorn workers)."""
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += float(t.user + t.system)
+    return total
 
 
 class HttpError(Exception):
@@ -396,7 +404,8 @@ def run_app(backend: str, db_url: str, data_dir: str, args: argparse.Namespace) 
     port = free_port()
     log_path = Path(data_dir) / "server.log"
     log = open(log_path, "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([*_cli(), "serve", "--db", db_url, "--port", str(port), "--host", "127.0.0.1"],
+    proc = subprocess.Popen([*_cli(), "serve", "--db", db_url, "--port", str(port), "--host", "127.0.0.1",
+                             "--workers", str(args.workers)],
                             env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -450,6 +459,7 @@ def main() -> int:
                     "PREFIX.<backend>.txt (collapsed stacks)")
     ap.add_argument("--think-ms", type=float, default=0.0, help="mean pause of a user between requests "
                     "(exponential; 0 = back-to-back requests, the stress case)")
+    ap.add_argument("--workers", type=int, default=1, help="`lutarterial serve --workers` (server processes)")
     ap.add_argument("--no-floor", action="store_true", help="skip the bare FastAPI floor")
     ap.add_argument("--json", dest="json_out", default=None, help="also write the results as JSON here")
     args = ap.parse_args()
@@ -484,7 +494,7 @@ def main() -> int:
     load_after = os.getloadavg()
     meta = {"date_utc": started.strftime("%Y-%m-%d %H:%M UTC"), "cpus": os.cpu_count(),
             "cpu_model": _cpu_model(), "python": platform.python_version(), "users": args.users,
-            "seconds": args.seconds, "think_ms": args.think_ms, "loadavg_before": [round(x, 2) for x in load_before],
+            "seconds": args.seconds, "workers": args.workers, "think_ms": args.think_ms, "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in load_after],
             "threads": os.environ.get("LUTARTERIAL_WEB_THREADS", "default")}
     print(f"\n{meta['date_utc']}, {meta['cpus']} CPUs ({meta['cpu_model']}), Python {meta['python']}, "

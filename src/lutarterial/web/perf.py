@@ -101,3 +101,17 @@ def install_fast_getattr(env: Any) -> None:
         return generic(obj, attribute)
 
     env.getattr = getattr_
+
+
+def app_from_env() -> Any:
+    """App factory for ``lutarterial serve --workers N`` (uvicorn imports it in each worker process).
+
+    The parent process has already upgraded the schema and created the secret key, so each worker
+    opens ``$LUTARTERIAL_DB`` without upgrading. Per-process state (the 2 s user cache, the audit
+    page's chain verification) is kept per worker; the server-side session row is read on every
+    request by every worker, so a logout still applies at once everywhere.
+    """
+    from lutarterial.web.app import create_app
+
+    demo = os.environ.get("LUTARTERIAL_WEB_DEMO", "") == "1"
+    return create_app(os.environ["LUTARTERIAL_DB"], demo=demo, upgrade=False)

@@ -31,3 +31,18 @@ def test_pages_render_with_template_reload_off(app: Any, login: Any) -> None:
     assert app.state.perf.threads >= 1
     coord = login("coord.bdx")
     assert coord.get("/participants").status_code == 200
+
+
+def test_worker_factory_builds_the_app_from_the_environment(upgraded_sqlite_url: str, monkeypatch: Any,
+                                                            tmp_path: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from lutarterial.web.perf import app_from_env
+
+    monkeypatch.setenv("LUTARTERIAL_DB", upgraded_sqlite_url)
+    monkeypatch.setenv("LUTARTERIAL_WEB_DEMO", "1")
+    monkeypatch.setenv("LUTARTERIAL_SECRET_KEY", "k" * 40)
+    app = app_from_env()
+    assert app.state.demo is True
+    with TestClient(app) as client:
+        assert client.get("/login").status_code == 200

@@ -499,6 +499,12 @@ def main() -> int:
             "threads": os.environ.get("LUTARTERIAL_WEB_THREADS", "default")}
     print(f"\n{meta['date_utc']}, {meta['cpus']} CPUs ({meta['cpu_model']}), Python {meta['python']}, "
           f"load average before {meta['loadavg_before']} after {meta['loadavg_after']}")
+    print("\n| server | p50 ms | p95 ms | p99 ms | req/s | server CPU ms/req | errors |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        o = r["overall"]
+        print(f"| {r['name']} | {o['p50_ms']:.0f} | {o['p95_ms']:.0f} | {o['p99_ms']:.0f} | {r['req_per_s']:.0f} | "
+              f"{r['server_cpu_ms_per_request']:.2f} | {r['errors']} |")
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_out).write_text(json.dumps({"meta": meta, "results": results}, indent=2), encoding="utf-8")

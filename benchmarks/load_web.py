@@ -150,11 +150,14 @@ class Client:
     what uvicorn answers: Content-Length or chunked bodies, Set-Cookie name=value.
     """
 
+    IDLE_S = 4.0  #: reconnect after this long unused (below uvicorn's 5 s keep-alive timeout)
+
     def __init__(self, base: str, timeout: float = 60) -> None:
         hostport = base.split("://", 1)[1].rstrip("/")
         self.host, port = hostport.rsplit(":", 1)
         self.port, self.timeout = int(port), timeout
         self.cookies: dict[str, str] = {}
+        self._last = 0.0
         self._r: asyncio.StreamReader | None = None
         self._w: asyncio.StreamWriter | None = None
 
@@ -184,6 +187,9 @@ class Client:
             raise HttpError(f"{type(exc).__name__}: {exc}") from None
 
     async def _request(self, method: str, path: str, body_obj: Any, headers: dict[str, str] | None) -> Response:
+        if self._w is not None and (time.monotonic() - self._last > self.IDLE_S or self._r is None
+                                    or self._r.at_eof()):
+            await self.close()  # the server closes idle keep-alive connections (uvicorn: 5 s); a browser reconnects
         if self._w is None:
             self._r, self._w = await asyncio.open_connection(self.host, self.port)
         assert self._r is not None
@@ -223,6 +229,7 @@ class Client:
             data = b""
         if hdrs.get("connection", "").lower() == "close":
             await self.close()
+        self._last = time.monotonic()
         return Response(status, hdrs, data)
 
 

@@ -30,8 +30,11 @@ def test_password_hash_roundtrip_salt_and_refusals() -> None:
 
 def test_monitor_has_no_write_permission_and_identity_is_admin_only() -> None:
     monitor = Actor(1, "m", frozenset({Role.MONITOR}), frozenset({1}))
-    writes = [p for p in PERMISSIONS if p not in (Permission.IDENTITY_READ, Permission.EXPORT)]
-    assert not any(can(monitor, p) for p in writes)
+    # Monitors write no study data; their own monitoring acts (queries, SDV marks) are annotations.
+    monitoring = (Permission.QUERY_OPEN, Permission.SDV)
+    writes = [p for p in PERMISSIONS if p not in (Permission.IDENTITY_READ, Permission.EXPORT, *monitoring)]
+    assert writes and not any(can(monitor, p) for p in writes)
+    assert all(can(monitor, p) for p in monitoring)
     assert monitor.read_only
     assert PERMISSIONS[Permission.IDENTITY_READ] == {Role.ADMIN}
     for role in Role:

@@ -76,20 +76,26 @@ def test_every_skip_gives_a_reason() -> None:
     assert all(b.skip for b in ALL if b.skip is not None)
 
 
-def _workspace(doc: Path, base: Path) -> Path:
-    """A fresh working directory for one documentation file (its blocks run in order there)."""
+def _workspace(doc: Path, base: Path, demo_data: Path | None = None) -> Path:
+    """A fresh working directory for one documentation file (its blocks run in order there).
+
+    ``demo_data`` is a ``data/`` folder made by ``lutarterial demo`` (the README's first command
+    leaves one in the clone), copied so that the registry examples find the demo database.
+    """
     ws = base / re.sub(r"[^A-Za-z0-9]+", "_", str(doc.relative_to(ROOT)))
     ws.mkdir(parents=True)
     shutil.copytree(ROOT / "docs", ws / "docs")
+    if demo_data is not None:
+        shutil.copytree(demo_data, ws / "data")
     for name in ("src", "scripts", "benchmarks", ".venv"):
         if (ROOT / name).exists():
             (ws / name).symlink_to(ROOT / name)
     return ws
 
 
-def run_blocks(doc: Path, base: Path) -> tuple[list[str], list[str]]:
+def run_blocks(doc: Path, base: Path, demo_data: Path | None = None) -> tuple[list[str], list[str]]:
     """Run every block of ``doc`` in order; (failures naming the block, skipped blocks with reasons)."""
-    ws = _workspace(doc, base)
+    ws = _workspace(doc, base, demo_data)
     venv_bin = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
            "VIRTUAL_ENV": str(venv_bin.parent), "PYTHONPATH": "", "COLUMNS": "120"}
@@ -116,11 +122,24 @@ def run_blocks(doc: Path, base: Path) -> tuple[list[str], list[str]]:
     return failures, skipped
 
 
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``data/`` folder the README's first command leaves: ``lutarterial demo`` run once."""
+    cwd = tmp_path_factory.mktemp("readme_first_command")
+    venv_bin = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONPATH": ""}
+    env.pop("LUTARTERIAL_DB", None)
+    r = subprocess.run([str(venv_bin / "lutarterial"), "demo"], cwd=cwd, env=env, text=True,
+                       capture_output=True, timeout=900)
+    assert r.returncode == 0, f"lutarterial demo failed:\n{r.stderr[-2000:]}"
+    return cwd / "data"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("doc", [p for p in DOC_FILES if blocks(p)], ids=lambda p: str(p.relative_to(ROOT)))
-def test_documented_commands_run(doc: Path, tmp_path: Path) -> None:
+def test_documented_commands_run(doc: Path, tmp_path: Path, demo_data: Path) -> None:
     """One test per file (its blocks depend on each other, so they stay together under xdist)."""
-    failures, _skipped = run_blocks(doc, tmp_path)
+    failures, _skipped = run_blocks(doc, tmp_path, demo_data)
     if failures:
         pytest.fail(f"{len(failures)} block(s) of {doc.relative_to(ROOT)} do not run as printed:\n\n"
                     + "\n\n".join(failures))

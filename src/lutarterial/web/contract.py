@@ -218,10 +218,14 @@ class ApiVersionMiddleware:
             await _refuse(send, "NUL characters are not accepted in the path or the query")
             return
         if _BIG_INT.search(query):
-            await _refuse(send, "a number in the query is out of range (at most 18 digits)")
+            await _refuse(send, "a number in the query is out of range (at most 18 digits)", status=422,
+                          error="ValidationError")
             return
         if re.search(r"/-?\d{19,}(/|$)", scope["path"]):
-            await _refuse(send, "a number in the path is out of range (at most 18 digits)")
+            # No record can have such an id: the resource does not exist (issue 9: out-of-range
+            # integers in a path answer 404, like any unknown id).
+            await _refuse(send, "not found (a number in the path is out of range: at most 18 digits)",
+                          status=404, error="NotFoundError")
             return
         if scope.get("method") in {"POST", "PUT", "PATCH"} and _is_json(scope):
             receive = await _checked_body(receive, send)
@@ -247,9 +251,9 @@ def _is_json(scope: Scope) -> bool:
     return False
 
 
-async def _refuse(send: Send, detail: str) -> None:
-    body = json.dumps(error_body("InvalidInputError", detail)).encode()
-    await send({"type": "http.response.start", "status": 400,
+async def _refuse(send: Send, detail: str, *, status: int = 400, error: str = "InvalidInputError") -> None:
+    body = json.dumps(error_body(error, detail)).encode()
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 

@@ -45,7 +45,7 @@ def test_every_error_has_the_model(anon: Any, login: Any) -> None:
         c.post("/api/v1/participants", content=b"{not json", headers={"content-type": "application/json"}),
         c.get("/api/v1/participants/BDX-001/identity"),                            # 403 or 404
         c.post("/api/v1/participants", json={"site": "BDX\u0000", "reason": "x"}),  # 400 NUL
-        c.get("/api/v1/screenings/123456789012345678901/rescreen"),                # 400 too large
+        c.get("/api/v1/screenings/123456789012345678901/rescreen"),                # 404: no such id
     ]
     for r in answers:
         assert 400 <= r.status_code < 500, r.text
@@ -53,7 +53,7 @@ def test_every_error_has_the_model(anon: Any, login: Any) -> None:
         assert set(body) <= {"error", "detail", "problems"} and isinstance(body["detail"], str), body
     problems = answers[3].json()["problems"]
     assert answers[3].status_code == 422 and any(p.startswith("site:") for p in problems)
-    assert answers[6].status_code == 400 and answers[7].status_code == 400
+    assert answers[6].status_code == 400 and answers[7].status_code == 404
 
 
 def test_uploads_are_not_refused_for_binary_content(login: Any) -> None:
@@ -65,3 +65,15 @@ def test_uploads_are_not_refused_for_binary_content(login: Any) -> None:
     r = c.post("/api/v1/participants", content=b'{"site": "BDX", "reason": "x", "year_of_birth": 1' + b"0" * 30 + b"}",
                headers={"content-type": "application/json"})
     assert r.status_code == 400 and "out of range" in r.json()["detail"]
+
+
+def test_out_of_range_path_ids_answer_404_and_query_numbers_422(login: Any) -> None:
+    """Issue 9: a 23-digit id names no record (404, the error model), never 400/500."""
+    c = login("coord.bdx")
+    for path in ("/api/v1/participants/12345678901234567890123", "/api/participants/1" + "0" * 25 + "/visits"):
+        r = c.get(path)
+        assert r.status_code == 404 and r.json()["error"] == "NotFoundError", (path, r.status_code)
+    r = c.get("/api/v1/participants/999999999999999999")  # 18 digits: routed, still unknown
+    assert r.status_code in (400, 404) and r.status_code != 500
+    r = c.get("/api/v1/audit?limit=" + "9" * 25)
+    assert r.status_code == 422

@@ -69,7 +69,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -m pip install -q -e ".[dev,sbml]"  # sbml: the documented `pbpk sbml` export
 
 if [ "$MODE" = "--system" ]; then
   SUDO=""

@@ -5,7 +5,7 @@ never read (only trial numbers). Functions:
 
 * :func:`actor_by_username` — the registry user on whose behalf a CLI command reads;
 * :func:`lesion_values` — each participant's **current** uptake analysis (the latest analysis
-  holding per-VOI IV and IAH metrics whose ``superseded_by_id`` is NULL when that column exists)
+  holding per-VOI IV and IAH metrics whose ``superseded_by_id`` is NULL)
   turned into :class:`~lutarterial.statistics.ratios.LesionValue` rows;
 * :func:`primary_endpoint` — :func:`lesion_values` + :func:`~lutarterial.statistics.analyse_ratios`;
 * :func:`secondary_endpoints` — CONSORT flow, safety, response, PFS and dosimetry;
@@ -93,10 +93,7 @@ def scoped_participants(session: Session, actor: Actor) -> list[Participant]:
 
 
 def _current(model: Any, stmt: Any) -> Any:
-    col = getattr(model, "superseded_by_id", None)  # issue 11's column; absent in older schemas
-    if col is not None:
-        stmt = stmt.where(col.is_(None))
-    return stmt
+    return stmt.where(model.superseded_by_id.is_(None))
 
 
 def _is_uptake(a: ImagingAnalysis) -> bool:
@@ -461,7 +458,7 @@ def secondary_endpoints(session: Session, actor: Actor, *, seed: int = DEFAULT_S
 
 def scope(session: Session, actor: Actor) -> dict[str, Any]:
     codes = list(session.scalars(restrict_to_sites(select(Site.code), actor, Site.id).order_by(Site.code)))
-    return {"sites": codes, "all_sites": getattr(actor, "all_sites", actor.is_admin)}
+    return {"sites": codes, "all_sites": actor.all_sites}
 
 
 def data_snapshot(session: Session, actor: Actor) -> dict[str, Any]:

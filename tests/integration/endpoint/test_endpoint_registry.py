@@ -45,8 +45,6 @@ def test_statistician_sees_all_sites_latest_analysis_and_same_bytes(db: str, cap
 
 
 def test_superseded_analysis_is_skipped(db: str, capsys: pytest.CaptureFixture[str]):
-    if not hasattr(ImagingAnalysis, "superseded_by_id"):
-        pytest.skip("this schema has no superseded_by_id column (issue 11 not merged)")
     reg = Registry.open(db)
     try:
         with reg.session() as s:

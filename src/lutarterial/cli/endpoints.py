@@ -224,7 +224,8 @@ def register(app: typer.Typer) -> None:
         else:
             if not user:
                 raise InvalidInputError("give --lesions FILE.csv, or --db URL with --user NAME (a registry user)")
-            from lutarterial.workflows.endpoints import actor_by_username, data_snapshot, lesion_values
+            from lutarterial.registry.services import actor_by_username
+            from lutarterial.workflows.endpoints import data_snapshot, lesion_values
 
             reg = _registry(db)
             try:
@@ -264,7 +265,8 @@ def register(app: typer.Typer) -> None:
         PFS and hepatic PFS (Kaplan-Meier), dosimetry per GBq IAH vs IV cycles."""
         from lutarterial.statistics.canonical import canonical_json
         from lutarterial.statistics.ratios import DEFAULT_N_BOOT, DEFAULT_SEED
-        from lutarterial.workflows.endpoints import actor_by_username, secondary_endpoints
+        from lutarterial.registry.services import actor_by_username
+        from lutarterial.workflows.endpoints import secondary_endpoints
 
         _need(user=user)
 

@@ -8,7 +8,6 @@ all of its accepted rows, or (on a crash) nothing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,9 @@ import_app = typer.Typer(help="Import hospital data: lab results (FHIR, NDJSON, 
 
 
 def _actor(s: Any, username: str) -> Any:
-    from sqlalchemy import select
+    from lutarterial.registry.services import actor_by_username
 
-    from lutarterial.errors import NotFoundError
-    from lutarterial.registry import services
-    from lutarterial.registry.models import User
-
-    u = s.scalars(select(User).where(User.username == username.strip().lower())).first()
-    if u is None:
-        raise NotFoundError(f"user {username!r} does not exist")
-    return services.actor_for(s, u.id)
+    return actor_by_username(s, username)
 
 
 def _read(path: Path) -> bytes:

@@ -3,7 +3,6 @@
 Everything here reads through the actor's site scope (:func:`restrict_to_sites`); identities are
 never read (only trial numbers). Functions:
 
-* :func:`actor_by_username` — the registry user on whose behalf a CLI command reads;
 * :func:`lesion_values` — each participant's **current** uptake analysis (the latest analysis
   holding per-VOI IV and IAH metrics whose ``superseded_by_id`` is NULL)
   turned into :class:`~lutarterial.statistics.ratios.LesionValue` rows;
@@ -36,7 +35,6 @@ from lutarterial.registry.models import (
     RecistAssessment,
     ScreeningResult,
     Site,
-    User,
     Visit,
 )
 from lutarterial.statistics.exact import clopper_pearson
@@ -51,7 +49,6 @@ from lutarterial.statistics.survival import kaplan_meier
 
 __all__ = [
     "UPTAKE_KINDS",
-    "actor_by_username",
     "scoped_participants",
     "current_analyses",
     "lesion_values",
@@ -69,19 +66,6 @@ __all__ = [
 
 #: Imaging analysis kinds that hold per-VOI IV and IAH uptake (``*_iah_vs_iv`` kinds are accepted too).
 UPTAKE_KINDS = ("pet_iah_vs_iv",)
-
-
-def actor_by_username(session: Session, username: str) -> Actor:
-    """The stored roles and sites of the active user ``username`` (unknown/inactive: denied)."""
-    from lutarterial.registry.services import actor_for
-
-    uid = session.scalars(select(User.id).where(User.username == username.strip())).first()
-    if uid is None:
-        raise AccessDeniedError(f"no registry user {username!r}")
-    actor = actor_for(session, uid)
-    if not actor.roles:
-        raise AccessDeniedError(f"user {username!r} has no role")
-    return actor
 
 
 def scoped_participants(session: Session, actor: Actor) -> list[Participant]:

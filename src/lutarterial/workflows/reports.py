@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from lutarterial.registry.services._common import require_active_actor
 from lutarterial.registry.models import ImagingAnalysis, ScreeningResult
 from lutarterial.statistics.ratios import DEFAULT_N_BOOT, DEFAULT_SEED, analyse_ratios, build_log_ratios
+from lutarterial.registry.services import actor_by_username
 from lutarterial.workflows.endpoints import (
-    actor_by_username,
     current_analyses,
     data_snapshot,
     lesion_values,

@@ -9,7 +9,7 @@ from lutarterial.registry.access import SYSTEM_ACTOR
 from lutarterial.registry.audit import audited
 from lutarterial.registry.models import SiteMembership, User, UserRole
 from lutarterial.registry.passwords import hash_password
-from lutarterial.workflows.endpoints import actor_by_username
+from lutarterial.registry.services import actor_by_username
 
 PASSWORD = "correct horse battery"
 _HASH = hash_password(PASSWORD)

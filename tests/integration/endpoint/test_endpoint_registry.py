@@ -13,7 +13,7 @@ from lutarterial.registry import Registry, services
 from lutarterial.registry.access import SYSTEM_ACTOR
 from lutarterial.registry.audit import audited
 from lutarterial.registry.models import ImagingAnalysis, Role
-from lutarterial.workflows.endpoints import actor_by_username
+from lutarterial.registry.services import actor_by_username
 
 
 def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[dict, str]:

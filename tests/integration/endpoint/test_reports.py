@@ -116,7 +116,7 @@ def test_statistician_web_reads_all_sites_writes_nothing_sees_no_identity(client
 
 def test_identity_never_in_reports(db: str, tmp_path: Path) -> None:
     from lutarterial.registry import Registry, services
-    from lutarterial.workflows.endpoints import actor_by_username
+    from lutarterial.registry.services import actor_by_username
 
     reg = Registry.open(db)
     try:

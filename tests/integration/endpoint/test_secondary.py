@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from lutarterial.registry import Registry, services
-from lutarterial.workflows.endpoints import actor_by_username, secondary_endpoints
+from lutarterial.registry.services import actor_by_username
+from lutarterial.workflows.endpoints import secondary_endpoints
 
 ELIGIBLE = {"verdict": "eligible", "protocol_version": "test", "criteria": [], "missing": []}
 INELIGIBLE = {"verdict": "ineligible", "protocol_version": "test", "missing": [],

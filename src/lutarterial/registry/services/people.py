@@ -25,6 +25,7 @@ __all__ = [
     "create_user",
     "authenticate",
     "actor_for",
+    "actor_by_username",
     "get_user",
     "list_users",
     "set_user_active",
@@ -248,6 +249,19 @@ def actor_for(session: Session, user_id: int) -> Actor:
     if user is None or not user.active:
         raise AccessDeniedError("this account is not active; log in again or ask an administrator")
     return _actor_of(user)
+
+
+def actor_by_username(session: Session, username: str) -> Actor:
+    """The stored roles and sites of the active user ``username``, for commands run with the
+    operating system's authority over the database on behalf of ``--user`` (no password: whoever
+    holds the database URL can read it anyway). Unknown, inactive or role-less: access denied."""
+    uid = session.scalars(select(User.id).where(User.username == username.strip().lower())).first()
+    if uid is None:
+        raise AccessDeniedError(f"no registry user {username!r}")
+    actor = actor_for(session, uid)
+    if not actor.roles:
+        raise AccessDeniedError(f"user {username!r} has no role")
+    return actor
 
 
 def set_user_active(session: Session, actor: Actor, user_id: int, active: bool, *, reason: str) -> User:

@@ -51,7 +51,7 @@ def trial_context(ep: dict[str, Any], lesions: list[dict[str, Any]], *, sec: dic
                     f"{source}: one row per VOI with its IV and IAH value.")
     return {"ep": ep, "lesions": lesions, "sec": sec, "snapshot": snapshot, "versions": versions,
             "command": command, "source": source, "fig": fig, "title": title, "methods_data": methods_data,
-            "verdict": verdict, "pbpk": None}
+            "verdict": verdict, "pbpk": None, "signatures": None}
 
 
 def write_report(out_dir: Path, context: dict[str, Any], *, template: str = "trial.html",

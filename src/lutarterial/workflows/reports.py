@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from lutarterial.registry.services._common import require_active_actor
 from lutarterial.registry.models import ImagingAnalysis, ScreeningResult
 from lutarterial.statistics.ratios import DEFAULT_N_BOOT, DEFAULT_SEED, analyse_ratios, build_log_ratios
-from lutarterial.registry.services import actor_by_username
+from lutarterial.registry.services import actor_by_username, signature_summary_by_site
 from lutarterial.workflows.endpoints import (
     current_analyses,
     data_snapshot,
@@ -24,7 +24,13 @@ from lutarterial.workflows.endpoints import (
     secondary_endpoints,
 )
 
-__all__ = ["build_trial_report", "build_participant_report", "trial_report_context", "participant_report_context"]
+__all__ = ["build_trial_report", "build_participant_report", "trial_report_context", "participant_report_context",
+           "REPORT_FORMS"]
+
+#: The forms whose data the participant report shows: their signatures are printed with it (21 CFR 11.50);
+#: a signature on another form (the identity key, an import record, DICOM files) is counted, not shown.
+REPORT_FORMS = frozenset({"participants", "consents", "screening_results", "enrolments", "visits", "lab_results",
+                          "adverse_events", "recist_assessments", "imaging_analyses", "dosimetry_analyses"})
 
 
 def _versions(session: Session, analyses: list[Any]) -> dict[str, str]:
@@ -78,6 +84,7 @@ def trial_report_context(session: Session, actor: Any, *, seed: int = DEFAULT_SE
     ctx = trial_context(ep, lesions, sec=sec, snapshot=snap, versions=_versions(session, used), command=command,
                         source=source)
     ctx["pbpk"] = _pbpk_section(session, actor)
+    ctx["signatures"] = signature_summary_by_site(session, actor)
     return ctx
 
 
@@ -108,7 +115,7 @@ def _stored_figures(analysis: Any, figure_dir: Path | None) -> list[dict[str, st
 
 def participant_report_context(session: Session, actor: Any, trial_number: str, *,
                                figure_dir: Path | None = None) -> dict[str, Any]:
-    """Screening, timeline, imaging, dosimetry, safety and response of one participant (no identity)."""
+    """Screening, timeline, imaging, dosimetry, safety, response and signatures of one participant (no identity)."""
     from lutarterial.registry import services
     from lutarterial.reports.participant import participant_context
     from lutarterial.workflows.endpoints import _recist_results, _visits, safety
@@ -126,6 +133,8 @@ def participant_report_context(session: Session, actor: Any, trial_number: str, 
     recist = _recist_results(session, [p]).get(p.trial_number)
     assessments = [{"date": r.assessment_date.isoformat(), "response": r.response, "sum_mm": r.target_sum_mm}
                    for r in services.list_recist(session, actor, p.id)]
+    sigs = services.list_signatures(session, actor, p.id, describe=True)  # hashes re-checked
+    shown = [x for x in sigs if x["table_name"] is None or x["table_name"] in REPORT_FORMS]
     return participant_context(
         trial_number=p.trial_number, site=p.site.code, status=p.status,
         screening=None if screening is None else {"overall": screening.overall,
@@ -139,6 +148,7 @@ def participant_report_context(session: Session, actor: Any, trial_number: str, 
                                                   "result": dosimetry.result,
                                                   "software_version": dosimetry.software_version},
         safety=saf, recist=recist, assessments=assessments,
+        signatures=shown, other_signatures=len(sigs) - len(shown),
         engine_figures={"imaging": _stored_figures(imaging, figure_dir),
                         "dosimetry": _stored_figures(dosimetry, figure_dir)})
 

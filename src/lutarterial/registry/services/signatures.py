@@ -18,14 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lutarterial.errors import AccessDeniedError, InvalidInputError
-from lutarterial.registry.access import Actor, Permission, require
+from lutarterial.registry.access import Actor, Permission, require, restrict_to_sites
 from lutarterial.registry.audit import audited, canonical_json
-from lutarterial.registry.models import Participant, Signature, User
+from lutarterial.registry.models import Participant, Signature, Site, User
 from lutarterial.registry.passwords import verify_password
 from lutarterial.registry.services._common import load_participant
 from lutarterial.registry.services._dm import ts, DATA_MODELS, resolve_target, row_values
 
-__all__ = ["SIGNATURE_MEANINGS", "sign", "list_signatures", "signed_content", "content_hash", "signature_dict"]
+__all__ = ["SIGNATURE_MEANINGS", "FORM_NAMES", "sign", "list_signatures", "signed_content", "content_hash",
+           "signature_dict", "signature_summary_by_site"]
 
 #: Meanings offered to the signer (§11.50(a)(3)).
 SIGNATURE_MEANINGS = (
@@ -34,6 +35,34 @@ SIGNATURE_MEANINGS = (
     "author: I entered these data",
     "responsibility: investigator sign-off of the casebook",
 )
+
+
+#: Forms in words, with the columns that name one row of them (what a printed signature covers).
+FORM_NAMES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "participants": ("registration", ("trial_number",)),
+    "consents": ("informed consent", ("version", "signed_date")),
+    "screening_results": ("screening", ("overall", "as_of")),
+    "enrolments": ("enrolment", ("enrolled_date",)),
+    "visits": ("visit", ("kind", "number", "visit_date")),
+    "lab_results": ("laboratory value", ("analyte", "value", "unit", "collected_date")),
+    "adverse_events": ("adverse event", ("term", "grade", "onset_date")),
+    "recist_assessments": ("RECIST assessment", ("assessment_date", "response")),
+    "imaging_analyses": ("imaging analysis", ("kind",)),
+    "dosimetry_analyses": ("dosimetry analysis", ("kind",)),
+}
+
+
+def _covers(session: Session, p: Participant, table_name: str | None, row_id: int | None) -> str:
+    """What a signature covers, in words: the casebook, or one form with the values naming its row."""
+    if table_name is None:
+        return f"whole casebook of {p.trial_number}"
+    name, cols = FORM_NAMES.get(table_name, (table_name, ()))
+    try:
+        row = resolve_target(session, p, table_name, row_id)[3]
+    except LookupError:
+        return f"{name} #{row_id} (deleted)"
+    values = [str(v) for v in (getattr(row, c, None) for c in cols) if v is not None and v != ""]
+    return f"{name} #{row_id}" + (f" ({', '.join(values)})" if values else "")
 
 
 def signed_content(session: Session, p: Participant, table_name: str | None, row_id: int | None) -> Any:
@@ -93,8 +122,12 @@ def signature_dict(sig: Signature, *, current_hash: str | None = None) -> dict[s
 
 
 def list_signatures(session: Session, actor: Actor, participant: int | str, *,
-                    verify: bool = True) -> list[dict[str, Any]]:
-    """Signatures of a participant (voided ones too); ``valid`` re-checks the hash of the content."""
+                    verify: bool = True, describe: bool = False) -> list[dict[str, Any]]:
+    """Signatures of a participant (voided ones too); ``valid`` re-checks the hash of the content.
+
+    ``describe`` adds ``covers``: the signed casebook or form in words, for printed reports
+    (one more read per form signature, so pages that only list signatures leave it off).
+    """
     p = load_participant(session, actor, participant)
     out = []
     for sig in session.scalars(select(Signature).where(Signature.participant_id == p.id).order_by(Signature.id)):
@@ -104,5 +137,35 @@ def list_signatures(session: Session, actor: Actor, participant: int | str, *,
                 current = content_hash(signed_content(session, p, sig.table_name, sig.row_id))
             except LookupError:  # the signed form was deleted
                 current = ""
-        out.append(signature_dict(sig, current_hash=current))
+        d = signature_dict(sig, current_hash=current)
+        if describe:
+            d["covers"] = _covers(session, p, sig.table_name, sig.row_id)
+        out.append(d)
     return out
+
+
+def signature_summary_by_site(session: Session, actor: Actor) -> list[dict[str, Any]]:
+    """Per site of the actor's scope: participants, casebooks signed (a signature not voided), casebooks
+    whose signature was voided and not signed again, casebooks never signed, and form signatures
+    current / voided. Counted from the stored void marks (every write path voids automatically; the
+    participant report re-checks each hash); three SELECTs whatever the number of participants."""
+    codes = dict(session.execute(restrict_to_sites(select(Site.id, Site.code), actor, Site.id)).all())
+    site_of = {pid: codes.get(sid, str(sid)) for pid, sid in session.execute(
+        restrict_to_sites(select(Participant.id, Participant.site_id), actor, Participant.site_id))}
+    per = {code: {"site": code, "participants": 0, "casebooks_signed": 0, "casebooks_voided": 0,
+                  "casebooks_not_signed": 0, "form_signatures_valid": 0, "form_signatures_voided": 0}
+           for code in sorted(set(site_of.values()))}
+    signed: set[int] = set()
+    voided: set[int] = set()
+    for pid, table_name, voided_at in session.execute(
+            select(Signature.participant_id, Signature.table_name, Signature.voided_at)
+            .where(Signature.participant_id.in_(sorted(site_of) or [-1]))):
+        if table_name is None:
+            (voided if voided_at is not None else signed).add(pid)
+        else:
+            per[site_of[pid]]["form_signatures_valid" if voided_at is None else "form_signatures_voided"] += 1
+    for pid, code in site_of.items():
+        d = per[code]
+        d["participants"] += 1
+        d["casebooks_signed" if pid in signed else "casebooks_voided" if pid in voided else "casebooks_not_signed"] += 1
+    return list(per.values())

@@ -3,8 +3,13 @@
 Pure computation on arrays and header values. Activity concentration (Bq/mL) is the primary
 quantity; SUVbw, SUL and SUVbsa are the same numbers times the factors from :mod:`.suv`.
 
-* Healthy liver = union of the ``liver`` VOIs minus every ``lesion`` voxel (derived VOI
-  "healthy liver"; with lobe-tagged liver VOIs also "healthy liver (<lobe>)").
+* Healthy liver = union of the ``liver`` VOIs minus every lesion voxel (hepatic and
+  extrahepatic; derived VOI "healthy liver"; with lobe-tagged liver VOIs also
+  "healthy liver (<lobe>)").
+* Background VOIs (spleen, marrow, kidney, healthy liver) are measured on the VOI minus every
+  lesion voxel, for every metric (volume, mean, min, max, SD, peak, total, %IA), with a note
+  when a drawn VOI lost voxels that way; a drawn ``liver`` VOI is the whole organ, its lesions
+  included (healthy liver is its background). See docs/imaging.md, "Background VOIs".
 * TNR (lesions) = lesion mean / healthy-liver mean; TSR = lesion mean / spleen mean (same study).
 * Total activity = sum over voxels of Bq/mL x voxel volume, at the image's reference time
   (scan start for DecayCorrection START); %IA = total / injected activity decayed to that time x 100.
@@ -120,7 +125,7 @@ def _header_factors(image: Image) -> SuvFactors:
 def _derived_vois(labels: LabelMap) -> list[VoiMask]:
     shape = labels.geometry.shape
     livers = [v for v in labels.vois if v.spec.kind is VoiKind.LIVER]
-    lesions = [v for v in labels.vois if v.spec.kind is VoiKind.LESION]
+    lesions = [v for v in labels.vois if v.spec.kind in _LESION_KINDS]
     names = {v.spec.name for v in labels.vois}
     if not livers or HEALTHY_LIVER in names:
         return []
@@ -159,8 +164,9 @@ def quantify(
 
     ``recovery`` maps a lesion volume (mL) to a recovery coefficient; every intensity metric of a
     lesion (mean, max, peak, SD, total) is divided by it (partial-volume correction, SPECT), and
-    the uncorrected values are reported alongside (``*_uncorrected``). Background VOIs (liver,
-    healthy liver, spleen, marrow, kidney) take SUVpeak from spheres inside the VOI minus lesions.
+    the uncorrected values are reported alongside (``*_uncorrected``). Background VOIs (spleen,
+    marrow, kidney, healthy liver) are the VOI minus every lesion voxel for every metric, SUVpeak
+    included (spheres inside that region); a drawn liver VOI is the whole organ (lesions included).
 
     NaN or infinite voxels inside a VOI (or within its SUVpeak sphere) are an
     :class:`InvalidInputError` naming the VOI and the count; with ``allow_nonfinite`` they are
@@ -230,14 +236,17 @@ def quantify(
     vml = image.geometry.voxel_volume_ml
     raw: list[VoiMetrics] = []
     any_nonfinite = not bool(np.isfinite(arr).all())
+    lesion_vois = [lv for lv in labels.vois if lv.spec.kind in _LESION_KINDS]
     lesion_all = np.zeros(arr.shape, dtype=bool)
-    for lv in labels.vois:
-        if lv.spec.kind in (VoiKind.LESION, VoiKind.EXTRAHEPATIC):
-            lesion_all[lv.bbox] |= lv.mask
+    for lv in lesion_vois:
+        lesion_all[lv.bbox] |= lv.mask
     for v in list(labels.vois) + _derived_vois(labels):
-        n = v.n_voxels
-        if n == 0:
+        if v.n_voxels == 0:
             raise InvalidInputError(f"VOI {v.spec.name!r} is empty on the image grid")
+        background = _is_background(v)
+        if background:
+            v = _without_lesions(v, lesion_all, lesion_vois, vml, notes)
+        n = v.n_voxels
         vals = arr[v.bbox][v.mask].astype(np.float64)
         if any_nonfinite:
             vals = _finite_values(v.spec.name, vals, allow_nonfinite, notes)
@@ -245,17 +254,13 @@ def quantify(
         mean, vmax, sd = float(vals.mean()), float(vals.max()), float(vals.std(ddof=1)) if used > 1 else 0.0
         pk, centre, method = None, None, None
         if kernel is not None:
-            if v.spec.kind in _BACKGROUND:
+            if background:
                 # issue 10: a reference region's peak never samples the lesions it excludes
-                region = v.mask & ~lesion_all[v.bbox]
-                if region.any():
-                    pk, centre, whole = peak_mean_within(arr, v.bbox, region, kernel)
-                    method = "within" if whole else "within-partial"
-                    if not whole:
-                        notes.append(f"VOI {v.spec.name!r}: no 1 mL sphere fits inside it (minus lesions); SUVpeak "
-                                     "is the highest mean over the part of a sphere inside it")
-                else:
-                    notes.append(f"VOI {v.spec.name!r}: lesions cover it entirely; SUVpeak omitted")
+                pk, centre, whole = peak_mean_within(arr, v.bbox, v.mask, kernel)
+                method = "within" if whole else "within-partial"
+                if not whole:
+                    notes.append(f"VOI {v.spec.name!r}: no 1 mL sphere fits inside it (minus lesions); SUVpeak "
+                                 "is the highest mean over the part of a sphere inside it")
             else:
                 pk, centre = peak_mean(arr, v.bbox, v.mask, kernel)
                 method = "ibsi"
@@ -321,7 +326,53 @@ def _check_factors(f: SuvFactors) -> None:
             raise InvalidInputError("decay-corrected injected activity is 0: check the injected activity")
 
 
-_BACKGROUND = (VoiKind.LIVER, VoiKind.SPLEEN, VoiKind.MARROW, VoiKind.KIDNEY)
+_LESION_KINDS = (VoiKind.LESION, VoiKind.EXTRAHEPATIC)
+#: Organ kinds measured as reference (background) regions; see :func:`_is_background`.
+_BACKGROUND = (VoiKind.SPLEEN, VoiKind.MARROW, VoiKind.KIDNEY)
+
+
+def _is_background(v: VoiMask) -> bool:
+    """Spleen, marrow, kidney and healthy liver (derived, or drawn under that name).
+
+    A drawn ``liver`` VOI is not: it is the whole organ and contains the hepatic lesions by
+    definition (its total activity is the liver's); its background is the healthy liver.
+    """
+    if v.spec.kind in _BACKGROUND:
+        return True
+    return v.spec.kind is VoiKind.LIVER and (v.spec.label < 0 or v.spec.name.strip().lower().startswith(HEALTHY_LIVER))
+
+
+def _without_lesions(v: VoiMask, lesion_all: np.ndarray, lesion_vois: list[VoiMask], vml: float,
+                     notes: list[str]) -> VoiMask:
+    """Background VOI ``v`` minus every lesion voxel (issue 10), with a note naming what was removed.
+
+    Every metric is then taken on what is left, so no lesion voxel enters a reference value. The
+    derived healthy liver has no lesion voxel to lose (it is built without them) and gets no note.
+    """
+    keep = v.mask & ~lesion_all[v.bbox]
+    lost = v.n_voxels - int(np.count_nonzero(keep))
+    if not lost:
+        return v
+    overlap = [lv.spec.name for lv in lesion_vois if _overlaps(v, lv)]
+    if not keep.any():
+        raise InvalidInputError(f"VOI {v.spec.name!r} lies entirely inside lesion VOIs ({', '.join(overlap)}): "
+                                "nothing of the organ is left to measure; check the label map")
+    notes.append(f"VOI {v.spec.name!r}: {lost} of {v.n_voxels} voxels ({lost * vml:.3f} mL) shared with lesion "
+                 f"VOIs ({', '.join(overlap)}) excluded from every metric (volume, mean, min, max, SD, peak, "
+                 "total, %IA)")
+    return VoiMask(v.spec, v.bbox, keep)
+
+
+def _overlaps(a: VoiMask, b: VoiMask) -> bool:
+    """Whether two cropped masks share a voxel (compared on the intersection of their boxes)."""
+    inter = [slice(max(x.start, y.start), min(x.stop, y.stop)) for x, y in zip(a.bbox, b.bbox, strict=True)]
+    if any(s.start >= s.stop for s in inter):
+        return False
+
+    def part(m: VoiMask) -> np.ndarray:
+        return m.mask[tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(inter, m.bbox, strict=True))]
+
+    return bool((part(a) & part(b)).any())
 
 
 def _with_uncorrected(m: VoiMetrics, unc: tuple[float, float, float | None], to_bqml: float | None,

@@ -3,8 +3,11 @@
 Properties (hypothesis, random images and overlapping VOIs):
 * min <= mean <= max (Bq/mL and SUV), corrected and uncorrected;
 * SUVpeak <= the maximum of the voxels its sphere samples: for lesions (IBSI: the sphere may
-  extend outside the VOI) the sphere at the reported centre; for background VOIs (liver, healthy
-  liver, spleen, marrow, kidney) the VOI minus lesions, so the peak never exceeds the VOI's max.
+  extend outside the VOI) the sphere at the reported centre; for background VOIs (healthy
+  liver, spleen, marrow, kidney) the VOI minus lesions, so the peak never exceeds the VOI's max;
+* background VOIs are the VOI minus every lesion voxel for every metric: their voxel count, min
+  and max are those of that region, and no background metric changes when the lesion voxels
+  (those inside the organs included) are set to extreme values.
 And the two regressions of the issue: healthy-liver SUVpeak no longer above its SUVmax when a hot
 lesion sits inside the liver, and PVC no longer gives SUVmean > SUVmax.
 """
@@ -16,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lutarterial.errors import InvalidInputError
 from lutarterial.imaging.metrics import HEALTHY_LIVER, quantify
 from lutarterial.imaging.peak import sphere_kernel
 from lutarterial.imaging.types import Geometry, Image, LabelMap, Quantity, VoiKind, VoiSpec
@@ -45,13 +49,32 @@ def _sphere_max(arr: np.ndarray, centre: tuple[int, int, int]) -> float:
     return best
 
 
-def _check(met, arr, labels):
-    masks = {v.spec.name: v.full(G.shape) for v in labels.vois}
-    lesions = np.zeros(G.shape, dtype=bool)
+BACKGROUND = (VoiKind.SPLEEN, VoiKind.KIDNEY, VoiKind.MARROW)
+
+
+def _lesions(labels):
+    out = np.zeros(G.shape, dtype=bool)
     for v in labels.vois:
         if v.spec.kind in (VoiKind.LESION, VoiKind.EXTRAHEPATIC):
-            lesions |= masks[v.spec.name]
+            out |= v.full(G.shape)
+    return out
+
+
+def _background_region(name, labels):
+    """The region a background VOI is measured on: the VOI (healthy liver: every liver VOI) minus lesions."""
+    masks = {v.spec.name: v.full(G.shape) for v in labels.vois}
+    region = (masks[name] if name in masks else
+              np.logical_or.reduce([masks[v.spec.name] for v in labels.vois if v.spec.kind is VoiKind.LIVER]))
+    return region & ~_lesions(labels)
+
+
+def _check(met, arr, labels):
     for m in met.vois:
+        if m.kind in BACKGROUND or m.name == HEALTHY_LIVER:  # every metric on the VOI minus lesions
+            region = _background_region(m.name, labels)
+            assert m.n_voxels == int(region.sum()), m.name
+            assert m.suv_max == pytest.approx(float(arr[region].max()), rel=REL), m.name
+            assert m.suv_min == pytest.approx(float(arr[region].min()), rel=REL), m.name
         assert m.suv_min <= m.suv_mean * (1 + REL) and m.suv_mean <= m.suv_max * (1 + REL), m
         if m.recovery_coefficient is not None:
             assert m.suv_mean_uncorrected <= m.suv_max_uncorrected * (1 + REL)
@@ -62,17 +85,13 @@ def _check(met, arr, labels):
         if m.peak_method == "ibsi":
             assert m.suv_peak <= _sphere_max(arr, m.peak_centre_ijk) / rc * (1 + REL)
         else:
-            region = (masks[m.name] if m.name in masks else
-                      np.logical_or.reduce([masks[v.spec.name] for v in labels.vois if v.spec.kind is VoiKind.LIVER]))
-            region = region & ~lesions
+            region = _background_region(m.name, labels)
             assert m.suv_peak <= float(arr[region].max()) * (1 + REL)
             assert m.suv_peak <= m.suv_max * (1 + REL)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**31 - 1), liver=boxes, lesion=boxes, spleen=boxes, kidney=boxes, marrow=boxes,
-       other=boxes, pvc=st.booleans())
-def test_min_mean_max_and_peak_for_every_voi_kind(seed, liver, lesion, spleen, kidney, marrow, other, pvc):
+def _case(seed, liver, lesion, spleen, kidney, marrow, other):
+    """Random image and overlapping VOIs (a hot lesion and node, possibly inside the organs)."""
     rng = np.random.default_rng(seed)
     arr = rng.gamma(2.0, 1000.0, size=G.shape).astype(np.float32)
     les = _box(*lesion)
@@ -80,8 +99,6 @@ def test_min_mean_max_and_peak_for_every_voi_kind(seed, liver, lesion, spleen, k
     liv = _box(*liver) | les  # the liver contains its lesion
     if (liv & ~les).sum() == 0:
         liv = liv | _box((0, 0, 0), (2, 2, 2))
-        if (liv & ~les).sum() == 0:
-            return
     items = [
         (VoiSpec(1, "liver", VoiKind.LIVER), liv),
         (VoiSpec(2, "lesion 1", VoiKind.LESION), les),
@@ -90,11 +107,81 @@ def test_min_mean_max_and_peak_for_every_voi_kind(seed, liver, lesion, spleen, k
         (VoiSpec(5, "marrow", VoiKind.MARROW), _box(*marrow)),
         (VoiSpec(6, "node", VoiKind.EXTRAHEPATIC), _box(*other)),
     ]
-    labels = LabelMap.from_full_masks(G, items)
-    img = Image(arr, G, Quantity.SUVBW)
+    return arr, LabelMap.from_full_masks(G, items)
+
+
+def _quantify(arr, labels, pvc):
+    """quantify(), or None when a background VOI lies entirely inside the lesions (then an error naming it)."""
     recovery = (lambda ml: 0.3 + 0.6 * ml / (ml + 5.0)) if pvc else None
-    met = quantify(img, labels, require_suv=False, recovery=recovery)
-    _check(met, arr.astype(np.float64), labels)
+    les = _lesions(labels)
+    covered = [v.spec.name for v in labels.vois if v.spec.kind in BACKGROUND and not (v.full(G.shape) & ~les).any()]
+    liver = np.logical_or.reduce([v.full(G.shape) for v in labels.vois if v.spec.kind is VoiKind.LIVER])
+    if covered or not (liver & ~les).any():
+        with pytest.raises(InvalidInputError, match="lies entirely inside lesion VOIs|cover the whole liver"):
+            quantify(Image(arr, G, Quantity.SUVBW), labels, require_suv=False, recovery=recovery)
+        return None
+    return quantify(Image(arr, G, Quantity.SUVBW), labels, require_suv=False, recovery=recovery)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), liver=boxes, lesion=boxes, spleen=boxes, kidney=boxes, marrow=boxes,
+       other=boxes, pvc=st.booleans())
+def test_min_mean_max_and_peak_for_every_voi_kind(seed, liver, lesion, spleen, kidney, marrow, other, pvc):
+    arr, labels = _case(seed, liver, lesion, spleen, kidney, marrow, other)
+    met = _quantify(arr, labels, pvc)
+    if met is not None:
+        _check(met, arr.astype(np.float64), labels)
+
+
+BACKGROUND_METRICS = ("n_voxels", "volume_ml", "mean_bqml", "max_bqml", "min_bqml", "peak_bqml", "sd_bqml",
+                      "total_bq", "suv_mean", "suv_max", "suv_min", "suv_peak", "peak_centre_ijk", "peak_method")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), liver=boxes, lesion=boxes, spleen=boxes, kidney=boxes, marrow=boxes,
+       other=boxes, pvc=st.booleans(), extreme=st.sampled_from([0.0, 1e9, -1e6, 1e-9]))
+def test_no_background_metric_sees_the_lesion_voxels(seed, liver, lesion, spleen, kidney, marrow, other, pvc,
+                                                     extreme):
+    arr, labels = _case(seed, liver, lesion, spleen, kidney, marrow, other)
+    before = _quantify(arr, labels, pvc)
+    if before is None:
+        return
+    changed = arr.copy()
+    changed[_lesions(labels)] = extreme  # lesion and node voxels, those inside spleen/kidney/marrow included
+    after = _quantify(changed, labels, pvc).by_name()
+    for m in before.vois:
+        if m.kind in BACKGROUND or m.name == HEALTHY_LIVER:
+            for k in BACKGROUND_METRICS:
+                a, b = getattr(m, k), getattr(after[m.name], k)
+                assert b == (pytest.approx(a, rel=1e-9) if isinstance(a, float) else a), (m.name, k)
+
+
+def test_lesion_inside_the_spleen_and_a_node_in_the_kidney_are_left_out_with_a_note():
+    arr = np.full(G.shape, 10.0, dtype=np.float32)
+    spleen, les = _box((1, 1, 1), (10, 8, 8)), _box((5, 5, 5), (3, 3, 3))
+    kidney, node = _box((1, 9, 9), (6, 4, 4)), _box((5, 11, 11), (2, 2, 2))
+    arr[les], arr[node] = 100.0, 1000.0
+    labels = LabelMap.from_full_masks(G, [(VoiSpec(1, "spleen", VoiKind.SPLEEN), spleen),
+                                          (VoiSpec(2, "lesion 1", VoiKind.LESION), les),
+                                          (VoiSpec(3, "kidney", VoiKind.KIDNEY), kidney),
+                                          (VoiSpec(4, "node", VoiKind.EXTRAHEPATIC), node)])
+    met = quantify(Image(arr, G, Quantity.SUVBW), labels, require_suv=False)
+    by = met.by_name()
+    for name, n in (("spleen", 640 - 27), ("kidney", 96 - 8)):  # before: spleen mean 13.8, kidney max 1000
+        v = by[name]
+        assert (v.n_voxels, v.suv_mean, v.suv_min, v.suv_max, v.suv_peak) == (n, 10.0, 10.0, 10.0, 10.0)
+        assert v.volume_ml == pytest.approx(n * 0.064)
+    assert by["lesion 1"].n_voxels == 27 and by["node"].suv_mean == pytest.approx(1000.0)
+    assert any("'spleen': 27 of 640 voxels (1.728 mL)" in n and "(lesion 1)" in n for n in met.notes)
+    assert any("'kidney': 8 of 96 voxels" in n and "(node)" in n for n in met.notes)
+
+
+def test_a_background_voi_inside_a_lesion_is_an_error_naming_both():
+    spleen, les = _box((4, 4, 4), (2, 2, 2)), _box((3, 3, 3), (4, 4, 4))
+    labels = LabelMap.from_full_masks(G, [(VoiSpec(1, "spleen", VoiKind.SPLEEN), spleen),
+                                          (VoiSpec(2, "lesion 1", VoiKind.LESION), les)])
+    with pytest.raises(InvalidInputError, match=r"'spleen' lies entirely inside lesion VOIs \(lesion 1\)"):
+        quantify(Image(np.ones(G.shape, np.float32), G, Quantity.SUVBW), labels, require_suv=False)
 
 
 def test_healthy_liver_peak_no_longer_samples_the_lesion():
@@ -109,6 +196,9 @@ def test_healthy_liver_peak_no_longer_samples_the_lesion():
     assert hl.suv_max == pytest.approx(5.0) and hl.suv_peak == pytest.approx(5.0)
     assert hl.peak_method == "within"
     assert met["lesion 1"].peak_method == "ibsi"
+    # the drawn liver VOI is the whole organ, its lesion included, for every metric (peak too)
+    assert met["liver"].suv_max == pytest.approx(40.0) and met["liver"].peak_method == "ibsi"
+    assert met["liver"].n_voxels == int(liver.sum())
 
 
 def test_pvc_never_gives_mean_above_max():

@@ -131,7 +131,8 @@ def screen_texts(
 
     ``as_of=None`` uses each record's ``screening_date``. Errors become ``unreadable`` rows.
     """
-    from lutarterial.records.io import parse_json_text_many  # the edge reader
+    from lutarterial.records.fast import patient_from_json  # the edge readers
+    from lutarterial.records.io import parse_json_text_many
 
     cache: dict[Any, Protocol] = {}
     out: list[Outcome] = []
@@ -139,11 +140,17 @@ def screen_texts(
         if text.startswith(UNREADABLE):
             out.append((None, error_row(origin, f"{origin}: {text[len(UNREADABLE):]}")))
             continue
-        try:
-            records = parse_json_text_many(text, origin)
-        except LutarterialError as exc:
-            out.append((None, _error(origin, exc)))
-            continue
+        # Own-format records in the plain shape skip the pydantic model (records.fast: same result);
+        # anything else, FHIR included, goes through the full reader.
+        patient = patient_from_json(text) if '"resourceType"' not in text else None
+        if patient is not None:
+            records: Any = (patient,)
+        else:
+            try:
+                records = parse_json_text_many(text, origin)
+            except LutarterialError as exc:
+                out.append((None, _error(origin, exc)))
+                continue
         for rec in records:
             try:
                 patient = rec if isinstance(rec, PatientData) else rec.to_patient()

@@ -1,7 +1,7 @@
 """Data-management flows in headless Chromium (issue 13): a monitor raises a query on a field,
 the coordinator answers, the monitor closes it; an investigator signs and a later change voids the
 signature; a data manager locks a participant and a write is refused; an out-of-window visit
-opens a query. Participants are set up through the JSON API; the flows run in the pages."""
+opens a query; a refused RECIST form comes back with its lesion rows. Participants are set up through the JSON API; the flows run in the pages."""
 
 from __future__ import annotations
 
@@ -199,6 +199,51 @@ def test_coordinator_enters_cycles_and_scans_without_json(browser: Any, live_ser
     page.goto(f"/participants/{tn}/screening")  # values come back in the rows
     assert page.locator("#rep-lutathera_cycles tbody tr").count() == 4
     coord_api.close()
+
+
+def test_refused_recist_comes_back_with_its_lesion_rows(browser: Any, live_server: str) -> None:
+    """Issue 13, values kept: a baseline with a target's diameter missing comes back with the message
+    (focused) and every lesion row as typed; the row is completed, one more added, and it saves."""
+    from playwright.sync_api import expect
+
+    tn, _ = _enrolled(browser, live_server)
+    page = _as(browser, live_server, "inv.bdx")
+    page.goto(f"/participants/{tn}/safety")
+    page.fill("#assessment_date", "2024-07-01")
+    rows = page.locator("#rep-lesions tbody tr")
+    for i, (lid, role, organ, mm) in enumerate((("L1", "target", "liver", "41"), ("L2", "target", "liver", ""),
+                                                ("NT1", "non_target", "bone", ""))):
+        page.click("#add-lesions")
+        rows.nth(i).locator("input[name$='.id']").fill(lid)
+        rows.nth(i).locator("select[name$='.role']").select_option(role)
+        rows.nth(i).locator("input[name$='.organ']").fill(organ)
+        rows.nth(i).locator("input[name$='.diameter_mm']").fill(mm)
+    page.fill("#reason-recist", "baseline CT read")
+    with page.expect_navigation():
+        page.click("#recist-form button[type=submit]")
+    error = page.locator("#recist-form .kept-error")
+    expect(error).to_have_text("Not saved: target lesion L2: the diameter is required")
+    expect(error).to_be_focused()  # the page opens at the form, not at its top
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0).locator("input[name$='.diameter_mm']")).to_have_value("41")
+    expect(rows.nth(1).locator("input[name$='.id']")).to_have_value("L2")
+    expect(rows.nth(2).locator("select[name$='.role']")).to_have_value("non_target")
+    expect(rows.nth(2).locator("input[name$='.organ']")).to_have_value("bone")
+    expect(page.locator("#assessment_date")).to_have_value("2024-07-01")
+    expect(page.locator("#reason-recist")).to_have_value("baseline CT read")
+    rows.nth(1).locator("input[name$='.diameter_mm']").fill("23")
+    page.click("#add-lesions")  # a row added after the round trip does not collide with the kept ones
+    rows.nth(3).locator("input[name$='.id']").fill("L3")
+    rows.nth(3).locator("input[name$='.organ']").fill("lung")
+    rows.nth(3).locator("input[name$='.diameter_mm']").fill("15")
+    with page.expect_navigation():
+        page.click("#recist-form button[type=submit]")
+    expect(page.locator(".flash.ok")).to_contain_text("RECIST assessment saved")
+    api, _h = _api(browser, live_server, "inv.bdx")
+    stored = api.request.get(f"/api/participants/{tn}").json()["recist"][-1]
+    assert stored["target_sum_mm"] == 79.0  # 41 + 23 + 15
+    assert [le["id"] for le in stored["details"]["lesions"]] == ["L1", "L2", "NT1", "L3"]
+    api.close()
 
 
 def test_swagger_ui_renders_offline_after_login(browser: Any, live_server: str) -> None:

@@ -12,7 +12,34 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["record_schema", "field_groups", "record_from_form", "measurement_rows", "measurement_analytes",
-           "MEASUREMENT_SHOWN", "repeat_groups", "dictionary_fields"]
+           "MEASUREMENT_SHOWN", "repeat_groups", "dictionary_fields", "kept", "group_rows", "typed_record", "NOT_KEPT"]
+
+#: Fields never written back into a page: a refused form comes back without them.
+NOT_KEPT = frozenset({"password", "csrf_token"})
+
+
+def kept(form: str, values: Any, message: str) -> dict[str, Any]:
+    """Template context of a page rendered again after a refused write (issue 13: values kept with
+    the message): ``kept.form`` names the form that was sent, ``kept.typed`` holds every field as
+    typed (repeating-group rows included, secrets left out), ``kept.error`` the message.
+
+    The page is rendered in the response to the POST itself, never after a redirect, so nothing
+    typed travels in the session cookie. Templates read ``kv`` (``_kept.html``).
+    """
+    return {"kept": {"form": form, "error": message,
+                     "typed": {k: v for k, v in dict(values).items() if isinstance(v, str) and k not in NOT_KEPT}}}
+
+
+def group_rows(values: Any, prefix: str) -> list[dict[str, str]]:
+    """Rows ``<prefix><i>.<column>`` of a repeating group as submitted, in row order; rows with
+    nothing typed are dropped (values stripped, as strings)."""
+    by: dict[int, dict[str, str]] = {}
+    for k, v in dict(values).items():
+        if k.startswith(prefix) and isinstance(v, str):
+            idx, _, col = k[len(prefix):].partition(".")
+            if idx.isdigit() and col:
+                by.setdefault(int(idx), {})[col] = v.strip()
+    return [by[i] for i in sorted(by) if any(by[i].values())]
 
 #: Measurement keys edited in the table; any other key of a row is kept as it was.
 MEASUREMENT_SHOWN = ("analyte", "value", "unit", "date", "reference_high")
@@ -209,7 +236,7 @@ def dictionary_fields() -> list[dict[str, Any]]:
     return out
 
 
-def _repeat_from_form(form: Any, record: dict[str, Any]) -> None:
+def _repeat_from_form(form: Any, record: dict[str, Any], strict: bool = True) -> None:
     """Fold ``grp.<path>.<i>.<col>`` rows back into the record (types from the schema)."""
     from lutarterial.errors import InvalidInputError
 
@@ -238,7 +265,9 @@ def _repeat_from_form(form: Any, record: dict[str, Any]) -> None:
                 try:
                     row[col] = _coerce(types[col], v)
                 except InvalidInputError as exc:
-                    raise InvalidInputError(f"{g['title']} row {idx + 1}, {col}: {exc}") from None
+                    if strict:
+                        raise InvalidInputError(f"{g['title']} row {idx + 1}, {col}: {exc}") from None
+                    row[col] = v  # kept as typed, to be shown again with the message
             rows.append(row)
         parts = g["path"].split(".")
         cur = record
@@ -274,11 +303,13 @@ def _coerce(ftype: str, raw: str) -> Any:
     return raw
 
 
-def record_from_form(form: Any) -> dict[str, Any]:
+def record_from_form(form: Any, *, strict: bool = True) -> dict[str, Any]:
     """The submitted record: the JSON box, overlaid with the form fields (``rec.<path>``).
 
     The fields win, so the form works with and without JavaScript; an emptied field removes
-    the value (not documented screens as ``unknown``).
+    the value (not documented screens as ``unknown``). ``strict=False`` never refuses: a value
+    that is not of its field's type stays as typed and an unreadable JSON box counts as empty —
+    the record of a refused form, to show it again with the message (issue 13).
     """
     import json
 
@@ -288,12 +319,16 @@ def record_from_form(form: Any) -> dict[str, Any]:
     try:
         record = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"the screening record is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+        if strict:
+            raise InvalidInputError(f"the screening record is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+        record = {}
     if not isinstance(record, dict):
-        raise InvalidInputError("the screening record must be a JSON object")
+        if strict:
+            raise InvalidInputError("the screening record must be a JSON object")
+        record = {}
     if any(k.startswith("meas.") for k in form.keys()):
-        record["measurements"] = _measurements_from_form(form)
-    _repeat_from_form(form, record)
+        record["measurements"] = _measurements_from_form(form, strict)
+    _repeat_from_form(form, record, strict)
     types = {f["name"]: f["type"] for g in field_groups() for f in g["fields"]}
     for key in form.keys():
         if not key.startswith("rec."):
@@ -308,12 +343,31 @@ def record_from_form(form: Any) -> dict[str, Any]:
             cur = cur[part]
         if value == "":
             cur.pop(parts[-1], None)
-        else:
+            continue
+        try:
             cur[parts[-1]] = _coerce(types.get(path, "string"), value)
+        except InvalidInputError:
+            if strict:
+                raise
+            cur[parts[-1]] = value
     return record
 
 
-def _measurements_from_form(form: Any) -> list[dict[str, Any]]:
+def typed_record(form: Any) -> tuple[dict[str, Any], str]:
+    """A refused screening form as typed (issue 13): the record (``record_from_form(strict=False)``)
+    and the text for the JSON box — the record as JSON, or the box as typed when it is not JSON."""
+    import json
+
+    raw = str(form.get("record_json") or "")
+    record = record_from_form(form, strict=False)
+    try:
+        json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return record, raw
+    return record, json.dumps(record, indent=2)
+
+
+def _measurements_from_form(form: Any, strict: bool = True) -> list[dict[str, Any]]:
     """Rows ``meas.<i>.<key>`` back into measurement objects (empty rows dropped)."""
     import json
 
@@ -330,14 +384,21 @@ def _measurements_from_form(form: Any) -> list[dict[str, Any]]:
         row = by_row[idx]
         if not row.get("analyte") and not row.get("value"):
             continue
-        m: dict[str, Any] = json.loads(row["extra"]) if row.get("extra") else {}
+        try:
+            m: dict[str, Any] = json.loads(row["extra"]) if row.get("extra") else {}
+        except json.JSONDecodeError:
+            if strict:
+                raise InvalidInputError(f"measurement {idx + 1}: the hidden extra fields are not JSON") from None
+            m = {}
         m["analyte"] = row.get("analyte", "")
         for num in ("value", "reference_high"):
             if row.get(num):
                 try:
                     m[num] = float(row[num])
                 except ValueError:
-                    raise InvalidInputError(f"measurement {idx + 1}: {num} {row[num]!r} is not a number") from None
+                    if strict:
+                        raise InvalidInputError(f"measurement {idx + 1}: {num} {row[num]!r} is not a number") from None
+                    m[num] = row[num]
         for text in ("unit", "date"):
             if row.get(text):
                 m[text] = row[text]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from lutarterial.errors import InvalidInputError
+from lutarterial.web.forms import group_rows
 
 __all__ = ["form_context", "timepoint_from_form", "evaluate_with"]
 
@@ -51,16 +52,6 @@ def _num(raw: str, what: str) -> float | None:
     return v
 
 
-def _rows(f: dict[str, str], prefix: str) -> list[dict[str, str]]:
-    by: dict[int, dict[str, str]] = {}
-    for k, v in f.items():
-        if k.startswith(prefix):
-            idx, _, col = k[len(prefix):].partition(".")
-            if idx.isdigit():
-                by.setdefault(int(idx), {})[col] = (v or "").strip()
-    return [by[i] for i in sorted(by) if any(by[i].values())]
-
-
 def timepoint_from_form(f: dict[str, str], ctx: dict[str, Any]) -> dict[str, Any]:
     """The engine's input document for the submitted time point (validated)."""
     date = (f.get("assessment_date") or "").strip()
@@ -68,7 +59,7 @@ def timepoint_from_form(f: dict[str, str], ctx: dict[str, Any]) -> dict[str, Any
         raise InvalidInputError("assessment date is required")
     if ctx["mode"] == "baseline":
         lesions = []
-        for n, r in enumerate(_rows(f, "grp.lesions."), 1):
+        for n, r in enumerate(group_rows(f, "grp.lesions."), 1):
             role = r.get("role") or "target"
             if role not in ("target", "non_target"):
                 raise InvalidInputError(f"lesion {n}: role must be target or non-target")
@@ -95,7 +86,7 @@ def timepoint_from_form(f: dict[str, str], ctx: dict[str, Any]) -> dict[str, Any
             raise InvalidInputError(f"non-target {le['id']}: status {st!r}")
         lesions.append({"id": le["id"], "status": st} if st else {"id": le["id"]})
     new = [{"id": r.get("id") or f"N{n}", "organ": r.get("organ") or None, "equivocal": r.get("equivocal") == "true"}
-           for n, r in enumerate(_rows(f, "grp.new_lesions."), 1)]
+           for n, r in enumerate(group_rows(f, "grp.new_lesions."), 1)]
     if not new and all(len(le) == 1 for le in lesions):
         raise InvalidInputError("nothing measured: enter the target diameters, the non-target statuses or new lesions")
     return {"date": date, "baseline": False, "lesions": lesions, "new_lesions": new}

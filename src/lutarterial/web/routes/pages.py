@@ -44,15 +44,27 @@ async def _form(request: Request) -> dict[str, Any]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
-def _write(request: Request, action: Any, ok: str, back: RedirectResponse) -> RedirectResponse:
-    """Run a write; invalid input comes back to the same page as a message (not a dead end)."""
+def _write(request: Request, action: Any, ok: str, back: RedirectResponse, again: Any = None) -> Response:
+    """Run a write; invalid input comes back to the same page as a message (not a dead end): with
+    ``again`` (issue 13) the page is rendered at once with every value typed and the message."""
     try:
         action()
     except InvalidInputError as exc:
+        if again is not None:
+            resp: Response = again(f"Not saved: {exc}")
+            resp.status_code = exc.http_status
+            return resp
         flash(request, "error", f"Not saved: {exc}")
         return back
     flash(request, "ok", ok)
     return back
+
+
+def _again(request: Request, tn: str, user: WebUser, page: Any, form: str, values: dict[str, str]) -> Any:
+    """``page`` rendered again for the refused ``form``: its typed values and the message (``forms.kept``)."""
+    from lutarterial.web.forms import kept
+
+    return lambda message: page(request, tn, user, **kept(form, values, message))
 
 
 @router.get("/")
@@ -126,7 +138,7 @@ def participant(request: Request, tn: str, user: WebUser = Depends(current_user)
 
 
 def _participant_page(request: Request, tn: str, user: WebUser, *, visit_values: dict[str, str] | None = None,
-                      error: str | None = None) -> Response:
+                      error: str | None = None, **kept: Any) -> Response:
     """The timeline page; after a refused visit it comes back with the typed values and the message."""
     ctx = _participant_ctx(request, user, tn, "overview")
     p = ctx["p"]
@@ -137,7 +149,7 @@ def _participant_page(request: Request, tn: str, user: WebUser, *, visit_values:
                    can_enrol=can_enrol, can_visit=user.can(Permission.VISIT_WRITE),
                    can_consent=user.can(Permission.CONSENT_WRITE),
                    visit_kinds=[(k, v) for k, v in VISIT_LABELS.items() if k != "screening"],
-                   visit_statuses=[s.value for s in VisitStatus], vv=visit_values or {}, visit_error=error)
+                   visit_statuses=[s.value for s in VisitStatus], vv=visit_values or {}, visit_error=error, **kept)
 
 
 @router.post("/participants/{tn}/consent", dependencies=[Depends(require_csrf)])
@@ -145,7 +157,7 @@ async def consent(request: Request, tn: str, user: WebUser = Depends(current_use
     f = await _form(request)
     return _write(request, lambda: backend_of(request).record_consent(
         user, tn, version=f.get("version", ""), signed_date=f.get("signed_date", ""), reason=f.get("reason", "")),
-        "Consent recorded.", _back(request, tn))
+        "Consent recorded.", _back(request, tn), _again(request, tn, user, _participant_page, "consent", f))
 
 
 @router.post("/participants/{tn}/withdraw", dependencies=[Depends(require_csrf)])
@@ -153,7 +165,8 @@ async def withdraw(request: Request, tn: str, user: WebUser = Depends(current_us
     f = await _form(request)
     return _write(request, lambda: backend_of(request).withdraw_consent(
         user, tn, withdrawal_date=f.get("withdrawal_date", ""), reason=f.get("reason", ""),
-        note=f.get("note") or None), "Withdrawal recorded.", _back(request, tn))
+        note=f.get("note") or None), "Withdrawal recorded.", _back(request, tn),
+        _again(request, tn, user, _participant_page, "withdraw", f))
 
 
 @router.get("/participants/{tn}/identity")
@@ -168,7 +181,7 @@ async def enrol(request: Request, tn: str, user: WebUser = Depends(current_user)
     f = await _form(request)
     return _write(request, lambda: backend_of(request).enrol(
         user, tn, enrolled_date=f.get("enrolled_date", ""), reason=f.get("reason", "")),
-        f"{tn} enrolled.", _back(request, tn))
+        f"{tn} enrolled.", _back(request, tn), _again(request, tn, user, _participant_page, "enrol", f))
 
 
 @router.post("/participants/{tn}/visits", dependencies=[Depends(require_csrf)])
@@ -207,12 +220,22 @@ def _correctness():  # type: ignore[no-untyped-def]
 
 @router.get("/participants/{tn}/screening")
 def screening(request: Request, tn: str, user: WebUser = Depends(current_user)) -> Response:
+    return _screening_page(request, tn, user)
+
+
+def _screening_page(request: Request, tn: str, user: WebUser, *, typed: dict[str, Any] | None = None,
+                    **kept: Any) -> Response:
+    """The screening form: the last stored record, or after a refused save the record as typed (issue 13)."""
     from lutarterial.web import forms
 
     ctx = _participant_ctx(request, user, tn, "screening")
     p = ctx["p"]
     last = p["screenings"][-1] if p["screenings"] else None
     record = last["record"] if last else {"record_id": p["trial_number"], "site": p["site_code"]}
+    shown = {"record": record, "record_json": json.dumps(record, indent=2),
+             "as_of": last["as_of"] if last else _today(),
+             "protocol_version": last["protocol_version"] if last else "", **(typed or {})}
+    record = shown["record"]
     result = views.screening_view(last["result"]) if last else None
     for sc in p["screenings"]:  # re-run the engine on each stored record: does it reproduce?
         try:
@@ -224,10 +247,11 @@ def screening(request: Request, tn: str, user: WebUser = Depends(current_user)) 
     return _render(request, "screening.html", **ctx, field_groups=forms.field_groups(record),
                    repeat_groups=forms.repeat_groups(record),  # issue 13: lists as rows, no JSON
                    measurements=forms.measurement_rows(record), meas_analytes=forms.measurement_analytes(),
-                   record_json=json.dumps(record, indent=2), result=result, readonly=readonly,
-                   as_of=last["as_of"] if last else _today(), protocol_version=last["protocol_version"] if last else "",
+                   record_json=shown["record_json"], result=result, readonly=readonly,
+                   as_of=shown["as_of"], protocol_version=shown["protocol_version"],
                    protocol_versions=views.protocol_versions(), engine_available=views.engine_available(),
-                   protocol_info=_correctness().screening_protocol_info(backend_of(request), p, last["as_of"] if last else None))
+                   protocol_info=_correctness().screening_protocol_info(backend_of(request), p, last["as_of"] if last else None),
+                   **kept)
 
 
 @router.post("/participants/{tn}/screening", dependencies=[Depends(require_csrf)])
@@ -240,22 +264,31 @@ async def screening_submit(request: Request, tn: str, user: WebUser = Depends(cu
         out = backend_of(request).screen(user, tn, record=record, as_of=str(form.get("as_of") or ""),
                                          reason=str(form.get("reason") or ""),
                                          protocol_version=str(form.get("protocol_version") or "") or None)
-    except InvalidInputError as exc:
-        flash(request, "error", f"Not saved: {exc}")
-        return _back(request, tn, "screening")
+    except InvalidInputError as exc:  # issue 13: the form again with the record as typed and the message
+        record, record_json = forms.typed_record(form)
+        typed = {"record": record, "record_json": record_json, "as_of": str(form.get("as_of") or ""),
+                 "protocol_version": str(form.get("protocol_version") or "")}
+        resp = _screening_page(request, tn, user, typed=typed, **forms.kept("screening", form, f"Not saved: {exc}"))
+        resp.status_code = exc.http_status
+        return resp
     flash(request, "ok", f"Screening saved: {out['overall']} (protocol v{out['protocol_version']}).")
     return _back(request, tn, "screening")
 
 
 @router.get("/participants/{tn}/safety")
 def safety(request: Request, tn: str, user: WebUser = Depends(current_user)) -> Response:
+    return safety_page(request, tn, user)
+
+
+def safety_page(request: Request, tn: str, user: WebUser, **kept: Any) -> Response:
+    """The safety tab; after a refused lab, adverse-event or RECIST form with its typed values and the message."""
     ctx = _participant_ctx(request, user, tn, "safety")
     return _render(request, "safety.html", **ctx, plots=views.safety_plots(ctx["p"]), recist=views.recist_view(ctx["p"]),
                    can_lab=user.can(Permission.LAB_WRITE), can_ae=user.can(Permission.AE_WRITE),
                    can_recist=user.can(Permission.RECIST_WRITE), analytes=views.lab_analytes(),
                    ctcae=_correctness().safety_flags(backend_of(request), ctx["p"]),  # issue 10
                    relatedness=["not_related", "unlikely", "possible", "probable", "definite", "unknown"],
-                   responses=["CR", "PR", "SD", "PD", "NE", "NON-CR/NON-PD"])
+                   responses=["CR", "PR", "SD", "PD", "NE", "NON-CR/NON-PD"], **kept)
 
 
 @router.post("/participants/{tn}/labs", dependencies=[Depends(require_csrf)])
@@ -263,7 +296,8 @@ async def lab(request: Request, tn: str, user: WebUser = Depends(current_user)) 
     f = await _form(request)
     return _write(request, lambda: backend_of(request).add_lab(
         user, tn, reason=f.get("reason", ""), analyte=f.get("analyte"), value=f.get("value"), unit=f.get("unit", ""),
-        collected_date=f.get("collected_date", "")), "Laboratory value saved.", _back(request, tn, "safety"))
+        collected_date=f.get("collected_date", "")), "Laboratory value saved.", _back(request, tn, "safety"),
+        _again(request, tn, user, safety_page, "lab", f))
 
 
 @router.post("/participants/{tn}/adverse-events", dependencies=[Depends(require_csrf)])
@@ -272,7 +306,8 @@ async def adverse_event(request: Request, tn: str, user: WebUser = Depends(curre
     return _write(request, lambda: backend_of(request).add_adverse_event(
         user, tn, reason=f.get("reason", ""), term=f.get("term", ""), grade=f.get("grade"),
         onset_date=f.get("onset_date", ""), serious=f.get("serious") == "true",
-        relatedness=f.get("relatedness") or "unknown"), "Adverse event saved.", _back(request, tn, "safety"))
+        relatedness=f.get("relatedness") or "unknown"), "Adverse event saved.", _back(request, tn, "safety"),
+        _again(request, tn, user, safety_page, "ae", f))
 
 
 @router.post("/participants/{tn}/recist", dependencies=[Depends(require_csrf)])

@@ -54,15 +54,27 @@ def api_end_session(request: Request, session_id: int, body: EndIn,
 
 @pages.get("/admin/sessions")
 def sessions_page(request: Request, user: WebUser = Depends(current_user)) -> Response:
+    return _sessions_page(request, user)
+
+
+def _sessions_page(request: Request, user: WebUser, **kept: Any) -> Response:
     rows = backend_of(request).list_sessions(_admin(user), active_only=False)
     return request.app.state.templates.TemplateResponse(
         request, "admin_sessions.html",
-        request.app.state.page_context(request, {"sessions": rows[:300], "title": "Sessions", "active": "sessions"}))
+        request.app.state.page_context(request, {"sessions": rows[:300], "title": "Sessions", "active": "sessions",
+                                                 **kept}))
 
 
 @pages.post("/admin/sessions/{session_id}/end", dependencies=[Depends(require_csrf)])
-def end_session_form(request: Request, session_id: int, reason: str = Form(...),
+def end_session_form(request: Request, session_id: int, reason: str = Form(""),
                      user: WebUser = Depends(current_user)) -> Response:
+    if not reason.strip():  # issue 13: the page again with the message, not a bare 422
+        from lutarterial.web.forms import kept
+
+        resp = _sessions_page(request, user, **kept(f"end-{session_id}", {"reason": reason},
+                                                    "Not ended: a reason is required (it is shown in the list)"))
+        resp.status_code = 400
+        return resp
     if 0 < session_id < 2**63:
         backend_of(request).end_session_by_id(_admin(user), session_id, reason=reason)
         flash(request, "ok", f"Session {session_id} ended.")

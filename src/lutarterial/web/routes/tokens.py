@@ -105,11 +105,24 @@ def api_revoke(request: Request, token_id: int, body: RevokeIn, user: WebUser = 
 
 @pages.get("/account/tokens")
 def tokens_page(request: Request, user: WebUser = Depends(current_user)) -> Response:
+    return _tokens_page(request, user)
+
+
+def _tokens_page(request: Request, user: WebUser, **kept: Any) -> Response:
     new = request.scope.get("session", {}).pop("new_token", None)
     ctx = {"tokens": _list(request, user), "new_token": new, "title": "API tokens", "active": "tokens",
-           "sites": list(user.sites)}
+           "sites": list(user.sites), **kept}
     return request.app.state.templates.TemplateResponse(request, "account_tokens.html",
                                                         request.app.state.page_context(request, ctx))
+
+
+def _refused(request: Request, user: WebUser, form: str, values: dict[str, str], message: str) -> Response:
+    """The tokens page again with the refused form's typed values and the message (issue 13)."""
+    from lutarterial.web.forms import kept
+
+    resp = _tokens_page(request, user, **kept(form, values, message))
+    resp.status_code = 400
+    return resp
 
 
 @pages.post("/account/tokens", dependencies=W)
@@ -122,8 +135,7 @@ async def tokens_create(request: Request, user: WebUser = Depends(current_user))
                        site=[f["site"]] if f.get("site") else None, expires_days=days)
         out = _create(request, user, body)
     except (InvalidInputError, ValueError) as exc:
-        flash(request, "error", f"Not created: {exc}")
-        return RedirectResponse("/account/tokens", status_code=303)
+        return _refused(request, user, "token", f, f"Not created: {exc}")
     request.scope["session"]["new_token"] = {"name": out["name"], "token": out["token"]}
     flash(request, "ok", f"Token {out['name']!r} created. Copy it now: it is shown only once.")
     return RedirectResponse("/account/tokens", status_code=303)
@@ -136,7 +148,7 @@ async def tokens_revoke(request: Request, token_id: int, user: WebUser = Depends
     try:
         out = _revoke(request, user, token_id, reason if isinstance(reason, str) else "")
     except InvalidInputError as exc:
-        flash(request, "error", f"Not revoked: {exc}")
-        return RedirectResponse("/account/tokens", status_code=303)
+        values = {"reason": reason} if isinstance(reason, str) else {}
+        return _refused(request, user, f"revoke-{token_id}", values, f"Not revoked: {exc}")
     flash(request, "ok", f"Token {out['name']!r} revoked.")
     return RedirectResponse("/account/tokens", status_code=303)

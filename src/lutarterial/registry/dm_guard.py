@@ -127,30 +127,43 @@ def _guard(session: Session, flush_context: Any, instances: Any) -> None:
                     break
 
 
+#: Tables the schedule of events is computed from (enrolment date, protocol version of the
+#: screening, visits done); a write that touches none of them cannot move a planned date.
+SCHEDULE_INPUTS = frozenset({"participants", "enrolments", "screening_results", "visits"})
+
+
 @event.listens_for(Session, "after_flush")
 def _remember_touched(session: Session, flush_context: Any) -> None:
     changes = data_changes(session)
     if not changes:
         return
-    touched: set[int] = session.info.setdefault(TOUCHED_KEY, set())
-    for _action, obj, _table, pid, _fields in changes:
+    # participant id -> table -> row ids written (ids exist after the flush)
+    touched: dict[int, dict[str, set[int]]] = session.info.setdefault(TOUCHED_KEY, {})
+    for _action, obj, table, pid, _fields in changes:
         if isinstance(obj, Participant) and obj.id is not None:
-            touched.add(int(obj.id))
-        elif pid is not None:
-            touched.add(int(pid))
+            pid = int(obj.id)
+        if pid is None:
+            continue
+        rows = touched.setdefault(int(pid), {}).setdefault(table, set())
+        rid = _row_id(obj)
+        if rid is not None:
+            rows.add(rid)
 
 
 def _follow_up(session: Session) -> None:
-    """POST_WRITE_HOOK: schedule recomputation, out-of-window queries and edit checks."""
-    touched: set[int] = session.info.pop(TOUCHED_KEY, set())
+    """POST_WRITE_HOOK: schedule recomputation, out-of-window queries and edit checks, each only
+    where the write could change its result (issue 13, fast: a laboratory value cannot move a
+    planned visit, and only the rows written need their row-level checks)."""
+    touched: dict[int, dict[str, set[int]]] = session.info.pop(TOUCHED_KEY, {})
     if not touched:
         return
     from lutarterial.registry.services.queries import run_edit_checks_for
     from lutarterial.registry.services.schedule import refresh_schedule_for
 
     for pid in sorted(touched):
-        refresh_schedule_for(session, pid)
-        run_edit_checks_for(session, pid)
+        if SCHEDULE_INPUTS & touched[pid].keys():
+            refresh_schedule_for(session, pid)
+        run_edit_checks_for(session, pid, touched=touched[pid])
     # what the follow-ups wrote are DM rows: they touch no participant data, so no loop
     session.info.pop(TOUCHED_KEY, None)
 

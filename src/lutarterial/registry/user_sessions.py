@@ -23,7 +23,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from lutarterial.errors import NotFoundError
@@ -90,6 +90,12 @@ def start_session(session: Session, user_id: int, *, client_addr: str = "", user
     return token
 
 
+_t = UserSession.__table__
+#: Built once (its cache key too): this SELECT runs on every request (issue 13, fast).
+_BY_TOKEN_HASH = (select(_t.c.id, _t.c.user_id, _t.c.created_at, _t.c.last_seen_at, _t.c.ended_at)
+                  .where(_t.c.token_hash == bindparam("h")))
+
+
 def check_session(session: Session, token: str, *, idle_s: float, max_age_s: float,
                   now: dt.datetime | None = None) -> tuple[int | None, int | None, dict[str, Any] | None]:
     """``(user_id, session_id, pending_update)`` for ``token``: one indexed SELECT, no write.
@@ -102,9 +108,7 @@ def check_session(session: Session, token: str, *, idle_s: float, max_age_s: flo
     if not token or not isinstance(token, str) or len(token) > 200:
         return None, None, None
     now = now or _now()
-    t = UserSession.__table__
-    row = session.execute(select(t.c.id, t.c.user_id, t.c.created_at, t.c.last_seen_at, t.c.ended_at)
-                          .where(t.c.token_hash == hash_token(token))).first()
+    row = session.execute(_BY_TOKEN_HASH, {"h": hash_token(token)}).first()
     if row is None or row.ended_at is not None:
         return None, None, None
     created, seen = _aware(row.created_at), _aware(row.last_seen_at)

@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import Session
 
 from lutarterial.errors import AccessDeniedError, InvalidInputError, LutarterialError
@@ -129,6 +130,31 @@ _RECIST_F = ("id", "visit_id", "assessment_date", "target_sum_mm", "response", "
 _ANALYSIS_F = ("id", "kind", "visit_id", "study_instance_uid", "series_instance_uids", "input_hashes", "parameters",
                "result", "software_version", "created_at",
                "superseded_by_id", "superseded_reason", "reproduced_at")  # issue 11
+_CONSENT_F = ("id", "version", "signed_date", "withdrawal_date", "withdrawal_note")
+_SCREENING_F = ("id", "protocol_version", "as_of", "overall", "engine", "created_at", "record", "result")
+_ENROL_F = ("id", "enrolled_date", "screening_result_id")
+
+
+@lru_cache(maxsize=64)
+def _part_stmt(model: Any, fields: tuple[str, ...], order: tuple[str, ...]) -> Any:
+    """``SELECT fields FROM model WHERE participant_id = :pid ORDER BY order``, built once.
+
+    Why: building an ORM statement, computing its cache key and making ORM objects cost about
+    0.3 ms per query, nine times per participant page (issue 13, fast); a prebuilt Core statement
+    of only the columns shown keeps its cache key and returns plain rows. Same SQL order as before.
+    """
+    cols = inspect(model).columns
+    return (select(*(cols[f] for f in fields)).where(cols["participant_id"] == bindparam("pid"))
+            .order_by(*(cols[o] for o in order)))
+
+
+def _part_rows(s: Session, model: Any, fields: tuple[str, ...], order: tuple[str, ...], pid: int
+               ) -> list[dict[str, Any]]:
+    """The rows of one part of a participant as ``{field: value}`` with dates as ISO text (``_row``)."""
+    return [{f: _iso(v) for f, v in zip(fields, row)}
+            for row in s.execute(_part_stmt(model, fields, order), {"pid": pid})]
+
+
 _AUDIT_F = ("id", "occurred_at", "actor_username", "actor_roles", "site_id", "table_name", "row_id", "participant_id",
             "action", "reason")
 
@@ -325,29 +351,20 @@ class Backend:
             p = _svc("get_participant")(s, user.actor, trial_number)
             out = self._summary(p)
 
-            def rows(key: str, model: Any, order: Any) -> list[Any]:
-                if key not in want:
-                    return []
-                return list(s.scalars(select(model).where(model.participant_id == p.id).order_by(*order)))
+            def rows(key: str, model: Any, fields: tuple[str, ...], order: tuple[str, ...]) -> list[dict[str, Any]]:
+                return _part_rows(s, model, fields, order, p.id) if key in want else []
 
-            out["consents"] = [_row(c, ("id", "version", "signed_date", "withdrawal_date", "withdrawal_note"))
-                               for c in rows("consents", m.Consent, (m.Consent.id,))]
-            out["screenings"] = [
-                {**_row(r, ("id", "protocol_version", "as_of", "overall", "engine", "created_at")),
-                 "record": r.record, "result": r.result, "reproduced": None}
-                for r in rows("screenings", m.ScreeningResult, (m.ScreeningResult.id,))]
-            enr = rows("enrolment", m.Enrolment, (m.Enrolment.id,))
-            out["enrolment"] = _row(enr[0], ("id", "enrolled_date", "screening_result_id")) if enr else None
-            out["visits"] = [_row(v, _VISIT_F) for v in rows("visits", m.Visit, (m.Visit.visit_date, m.Visit.id))]
-            out["labs"] = [_row(x, _LAB_F)
-                           for x in rows("labs", m.LabResult, (m.LabResult.collected_date, m.LabResult.id))]
-            out["adverse_events"] = [_row(x, _AE_F)
-                                     for x in rows("adverse_events", m.AdverseEvent, (m.AdverseEvent.onset_date,))]
-            out["recist"] = [_row(x, _RECIST_F)
-                             for x in rows("recist", m.RecistAssessment, (m.RecistAssessment.assessment_date,))]
-            out["imaging"] = [_row(x, _ANALYSIS_F) for x in rows("imaging", m.ImagingAnalysis, (m.ImagingAnalysis.id,))]
-            out["dosimetry"] = [{**_row(x, _ANALYSIS_F), "imaging_analysis_id": x.imaging_analysis_id}
-                                for x in rows("dosimetry", m.DosimetryAnalysis, (m.DosimetryAnalysis.id,))]
+            out["consents"] = rows("consents", m.Consent, _CONSENT_F, ("id",))
+            out["screenings"] = [{**r, "reproduced": None}
+                                 for r in rows("screenings", m.ScreeningResult, _SCREENING_F, ("id",))]
+            enr = rows("enrolment", m.Enrolment, _ENROL_F, ("id",))
+            out["enrolment"] = enr[0] if enr else None
+            out["visits"] = rows("visits", m.Visit, _VISIT_F, ("visit_date", "id"))
+            out["labs"] = rows("labs", m.LabResult, _LAB_F, ("collected_date", "id"))
+            out["adverse_events"] = rows("adverse_events", m.AdverseEvent, _AE_F, ("onset_date",))
+            out["recist"] = rows("recist", m.RecistAssessment, _RECIST_F, ("assessment_date",))
+            out["imaging"] = rows("imaging", m.ImagingAnalysis, _ANALYSIS_F, ("id",))
+            out["dosimetry"] = rows("dosimetry", m.DosimetryAnalysis, (*_ANALYSIS_F, "imaging_analysis_id"), ("id",))
             out["parts"] = sorted(want)
             return out
 
@@ -462,6 +479,13 @@ class Backend:
     def participant_audit(self, user: WebUser, tn: str) -> list[dict[str, Any]]:
         with self.read() as s:
             return self._audit_rows(s, _svc("participant_audit_trail")(s, user.actor, tn))
+
+    def participant_audit_page(self, user: WebUser, tn: str, *, limit: int, offset: int
+                               ) -> tuple[list[dict[str, Any]], int]:
+        """One page of the participant's trail, newest first, and the number of entries in all."""
+        with self.read() as s:
+            entries, total = _svc("participant_audit_page")(s, user.actor, tn, limit=limit, offset=offset)
+            return self._audit_rows(s, entries), total
 
     def audit(self, user: WebUser, *, table: str | None = None, username: str | None = None,
               limit: int = 300) -> list[dict[str, Any]]:

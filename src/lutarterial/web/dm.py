@@ -113,18 +113,26 @@ def _forms(s: Any, user: WebUser, p: Any) -> list[dict[str, Any]]:
     return out
 
 
-def banner(be: Any, user: WebUser | None, tn: str) -> dict[str, Any]:
-    """Signatures, lock and open queries shown on every participant page (§11.50: with the data)."""
+def banner(be: Any, user: WebUser | None, participant: int | str) -> dict[str, Any]:
+    """Signatures, lock and open queries shown on every participant page (§11.50: with the data).
+
+    ``participant`` is the database id (pages pass it: inside a request's shared read session the
+    participant is then already loaded, no SELECT) or a trial number.
+    """
     if user is None:
         return {}
+    from sqlalchemy import func, select
+
+    from lutarterial.registry.models import DataQuery
     from lutarterial.registry.services._common import load_participant
 
     with be.read() as s:
-        p = load_participant(s, user.actor, tn)  # one access-checked lookup, reused below (issue 13: fast)
+        p = load_participant(s, user.actor, participant)  # one access-checked lookup, reused below (issue 13: fast)
         sigs = sv.list_signatures(s, user.actor, p, verify=False)
         lock = sv.active_lock(s, user.actor, p)
-        open_q = [q for q, _t in sv.list_queries(s, user.actor, participant=p) if q.status != "closed"]
-        return {"signatures": sigs, "lock": sv.lock_dict(lock) if lock else None, "open_queries": len(open_q)}
+        open_q = s.scalar(select(func.count()).select_from(DataQuery)
+                          .where(DataQuery.participant_id == p.id, DataQuery.status != "closed"))
+        return {"signatures": sigs, "lock": sv.lock_dict(lock) if lock else None, "open_queries": int(open_q or 0)}
 
 
 def query_counts_by_tn(be: Any, user: WebUser | None) -> dict[str, dict[str, int]]:

@@ -4,6 +4,7 @@ the plots drawn from them. Pure functions of the dicts the backend returns."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,25 @@ def fmt(v: Any) -> str:
             return f"{v:,.0f}".replace(",", "\u202f")  # 84 840: digits grouped, no exponent
         return f"{v:.4g}"
     if isinstance(v, (list, dict)):
-        import json
-
-        text = json.dumps(v)
-        return text if len(text) < 80 else text[:77] + "…"
+        return _json_preview(v)
     return str(v)
+
+
+_PREVIEW_ENCODER = json.JSONEncoder()
+
+
+def _json_preview(v: Any, width: int = 80) -> str:
+    """``json.dumps(v)`` cut to ``width`` characters with "…", without encoding all of a large
+    value (a screening record in an audit row is kilobytes; the audit page shows 80 characters)."""
+    parts: list[str] = []
+    n = 0
+    for chunk in _PREVIEW_ENCODER.iterencode(v):
+        parts.append(chunk)
+        n += len(chunk)
+        if n >= width:
+            break
+    text = "".join(parts)
+    return text if n < width else text[:width - 3] + "…"
 
 
 def timeline(p: dict[str, Any]) -> list[dict[str, Any]]:

@@ -46,3 +46,54 @@ def test_worker_factory_builds_the_app_from_the_environment(upgraded_sqlite_url:
     assert app.state.demo is True
     with TestClient(app) as client:
         assert client.get("/login").status_code == 200
+
+
+def test_participant_audit_page_is_paginated_newest_first(app: Any, login: Any) -> None:
+    """The page shows 50 entries a page (its cost no longer grows with the trail); the CSV and the
+    API keep the whole trail."""
+    from lutarterial.web.routes.pages import AUDIT_PAGE_SIZE
+
+    coord = login("coord.bdx")
+    tn = coord.post("/api/participants", json={"site": "BDX", "reason": "paging test"}).json()["trial_number"]
+    for i in range(AUDIT_PAGE_SIZE + 5):
+        r = coord.post(f"/api/participants/{tn}/labs", json={
+            "analyte": "platelets", "value": 100 + i, "unit": "10*9/L", "collected_date": "2024-02-01",
+            "lln": 150, "uln": 400, "reason": f"paging lab {i}"})
+        assert r.status_code == 201, r.text
+    trail = coord.get(f"/api/participants/{tn}/audit").json()
+    assert len(trail) > AUDIT_PAGE_SIZE
+    first = coord.get(f"/participants/{tn}/audit")
+    assert first.status_code == 200
+    ids = [int(x) for x in __import__("re").findall(r'<td class="num small">(\d+)</td>', first.text)]
+    assert len(ids) == AUDIT_PAGE_SIZE and ids == sorted(ids, reverse=True)
+    assert ids[0] == max(e["id"] for e in trail)
+    assert f"Page 1 of {-(-len(trail) // AUDIT_PAGE_SIZE)}" in first.text and f"{len(trail)} entries" in first.text
+    assert f'href="/participants/{tn}/audit?page=2"' in first.text
+    second = coord.get(f"/participants/{tn}/audit?page=2")
+    ids2 = [int(x) for x in __import__("re").findall(r'<td class="num small">(\d+)</td>', second.text)]
+    assert ids2 and max(ids2) < min(ids) and len(ids) + len(ids2) == min(len(trail), 2 * AUDIT_PAGE_SIZE)
+    csv_lines = coord.get(f"/participants/{tn}/audit.csv").text.strip().splitlines()
+    assert len(csv_lines) == len(trail) + 1  # header + every entry
+
+
+def test_global_audit_count_is_capped(app: Any, login: Any, monkeypatch: Any) -> None:
+    from lutarterial.web.routes import pages
+
+    mon = login("monitor")
+    exact = mon.get("/audit")
+    assert exact.status_code == 200 and "more than" not in exact.text
+    monkeypatch.setattr(pages, "AUDIT_COUNT_CAP", 3)
+    capped = mon.get("/audit")
+    assert capped.status_code == 200
+    assert "more than 3 entries" in capped.text and 'rel="next"' in capped.text
+
+
+def test_audit_value_preview_equals_cut_json() -> None:
+    import json
+
+    from lutarterial.web.views import fmt
+
+    for v in [{"a": 1}, list(range(100)), {"k": "x" * 200}, {"a": [1, 2, {"b": None}]}, [], {"é": "ü" * 30},
+              {"n": 1.5, "t": True}, ["x" * 76], ["x" * 77]]:
+        text = json.dumps(v)
+        assert fmt(v) == (text if len(text) < 80 else text[:77] + "…")

@@ -6,7 +6,7 @@ import datetime as dt
 import math
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from lutarterial.errors import AccessDeniedError, InvalidInputError, NotFoundError
@@ -30,6 +30,10 @@ class ParticipantHiddenError(AccessDeniedError):
     public_kind = "NotFoundError"
 
 
+#: Built once (its cache key too): every participant page and API call looks one up (issue 13, fast).
+_BY_TRIAL_NUMBER = select(Participant).where(Participant.trial_number == bindparam("tn"))
+
+
 def _not_found_message(participant: int | str) -> str:
     return f"participant {participant!r} does not exist"
 
@@ -47,7 +51,7 @@ def load_participant(session: Session, actor: Actor, participant: int | str, *, 
     elif isinstance(participant, int) or (isinstance(participant, str) and participant.isdigit()):
         obj = session.get(Participant, int(participant))
     elif isinstance(participant, str):
-        obj = session.scalars(select(Participant).where(Participant.trial_number == participant.strip().upper())).first()
+        obj = session.scalars(_BY_TRIAL_NUMBER, {"tn": participant.strip().upper()}).first()
     else:
         raise InvalidInputError(f"participant reference {participant!r} must be an id or a trial number")
     if obj is None:

@@ -55,6 +55,7 @@ __all__ = [
     "list_screenings",
     "enrol",
     "participant_audit_trail",
+    "participant_audit_page",
     "audit_trail",
 ]
 
@@ -507,6 +508,22 @@ def participant_audit_trail(session: Session, actor: Actor, participant: int | s
     """Every audit row about one participant, oldest first (identity values are redacted)."""
     p = load_participant(session, actor, participant)
     return list(session.scalars(select(AuditEntry).where(AuditEntry.participant_id == p.id).order_by(AuditEntry.id)))
+
+
+def participant_audit_page(session: Session, actor: Actor, participant: int | str, *, limit: int,
+                           offset: int = 0) -> tuple[list[AuditEntry], int]:
+    """One page of a participant's audit rows, newest first, and how many rows there are in all.
+
+    Why: the trail grows with every save, and a page that renders all of it costs more with every
+    entry (issue 13, fast); the CSV and the API still give the whole trail.
+    """
+    p = load_participant(session, actor, participant)
+    where = AuditEntry.participant_id == p.id
+    total = int(session.scalar(select(func.count()).select_from(AuditEntry).where(where)) or 0)
+    limit = max(1, min(int(limit), 5000))
+    rows = list(session.scalars(select(AuditEntry).where(where).order_by(AuditEntry.id.desc())
+                                .limit(limit).offset(max(0, int(offset)))))
+    return rows, total
 
 
 def audit_trail(session: Session, actor: Actor, *, site_code: str | None = None, table: str | None = None,

@@ -13,6 +13,7 @@ one query, deduplicated by check and target, never blocking the save.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from sqlalchemy import func, select
@@ -42,7 +43,7 @@ from lutarterial.registry.services._dm import ts, context_actor, resolve_target
 
 __all__ = ["QUERY_STATUSES", "open_query", "assign_query", "answer_query", "close_query", "reopen_query",
            "get_query", "list_queries", "query_messages", "query_counts", "query_summary_by_site",
-           "build_casebook", "run_edit_checks", "run_edit_checks_for", "open_check_query", "query_dict"]
+           "build_casebook", "run_edit_checks", "run_edit_checks_for", "INCREMENTAL_TABLES", "open_check_query", "query_dict"]
 
 QUERY_STATUSES = ("open", "answered", "closed")
 CHECK_OPENER = "edit-check"
@@ -220,9 +221,26 @@ def _iso(v: Any) -> Any:
     return v.isoformat() if isinstance(v, dt.date) else v
 
 
-def build_casebook(session: Session, p: Participant) -> dict[str, Any]:
+#: Repeating forms that grow with the trial (one row per value): after a write, the row-level edit
+#: checks run on the rows that write touched, not on every row again (see :func:`run_edit_checks_for`).
+INCREMENTAL_TABLES = frozenset({"lab_results", "adverse_events"})
+
+
+def build_casebook(session: Session, p: Participant, *,
+                   only_rows: Mapping[str, Collection[int]] | None = None) -> dict[str, Any]:
     """The participant's data as the plain dict the edit checks read (a few SELECTs, no JSON blobs
-    but the latest screening record)."""
+    but the latest screening record).
+
+    ``only_rows`` (table name -> row ids) limits the tables of :data:`INCREMENTAL_TABLES` to those
+    rows (an absent table: none of its rows); ``None`` loads everything.
+    """
+
+    def limit(table: str, id_col: Any, stmt: Any) -> Any:
+        if only_rows is None:
+            return stmt
+        ids = sorted(only_rows.get(table) or ())
+        return stmt.where(id_col.in_(ids)) if ids else None
+
     site = p.site
     consent = session.scalars(select(Consent).where(Consent.participant_id == p.id)
                               .order_by(Consent.id.desc()).limit(1)).first()
@@ -232,13 +250,15 @@ def build_casebook(session: Session, p: Participant) -> dict[str, Any]:
     visits = [{"id": v.id, "kind": v.kind, "number": v.number, "status": v.status, "visit_date": _iso(v.visit_date),
                "activity_mbq": v.activity_mbq}
               for v in session.scalars(select(Visit).where(Visit.participant_id == p.id).order_by(Visit.id))]
-    labs = [{"id": i, "analyte": a, "value": val, "unit": u, "lln": lo, "uln": hi}
-            for i, a, val, u, lo, hi in session.execute(
-                select(LabResult.id, LabResult.analyte, LabResult.value, LabResult.unit, LabResult.lln, LabResult.uln)
-                .where(LabResult.participant_id == p.id).order_by(LabResult.id))]
-    aes = [{"id": i, "term": t, "relatedness": r} for i, t, r in session.execute(
-        select(AdverseEvent.id, AdverseEvent.term, AdverseEvent.relatedness)
-        .where(AdverseEvent.participant_id == p.id).order_by(AdverseEvent.id))]
+    lab_q = limit("lab_results", LabResult.id,
+                  select(LabResult.id, LabResult.analyte, LabResult.value, LabResult.unit, LabResult.lln,
+                         LabResult.uln).where(LabResult.participant_id == p.id).order_by(LabResult.id))
+    labs = [] if lab_q is None else [{"id": i, "analyte": a, "value": val, "unit": u, "lln": lo, "uln": hi}
+                                      for i, a, val, u, lo, hi in session.execute(lab_q)]
+    ae_q = limit("adverse_events", AdverseEvent.id,
+                 select(AdverseEvent.id, AdverseEvent.term, AdverseEvent.relatedness)
+                 .where(AdverseEvent.participant_id == p.id).order_by(AdverseEvent.id))
+    aes = [] if ae_q is None else [{"id": i, "term": t, "relatedness": r} for i, t, r in session.execute(ae_q)]
     studies: dict[int, dict[str, Any]] = {}
     for sid, sdate, vkind in session.execute(
             select(ImagingStudy.id, ImagingStudy.study_date, Visit.kind)
@@ -272,21 +292,34 @@ def open_check_query(session: Session, p: Participant, *, check_id: str, table_n
     return q
 
 
-def run_edit_checks_for(session: Session, participant_id: int) -> list[DataQuery]:
-    """Evaluate every edit check on one participant; open the new queries (after-write hook)."""
+def run_edit_checks_for(session: Session, participant_id: int, *,
+                        touched: Mapping[str, Collection[int]] | None = None) -> list[DataQuery]:
+    """Evaluate the edit checks on one participant; open the new queries (after-write hook).
+
+    ``touched`` (table -> row ids written by the write that triggers this run) makes the run
+    incremental: the checks on one row of a repeating form (laboratory values, adverse events,
+    :data:`INCREMENTAL_TABLES`) run only on the rows written, every other check on everything.
+    Same queries as a full run: a row nobody wrote has already been checked after its own write,
+    and a check's message depends only on its row (issue 13, fast: a save re-checked every
+    laboratory value of the participant, so saves got slower with every value). ``None``: all rows
+    (the data manager's "run edit checks", after rulebook changes).
+    """
     p = session.get(Participant, participant_id)
     if p is None:
         return []
-    findings = evaluate_checks(load_edit_checks(), build_casebook(session, p), plausible=default_plausible())
+    only = None if touched is None else {t: touched[t] for t in INCREMENTAL_TABLES if t in touched}
+    findings = evaluate_checks(load_edit_checks(), build_casebook(session, p, only_rows=only),
+                               plausible=default_plausible())
     opened = []
     # The participant's automatic queries in one SELECT: a finding that one of them already settles
     # (open/answered, or closed with the same text) skips open_check_query's own SELECT (issue 13, fast:
     # saves re-run every check, and the demo's open discrepancies made that one SELECT per finding).
     known: dict[str, list[tuple[str, str]]] = {}
     if findings:
+        keys = sorted({f"{f.check_id}:{f.table}:{f.row_id}:{f.field or ''}" for f in findings})
         for key, status, qtext in session.execute(select(DataQuery.check_key, DataQuery.status, DataQuery.text)
                                                   .where(DataQuery.participant_id == p.id,
-                                                         DataQuery.check_key.is_not(None))):
+                                                         DataQuery.check_key.in_(keys))):
             known.setdefault(str(key), []).append((str(status), str(qtext)))
     for f in findings:
         text = f"[{f.check_id}] {f.message}"

@@ -346,6 +346,11 @@ def plot(request: Request, tn: str, name: str, user: WebUser = Depends(current_u
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
 
 
+AUDIT_PAGE_SIZE = 50
+#: The global audit page counts matching entries up to this many (then says "more than").
+AUDIT_COUNT_CAP = 10_000
+
+
 def _audit_csv(rows: list[dict[str, Any]], filename: str) -> Response:
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -360,10 +365,16 @@ def _audit_csv(rows: list[dict[str, Any]], filename: str) -> Response:
 
 
 @router.get("/participants/{tn}/audit")
-def participant_audit(request: Request, tn: str, user: WebUser = Depends(current_user)) -> Response:
+def participant_audit(request: Request, tn: str, page: int = 1, user: WebUser = Depends(current_user)) -> Response:
+    """The participant's trail, newest first, 50 entries a page (the CSV holds all of it)."""
     ctx = _participant_ctx(request, user, tn, "audit")
-    rows = list(reversed(backend_of(request).participant_audit(user, tn)))
-    return _render(request, "audit.html", **ctx, entries=rows, chain=None,
+    page = max(1, page)
+    rows, total = backend_of(request).participant_audit_page(user, tn, limit=AUDIT_PAGE_SIZE,
+                                                             offset=(page - 1) * AUDIT_PAGE_SIZE)
+    pages = max(1, -(-total // AUDIT_PAGE_SIZE))
+    link = lambda n: f"/participants/{quote(tn)}/audit?page={n}"  # noqa: E731
+    return _render(request, "audit.html", **ctx, entries=rows, chain=None, total=total, page=page, pages=pages,
+                   prev_url=link(page - 1) if page > 1 else None, next_url=link(page + 1) if page < pages else None,
                    csv_url=f"/participants/{quote(tn)}/audit.csv")
 
 
@@ -371,8 +382,6 @@ def participant_audit(request: Request, tn: str, user: WebUser = Depends(current
 def participant_audit_csv(request: Request, tn: str, user: WebUser = Depends(current_user)) -> Response:
     return _audit_csv(backend_of(request).participant_audit(user, tn), f"audit-{tn}.csv")
 
-
-AUDIT_PAGE_SIZE = 50
 
 
 @router.get("/audit")
@@ -393,15 +402,21 @@ def audit(request: Request, table: str | None = None, user_name: str | None = No
     with be.read() as s:
         entries, total = sv.search_audit(s, user.actor, participant=participant or None, username=uname or None,
                                          table=table or None, date_from=date_from or None, date_to=date_to or None,
-                                         limit=AUDIT_PAGE_SIZE, offset=(page - 1) * AUDIT_PAGE_SIZE)
+                                         limit=AUDIT_PAGE_SIZE, offset=(page - 1) * AUDIT_PAGE_SIZE,
+                                         count_cap=AUDIT_COUNT_CAP)
         rows = be._audit_rows(s, entries)
+    more = total > AUDIT_COUNT_CAP  # "more than 10,000": counting all of a long trail on every view costs
+    total = min(total, AUDIT_COUNT_CAP)
     pages = max(1, -(-total // AUDIT_PAGE_SIZE))
+    if more:
+        pages += 1  # at least one more page; "Older" stays offered while a page comes back full
+        pages = max(pages, page + (1 if len(rows) == AUDIT_PAGE_SIZE else 0))
     keep = {k: v for k, v in (("table", table), ("user", uname), ("participant", participant),
                               ("date_from", date_from), ("date_to", date_to)) if v}
     from urllib.parse import urlencode
 
     link = lambda n: "/audit?" + urlencode({**keep, "page": n})  # noqa: E731
-    return _render(request, "audit.html", p=None, entries=rows, chain=be.verify_chain(), more=False,
+    return _render(request, "audit.html", p=None, entries=rows, chain=be.verify_chain(), more=False, total_more=more,
                    tables=sorted(mdl.__tablename__ for mdl in AUDITED_MODELS), table=table, user=uname,
                    participant=participant, date_from=date_from, date_to=date_to, total=total, page=page,
                    pages=pages, prev_url=link(page - 1) if page > 1 else None,

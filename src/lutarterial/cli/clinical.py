@@ -188,10 +188,10 @@ def next_dose_command(
     from rich.console import Console
 
     c = Console()
-    act = f" at {decision.activity_gbq:g} GBq" if decision.activity_gbq else ""
+    act = f" at {_fmt(decision.activity_gbq)} GBq" if decision.activity_gbq else ""
     c.print(f"[bold]{decision.decision}{act}[/bold] ({decision.route or 'route not given'}) - patient "
             f"{decision.patient or '?'} on {decision.decision_date}; due {decision.due_date or '-'}, "
-            f"delay {decision.delay_weeks if decision.delay_weeks is not None else '-'} weeks")
+            f"delay {_fmt(decision.delay_weeks) if decision.delay_weeks is not None else '-'} weeks")
     for r in decision.rules:
         c.print(f"  {r.rule_id} -> {r.action}: {r.text}")
         for f in r.evidence:

@@ -20,6 +20,7 @@ from typing import Any
 
 import typer
 
+from lutarterial.cli.formatting import human_number, human_range, human_value
 from lutarterial.errors import InvalidInputError
 
 __all__ = ["register", "read_lesions_csv"]
@@ -154,20 +155,21 @@ def _registry(db: str | None) -> Any:
 
 def _print_human(res: dict[str, Any]) -> None:
     def ci(x: Any) -> str:
-        return f"{x[0]:.3f}-{x[1]:.3f}" if x else "n/a"
+        return human_range(*x) if x else "n/a"
 
-    def num(x: Any, fmt: str = ".3f") -> str:
-        return "n/a" if x is None else format(x, fmt)
+    def num(x: Any, fmt: str = "") -> str:
+        """4 significant digits (issue 10), or a format such as ``.0%``; ``n/a`` for a missing value."""
+        return "n/a" if x is None else format(x, fmt) if fmt else human_number(x)
 
     p, m, pl, b = res["primary"], res["mixed_model"], res["per_lesion_paired"], res["bootstrap"]
     typer.echo(f"IAH/IV {res['metric']} ratio, {res['kind']} VOIs: {res['n_patients']} participants, "
                f"{res['n_lesions']} VOIs, {len(res['excluded'])} excluded")
-    typer.echo(f"  primary (patient-level t):  GMR {num(p['gmr'])}  95% CI {ci(p['ci95'])}  p {num(p['p_value'], '.4g')}")
-    mm = (f"GMR {num(m['gmr'])}  95% CI {ci(m['ci95'])}  p {num(m['p_value'], '.4g')}" if m["converged"]
+    typer.echo(f"  primary (patient-level t):  GMR {num(p['gmr'])}  95% CI {ci(p['ci95'])}  p {num(p['p_value'])}")
+    mm = (f"GMR {num(m['gmr'])}  95% CI {ci(m['ci95'])}  p {num(m['p_value'])}" if m["converged"]
           else f"not reported: {m.get('reason', 'did not converge')}")
     typer.echo(f"  mixed model (REML):         {mm}")
     typer.echo(f"  per-lesion paired t:        GMR {num(pl['gmr'])}  95% CI {ci(pl['ci95'])}  "
-               f"p {num(pl['p_value'], '.4g')}")
+               f"p {num(pl['p_value'])}")
     typer.echo(f"  cluster bootstrap ({b['n_boot']}, seed {b['seed']}): percentile {ci(b['percentile']['ci95'])}  "
                f"BCa {ci(b['bca']['ci95'])}")
     fl, fp = p["fraction_lesions_above_1"], p["fraction_patients_above_1"]
@@ -291,7 +293,7 @@ def register(app: typer.Typer) -> None:
         for name in ("pfs", "hepatic_pfs"):
             k = res["survival"][name]
             typer.echo(f"{name}: n {k['n']}, events {k['events']}, median "
-                       f"{k['median'] if k['median'] is not None else 'not reached'}")
+                       f"{human_value(k['median']) if k['median'] is not None else 'not reached'}")
 
     @report_app.command("trial")
     def report_trial(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["human_number", "human_value"]
+__all__ = ["human_number", "human_value", "human_range"]
 
 
 def human_number(x: float | int | None, sig: int = 4) -> str:
@@ -50,3 +50,9 @@ def human_value(x: Any, sig: int = 4) -> str:
     if isinstance(x, (int, float)) and not isinstance(x, bool):
         return human_number(x, sig)
     return str(x)
+
+
+def human_range(lo: Any, hi: Any, sig: int = 4) -> str:
+    """An interval ``lo-hi`` (a CI, a PI) in :func:`human_value` form; `` to `` when a bound is negative."""
+    negative = any(isinstance(x, (int, float)) and not isinstance(x, bool) and x < 0 for x in (lo, hi))
+    return f"{human_value(lo, sig)}{' to ' if negative else '-'}{human_value(hi, sig)}"

@@ -44,10 +44,7 @@ def _load_study(
     )
 
 
-_FMT = {"volume_ml": "", "suv_mean": "", "suv_max": "", "suv_peak": "", "mean_bqml": "", "percent_ia": "", "tnr": ""}
-
-
-def _cell(x: Any, fmt: str = "") -> str:
+def _cell(x: Any) -> str:
     """One table cell: 4 significant digits, thousands separators (issue 10: one helper for all tables)."""
     from lutarterial.cli.formatting import human_number
 
@@ -137,7 +134,7 @@ def register(app: typer.Typer) -> None:
         for h in heads:
             t.add_column(h, justify="right", no_wrap=True)
         for v in metrics.vois:
-            t.add_row(v.name, v.kind.value, *(_cell(getattr(v, c), _FMT[c]) for c in cols))
+            t.add_row(v.name, v.kind.value, *(_cell(getattr(v, c)) for c in cols))
         con = _console()
         con.print(t)
         if lobar is not None:
@@ -194,23 +191,24 @@ def register(app: typer.Typer) -> None:
             return
         from rich.table import Table
 
+        from lutarterial.cli.formatting import human_range
+
         t = Table(title="IAH versus IV uptake")
         for c in ("VOI", "kind", "SUVmean IV", "SUVmean IAH", "ratio", "SUVpeak ratio", "TNR IV", "TNR IAH"):
             t.add_column(c, justify="left" if c in ("VOI", "kind") else "right", no_wrap=True)
         for v in comp.vois:
-            t.add_row(v.name, v.kind.value, _cell(v.iv.suv_mean, "{:.2f}"), _cell(v.iah.suv_mean, "{:.2f}"),
-                      _cell(v.ratio["suv_mean"], "{:.2f}"), _cell(v.ratio["suv_peak"], "{:.2f}"),
-                      _cell(v.iv.tnr, "{:.2f}"), _cell(v.iah.tnr, "{:.2f}"))
+            t.add_row(v.name, v.kind.value, _cell(v.iv.suv_mean), _cell(v.iah.suv_mean), _cell(v.ratio["suv_mean"]),
+                      _cell(v.ratio["suv_peak"]), _cell(v.iv.tnr), _cell(v.iah.tnr))
         con = _console()
         con.print(t)
         les = comp.summary.get("lesions")
         if isinstance(les, dict):
             s = les["suv_mean"]
-            ci = (f" (95% CI {s['ci_low']:.2f}-{s['ci_high']:.2f})" if s["ci_low"] is not None else "")
-            con.print(f"lesion SUVmean IAH/IV: geometric mean {s['geometric_mean']:.2f}{ci}, n={s['n']}")
+            ci = (f" (95% CI {human_range(s['ci_low'], s['ci_high'])})" if s["ci_low"] is not None else "")
+            con.print(f"lesion SUVmean IAH/IV: geometric mean {_cell(s['geometric_mean'])}{ci}, n={s['n']}")
         if lobar:
             for k, r in lobar.items():
-                con.print(f"{k.upper()} lobar TNR: {r.ia_lobe} {r.tnr_ia:.2f} vs {r.control_lobe} "
-                          f"{r.tnr_control:.2f}, ratio {r.ratio:.2f}")
+                con.print(f"{k.upper()} lobar TNR: {r.ia_lobe} {_cell(r.tnr_ia)} vs {r.control_lobe} "
+                          f"{_cell(r.tnr_control)}, ratio {_cell(r.ratio)}")
         for m in comp.messages:
             con.print(f"note: {m}")

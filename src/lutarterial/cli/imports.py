@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from lutarterial.cli.formatting import human_number
 from lutarterial.cli.registry import _DB_HELP, _print_json, _session
 
 __all__ = ["register"]
@@ -61,8 +62,8 @@ def import_labs_cmd(
                f"{summary['refused_count']} refused")
     for r in summary["imported_rows"]:
         grade = "" if r["ctcae_grade"] is None else f"  CTCAE grade {r['ctcae_grade']} ({r['ctcae_term']})"
-        typer.echo(f"  + {r['trial_number']} {r['collected_date']} {r['analyte']} = {r['value']:g} {r['unit']}"
-                   f" ({r['value_canonical']:g} {r['unit_canonical']}){grade}")
+        typer.echo(f"  + {r['trial_number']} {r['collected_date']} {r['analyte']} = {human_number(r['value'])} "
+                   f"{r['unit']} ({human_number(r['value_canonical'])} {r['unit_canonical']}){grade}")
     for r in summary["refused"]:
         typer.echo(f"  - {r['where']}: {r['reason']}")
 

@@ -14,7 +14,9 @@ from typing import Any
 
 import typer
 
-__all__ = ["register", "pbpk_app", "participant_measurement"]
+from lutarterial.cli.formatting import human_number, human_range, human_value
+
+__all__ = ["register", "pbpk_app", "participant_measurement", "fit_lines"]
 
 pbpk_app = typer.Typer(help="PBPK model of SSTR2 radiopeptides (IV and hepatic-arterial route).",
                        no_args_is_help=True)
@@ -98,12 +100,13 @@ def simulate_cmd(
     if as_json:
         _echo_json(out)
         return
-    typer.echo(f"{name} {activity_mbq:g} MBq, {peptide_ug:g} ug {peptide}, route {adm.route}"
-               + (f" ({adm.lobe})" if adm.route == "iah" else "") + f"; %IA (decay-corrected)")
-    typer.echo("organ".ljust(22) + "".join(f"{t:>9g} h" for t in std))
+    typer.echo(f"{name} {human_number(activity_mbq)} MBq, {human_number(peptide_ug)} ug {peptide}, route {adm.route}"
+               + (f" ({adm.lobe})" if adm.route == "iah" else "") + "; %IA (decay-corrected)")
+    typer.echo("organ".ljust(22) + "".join(f"{human_number(t) + ' h':>11}" for t in std))
     for organ, row in pia.items():
-        typer.echo(organ.ljust(22) + "".join(f"{row[f'{t:g}']:>11.3f}" for t in std))
-    typer.echo(f"mass_balance_error {res.mass_balance_error:.2e} (label), {res.peptide_balance_error:.2e} (peptide)")
+        typer.echo(organ.ljust(22) + "".join(f"{human_number(row[f'{t:g}']):>11}" for t in std))
+    typer.echo(f"mass_balance_error {human_number(res.mass_balance_error)} (label), "
+               f"{human_number(res.peptide_balance_error)} (peptide)")
     if png is not None:
         typer.echo(f"figure: {png}")
 
@@ -125,13 +128,22 @@ def predict_cmd(
         _echo_json(out)
         return
     typer.echo(f"{out['title']} [{out['role']}], {n_virtual} virtual patients, seed {seed}")
-    typer.echo(f"iah_iv_tumour_ratio {out['iah_iv_tumour_ratio']:.3f} (95% CI of a trial mean {out['ci95'][0]:.3f}-"
-               f"{out['ci95'][1]:.3f}; individual 95% PI {out['pi95'][0]:.3f}-{out['pi95'][1]:.3f})")
+    typer.echo(f"iah_iv_tumour_ratio {human_number(out['iah_iv_tumour_ratio'])} (95% CI of a trial mean "
+               f"{human_range(*out['ci95'])}; individual 95% PI {human_range(*out['pi95'])})")
     for k, v in out["outputs"].items():
-        typer.echo(f"  {k:34s} {v['mean']:>9.4f}  CI95 {v['ci95'][0]:.4f}-{v['ci95'][1]:.4f}")
+        typer.echo(f"  {k:34s} {human_number(v['mean']):>9}  CI95 {human_range(*v['ci95'])}")
     for k, c in out["comparison"].items():
-        typer.echo(f"  vs published {k}: {json.dumps(c)}")
-    typer.echo(f"mass_balance_error {out['mass_balance_error']:.2e}")
+        typer.echo(f"  vs published {k}: " + ", ".join(f"{name} {_comparison_value(x)}" for name, x in c.items()))
+    typer.echo(f"mass_balance_error {human_number(out['mass_balance_error'])}")
+
+
+def _comparison_value(x: Any) -> str:
+    """A published-vs-predicted entry for people: intervals as ``lo-hi``, yes/no for flags."""
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, (list, tuple)):
+        return human_range(*x) if len(x) == 2 else ", ".join(human_value(v) for v in x)
+    return human_value(x)
 
 
 def _lobe_of(voi: dict[str, Any]) -> str | None:
@@ -278,20 +290,27 @@ def fit_cmd(
     if as_json:
         _echo_json(result)
         return
-    typer.echo(f"{result['participant']}: PBPK prediction stored as analysis {result['analysis_id']} "
-               f"(kind {PREDICTION_KIND}, from analysis {result['source_analysis_id']})")
+    typer.echo("\n".join(fit_lines(result)))
+
+
+def fit_lines(result: dict[str, Any]) -> list[str]:
+    """The text summary of a stored PBPK prediction (numbers for people: 4 significant digits)."""
+    lines = [f"{result['participant']}: PBPK prediction stored as analysis {result['analysis_id']} "
+             f"(kind {PREDICTION_KIND}, from analysis {result['source_analysis_id']})"]
     for organ, v in result["iah_pet_prediction"].items():
         r = v["iah_iv_ratio"]
-        typer.echo(f"  IAH/IV {organ:22s} {r['median']:.2f} (90% PI {r['pi90'][0]:.2f}-{r['pi90'][1]:.2f})")
+        lines.append(f"  IAH/IV {organ:22s} {human_number(r['median'])} (90% PI {human_range(*r['pi90'])})")
     for les in result["lesions"]:
-        line = f"  lesion {les['name']:12s} IV {les['suv_iv']:.1f} -> IAH predicted {les['predicted_suv_iah']:.1f}"
+        line = (f"  lesion {les['name']:12s} IV {human_number(les['suv_iv'])} -> IAH predicted "
+                f"{human_number(les['predicted_suv_iah'])}")
         if "measured_suv_iah" in les:
-            line += f", measured {les['measured_suv_iah']:.1f} (measured/predicted {les['measured_over_predicted']:.2f})"
-        typer.echo(line)
+            line += (f", measured {human_number(les['measured_suv_iah'])} "
+                     f"(measured/predicted {human_number(les['measured_over_predicted'])})")
+        lines.append(line)
     for organ, d in result["absorbed_dose_gy"].items():
-        typer.echo(f"  dose {organ:22s} {d['median']:.2f} Gy (90% PI {d['pi90'][0]:.2f}-{d['pi90'][1]:.2f})")
-    for n in notes:
-        typer.echo(f"  note: {n}")
+        lines.append(f"  dose {organ:22s} {human_number(d['median'])} Gy (90% PI {human_range(*d['pi90'])})")
+    lines.extend(f"  note: {n}" for n in result.get("notes") or [])
+    return lines
 
 
 @pbpk_app.command("sbml")

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from lutarterial.cli.formatting import human_number, human_value
+
 if TYPE_CHECKING:
     from lutarterial.registry.access import Actor
 
-__all__ = ["register", "login"]
+__all__ = ["register", "login", "print_analysis"]
 
 _DB_HELP = "Database URL (default: $LUTARTERIAL_DB or sqlite:///./data/lutarterial.db)."
 _USER_HELP = "Registry user to act as (password prompted, or --password-stdin)."
@@ -74,7 +76,7 @@ def _series_table(title: str, rows: list[dict[str, Any]]) -> None:
     t.add_column("series UID", overflow="fold")
     for r in rows:
         t.add_row(r["modality"], str(r.get("acquisition_time") or ""), r.get("route") or "",
-                  "" if r.get("time_after_admin_h") is None else f"{r['time_after_admin_h']:g}",
+                  human_value(r.get("time_after_admin_h")),
                   str(r.get("n_files")), str(r.get("status", "")), r["series_instance_uid"])
     Console().print(t)
 
@@ -218,25 +220,29 @@ def study_analyse(
         _echo_json(doc)
         return
     from rich.console import Console
+
+    print_analysis(doc, _outcome_lines(stored) + plan.notes, Console())
+
+
+def print_analysis(doc: dict[str, Any], lines: list[str], con: Any) -> None:
+    """The text form of ``study analyse``: uptake and dose tables (4 significant digits), then ``lines``."""
     from rich.table import Table
 
-    con = Console()
     if "per_voi" in doc:
-        t = Table(title=f"{plan.participant}: IAH vs IV 68Ga PET (SUVmean)")
+        t = Table(title=f"{doc['participant']}: IAH vs IV 68Ga PET (SUVmean)")
         for c in ("VOI", "IV", "IAH", "IAH/IV"):
             t.add_column(c)
         for r in doc["per_voi"]:
-            t.add_row(r["voi"], *("" if r[k] is None else f"{r[k]:.4g}"
-                                  for k in ("iv_suv_mean", "iah_suv_mean", "ratio_suv_mean")))
+            t.add_row(r["voi"], *(human_value(r[k]) for k in ("iv_suv_mean", "iah_suv_mean", "ratio_suv_mean")))
         con.print(t)
     if "dosimetry" in doc:
-        t = Table(title=f"{plan.participant}: IAH-cycle 177Lu dose (SPECT-measured)")
+        t = Table(title=f"{doc['participant']}: IAH-cycle 177Lu dose (SPECT-measured)")
         for c in ("VOI", "model", "Teff (h)", "dose (Gy)"):
             t.add_column(c)
         for r in doc["dosimetry"]:
-            t.add_row(r["voi"], r["model"], "" if r["teff_h"] is None else f"{r['teff_h']:.3g}", f"{r['dose_gy']:.3g}")
+            t.add_row(r["voi"], r["model"], human_value(r["teff_h"]), human_value(r["dose_gy"]))
         con.print(t)
-    for line in _outcome_lines(stored) + plan.notes:
+    for line in lines:
         con.print(line)
 
 
@@ -271,7 +277,7 @@ def batch_analyse(
                 f"{a['kind']} {a['status']} (analysis {a['id']})" for a in r["analyses"]))
         for f in summary.failed:
             typer.echo(f"FAILED {f['participant']}: {f['error']}", err=True)
-        typer.echo(f"{len(summary.done)} analysed, {len(summary.failed)} failed, {summary.seconds:.1f} s "
+        typer.echo(f"{len(summary.done)} analysed, {len(summary.failed)} failed, {human_number(summary.seconds)} s "
                    f"on {summary.cluster}")
     if summary.failed:
         raise typer.Exit(1)

@@ -157,7 +157,9 @@ def screen_texts(
                 day = as_of or patient.screening_date
                 if day is None:
                     raise InvalidInputError(f"record {patient.record_id!r} has no screening_date; give --as-of")
-                result = screen_patient(patient, as_of=day, protocol=_protocol_for(day, protocol_version, cache))
+                # Without JSON only the log row is kept: passes need no reason (eligibility.quick).
+                result = screen_patient(patient, as_of=day, protocol=_protocol_for(day, protocol_version, cache),
+                                        detail=want_json)
             except LutarterialError as exc:
                 out.append((None, _error(origin, exc)))
                 continue

@@ -172,23 +172,7 @@ class Context:
         usable: list[T] = []
         for it in items:
             d = date_of(it)
-            why = ""
-            if d is None:
-                why = "undated; ignored"
-            elif d > self.as_of:
-                why = "dated after the screening date; ignored"
-            elif anchor_day is not None and (d <= anchor_day if window.strictly_after_anchor else d < anchor_day):
-                why = f"not after {_ANCHOR_LABEL[window.anchor or '']} ({anchor_day.isoformat()}); ignored"
-            elif window.min_days_after_anchor is not None and anchor_day is not None and (
-                (d - anchor_day).days < window.min_days_after_anchor
-            ):
-                why = "too early after its anchor; ignored"
-            elif window.max_days_after_anchor is not None and anchor_day is not None and (
-                (d - anchor_day).days > window.max_days_after_anchor
-            ):
-                why = f"more than {window.max_days_after_anchor} days after {_ANCHOR_LABEL[window.anchor or '']}; ignored"
-            elif oldest is not None and d < oldest:
-                why = f"stale (before {oldest.isoformat()}); ignored"
+            why = self._set_aside(d, window, anchor_day, oldest)
             if why:
                 notes.append(Evidence(label=label, value=_value_of(it), unit=_unit_of(it), date=d,
                                       source=source_of(it), note=why))
@@ -202,6 +186,40 @@ class Context:
             return usable, notes, "", ""
         latest = max(date_of(it) for it in usable)  # type: ignore[type-var]
         return [it for it in usable if date_of(it) == latest], notes, "", ""
+
+    def _set_aside(self, d: _dt.date | None, window: Window, anchor_day: _dt.date | None,
+                   oldest: _dt.date | None) -> str:
+        """Why an item dated ``d`` is not usable in ``window`` ("" when it is)."""
+        if d is None:
+            return "undated; ignored"
+        if d > self.as_of:
+            return "dated after the screening date; ignored"
+        if anchor_day is not None and (d <= anchor_day if window.strictly_after_anchor else d < anchor_day):
+            return f"not after {_ANCHOR_LABEL[window.anchor or '']} ({anchor_day.isoformat()}); ignored"
+        if window.min_days_after_anchor is not None and anchor_day is not None and (
+            (d - anchor_day).days < window.min_days_after_anchor
+        ):
+            return "too early after its anchor; ignored"
+        if window.max_days_after_anchor is not None and anchor_day is not None and (
+            (d - anchor_day).days > window.max_days_after_anchor
+        ):
+            return f"more than {window.max_days_after_anchor} days after {_ANCHOR_LABEL[window.anchor or '']}; ignored"
+        if oldest is not None and d < oldest:
+            return f"stale (before {oldest.isoformat()}); ignored"
+        return ""
+
+    def select_dated(self, items: Sequence[T], window: Window, date_of: Callable[[T], _dt.date | None]) -> list[T] | None:
+        """The items :meth:`pick_dated` chooses, or ``None`` where it gives a reason (nothing explained)."""
+        if not items:
+            return None
+        anchor_day, oldest = self._bounds(window)
+        if window.anchor and anchor_day is None:
+            return None
+        usable = [it for it in items if not self._set_aside(date_of(it), window, anchor_day, oldest)]
+        if len(usable) <= 1:
+            return usable or None
+        latest = max(date_of(it) for it in usable)  # type: ignore[type-var]
+        return [it for it in usable if date_of(it) == latest]
 
     def _bounds(self, window: Window) -> tuple[_dt.date | None, _dt.date | None]:
         """(anchor date, oldest allowed date) of ``window`` for this screening (cached).
@@ -230,40 +248,50 @@ class Context:
     def measurements(self, analyte: str) -> list[Measurement]:
         return self._by_analyte.get(analyte, [])
 
+    def value(self, analyte: str, window: Window, *, canonical: bool = True) -> tuple[Any, str | None, Measurement] | None:
+        """``(value, unit, measurement)`` when the choice is plain, else ``None`` (then use :meth:`pick`).
+
+        Plain: exactly one result of ``analyte``, dated inside ``window``, in a usable unit and
+        physically plausible. Then :meth:`pick` chooses the same measurement with the same value
+        (it calls this first); ``None`` says nothing about the data, only that :meth:`pick` must
+        look closer (and explain). Profiled: the common case of one result per analyte.
+        """
+        ms = self._by_analyte.get(analyte)
+        if ms is None or len(ms) != 1:
+            return None
+        m = ms[0]
+        d = m.date
+        if d is None or d > self.as_of or window.min_days_after_anchor is not None or (
+            window.max_days_after_anchor is not None
+        ):
+            return None
+        bounds = self._bounds_cache.get(id(window))
+        anchor_day, oldest = bounds if bounds is not None else self._bounds(window)
+        if window.anchor and (anchor_day is None or (d <= anchor_day if window.strictly_after_anchor else d < anchor_day)):
+            return None
+        if oldest is not None and d < oldest:
+            return None
+        if canonical and analyte in ANALYTES:
+            try:
+                v = _to_canonical(analyte, m.value, m.unit)
+            except UnitError:
+                return None  # pick builds the full explanation
+            lim = _LIMITS.get(analyte)
+            if lim is None or lim[0] <= v <= lim[1]:
+                return v, ANALYTES[analyte].canonical_unit, m
+            return None
+        v = m.value
+        if isinstance(v, (int, float)) and math.isfinite(v) and _plausible_raw(analyte, v, m.unit):
+            return v, m.unit, m
+        return None
+
     def pick(self, analyte: str, window: Window, label: str, *, canonical: bool = True) -> Pick:
         """The most recent usable measurement of ``analyte`` (canonical unit unless told not to)."""
-        ms = self._by_analyte.get(analyte)
-        if ms is not None and len(ms) == 1:
-            # Fast path (profiled: the common case of one result): the same rules as the general
-            # path below, which still builds every explanation (set-aside notes, unit errors).
-            m = ms[0]
-            d = m.date
-            if d is not None and d <= self.as_of and window.min_days_after_anchor is None and (
-                window.max_days_after_anchor is None
-            ):
-                bounds = self._bounds_cache.get(id(window))
-                anchor_day, oldest = bounds if bounds is not None else self._bounds(window)
-                in_anchor = not window.anchor or (
-                    anchor_day is not None and (d > anchor_day if window.strictly_after_anchor else d >= anchor_day)
-                )
-                if in_anchor and (oldest is None or d >= oldest):
-                    if canonical and analyte in ANALYTES:
-                        try:
-                            v = _to_canonical(analyte, m.value, m.unit)
-                        except UnitError:
-                            pass  # the general path below builds the full explanation
-                        else:
-                            lim = _LIMITS.get(analyte)
-                            if lim is None or lim[0] <= v <= lim[1]:
-                                unit_out = ANALYTES[analyte].canonical_unit
-                                note = "" if m.unit == unit_out else f"= {v:.4g} {unit_out}"
-                                return _new(Pick, (v, unit_out, m, "", "",
-                                                   (_new(Evidence, (label, m.value, m.unit, d, m.source, note)),)))
-                    else:
-                        v = m.value
-                        if isinstance(v, (int, float)) and math.isfinite(v) and _plausible_raw(analyte, v, m.unit):
-                            return _new(Pick, (v, m.unit, m, "", "",
-                                               (_new(Evidence, (label, v, m.unit, d, m.source, "")),)))
+        plain = self.value(analyte, window, canonical=canonical)
+        if plain is not None:
+            v, unit_out, m = plain
+            note = "" if unit_out == m.unit or not (canonical and analyte in ANALYTES) else f"= {v:.4g} {unit_out}"
+            return _new(Pick, (v, unit_out, m, "", "", (_new(Evidence, (label, m.value, m.unit, m.date, m.source, note)),)))
         chosen, notes, reason, need = self.pick_dated(
             self.measurements(analyte), window, label, lambda m: m.date, lambda m: m.source
         )

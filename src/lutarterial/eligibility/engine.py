@@ -11,7 +11,8 @@ from typing import Any, Protocol as _TypingProtocol
 
 from lutarterial.eligibility.context import Context
 from lutarterial.eligibility.patient import PatientData
-from lutarterial.eligibility.results import ScreeningResult
+from lutarterial.eligibility.quick import QUICK
+from lutarterial.eligibility.results import CriterionResult, ScreeningResult, Status
 from lutarterial.eligibility.rules import RULES
 from lutarterial.errors import InvalidInputError, ProtocolDefinitionError
 from lutarterial.protocol.loader import Protocol, load_protocol, version_in_force
@@ -50,11 +51,33 @@ def _resolve_protocol(as_of: _dt.date, version: str | Protocol | None) -> Protoc
     return load_protocol(str(version))
 
 
-def screen_patient(patient: PatientData, *, as_of: _dt.date, protocol: Protocol) -> ScreeningResult:
-    """Evaluate every criterion of ``protocol`` for ``patient`` on ``as_of``."""
-    rules = _rules_for(protocol)
+_QUICK_WIRED: dict[int, tuple[Protocol, tuple]] = {}
+
+
+def _quick_rules_for(protocol: Protocol) -> tuple:
+    """(criterion, rule, quick check or None, the bare pass result) of ``protocol``, once per protocol object."""
+    hit = _QUICK_WIRED.get(id(protocol))
+    if hit is None or hit[0] is not protocol:
+        hit = _QUICK_WIRED[id(protocol)] = (protocol, tuple(
+            (c, fn, QUICK.get(c.id), CriterionResult(c.id, Status.PASS, ""))
+            for c, fn in _rules_for(protocol)))
+    return hit[1]
+
+
+def screen_patient(patient: PatientData, *, as_of: _dt.date, protocol: Protocol, detail: bool = True) -> ScreeningResult:
+    """Evaluate every criterion of ``protocol`` for ``patient`` on ``as_of``.
+
+    ``detail=False`` (the screening log, which shows only failed and unknown criteria): a
+    criterion whose quick check (:mod:`lutarterial.eligibility.quick`) finds it plainly met is
+    ``pass`` with no reason and no evidence; every other criterion is evaluated in full, so
+    statuses, verdicts and the reasons of failed and unknown criteria are those of ``detail=True``.
+    """
     ctx = Context(patient, as_of, protocol)
-    results = tuple(fn(c, ctx) for c, fn in rules)
+    if detail:
+        results = tuple(fn(c, ctx) for c, fn in _rules_for(protocol))
+    else:
+        results = tuple(passed if quick is not None and quick(c, ctx) else fn(c, ctx)
+                        for c, fn, quick, passed in _quick_rules_for(protocol))
     return ScreeningResult(record_id=patient.record_id, protocol_version=protocol.version, as_of=as_of, criteria=results)
 
 

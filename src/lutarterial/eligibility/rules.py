@@ -30,7 +30,7 @@ from lutarterial.units import ANALYTES, BASE_DIMENSIONS, convert, parse_unit
 #: Physical limits of an age in years (lutarterial.plausibility), read once.
 _AGE_LIMITS = limits_for("age")
 
-__all__ = ["RULES", "rule", "evaluate"]
+__all__ = ["RULES", "rule", "registrar", "evaluate"]
 
 Rule = Callable[[Criterion, Context], CriterionResult]
 T = TypeVar("T")
@@ -44,16 +44,23 @@ _UMOL_TO_MG_DL_BILIRUBIN = convert(1.0, "umol/L", "mg/dL", molar_mass_g_per_mol=
 _UMOL_TO_MG_DL_CREATININE = convert(1.0, "umol/L", "mg/dL", molar_mass_g_per_mol=ANALYTES["creatinine"].molar_mass_g_per_mol)
 
 
-def rule(criterion_id: str) -> Callable[[Rule], Rule]:
-    """Register ``fn`` as the evaluator of ``criterion_id`` (once)."""
+def registrar(registry: dict[str, Callable], what: str) -> Callable[[str], Callable[[Callable], Callable]]:
+    """A decorator factory registering one function per criterion ID in ``registry`` (once each)."""
 
-    def deco(fn: Rule) -> Rule:
-        if criterion_id in RULES:
-            raise RuntimeError(f"two rules registered for {criterion_id}")
-        RULES[criterion_id] = fn
-        return fn
+    def register(criterion_id: str) -> Callable[[Callable], Callable]:
+        def deco(fn: Callable) -> Callable:
+            if criterion_id in registry:
+                raise RuntimeError(f"two {what} registered for {criterion_id}")
+            registry[criterion_id] = fn
+            return fn
 
-    return deco
+        return deco
+
+    return register
+
+
+#: ``@rule("INC01")`` registers the evaluator of INC01.
+rule = registrar(RULES, "rules")
 
 
 def evaluate(criterion: Criterion, ctx: Context) -> CriterionResult:

@@ -30,7 +30,7 @@ import yaml
 from lutarterial.errors import ProtocolDefinitionError
 
 __all__ = ["EditCheck", "Finding", "load_edit_checks", "parse_edit_checks", "evaluate_checks", "PlausibleFn",
-           "default_plausible"]
+           "default_plausible", "check_inputs"]
 
 #: ``is_plausible(kind, value, unit) -> bool | None`` (None: cannot tell, e.g. unknown kind).
 PlausibleFn = Callable[[str, float, str], "bool | None"]
@@ -102,6 +102,21 @@ def load_edit_checks() -> tuple[EditCheck, ...]:
     """The packaged rulebook ``edit_checks.yaml`` (validated once)."""
     text = resources.files("lutarterial.datamanagement").joinpath("edit_checks.yaml").read_text(encoding="utf-8")
     return parse_edit_checks(yaml.safe_load(text), "edit_checks.yaml")
+
+
+def check_inputs(check: EditCheck) -> frozenset[str]:
+    """The casebook parts (top-level keys) a check reads: what must change for its findings to change.
+
+    ``compare``: the parts its ``left``, ``right`` and target ``row`` paths start in; ``required``,
+    ``range`` and ``plausible``: their table; ``dicom_dates``: visits and imaging analyses.
+    """
+    s = check.spec
+    if check.type == "compare":
+        paths = [s["left"], s["right"], (s.get("target") or {}).get("row") or ""]
+        return frozenset(str(x).split(".")[0] for x in paths if x)
+    if check.type == "dicom_dates":
+        return frozenset({"visits", "imaging_analyses"})
+    return frozenset({str(s["table"])})
 
 
 # --- evaluation --------------------------------------------------------------------------------

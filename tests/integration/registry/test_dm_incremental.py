@@ -122,3 +122,27 @@ def test_on_demand_run_checks_every_row(reg: Registry, team: Team, n_labs: int, 
     with reg.session() as s:
         opened = run_edit_checks_for(s, pid)
     assert sum((q.check_key or "").startswith("REQ-LAB-RANGE") for q in opened) == n_labs
+
+
+def test_checks_run_only_where_the_write_changed_their_inputs(reg: Registry, team: Team, monkeypatch: Any) -> None:
+    from lutarterial.datamanagement.checks import check_inputs, load_edit_checks
+    from lutarterial.registry.services import queries
+
+    inputs = {c.id: check_inputs(c) for c in load_edit_checks()}
+    assert inputs["XF-SEX"] == {"participant", "screening"} and inputs["XF-CONSENT"] == {"consent", "screening"}
+    assert inputs["REQ-LAB-RANGE"] == {"labs"} and inputs["XF-DICOM-DATE"] == {"visits", "imaging_analyses"}
+    pid = enrolled_participant(reg, team)
+    built: list[Any] = []
+    real = queries.build_casebook
+    monkeypatch.setattr(queries, "build_casebook", lambda s, p, **kw: (built.append(kw.get("parts")), real(s, p, **kw))[1])
+    with reg.session() as s:
+        services.record_lab(s, team.coord_bdx, pid, analyte="platelets", value=150, unit="10*9/L",
+                            collected_date="2024-02-01", reason="lab", lln=150, uln=400)
+    assert built == [frozenset({"labs"})]  # only the laboratory checks, on this one value
+    built.clear()
+    with reg.session() as s:
+        services.record_recist(s, team.inv_bdx, pid, assessment_date="2024-03-01", response="SD", reason="RECIST")
+    assert built == []  # no check reads RECIST: nothing to build or evaluate
+    with reg.session() as s:
+        services.record_consent(s, team.coord_bdx, pid, version="v2.0", signed_date="2024-01-11", reason="re-consent")
+    assert built == [frozenset({"consent", "screening"})]

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lutarterial.datamanagement.checks import default_plausible, evaluate_checks, load_edit_checks
+from lutarterial.datamanagement.checks import check_inputs, default_plausible, evaluate_checks, load_edit_checks
 from lutarterial.errors import AccessDeniedError, InvalidInputError, NotFoundError
 from lutarterial.registry.access import Actor, Permission, can, require, restrict_to_sites
 from lutarterial.registry.audit import audited
@@ -43,7 +43,8 @@ from lutarterial.registry.services._dm import ts, context_actor, resolve_target
 
 __all__ = ["QUERY_STATUSES", "open_query", "assign_query", "answer_query", "close_query", "reopen_query",
            "get_query", "list_queries", "query_messages", "query_counts", "query_summary_by_site",
-           "build_casebook", "run_edit_checks", "run_edit_checks_for", "INCREMENTAL_TABLES", "open_check_query", "query_dict"]
+           "build_casebook", "run_edit_checks", "run_edit_checks_for", "INCREMENTAL_TABLES",
+           "CASEBOOK_PARTS_OF_TABLE", "open_check_query", "query_dict"]
 
 QUERY_STATUSES = ("open", "answered", "closed")
 CHECK_OPENER = "edit-check"
@@ -225,15 +226,28 @@ def _iso(v: Any) -> Any:
 #: checks run on the rows that write touched, not on every row again (see :func:`run_edit_checks_for`).
 INCREMENTAL_TABLES = frozenset({"lab_results", "adverse_events"})
 
+#: Registry table -> the casebook parts built from it (what a write to it can change).
+CASEBOOK_PARTS_OF_TABLE: Mapping[str, frozenset[str]] = {
+    "participants": frozenset({"participant"}), "consents": frozenset({"consent"}),
+    "screening_results": frozenset({"screening"}), "visits": frozenset({"visits", "imaging_analyses"}),
+    "lab_results": frozenset({"labs"}), "adverse_events": frozenset({"adverse_events"}),
+    "imaging_studies": frozenset({"imaging_analyses"}), "imaging_series": frozenset({"imaging_analyses"}),
+}
+
 
 def build_casebook(session: Session, p: Participant, *,
-                   only_rows: Mapping[str, Collection[int]] | None = None) -> dict[str, Any]:
+                   only_rows: Mapping[str, Collection[int]] | None = None,
+                   parts: Collection[str] | None = None) -> dict[str, Any]:
     """The participant's data as the plain dict the edit checks read (a few SELECTs, no JSON blobs
     but the latest screening record).
 
     ``only_rows`` (table name -> row ids) limits the tables of :data:`INCREMENTAL_TABLES` to those
-    rows (an absent table: none of its rows); ``None`` loads everything.
+    rows (an absent table: none of its rows); ``None`` loads everything. ``parts`` (casebook keys)
+    loads only those parts (the others are empty); ``None`` loads all of them.
     """
+
+    def want(part: str) -> bool:
+        return parts is None or part in parts
 
     def limit(table: str, id_col: Any, stmt: Any) -> Any:
         if only_rows is None:
@@ -241,48 +255,64 @@ def build_casebook(session: Session, p: Participant, *,
         ids = sorted(only_rows.get(table) or ())
         return stmt.where(id_col.in_(ids)) if ids else None
 
-    site = p.site
-    consent = session.scalars(select(Consent).where(Consent.participant_id == p.id)
-                              .order_by(Consent.id.desc()).limit(1)).first()
-    sr = session.execute(select(ScreeningResult.id, ScreeningResult.as_of, ScreeningResult.record)
-                         .where(ScreeningResult.participant_id == p.id)
-                         .order_by(ScreeningResult.id.desc()).limit(1)).first()
-    visits = [{"id": v.id, "kind": v.kind, "number": v.number, "status": v.status, "visit_date": _iso(v.visit_date),
-               "activity_mbq": v.activity_mbq}
-              for v in session.scalars(select(Visit).where(Visit.participant_id == p.id).order_by(Visit.id))]
+    cb: dict[str, Any] = {"participant": None, "consent": None, "screening": None, "visits": [], "labs": [],
+                          "adverse_events": [], "imaging_analyses": []}
+    if want("participant"):
+        site = p.site
+        cb["participant"] = {"id": p.id, "trial_number": p.trial_number, "sex": p.sex,
+                             "year_of_birth": p.year_of_birth, "status": p.status,
+                             "site_aliases": [site.code, site.name, site.city] if site else []}
+    if want("consent"):
+        consent = session.execute(select(Consent.id, Consent.signed_date).where(Consent.participant_id == p.id)
+                                  .order_by(Consent.id.desc()).limit(1)).first()
+        cb["consent"] = {"id": consent[0], "signed_date": _iso(consent[1])} if consent else None
+    if want("screening"):
+        sr = session.execute(select(ScreeningResult.id, ScreeningResult.as_of, ScreeningResult.record)
+                             .where(ScreeningResult.participant_id == p.id)
+                             .order_by(ScreeningResult.id.desc()).limit(1)).first()
+        cb["screening"] = {"id": sr[0], "as_of": _iso(sr[1]), "record": sr[2]} if sr else None
+    if want("visits"):
+        cb["visits"] = [{"id": i, "kind": k, "number": n, "status": st, "visit_date": _iso(d), "activity_mbq": a}
+                        for i, k, n, st, d, a in session.execute(
+                            select(Visit.id, Visit.kind, Visit.number, Visit.status, Visit.visit_date,
+                                   Visit.activity_mbq).where(Visit.participant_id == p.id).order_by(Visit.id))]
     lab_q = limit("lab_results", LabResult.id,
                   select(LabResult.id, LabResult.analyte, LabResult.value, LabResult.unit, LabResult.lln,
                          LabResult.uln).where(LabResult.participant_id == p.id).order_by(LabResult.id))
-    labs = [] if lab_q is None else [{"id": i, "analyte": a, "value": val, "unit": u, "lln": lo, "uln": hi}
-                                      for i, a, val, u, lo, hi in session.execute(lab_q)]
+    if want("labs") and lab_q is not None:
+        cb["labs"] = [{"id": i, "analyte": a, "value": val, "unit": u, "lln": lo, "uln": hi}
+                      for i, a, val, u, lo, hi in session.execute(lab_q)]
     ae_q = limit("adverse_events", AdverseEvent.id,
                  select(AdverseEvent.id, AdverseEvent.term, AdverseEvent.relatedness)
                  .where(AdverseEvent.participant_id == p.id).order_by(AdverseEvent.id))
-    aes = [] if ae_q is None else [{"id": i, "term": t, "relatedness": r} for i, t, r in session.execute(ae_q)]
-    studies: dict[int, dict[str, Any]] = {}
-    for sid, sdate, vkind in session.execute(
-            select(ImagingStudy.id, ImagingStudy.study_date, Visit.kind)
-            .join(ImagingSeries, ImagingSeries.study_id == ImagingStudy.id)
-            .join(Visit, Visit.id == ImagingSeries.visit_id)
-            .where(ImagingStudy.participant_id == p.id, ImagingStudy.study_date.is_not(None))):
-        studies.setdefault(sid, {"id": sid, "study_dates": {}})["study_dates"][vkind] = _iso(sdate)
-    return {
-        "participant": {"id": p.id, "trial_number": p.trial_number, "sex": p.sex, "year_of_birth": p.year_of_birth,
-                        "status": p.status, "site_aliases": [site.code, site.name, site.city] if site else []},
-        "consent": {"id": consent.id, "signed_date": _iso(consent.signed_date)} if consent else None,
-        "screening": {"id": sr[0], "as_of": _iso(sr[1]), "record": sr[2]} if sr else None,
-        "visits": visits, "labs": labs, "adverse_events": aes, "imaging_analyses": list(studies.values()),
-    }
+    if want("adverse_events") and ae_q is not None:
+        cb["adverse_events"] = [{"id": i, "term": t, "relatedness": r} for i, t, r in session.execute(ae_q)]
+    if want("imaging_analyses"):
+        studies: dict[int, dict[str, Any]] = {}
+        for sid, sdate, vkind in session.execute(
+                select(ImagingStudy.id, ImagingStudy.study_date, Visit.kind)
+                .join(ImagingSeries, ImagingSeries.study_id == ImagingStudy.id)
+                .join(Visit, Visit.id == ImagingSeries.visit_id)
+                .where(ImagingStudy.participant_id == p.id, ImagingStudy.study_date.is_not(None))):
+            studies.setdefault(sid, {"id": sid, "study_dates": {}})["study_dates"][vkind] = _iso(sdate)
+        cb["imaging_analyses"] = list(studies.values())
+    return cb
 
 
 def open_check_query(session: Session, p: Participant, *, check_id: str, table_name: str | None,
-                     row_id: int | None, field: str | None, text: str) -> DataQuery | None:
+                     row_id: int | None, field: str | None, text: str, looked_up: bool = False) -> DataQuery | None:
     """Open an automatic query unless one for the same check and target is open/answered, or was
-    closed with the same text (already dealt with). Audited on behalf of the writing user."""
+    closed with the same text (already dealt with). Audited on behalf of the writing user.
+
+    ``looked_up``: the caller has just read this participant's queries for this key in the same
+    transaction and found none that settles it (skips the same SELECT).
+    """
     key = f"{check_id}:{table_name}:{row_id}:{field or ''}"
-    for q in session.scalars(select(DataQuery).where(DataQuery.participant_id == p.id, DataQuery.check_key == key)):
-        if q.status != "closed" or q.text == text:
-            return None
+    if not looked_up:
+        for q in session.scalars(select(DataQuery).where(DataQuery.participant_id == p.id,
+                                                         DataQuery.check_key == key)):
+            if q.status != "closed" or q.text == text:
+                return None
     with audited(session, context_actor(session), f"automatic edit check {check_id}: {text}"):
         q = DataQuery(participant_id=p.id, table_name=table_name, row_id=row_id, field=field, text=text,
                       status="open", source="check", check_key=key, opened_by=CHECK_OPENER)
@@ -297,18 +327,30 @@ def run_edit_checks_for(session: Session, participant_id: int, *,
     """Evaluate the edit checks on one participant; open the new queries (after-write hook).
 
     ``touched`` (table -> row ids written by the write that triggers this run) makes the run
-    incremental: the checks on one row of a repeating form (laboratory values, adverse events,
-    :data:`INCREMENTAL_TABLES`) run only on the rows written, every other check on everything.
-    Same queries as a full run: a row nobody wrote has already been checked after its own write,
-    and a check's message depends only on its row (issue 13, fast: a save re-checked every
-    laboratory value of the participant, so saves got slower with every value). ``None``: all rows
-    (the data manager's "run edit checks", after rulebook changes).
+    incremental: only the checks that read a part of the casebook the write changed run
+    (:func:`~lutarterial.datamanagement.checks.check_inputs`, :data:`CASEBOOK_PARTS_OF_TABLE`),
+    and the checks on one row of a repeating form (laboratory values, adverse events,
+    :data:`INCREMENTAL_TABLES`) only on the rows written. Same queries as a full run: a check
+    whose inputs this write did not change was evaluated after the write that last changed them,
+    and a row-level check's message depends only on its row (issue 13, fast: a save re-checked
+    every laboratory value and cross-form rule of the participant, so saves got slower with every
+    value). ``None``: everything (the data manager's "run edit checks", after rulebook changes).
     """
+    checks = load_edit_checks()
+    only = parts = None
+    if touched is not None:
+        # only the checks that read a casebook part this write changed; a check whose inputs did not
+        # change finds what it found after the write that last changed them (and opened it then)
+        changed = frozenset().union(*(CASEBOOK_PARTS_OF_TABLE.get(t, frozenset()) for t in touched))
+        checks = tuple(c for c in checks if check_inputs(c) & changed)
+        if not checks:
+            return []
+        parts = frozenset().union(*(check_inputs(c) for c in checks))
+        only = {t: touched[t] for t in INCREMENTAL_TABLES if t in touched}
     p = session.get(Participant, participant_id)
     if p is None:
         return []
-    only = None if touched is None else {t: touched[t] for t in INCREMENTAL_TABLES if t in touched}
-    findings = evaluate_checks(load_edit_checks(), build_casebook(session, p, only_rows=only),
+    findings = evaluate_checks(checks, build_casebook(session, p, only_rows=only, parts=parts),
                                plausible=default_plausible())
     opened = []
     # The participant's automatic queries in one SELECT: a finding that one of them already settles
@@ -325,9 +367,9 @@ def run_edit_checks_for(session: Session, participant_id: int, *,
         text = f"[{f.check_id}] {f.message}"
         key = f"{f.check_id}:{f.table}:{f.row_id}:{f.field or ''}"
         if any(status != "closed" or qtext == text for status, qtext in known.get(key, ())):
-            continue  # exactly open_check_query's rule; it re-checks whatever is not settled here
+            continue  # exactly open_check_query's rule (applied here to the keys read above)
         q = open_check_query(session, p, check_id=f.check_id, table_name=f.table, row_id=f.row_id, field=f.field,
-                             text=text)
+                             text=text, looked_up=True)
         if q is not None:
             opened.append(q)
     return opened

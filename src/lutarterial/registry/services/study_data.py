@@ -309,7 +309,7 @@ def _grade_lab(session: Session, p: Participant, values: dict[str, Any], exclude
             .order_by(LabResult.collected_date, LabResult.id))
     if exclude_id is not None:
         stmt = stmt.where(LabResult.id != exclude_id)
-    baseline = session.scalars(stmt).first()
+    baseline = session.scalars(stmt.limit(1)).first()  # the earliest only (not every earlier value)
     from lutarterial.registry.services.settings import ctcae_require_baseline
 
     graded = ctcae.grade_lab(

@@ -32,42 +32,79 @@ def _parse_date(text: str | None):
         raise InvalidInputError(f"--as-of {text!r} is not a date; use YYYY-MM-DD") from None
 
 
-def _texts(path: Path):
-    """(origin, JSON text) for every record under ``path`` (file or directory)."""
-    import json
-
-    from lutarterial.eligibility.cohort import UNREADABLE
+def _files(path: Path) -> list[Path]:
+    """The record files of ``path``: itself, or those under a directory in sorted order."""
     from lutarterial.errors import NotFoundError
     from lutarterial.records.io import RECORD_SUFFIXES
 
     if path.is_dir():
-        files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in RECORD_SUFFIXES)
-    elif path.exists():
-        files = [path]
-    else:
-        raise NotFoundError(f"no such file or directory: {path}")
-    for f in files:
-        if f.suffix.lower() in _COHORT_SUFFIXES:
-            with f.open(encoding="utf-8") as fh:
-                for lineno, line in enumerate(fh, 1):
-                    if line.strip():
-                        yield f"{f}:{lineno}", line
-            continue
+        return sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in RECORD_SUFFIXES)
+    if path.exists():
+        return [path]
+    raise NotFoundError(f"no such file or directory: {path}")
+
+
+def _texts(path: Path):
+    """(origin, JSON text) for every record under ``path`` (file or directory)."""
+    for f in _files(path):
+        yield from _file_texts(f)
+
+
+def _file_texts(f: Path):
+    import json
+
+    from lutarterial.eligibility.cohort import UNREADABLE
+
+    if f.suffix.lower() in _COHORT_SUFFIXES:
+        with f.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if line.strip():
+                    yield f"{f}:{lineno}", line
+        return
+    try:
+        text = f.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        yield str(f), UNREADABLE + f"cannot read file: {exc}"  # logged as unreadable; the cohort goes on
+        return
+    if text.lstrip().startswith("["):
         try:
-            text = f.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            yield str(f), UNREADABLE + f"cannot read file: {exc}"  # logged as unreadable; the cohort goes on
-            continue
-        if text.lstrip().startswith("["):
-            try:
-                items = json.loads(text)
-            except json.JSONDecodeError:
-                yield str(f), text  # reported as unreadable with the parser's message
+            items = json.loads(text)
+        except json.JSONDecodeError:
+            yield str(f), text  # reported as unreadable with the parser's message
+            return
+        for i, item in enumerate(items):
+            yield f"{f}[{i}]", json.dumps(item)
+    else:
+        yield str(f), text
+
+
+def _units(paths: list[Path], chunk_size: int = 2000):
+    """Units of screening work in input order (issue 10, speed).
+
+    An NDJSON file is cut into byte ranges that the worker reads itself
+    (``records.io.read_ndjson_range``: the same (origin, line) pairs as :func:`_texts`), so this
+    process neither decodes nor pickles the lines; other files give lists of up to ``chunk_size``
+    texts, read here as before.
+    """
+    from lutarterial.records.io import ndjson_ranges, read_ndjson_range
+
+    batch: list[tuple[str, str]] = []
+    for path in paths:
+        for f in _files(path):
+            if f.suffix.lower() not in _COHORT_SUFFIXES:
+                for item in _file_texts(f):
+                    batch.append(item)
+                    if len(batch) >= chunk_size:
+                        yield batch
+                        batch = []
                 continue
-            for i, item in enumerate(items):
-                yield f"{f}[{i}]", json.dumps(item)
-        else:
-            yield str(f), text
+            if batch:
+                yield batch
+                batch = []
+            for offset, length, lineno in ndjson_ranges(f):
+                yield read_ndjson_range, (str(f), offset, length, lineno)
+    if batch:
+        yield batch
 
 
 def _count(paths: list[Path]) -> int | None:
@@ -154,7 +191,7 @@ def screen_command(
 
     from rich.console import Console
 
-    from lutarterial.eligibility.cohort import LOG_FIELDS, CohortSummary, screen_texts_chunks
+    from lutarterial.eligibility.cohort import LOG_FIELDS, CohortSummary, screen_units
     from lutarterial.eligibility.engine import screen
     from lutarterial.errors import InvalidInputError
     from lutarterial.protocol.loader import load_protocol
@@ -184,7 +221,6 @@ def screen_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     import contextlib
-    import io
 
     log_path = summary_path = None
     if out is not None:
@@ -196,32 +232,38 @@ def screen_command(
     total = _count(files)
     summary = CohortSummary()
 
-    def source():
+    def units():
         if items is not None:
-            yield from items
+            yield from (items[i:i + 2000] for i in range(0, len(items), 2000))
         else:
-            for f in files:
-                yield from _texts(f)
+            yield from _units(files)
 
     err = Console(stderr=True)
-    log_cm = (log_path.open("w", newline="", encoding="utf-8") if log_path is not None
-              else contextlib.nullcontext(io.StringIO()))  # no --out: the log is not kept
-    with log_cm as fh, Progress(
-        TextColumn("screening"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True
-    ) as progress:
-        writer = csv.writer(fh)
-        writer.writerow(LOG_FIELDS)
+    with contextlib.ExitStack() as stack:
+        fh = stack.enter_context(log_path.open("w", newline="", encoding="utf-8")) if log_path is not None else None
+        progress = stack.enter_context(Progress(TextColumn("screening"), BarColumn(), MofNCompleteColumn(),
+                                                TimeRemainingColumn(), console=err, transient=True))
+        if fh is not None:
+            csv.writer(fh).writerow(LOG_FIELDS)
         task = progress.add_task("screen", total=total)
-        for sc in screen_texts_chunks(source(), as_of=day, protocol_version=protocol_version,
-                                      want_json=json_out, jobs=jobs):
-            writer.writerows(sc.rows)
-            for row in sc.row_dicts():
-                summary.add_row(row)
-                if json_out and row["verdict"] == "unreadable":
-                    err.print(f"unreadable: {row['reasons']}", markup=False, highlight=False)
-            if json_out and sc.ndjson:
-                sys.stdout.write(sc.ndjson)
-            progress.advance(task, len(sc.rows))
+        try:
+            for block in screen_units(units(), as_of=day, protocol_version=protocol_version, want_json=json_out,
+                                      want_csv=fh is not None, jobs=jobs):
+                if fh is not None:
+                    fh.write(block.csv)
+                summary.merge(block.summary)
+                if json_out:
+                    for reason in block.unreadable:
+                        err.print(f"unreadable: {reason}", markup=False, highlight=False)
+                    if block.ndjson:
+                        sys.stdout.write(block.ndjson)
+                progress.advance(task, block.rows)
+        except UnicodeDecodeError:
+            # A worker read bytes that are not UTF-8: report them exactly as reading the files as text does.
+            for f in files:
+                for _ in _texts(f):
+                    pass
+            raise
     summary_dict = summary.to_dict()
     if summary_path is not None:
         summary_path.write_text(json.dumps(summary_dict, indent=2) + "\n", encoding="utf-8")

@@ -7,14 +7,16 @@ once, purely (no file or terminal I/O). A record that cannot be read is counted 
 
 from __future__ import annotations
 
+import csv
 import datetime as _dt
+import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 from lutarterial.eligibility.engine import screen_patient
 from lutarterial.eligibility.patient import PatientData
@@ -23,7 +25,7 @@ from lutarterial.errors import InvalidInputError, LutarterialError
 from lutarterial.protocol.loader import Protocol, load_protocol, version_in_force
 
 __all__ = ["UNREADABLE", "LOG_FIELDS", "CohortSummary", "log_row", "error_row", "Outcome", "ScreenedChunk",
-           "screen_texts", "screen_texts_parallel", "screen_texts_chunks"]
+           "screen_texts", "screen_texts_parallel", "screen_texts_chunks", "Unit", "LogBlock", "screen_units"]
 
 #: Prefix of a text item standing for a source that could not be read (the rest is the reason).
 UNREADABLE = "\x00unreadable:"
@@ -94,6 +96,15 @@ class CohortSummary:
             self.failed_by_criterion[cid] += 1
         for cid in row["unknown"].split():
             self.unknown_by_criterion[cid] += 1
+
+    def merge(self, other: CohortSummary) -> None:
+        """Add the counts of ``other`` (a summary of other rows, e.g. from a worker process)."""
+        self.assessed += other.assessed
+        self.unreadable += other.unreadable
+        self.verdicts.update(other.verdicts)
+        self.failed_by_criterion.update(other.failed_by_criterion)
+        self.unknown_by_criterion.update(other.unknown_by_criterion)
+        self.protocol_versions.update(other.protocol_versions)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -274,3 +285,86 @@ def screen_texts_parallel(
     for sc in screen_texts_chunks(items, as_of=as_of, protocol_version=protocol_version, want_json=want_json,
                                   jobs=jobs, chunk_size=chunk_size):
         yield sc.outcomes()
+
+
+# -- units of work, screened straight into log text (issue 10, speed) ----------------------------
+
+#: A unit of work for :func:`screen_units`: a list of ``(origin, text)`` items, or ``(reader, args)``
+#: that the worker calls to get them (``lutarterial.records.io.read_ndjson_range``: the worker
+#: reads its own byte range of an NDJSON file, so the parent neither reads nor pickles the texts).
+Unit = Union[list[tuple[str, str]], tuple[Callable[..., list[tuple[str, str]]], tuple[Any, ...]]]
+
+
+@dataclass(frozen=True)
+class LogBlock:
+    """One unit screened, ready to write: what a worker process sends back to the CLI.
+
+    ``csv``: the unit's screening-log lines exactly as ``csv.writer`` writes :data:`LOG_FIELDS`
+    rows (empty when not wanted); ``ndjson``: its JSON lines, each ending in ``\\n``;
+    ``summary``: its counts (to :meth:`CohortSummary.merge`); ``unreadable``: the reasons of its
+    unreadable rows, in order; ``rows``: how many log rows. Why: the parent then only writes
+    strings and adds counts; all per-record work happens in the workers.
+    """
+
+    csv: str
+    ndjson: str
+    summary: CohortSummary
+    unreadable: tuple[str, ...]
+    rows: int
+
+
+def _screen_unit(unit: Unit, as_of: _dt.date | None, protocol_version: str | None, want_json: bool,
+                 want_csv: bool) -> LogBlock:
+    items = unit if isinstance(unit, list) else unit[0](*unit[1])
+    outs = screen_texts(items, as_of=as_of, protocol_version=protocol_version, want_json=want_json)
+    summary = CohortSummary()
+    unreadable: list[str] = []
+    for _line, row in outs:
+        summary.add_row(row)
+        if row["verdict"] == "unreadable":
+            unreadable.append(row["reasons"])
+    text = ""
+    if want_csv:
+        buf = io.StringIO(newline="")
+        csv.writer(buf).writerows([tuple(row.values()) for _line, row in outs])
+        text = buf.getvalue()
+    lines = [line for line, _row in outs if line is not None]
+    return LogBlock(text, "\n".join(lines) + "\n" if lines else "", summary, tuple(unreadable), len(outs))
+
+
+def _prepare() -> None:
+    """Load the readers and the protocol versions once, before worker processes fork from this one."""
+    import lutarterial.records.fast  # noqa: F401
+    import lutarterial.records.io  # noqa: F401
+    from lutarterial.protocol.loader import all_protocols
+
+    all_protocols()
+
+
+def screen_units(
+    units: Iterable[Unit],
+    *,
+    as_of: _dt.date | None,
+    protocol_version: str | None,
+    want_json: bool = True,
+    want_csv: bool = True,
+    jobs: int = 1,
+) -> Iterator[LogBlock]:
+    """Screen units of work over ``jobs`` processes; yields one :class:`LogBlock` per unit, in order.
+
+    The rows, JSON lines and counts are those of :func:`screen_texts` on the units' items in
+    order; at most ``2 * jobs`` units are in flight, so memory stays bounded.
+    """
+    _prepare()
+    if jobs <= 1:
+        for unit in units:
+            yield _screen_unit(unit, as_of, protocol_version, want_json, want_csv)
+        return
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context()) as pool:
+        pending = []
+        for unit in units:
+            pending.append(pool.submit(_screen_unit, unit, as_of, protocol_version, want_json, want_csv))
+            while len(pending) > 2 * jobs:
+                yield pending.pop(0).result()
+        for fut in pending:
+            yield fut.result()

@@ -161,3 +161,56 @@ def test_cohort_without_out_writes_nothing_into_the_cwd(tmp_path, capsys, monkey
     code, out, _ = _run(["screen", str(d)], capsys)
     assert code == 0 and "no files written" in out
     assert list(work.iterdir()) == []
+
+
+def _reference_outputs(paths, as_of=None, want_json=True):
+    """What screen writes, computed the plain way: every text read in text mode, screened in one process."""
+    import io
+
+    from lutarterial.cli.eligibility import _texts
+    from lutarterial.eligibility.cohort import LOG_FIELDS, CohortSummary, screen_texts
+
+    items = [it for p in paths for it in _texts(p)]
+    outs = screen_texts(items, as_of=as_of, protocol_version=None, want_json=want_json)
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(LOG_FIELDS)
+    w.writerows([tuple(row.values()) for _line, row in outs])
+    summary = CohortSummary()
+    for _line, row in outs:
+        summary.add_row(row)
+    return buf.getvalue(), summary.to_dict(), "".join(line + "\n" for line, _row in outs if line is not None)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_mixed_inputs_and_odd_line_ends_give_the_plain_outputs(tmp_path, capsys, jobs):
+    """NDJSON is read in byte ranges by the workers (issue 10, speed): same rows, lines and counts as text mode."""
+    recs = [json.dumps(r, ensure_ascii=i % 2 == 0) for i, r in enumerate(make_records(30, seed=9))]
+    a = tmp_path / "a.ndjson"  # CRLF, a bare CR, blank and whitespace-only lines, a form feed, no final newline
+    a.write_bytes(("\r\n".join(recs[:10]) + "\r\n\r\n  \n" + recs[10] + "\r" + recs[11] + "\n\x0c\n"
+                   + '{"record_id": "bad"\n' + recs[12]).encode("utf-8"))
+    d = tmp_path / "dir"
+    d.mkdir()
+    (d / "b.json").write_text(json.dumps([json.loads(r) for r in recs[13:16]]), encoding="utf-8")
+    (d / "c.jsonl").write_text("\n".join(recs[16:]) + "\n", encoding="utf-8")
+    (d / "d.json").write_text(recs[0], encoding="utf-8")
+    log, summary, ndjson = _reference_outputs([a, d])
+    out_dir = tmp_path / "out"
+    code, out, _err = _run(["screen", str(a), str(d), "--json", "--jobs", jobs, "--out", str(out_dir)], capsys)
+    assert code == 1  # the bad line is unreadable
+    assert (out_dir / "screening-log.csv").read_bytes().decode("utf-8") == log
+    assert json.loads((out_dir / "screening-summary.json").read_text(encoding="utf-8")) == summary
+    assert out == ndjson
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ndjson_that_is_not_utf8_is_reported_as_reading_it_as_text_does(tmp_path, capsys, jobs):
+    recs = [json.dumps(r) for r in make_records(5, seed=1)]
+    f = tmp_path / "bad.ndjson"
+    f.write_bytes(("\n".join(recs[:3]) + "\n").encode() + b'{"record_id": "\xff"}\n' + recs[3].encode() + b"\n")
+    with pytest.raises(UnicodeDecodeError) as expected:
+        with f.open(encoding="utf-8") as fh:
+            for _line in fh:
+                pass
+    code, _out, err = _run(["screen", str(f), "--jobs", jobs, "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and f"input is not valid text ({expected.value})" in err

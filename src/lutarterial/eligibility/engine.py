@@ -11,7 +11,7 @@ from typing import Any, Protocol as _TypingProtocol
 
 from lutarterial.eligibility.context import Context
 from lutarterial.eligibility.patient import PatientData
-from lutarterial.eligibility.quick import QUICK
+from lutarterial.eligibility.quick import quick_check
 from lutarterial.eligibility.results import CriterionResult, ScreeningResult, Status
 from lutarterial.eligibility.rules import RULES
 from lutarterial.errors import InvalidInputError, ProtocolDefinitionError
@@ -59,7 +59,7 @@ def _quick_rules_for(protocol: Protocol) -> tuple:
     hit = _QUICK_WIRED.get(id(protocol))
     if hit is None or hit[0] is not protocol:
         hit = _QUICK_WIRED[id(protocol)] = (protocol, tuple(
-            (c, fn, QUICK.get(c.id), CriterionResult(c.id, Status.PASS, ""))
+            (c, fn, quick_check(c), CriterionResult(c.id, Status.PASS, ""))
             for c, fn in _rules_for(protocol)))
     return hit[1]
 
@@ -76,7 +76,7 @@ def screen_patient(patient: PatientData, *, as_of: _dt.date, protocol: Protocol,
     if detail:
         results = tuple(fn(c, ctx) for c, fn in _rules_for(protocol))
     else:
-        results = tuple(passed if quick is not None and quick(c, ctx) else fn(c, ctx)
+        results = tuple(passed if quick is not None and quick(ctx) else fn(c, ctx)
                         for c, fn, quick, passed in _quick_rules_for(protocol))
     return ScreeningResult(record_id=patient.record_id, protocol_version=protocol.version, as_of=as_of, criteria=results)
 

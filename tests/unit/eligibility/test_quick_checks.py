@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from lutarterial.eligibility.cohort import log_row, screen_texts
 from lutarterial.eligibility.context import Context
 from lutarterial.eligibility.engine import screen_patient
-from lutarterial.eligibility.quick import QUICK
+from lutarterial.eligibility.quick import QUICK, quick_check
 from lutarterial.eligibility.results import Status
 from lutarterial.eligibility.rules import RULES
 from lutarterial.errors import LutarterialError
@@ -67,11 +67,11 @@ def _check(patient, as_of, protocol) -> int:
     ctx = Context(patient, as_of, protocol)
     hits = 0
     for c in protocol.criteria:
-        q = QUICK.get(c.id)
+        q = quick_check(c)
         if q is None:
             continue
         try:
-            said = q(c, ctx)
+            said = q(ctx)
         except LutarterialError:
             said = None
         try:
@@ -113,7 +113,7 @@ def _edge_variants(p):
               "alt": (100.0, "U/L"), "ast": (100.0, "U/L"), "creatinine": (150.0, "umol/L"), "weight": (40.0, "kg")}
     for key, (limit, unit) in limits.items():
         analyte = key.rstrip("2")
-        for v in (limit, limit * (1 - 1e-12), limit * (1 + 1e-12), limit - 1, limit + 1):
+        for v in (limit, limit * (1 - 1e-12), limit * (1 + 1e-12), limit - 1, limit + 1, limit - 0.5, 0.0, -1.0, 1e9):
             ms = tuple(m._replace(value=v, unit=unit if m.unit is not None or unit is None else m.unit)
                        if m.analyte == analyte else m for m in p.measurements)
             yield dataclasses.replace(p, measurements=ms)
@@ -179,3 +179,9 @@ def test_bare_results_differ_only_in_what_passes_without_words():
             assert b.status is Status.PASS and b.evidence == ()
         else:
             assert b == a
+
+
+def test_every_criterion_of_every_version_has_a_quick_check():
+    for protocol in all_protocols():
+        for c in protocol.criteria:
+            assert c.id in QUICK and quick_check(c) is not None, (protocol.version, c.id)

@@ -72,6 +72,18 @@ def describe_window(window: Window) -> str:
     return ", ".join(parts) or "on or before the screening date"
 
 
+@lru_cache(maxsize=4096)
+def _oldest(as_of: _dt.date, max_age_days: int | None, max_age_months: int | None) -> _dt.date | None:
+    """The oldest date a window of these ages allows on ``as_of`` (``None``: no age limit)."""
+    oldest = None
+    if max_age_days is not None:
+        oldest = as_of - _dt.timedelta(days=max_age_days)
+    if max_age_months is not None:
+        m_oldest = months_before(as_of, max_age_months)
+        oldest = m_oldest if oldest is None else max(oldest, m_oldest)
+    return oldest
+
+
 _SELECTION_KEYS: dict[int, tuple[Window, tuple]] = {}
 
 
@@ -116,7 +128,6 @@ class Context:
             by.setdefault(m.analyte, []).append(m)
         self._by_analyte = by
         self._bounds_cache: dict[int, tuple[_dt.date | None, _dt.date | None]] = {}
-        self._bounds_by_selection: dict[tuple, tuple[_dt.date | None, _dt.date | None]] = {}
         #: Per-screening memo for selections shared by several rules (e.g. the inclusion imaging).
         self.memo: dict[Any, Any] = {}
         self.given_iv: tuple[Administration, ...] | None = None
@@ -222,26 +233,18 @@ class Context:
         return [it for it in usable if date_of(it) == latest]
 
     def _bounds(self, window: Window) -> tuple[_dt.date | None, _dt.date | None]:
-        """(anchor date, oldest allowed date) of ``window`` for this screening (cached).
+        """(anchor date, oldest allowed date) of ``window`` for this screening (cached per window).
 
-        Cached per window object and shared between windows with equal selection fields
-        (several criteria carry the same 28-day lab window; profiled).
+        The oldest allowed date depends only on the screening date and the window's ages, so it
+        is shared across the screenings of a cohort (:func:`_oldest`); profiled.
         """
         key = id(window)
         hit = self._bounds_cache.get(key)
         if hit is None:
-            sel = selection_key(window)
-            hit = self._bounds_by_selection.get(sel)
-            if hit is None:
-                anchor_day = self.anchor_date(window.anchor) if window.anchor else None
-                oldest = None
-                if window.max_age_days is not None:
-                    oldest = self.as_of - _dt.timedelta(days=window.max_age_days)
-                if window.max_age_months is not None:
-                    m_oldest = months_before(self.as_of, window.max_age_months)
-                    oldest = m_oldest if oldest is None else max(oldest, m_oldest)
-                hit = self._bounds_by_selection[sel] = (anchor_day, oldest)
-            self._bounds_cache[key] = hit
+            hit = self._bounds_cache[key] = (
+                self.anchor_date(window.anchor) if window.anchor else None,
+                _oldest(self.as_of, window.max_age_days, window.max_age_months),
+            )
         return hit
 
     # -- measurements ------------------------------------------------------------------

@@ -249,6 +249,29 @@ class Backend:
         with self.write() as s:
             return start_session(s, user_id, client_addr=client, user_agent=user_agent)
 
+    def session_check(self, token: str, *, idle_s: float, max_age_s: float
+                      ) -> tuple[int | None, tuple[int, dict[str, Any]] | None]:
+        """The read half of :meth:`session_user`: ``(user id or None, (session id, update) or None)``."""
+        from lutarterial.registry.user_sessions import check_session
+
+        with self.read() as s:
+            uid, sid, pending = check_session(s, token, idle_s=idle_s, max_age_s=max_age_s)
+        return uid, ((sid, pending) if sid is not None and pending else None)
+
+    def session_apply(self, session_id: int, values: dict[str, Any]) -> None:
+        """The write half of :meth:`session_user` (may wait for the database's write lock)."""
+        from lutarterial.registry.user_sessions import apply_update
+
+        with self.write() as s:
+            apply_update(s, session_id, values)
+
+    def cached_user(self, user_id: int) -> WebUser | None:
+        """The user from the :meth:`load_user` cache while it is fresh, else None (no database)."""
+        hit = self._users.get(user_id)
+        if hit is not None and time.monotonic() - hit[0] < self.USER_TTL_S:
+            return hit[1]
+        return None
+
     def session_user(self, token: str, *, idle_s: float, max_age_s: float) -> WebUser | None:
         """The user of a live session: one indexed SELECT by token hash per request (never cached,
         so a logout, password change, deactivation or admin end applies at the next request)."""

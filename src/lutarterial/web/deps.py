@@ -9,7 +9,7 @@ from fastapi import Request
 from lutarterial.web.errors import CsrfError, NotAuthenticated
 from lutarterial.web.sessions import csrf_matches
 
-__all__ = ["current_user", "cookie_user", "require_csrf", "flash", "backend_of"]
+__all__ = ["current_user", "current_user_sync", "cookie_user", "require_csrf", "flash", "backend_of"]
 
 _SAFE = {"GET", "HEAD", "OPTIONS"}
 
@@ -24,7 +24,7 @@ def backend_of(request: Request) -> Any:
     return request.app.state.backend
 
 
-def current_user(request: Request) -> Any:
+def current_user_sync(request: Request) -> Any:
     """The signed-in user (a :class:`~lutarterial.web.backend.WebUser`), or NotAuthenticated.
 
     Cookie sessions are checked against the ``user_sessions`` row on every request (one indexed
@@ -39,6 +39,50 @@ def current_user(request: Request) -> Any:
         return user_from_bearer(request, token)
     user = cookie_user(request)
     request.state.user = user
+    return user
+
+
+async def current_user(request: Request) -> Any:
+    """:func:`current_user_sync` as the routes' dependency, run on the event loop.
+
+    Why (issue 13, fast): a sync dependency is one more trip through the worker threads on every
+    request, and on two cores each trip waits for the GIL behind the other threads. The cookie
+    check is one indexed read that never waits for a writer (SQLite in WAL mode, PostgreSQL MVCC),
+    so it runs here; what may wait for the database's write lock (refreshing the session's
+    last-seen time at most once a minute, an API token's use record) goes to a worker thread.
+    """
+    token = _bearer(request)
+    if token is not None:
+        from starlette.concurrency import run_in_threadpool
+
+        from lutarterial.web.tokens import user_from_bearer
+
+        return await run_in_threadpool(user_from_bearer, request, token)
+    user = await _cookie_user_async(request)
+    request.state.user = user
+    return user
+
+
+async def _cookie_user_async(request: Request) -> Any:
+    session = request.scope.get("session") or {}
+    token = session.get("sid")
+    if not token:
+        raise NotAuthenticated()
+    settings = request.app.state.settings
+    be = backend_of(request)
+    uid, pending = be.session_check(str(token), idle_s=settings.idle_timeout_s, max_age_s=settings.session_max_age_s)
+    if pending is not None:
+        from starlette.concurrency import run_in_threadpool
+
+        await run_in_threadpool(be.session_apply, *pending)
+    user = None if uid is None else be.cached_user(uid)
+    if user is None and uid is not None:
+        from starlette.concurrency import run_in_threadpool
+
+        user = await run_in_threadpool(be.load_user, uid)
+    if user is None:
+        session.pop("sid", None)
+        raise NotAuthenticated()
     return user
 
 

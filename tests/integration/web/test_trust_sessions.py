@@ -231,3 +231,32 @@ def test_web_audit_verify_reports_an_edit_around_the_application(login: Callable
     rep = mon.get("/api/audit/verify").json()
     assert rep["ok"] is False and rep["chain_ok"] is True and "sites #" in rep["message"] and "name" in rep["message"]
     assert "BROKEN" in mon.get("/audit").text
+
+
+def test_session_last_seen_refreshed_by_the_event_loop_dependency(app: Any, login: Callable[[str], TestClient],
+                                                                  registry_url: str) -> None:
+    """Issue 13 (fast): the routes' ``current_user`` runs on the event loop; the rare write it asks
+    for (last seen, at most once a minute) still happens, and a session idle too long still ends."""
+    import asyncio
+    import datetime as dt
+
+    from sqlalchemy import select, update
+
+    from lutarterial.registry.models import UserSession
+    from lutarterial.registry.user_sessions import TOUCH_EVERY_S
+    from lutarterial.web.deps import current_user
+
+    assert asyncio.iscoroutinefunction(current_user)
+    c = login("inv.bdx")
+    reg = Registry.open(registry_url)
+    try:
+        old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=TOUCH_EVERY_S + 5)
+        with reg.session() as s:
+            s.execute(update(UserSession.__table__).values(last_seen_at=old))
+        assert c.get("/participants").status_code == 200
+        with reg.session(readonly=True) as s:
+            seen = [r for r in s.scalars(select(UserSession.last_seen_at).where(UserSession.ended_at.is_(None)))]
+        assert seen and all((v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)) > old + dt.timedelta(seconds=4)
+                            for v in seen)
+    finally:
+        reg.dispose()

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from lutarterial.errors import NotFoundError
-from lutarterial.web.deps import current_user
+from lutarterial.web.deps import current_user_sync
 from lutarterial.web.errors import NotAuthenticated
 
 __all__ = ["router", "ASSETS"]
@@ -36,7 +36,7 @@ def _assets_dir() -> Path:
 
 def _signed_in(request: Request) -> Response | None:
     try:
-        current_user(request)
+        current_user_sync(request)
     except NotAuthenticated:
         path = request.url.path
         return RedirectResponse(f"/login?next={quote(path, safe='')}", status_code=303)

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field
 
 from lutarterial.registry.throttle import ThrottledError
-from lutarterial.web.deps import backend_of, current_user, flash, require_csrf
+from lutarterial.web.deps import backend_of, current_user, current_user_sync, flash, require_csrf
 from lutarterial.web.errors import NotAuthenticated
 from lutarterial.web.sessions import new_csrf_token
 
@@ -94,7 +94,7 @@ def login_page(request: Request, next: str | None = None) -> Response:
     session = request.scope["session"]
     if session.get("sid"):
         try:
-            current_user(request)
+            current_user_sync(request)
             return RedirectResponse(_safe_next(next), status_code=303)
         except NotAuthenticated:
             pass

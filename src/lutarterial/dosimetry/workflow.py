@@ -41,6 +41,8 @@ from lutarterial.dosimetry.voxel import (
     tia_map_from_voi_fits,
 )
 from lutarterial.errors import InvalidInputError
+from lutarterial.imaging.metrics import measured_vois
+from lutarterial.imaging.types import VoiKind, VoiSpec, crop_mask
 
 __all__ = ["organ_of", "tac_dosimetry", "voxel_dosimetry", "kernel_provenance", "STP_METHODS", "FIT_MODELS"]
 
@@ -174,14 +176,21 @@ def voxel_dosimetry(activity_bq_ml: Sequence[np.ndarray], time_h: Sequence[float
     "auto" = published Lanconelli 2012 values where the database covers the voxel size, else
     computed); the result's ``kernel`` entry records which was used and its citation.
 
-    ``voxel_mm`` in array axis order. Returns (dose map, {"vois": [...]}) where each VOI has the
-    mean, min, max, D2/D50/D70/D90, gEUD (a = 1 unless given) and its VOI-level TIA.
+    ``voxel_mm`` in array axis order. Returns (dose map, {"vois": [...], "notes": [...]}) where each
+    VOI has the mean, min, max, D2/D50/D70/D90, gEUD (a = 1 unless given) and its VOI-level TIA.
+    ``kinds`` (VOI name -> :class:`lutarterial.imaging.types.VoiKind` value) also says which VOIs
+    are organs at risk: spleen, marrow, kidney and healthy-liver VOIs are measured — every number
+    above, their kinetics, TIA, BED and DVH — on the VOI minus every ``lesion``/``extrahepatic``
+    voxel, the same mask as their imaging metrics (:func:`lutarterial.imaging.metrics.measured_vois`),
+    with a note in ``notes`` when voxels were excluded; lesions and a drawn liver keep their masks.
     ``voxel_tia``: 'voi_fit' (VOI kinetics fitted, distributed over voxels; default) or 'voxel'
     (per-voxel trapezoid with an exponential tail). With a fitted VOI Teff and radiobiology for
     the VOI's organ (kidney, tumour for ``kinds[name] == 'lesion'``, bone marrow), the mean of
     the voxel BEDs is reported as ``bed_mean_gy``.
     """
     nuc = get_nuclide(nuclide)
+    notes: list[str] = []
+    masks = _measured_masks(masks, kinds, voxel_mm, notes)
     fits: dict[str, Any] = {}
     if voxel_tia == "voi_fit":
         tia, fits = tia_map_from_voi_fits(activity_bq_ml, time_h, voxel_mm, masks, nuc.half_life_h, model)
@@ -196,11 +205,8 @@ def voxel_dosimetry(activity_bq_ml: Sequence[np.ndarray], time_h: Sequence[float
         dose = density_correct(dose, density_g_cm3)
     out = []
     for name, m in masks.items():
-        m = np.asarray(m, bool)
         if m.shape != dose.shape:
             raise InvalidInputError(f"VOI {name}: mask shape {m.shape} differs from image {dose.shape}")
-        if not m.any():
-            raise InvalidInputError(f"VOI {name} is empty")
         st = dose_stats(dose, m)
         a = (geud_a or {}).get(name, 1.0)
         edges, frac = dvh(dose, m)
@@ -226,7 +232,48 @@ def voxel_dosimetry(activity_bq_ml: Sequence[np.ndarray], time_h: Sequence[float
                                        if tumour_alpha_per_gy else None),
             "dvh": {"dose_gy": edges.tolist(), "volume_fraction": frac.tolist()},
         })
-    return dose, {"nuclide": nuc.name, "kernel": kernel_provenance(kernel), "vois": out}
+    return dose, {"nuclide": nuc.name, "kernel": kernel_provenance(kernel), "vois": out, "notes": notes}
+
+
+#: what an organ at risk's excluded voxels leave out of, named in the note (imaging names its own)
+DOSE_METRICS = "volume, mean, min, max, D2-D90, DVH, gEUD, EUD, TIA, kinetics, BED"
+
+
+def _measured_masks(masks: Mapping[str, np.ndarray], kinds: Mapping[str, str] | None,
+                    voxel_mm: Sequence[float], notes: list[str]) -> dict[str, np.ndarray]:
+    """Each VOI's mask as every per-VOI number measures it (issue 10, item 4).
+
+    Organs at risk (spleen, marrow, kidney, healthy liver) lose every lesion/extrahepatic voxel, by
+    the imaging rule itself (:func:`lutarterial.imaging.metrics.measured_vois`; docs/imaging.md,
+    "Background VOIs"), so a kidney's dose statistics never include an overlapping lesion's dose.
+    Kinds not in :class:`VoiKind` (e.g. "organ") are "other": measured whole.
+    """
+    full = {}
+    for name, m in masks.items():
+        m = np.asarray(m, bool)
+        if m.ndim != 3:
+            raise InvalidInputError(f"VOI {name}: mask must be 3-D, got shape {m.shape}")
+        if not m.any():
+            raise InvalidInputError(f"VOI {name} is empty")
+        full[name] = m
+    if not full:
+        return full
+    shape = next(iter(full.values())).shape
+    bad = [n for n, m in full.items() if m.shape != shape]
+    if bad:
+        raise InvalidInputError(f"VOI {bad[0]}: mask shape {full[bad[0]].shape} differs from {shape}")
+
+    def kind(name: str) -> VoiKind:
+        try:
+            return VoiKind(str((kinds or {}).get(name, "other")).strip().lower())
+        except ValueError:
+            return VoiKind.OTHER
+
+    vois = [crop_mask(VoiSpec(i + 1, name, kind(name)), m) for i, (name, m) in enumerate(full.items())]
+    vml = float(np.prod(np.broadcast_to(np.asarray(voxel_mm, float), 3))) * 1e-3
+    measured = measured_vois(vois, shape, vml, notes, metrics=DOSE_METRICS)
+    return {v.spec.name: (full[v.spec.name] if v is orig else v.full(shape))
+            for v, orig in zip(measured, vois, strict=True)}
 
 
 def kernel_provenance(kernel: DoseKernel) -> dict[str, Any]:

@@ -21,7 +21,7 @@ Public API::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -32,7 +32,8 @@ from lutarterial.imaging.suv import SuvFactors, stored_suv_to_suvbw, suv_factors
 from lutarterial.imaging.types import Image, LabelMap, Quantity, VoiKind, VoiMask, VoiSpec, crop_mask
 from lutarterial.plausibility import check_quantity
 
-__all__ = ["VoiMetrics", "StudyMetrics", "quantify", "image_suv_factors", "add_ratios", "HEALTHY_LIVER"]
+__all__ = ["VoiMetrics", "StudyMetrics", "quantify", "image_suv_factors", "add_ratios", "measured_vois",
+           "HEALTHY_LIVER"]
 
 HEALTHY_LIVER = "healthy liver"
 
@@ -236,10 +237,7 @@ def quantify(
     vml = image.geometry.voxel_volume_ml
     raw: list[VoiMetrics] = []
     any_nonfinite = not bool(np.isfinite(arr).all())
-    lesion_vois = [lv for lv in labels.vois if lv.spec.kind in _LESION_KINDS]
-    lesion_all = np.zeros(arr.shape, dtype=bool)
-    for lv in lesion_vois:
-        lesion_all[lv.bbox] |= lv.mask
+    lesion_vois, lesion_all = _lesion_union(labels.vois, arr.shape)
     for v in list(labels.vois) + _derived_vois(labels):
         if v.n_voxels == 0:
             raise InvalidInputError(f"VOI {v.spec.name!r} is empty on the image grid")
@@ -342,8 +340,37 @@ def _is_background(v: VoiMask) -> bool:
     return v.spec.kind is VoiKind.LIVER and (v.spec.label < 0 or v.spec.name.strip().lower().startswith(HEALTHY_LIVER))
 
 
+#: the metrics named by the note of :func:`_without_lesions` (imaging; dosimetry names its own)
+IMAGING_METRICS = "volume, mean, min, max, SD, peak, total, %IA"
+
+
+def measured_vois(vois: Sequence[VoiMask], shape: tuple[int, ...], voxel_volume_ml: float,
+                  notes: list[str], *, metrics: str = IMAGING_METRICS) -> tuple[VoiMask, ...]:
+    """The drawn VOIs as every metric measures them (issue 10): background VOIs (spleen, marrow,
+    kidney, a drawn healthy liver) minus every ``lesion``/``extrahepatic`` voxel, others whole.
+
+    The one rule for both :func:`quantify` and the dosimetry statistics
+    (:func:`lutarterial.dosimetry.workflow.voxel_dosimetry`), so an organ at risk is the same set
+    of voxels in its SUVs and in its dose. A note naming the voxels and lesion VOIs removed is
+    appended to ``notes`` (``metrics`` says which numbers they left); a background VOI lying
+    entirely inside lesions is an :class:`InvalidInputError`. See docs/imaging.md, "Background VOIs".
+    """
+    lesion_vois, lesion_all = _lesion_union(vois, shape)
+    return tuple(_without_lesions(v, lesion_all, lesion_vois, voxel_volume_ml, notes, metrics)
+                 if _is_background(v) else v for v in vois)
+
+
+def _lesion_union(vois: Sequence[VoiMask], shape: tuple[int, ...]) -> tuple[list[VoiMask], np.ndarray]:
+    """The lesion and extrahepatic VOIs, and the union of their voxels on the full grid."""
+    lesion_vois = [lv for lv in vois if lv.spec.kind in _LESION_KINDS]
+    lesion_all = np.zeros(shape, dtype=bool)
+    for lv in lesion_vois:
+        lesion_all[lv.bbox] |= lv.mask
+    return lesion_vois, lesion_all
+
+
 def _without_lesions(v: VoiMask, lesion_all: np.ndarray, lesion_vois: list[VoiMask], vml: float,
-                     notes: list[str]) -> VoiMask:
+                     notes: list[str], metrics: str = IMAGING_METRICS) -> VoiMask:
     """Background VOI ``v`` minus every lesion voxel (issue 10), with a note naming what was removed.
 
     Every metric is then taken on what is left, so no lesion voxel enters a reference value. The
@@ -358,8 +385,7 @@ def _without_lesions(v: VoiMask, lesion_all: np.ndarray, lesion_vois: list[VoiMa
         raise InvalidInputError(f"VOI {v.spec.name!r} lies entirely inside lesion VOIs ({', '.join(overlap)}): "
                                 "nothing of the organ is left to measure; check the label map")
     notes.append(f"VOI {v.spec.name!r}: {lost} of {v.n_voxels} voxels ({lost * vml:.3f} mL) shared with lesion "
-                 f"VOIs ({', '.join(overlap)}) excluded from every metric (volume, mean, min, max, SD, peak, "
-                 "total, %IA)")
+                 f"VOIs ({', '.join(overlap)}) excluded from every metric ({metrics})")
     return VoiMask(v.spec, v.bbox, keep)
 
 

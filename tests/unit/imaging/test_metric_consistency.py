@@ -7,18 +7,24 @@ Properties (hypothesis, random images and overlapping VOIs):
   liver, spleen, marrow, kidney) the VOI minus lesions, so the peak never exceeds the VOI's max;
 * background VOIs are the VOI minus every lesion voxel for every metric: their voxel count, min
   and max are those of that region, and no background metric changes when the lesion voxels
-  (those inside the organs included) are set to extreme values.
+  (those inside the organs included) are set to extreme values;
+* the voxel dosimetry measures every VOI on the same mask (issue 10, item 4): an organ at risk's
+  dose statistics are those of the VOI minus lesions and ignore the lesions' dose
+  (regression cases in tests/unit/dosimetry/test_organ_at_risk_masks.py).
 And the two regressions of the issue: healthy-liver SUVpeak no longer above its SUVmax when a hot
 lesion sits inside the liver, and PVC no longer gives SUVmean > SUVmax.
 """
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lutarterial.dosimetry.workflow import voxel_dosimetry
 from lutarterial.errors import InvalidInputError
 from lutarterial.imaging.metrics import HEALTHY_LIVER, quantify
 from lutarterial.imaging.peak import sphere_kernel
@@ -155,6 +161,61 @@ def test_no_background_metric_sees_the_lesion_voxels(seed, liver, lesion, spleen
                 a, b = getattr(m, k), getattr(after[m.name], k)
                 assert b == (pytest.approx(a, rel=1e-9) if isinstance(a, float) else a), (m.name, k)
 
+
+
+DOSE_STATS = ("n_voxels", "volume_ml", "mean_gy", "min_gy", "max_gy", "d2_gy", "d50_gy", "d70_gy", "d90_gy",
+              "geud_gy", "dvh", "tia_mbq_h")
+
+
+def _voxel_dose(arr, dose, labels):
+    """Per-VOI dose statistics of voxel_dosimetry on the case's VOIs, its dose engine replaced by ``dose``."""
+    masks = {v.spec.name: v.full(G.shape) for v in labels.vois}
+    kinds = {v.spec.name: v.spec.kind.value for v in labels.vois}
+    with patch("lutarterial.dosimetry.workflow.dose_from_tia_kernel", lambda *a, **k: dose.copy()):
+        _, res = voxel_dosimetry([arr, 0.5 * arr], [24.0, 72.0], G.spacing_mm, masks, kinds=kinds,
+                                 voxel_tia="voxel")
+    return {v["voi"]: v for v in res["vois"]}, res["notes"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), liver=boxes, lesion=boxes, spleen=boxes, kidney=boxes, marrow=boxes,
+       other=boxes, extreme=st.sampled_from([0.0, 1e9, -1e6, 1e-9]))
+def test_dosimetry_measures_every_voi_on_the_imaging_mask(seed, liver, lesion, spleen, kidney, marrow, other,
+                                                          extreme):
+    """Issue 10, item 4: the dose statistics of an organ at risk use the imaging background mask.
+
+    Every drawn VOI has the voxel count of its imaging metrics (organs at risk minus lesions,
+    lesions and the drawn liver whole); an organ at risk's statistics are those of the dose over
+    that region and none changes when the lesion voxels' dose takes extreme values; the same
+    background VOIs lying inside lesions are errors on both sides.
+    """
+    arr, labels = _case(seed, liver, lesion, spleen, kidney, marrow, other)
+    dose = np.random.default_rng(seed + 1).gamma(2.0, 1.5, size=G.shape)
+    les = _lesions(labels)
+    if any(v.spec.kind in BACKGROUND and not (v.full(G.shape) & ~les).any() for v in labels.vois):
+        with pytest.raises(InvalidInputError, match="lies entirely inside lesion VOIs"):
+            _voxel_dose(arr, dose, labels)
+        return
+    imaging = quantify(Image(arr, G, Quantity.SUVBW), labels, require_suv=False,
+                       peak=False) if (_background_region(HEALTHY_LIVER, labels)).any() else None
+    before, notes = _voxel_dose(arr, dose, labels)
+    changed = dose.copy()
+    changed[les] = extreme
+    after, _ = _voxel_dose(arr, changed, labels)
+    for v in labels.vois:
+        name = v.spec.name
+        if imaging is not None:
+            assert before[name]["n_voxels"] == imaging.by_name()[name].n_voxels, name
+        if v.spec.kind in BACKGROUND:
+            region = _background_region(name, labels)
+            assert before[name]["n_voxels"] == int(region.sum()), name
+            assert before[name]["mean_gy"] == pytest.approx(float(dose[region].mean()), rel=1e-12), name
+            assert before[name]["max_gy"] == float(dose[region].max()), name
+            assert any(n.startswith(f"VOI {name!r}:") for n in notes) == bool((v.full(G.shape) & les).any())
+            for k in DOSE_STATS:
+                assert after[name][k] == before[name][k], (name, k)
+        else:
+            assert before[name]["n_voxels"] == v.n_voxels, name
 
 def test_lesion_inside_the_spleen_and_a_node_in_the_kidney_are_left_out_with_a_note():
     arr = np.full(G.shape, 10.0, dtype=np.float32)

@@ -274,15 +274,17 @@ class Context:
             return None
         if oldest is not None and d < oldest:
             return None
-        if canonical and analyte in ANALYTES:
-            try:
-                v = _to_canonical(analyte, m.value, m.unit)
-            except UnitError:
-                return None  # pick builds the full explanation
-            lim = _LIMITS.get(analyte)
-            if lim is None or lim[0] <= v <= lim[1]:
-                return v, ANALYTES[analyte].canonical_unit, m
-            return None
+        if canonical:
+            canon = _CANONICAL.get(analyte)
+            if canon is not None:
+                try:
+                    v = _to_canonical(analyte, m.value, m.unit)
+                except UnitError:
+                    return None  # pick builds the full explanation
+                unit_out, lim = canon
+                if lim is None or lim[0] <= v <= lim[1]:
+                    return v, unit_out, m
+                return None
         v = m.value
         if isinstance(v, (int, float)) and math.isfinite(v) and _plausible_raw(analyte, v, m.unit):
             return v, m.unit, m
@@ -383,6 +385,12 @@ class Context:
 _LIMITS: dict[str, tuple[float, float]] = {
     k: (r.low, r.high) for k, r in plausibility_table().items() if k in ANALYTES
 }  # ECOG is range-checked by its own rule (an integer 0-5), with its own reason
+
+
+#: Analyte -> (canonical unit, physical limits or None): what :meth:`Context.value` reads, in one lookup.
+_CANONICAL: dict[str, tuple[str, tuple[float, float] | None]] = {
+    k: (a.canonical_unit, _LIMITS.get(k)) for k, a in ANALYTES.items()
+}
 
 
 def _implausible(analyte: str, value: Any, unit: str | None) -> str:

@@ -279,9 +279,17 @@ def spect_dosimetry_analysis(spect: Sequence[str | os.PathLike[str]], labels: st
     masks = {v.spec.name: v.full(g0.shape) for v in lm.vois}
     kinds = {v.spec.name: str(getattr(v.spec.kind, "value", v.spec.kind)) for v in lm.vois}
     vml = g0.voxel_volume_ml
+    # organs at risk (kidney, spleen, marrow, healthy liver) without their lesion voxels, by the
+    # imaging rule itself (docs/imaging.md "Background VOIs"; issue 10): a kidney's activity, mass
+    # and absorbed dose never include an overlapping lesion's
+    from lutarterial.imaging.metrics import measured_vois
+
+    notes: list[str] = []
+    organ_masks = {v.spec.name: v.full(g0.shape) for v in measured_vois(
+        lm.vois, g0.shape, vml, notes, metrics="time-activity curve, mass, TIA and absorbed dose")}
     tacs = []
     tac_rows = []
-    for name, m in masks.items():
+    for name, m in organ_masks.items():
         n = int(m.sum())
         if n == 0:
             continue
@@ -303,6 +311,8 @@ def spect_dosimetry_analysis(spect: Sequence[str | os.PathLike[str]], labels: st
                               "activity_calibration": [dict((im.meta or {}).get("calibration") or {})
                                                        for _, _, _, im in points],
                               "prior_cycles": sorted({d.cycle for d in prior})}
+    if notes:
+        result["notes"] = notes
     if voxel:
         voxel_mm = (g0.spacing_mm[2], g0.spacing_mm[1], g0.spacing_mm[0])
         _, vres = voxel_dosimetry(maps, times, voxel_mm, masks, nuclide, kinds=kinds)

@@ -349,6 +349,12 @@ class Backend:
                 "last_screening": last}
 
     def list_participants(self, user: WebUser, *, site: str | None = None, status: str | None = None) -> list[dict]:
+        return self.list_participants_with_queries(user, site=site, status=status, queries=False)[0]
+
+    def list_participants_with_queries(self, user: WebUser, *, site: str | None = None, status: str | None = None,
+                                       queries: bool = True) -> tuple[list[dict], dict[str, dict[str, int]]]:
+        """:meth:`list_participants` and (``queries``) the open/answered query counts per trial number
+        of the user's sites (:func:`lutarterial.web.dm.query_counts_by_tn`), in one read."""
         with self.read() as s:
             if status and status not in {x.value for x in m.ParticipantStatus}:
                 raise InvalidInputError(f"unknown status {status!r}")
@@ -360,19 +366,32 @@ class Backend:
                      .order_by(m.ScreeningResult.id))
                 for pid, overall in s.execute(q):
                     last[pid] = overall
-            return [self._summary(p, last.get(p.id)) for p in rows]
+            counts: dict[str, dict[str, int]] = {}
+            if queries:
+                from lutarterial.web.dm import query_counts_in
+
+                counts = query_counts_in(s, user, None if site or status else {p.id: p.trial_number for p in rows})
+            return [self._summary(p, last.get(p.id)) for p in rows], counts
 
     #: Parts of a participant record; pages ask only for what they show.
     PARTS = frozenset({"consents", "screenings", "enrolment", "visits", "labs", "adverse_events", "recist",
                        "imaging", "dosimetry"})
 
-    def participant(self, user: WebUser, trial_number: str, parts: frozenset[str] | set[str] | None = None
-                    ) -> dict[str, Any]:
-        """Everything (or ``parts``) about one participant that the user may read; no identity key."""
+    def participant(self, user: WebUser, trial_number: str, parts: frozenset[str] | set[str] | None = None,
+                    *, banner: bool = False) -> dict[str, Any]:
+        """Everything (or ``parts``) about one participant that the user may read; no identity key.
+
+        ``banner``: add ``dm_banner`` (signatures, lock, open queries: :func:`lutarterial.web.dm.banner`),
+        read in the same transaction (the pages show it on every tab; the API never asks for it).
+        """
         want = self.PARTS if parts is None else frozenset(parts)
         with self.read() as s:
             p = _svc("get_participant")(s, user.actor, trial_number)
             out = self._summary(p)
+            if banner:
+                from lutarterial.web.dm import banner_in
+
+                out["dm_banner"] = banner_in(s, user, p)
 
             def rows(key: str, model: Any, fields: tuple[str, ...], order: tuple[str, ...]) -> list[dict[str, Any]]:
                 return _part_rows(s, model, fields, order, p.id) if key in want else []

@@ -121,35 +121,49 @@ def banner(be: Any, user: WebUser | None, participant: int | str) -> dict[str, A
     """
     if user is None:
         return {}
-    from sqlalchemy import func, select
-
-    from lutarterial.registry.models import DataQuery
     from lutarterial.registry.services._common import load_participant
 
     with be.read() as s:
         p = load_participant(s, user.actor, participant)  # one access-checked lookup, reused below (issue 13: fast)
-        sigs = sv.list_signatures(s, user.actor, p, verify=False)
-        lock = sv.active_lock(s, user.actor, p)
-        open_q = s.scalar(select(func.count()).select_from(DataQuery)
-                          .where(DataQuery.participant_id == p.id, DataQuery.status != "closed"))
-        return {"signatures": sigs, "lock": sv.lock_dict(lock) if lock else None, "open_queries": int(open_q or 0)}
+        return banner_in(s, user, p)
+
+
+def banner_in(s: Any, user: WebUser, p: Any) -> dict[str, Any]:
+    """:func:`banner` inside an open read session, for a participant already loaded (and access-checked):
+    the participant pages compute it in the same read as the page's data (issue 13, fast)."""
+    from sqlalchemy import func, select
+
+    from lutarterial.registry.models import DataQuery
+
+    sigs = sv.list_signatures(s, user.actor, p, verify=False)
+    lock = sv.active_lock(s, user.actor, p)
+    open_q = s.scalar(select(func.count()).select_from(DataQuery)
+                      .where(DataQuery.participant_id == p.id, DataQuery.status != "closed"))
+    return {"signatures": sigs, "lock": sv.lock_dict(lock) if lock else None, "open_queries": int(open_q or 0)}
 
 
 def query_counts_by_tn(be: Any, user: WebUser | None) -> dict[str, dict[str, int]]:
     """Open/answered query counts per trial number of the user's sites (one grouped SELECT)."""
     if user is None:
         return {}
+    with be.read() as s:
+        return query_counts_in(s, user)
+
+
+def query_counts_in(s: Any, user: WebUser, names: dict[int, str] | None = None) -> dict[str, dict[str, int]]:
+    """:func:`query_counts_by_tn` inside an open read session; ``names`` (participant id -> trial
+    number, e.g. the rows just listed) saves the lookup of the trial numbers."""
     from sqlalchemy import select
 
     from lutarterial.registry.models import Participant
 
-    with be.read() as s:
-        counts = sv.query_counts(s, user.actor)
-        if not counts:
-            return {}
+    counts = sv.query_counts(s, user.actor)
+    if not counts:
+        return {}
+    if names is None or not set(counts) <= set(names):
         names = dict(s.execute(select(Participant.id, Participant.trial_number)
                                .where(Participant.id.in_(sorted(counts)))).all())
-        return {names[pid]: c for pid, c in counts.items() if pid in names}
+    return {names[pid]: c for pid, c in counts.items() if pid in names}
 
 
 def write(be: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -76,11 +76,12 @@ def home(user: WebUser = Depends(current_user)) -> Response:
 def participants(request: Request, site: str | None = None, status: str | None = None,
                  user: WebUser = Depends(current_user)) -> Response:
     be = backend_of(request)
-    rows = be.list_participants(user, site=site or None, status=status or None)
+    rows, qcounts = be.list_participants_with_queries(user, site=site or None, status=status or None)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
-    return _render(request, "participants.html", participants=rows, sites=be.sites_of(user), site=site, status=status,
+    return _render(request, "participants.html", participants=rows, qcounts=qcounts, sites=be.sites_of(user),
+                   site=site, status=status,
                    statuses=[s.value for s in ParticipantStatus], counts=counts, active="participants",
                    title="Participants")
 
@@ -128,7 +129,7 @@ _TAB_PARTS = {
 
 
 def _participant_ctx(request: Request, user: WebUser, tn: str, tab: str) -> dict[str, Any]:
-    p = backend_of(request).participant(user, tn, _TAB_PARTS.get(tab))
+    p = backend_of(request).participant(user, tn, _TAB_PARTS.get(tab), banner=True)
     return {"p": p, "tab": tab, "title": p["trial_number"], "today": _today(), "active": "participants"}
 
 
@@ -346,7 +347,7 @@ def plot(request: Request, tn: str, name: str, user: WebUser = Depends(current_u
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
 
 
-AUDIT_PAGE_SIZE = 50
+AUDIT_PAGE_SIZE = 25  # entries per audit page (the template renders every changed field of each)
 #: The global audit page counts matching entries up to this many (then says "more than").
 AUDIT_COUNT_CAP = 10_000
 
@@ -366,7 +367,7 @@ def _audit_csv(rows: list[dict[str, Any]], filename: str) -> Response:
 
 @router.get("/participants/{tn}/audit")
 def participant_audit(request: Request, tn: str, page: int = 1, user: WebUser = Depends(current_user)) -> Response:
-    """The participant's trail, newest first, 50 entries a page (the CSV holds all of it)."""
+    """The participant's trail, newest first, 25 entries a page (the CSV holds all of it)."""
     ctx = _participant_ctx(request, user, tn, "audit")
     page = max(1, page)
     rows, total = backend_of(request).participant_audit_page(user, tn, limit=AUDIT_PAGE_SIZE,
@@ -388,7 +389,7 @@ def participant_audit_csv(request: Request, tn: str, user: WebUser = Depends(cur
 def audit(request: Request, table: str | None = None, user_name: str | None = None, participant: str | None = None,
           date_from: str | None = None, date_to: str | None = None, page: int = 1,
           user: WebUser = Depends(current_user)) -> Response:
-    """Global audit trail: filter by participant, user, table and dates; 50 rows a page (issue 13)."""
+    """Global audit trail: filter by participant, user, table and dates; 25 rows a page (issue 13)."""
     from lutarterial.registry import services as sv
     from lutarterial.registry.models import AUDITED_MODELS
 

@@ -115,3 +115,19 @@ def app_from_env() -> Any:
 
     demo = os.environ.get("LUTARTERIAL_WEB_DEMO", "") == "1"
     return create_app(os.environ["LUTARTERIAL_DB"], demo=demo, upgrade=False)
+
+
+def json_now(content: Any, status_code: int = 200) -> Any:
+    """The JSON answer FastAPI would send for ``content``, built in the route's own thread.
+
+    Why (issue 13, fast; py-spy under load): FastAPI validates and serialises what a *sync* route
+    returns in a second trip through the worker threads, so a JSON answer queued twice behind the
+    other requests (participant JSON and lab saves were the slowest kinds at 50 users). The bytes
+    are the same: FastAPI serialises a ``dict[str, Any]`` answer with pydantic's JSON serialiser,
+    which this calls directly. The route keeps its return annotation, so the OpenAPI document is
+    unchanged.
+    """
+    from fastapi.responses import Response
+    from pydantic_core import to_json
+
+    return Response(to_json(content), status_code=status_code, media_type="application/json")

@@ -97,3 +97,29 @@ def test_audit_value_preview_equals_cut_json() -> None:
               {"n": 1.5, "t": True}, ["x" * 76], ["x" * 77]]:
         text = json.dumps(v)
         assert fmt(v) == (text if len(text) < 80 else text[:77] + "…")
+
+
+def test_json_answers_built_in_the_route_are_fastapis_bytes(app: Any, login: Any) -> None:
+    """The participant JSON and the lab save answer from the route's thread (no second trip through
+    the worker threads) with exactly the bytes FastAPI's own serialisation gives."""
+    from typing import Any as _Any
+
+    from pydantic import TypeAdapter
+
+    adapter = TypeAdapter(dict[str, _Any])
+    coord = login("coord.bdx")
+    tn = coord.post("/api/participants", json={"site": "BDX", "reason": "json test"}).json()["trial_number"]
+    r = coord.post(f"/api/participants/{tn}/labs", json={"analyte": "platelets", "value": 1.5e-05 * 1e7,
+                                                         "unit": "10*9/L", "collected_date": "2024-02-01",
+                                                         "reason": "json test"})
+    assert r.status_code == 201 and r.headers["content-type"] == "application/json"
+    assert r.content == adapter.dump_json(r.json())
+    g = coord.get(f"/api/participants/{tn}")
+    assert g.status_code == 200 and g.headers["content-type"] == "application/json"
+    assert g.content == adapter.dump_json(app.state.backend.participant(
+        app.state.backend.authenticate("coord.bdx", "demo-lutarterial") or _missing(), tn))
+    assert g.json()["labs"][0]["value"] == 150.0
+
+
+def _missing() -> Any:
+    raise AssertionError("demo user coord.bdx did not authenticate")

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from lutarterial.errors import InvalidInputError
 from lutarterial.web.backend import WebUser, normalise_screening
 from lutarterial.web.deps import backend_of, current_user, require_csrf
+from lutarterial.web.perf import json_now
 
 __all__ = ["router"]
 
@@ -153,7 +154,7 @@ def register(request: Request, body: ParticipantIn, user: WebUser = Depends(curr
 @router.get("/participants/{tn}")
 def participant(request: Request, tn: str, user: WebUser = Depends(current_user)) -> dict[str, Any]:
     """Everything about one participant (study data only; never the identity key)."""
-    return dict(backend_of(request).participant(user, tn))
+    return json_now(dict(backend_of(request).participant(user, tn)))  # type: ignore[no-any-return]
 
 
 @router.get("/participants/{tn}/identity")
@@ -224,7 +225,7 @@ def iah_cycle(request: Request, tn: str, body: IahCycleIn, user: WebUser = Depen
 def lab(request: Request, tn: str, body: LabIn, user: WebUser = Depends(current_user)) -> dict[str, Any]:
     """Record a laboratory value (converted to its canonical unit and CTCAE-graded by the registry)."""
     reason, data = _reason_and_fields(body)
-    return dict(backend_of(request).add_lab(user, tn, reason=reason, **data))
+    return json_now(dict(backend_of(request).add_lab(user, tn, reason=reason, **data)), 201)  # type: ignore[no-any-return]
 
 
 @router.post("/participants/{tn}/adverse-events", status_code=201, dependencies=W)

@@ -6,7 +6,10 @@ Measured with ``benchmarks/load_web.py`` (50 users on a 2-core machine) and py-s
   pool (40 threads). On 2 cores, 40 threads that mostly hold the GIL only queue behind each other
   and hold database connections while they wait, so the tail grows (and SQLAlchemy's default pool
   of 5+10 connections ran out at 50 simultaneous sign-ins: HTTP 500). The pool is set to
-  ``LUTARTERIAL_WEB_THREADS`` (default 4) in the app's lifespan.
+  ``LUTARTERIAL_WEB_THREADS`` (default 2) in the app's lifespan. Measured at 50 back-to-back users
+  (6 Dec 2026, SQLite, one process): 1 thread 99 req/s, 2 threads 95, 4 threads 85 (each more
+  thread is one more holder of the GIL to queue behind); 2 keeps a second thread free while one
+  request runs long (a PDF report, an export).
 * **Database connections.** The engine's pool holds at least one connection per worker thread
   (plus a few for the event loop and bursts), so no request waits for a connection while a thread
   is free; ``LUTARTERIAL_DB_POOL_SIZE`` overrides it.
@@ -24,7 +27,7 @@ from lutarterial.errors import InvalidInputError
 
 __all__ = ["PerfSettings", "install_thread_limit", "engine_kwargs"]
 
-DEFAULT_THREADS = 4
+DEFAULT_THREADS = 2
 _MAX_THREADS = 64
 
 

@@ -116,7 +116,8 @@ def test_bearer_ignores_the_cookie(app: Any, login: Any) -> None:
 
 
 def test_rate_limit_answers_429_with_retry_after(app: Any, login: Any) -> None:
-    app.state.token_limiter = RateLimiter(rate_per_min=60, burst=3)
+    # a frozen clock: the bucket must not refill while a loaded machine serves the four requests
+    app.state.token_limiter = RateLimiter(rate_per_min=60, burst=3, clock=lambda: 1000.0)
     bot = _bearer(app, _token(login("coord.bdx"), "busy", "read"))
     codes = [bot.get("/api/v1/sites").status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]

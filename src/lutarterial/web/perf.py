@@ -133,4 +133,6 @@ def json_now(content: Any, status_code: int = 200) -> Any:
     from fastapi.responses import Response
     from pydantic_core import to_json
 
-    return Response(to_json(content), status_code=status_code, media_type="application/json")
+    # inf_nan_mode="null": FastAPI writes NaN/Infinity as null (to_json's default writes the
+    # non-JSON constants NaN/Infinity, which JSON.parse and strict clients refuse)
+    return Response(to_json(content, inf_nan_mode="null"), status_code=status_code, media_type="application/json")

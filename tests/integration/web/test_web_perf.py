@@ -123,3 +123,33 @@ def test_json_answers_built_in_the_route_are_fastapis_bytes(app: Any, login: Any
 
 def _missing() -> Any:
     raise AssertionError("demo user coord.bdx did not authenticate")
+
+
+def test_json_now_writes_nan_as_null_like_fastapi(app: Any, login: Any) -> None:
+    """A stored analysis result holding NaN/Infinity (e.g. an undefined ratio) must come back as
+    valid JSON (``null``), as FastAPI's own serialisation writes it; ``NaN`` is not JSON and
+    browsers' ``JSON.parse`` and strict clients refuse the whole answer. (PostgreSQL's JSON type
+    refuses NaN at the write, so only SQLite can hold one.)"""
+    import json
+
+    import pytest
+
+    if not str(app.state.backend.registry.engine.url).startswith("sqlite"):
+        pytest.skip("PostgreSQL's JSON type cannot store NaN")
+
+    from lutarterial.registry import models as m
+    from lutarterial.registry.audit import audited
+
+    coord = login("coord.bdx")
+    tn = coord.post("/api/participants", json={"site": "BDX", "reason": "nan test"}).json()["trial_number"]
+    be = app.state.backend
+    user = be.authenticate("coord.bdx", "demo-lutarterial") or _missing()
+    with be.write() as s:
+        p = s.scalars(__import__("sqlalchemy").select(m.Participant).where(m.Participant.trial_number == tn)).one()
+        with audited(s, user.actor, "nan test"):
+            s.add(m.ImagingAnalysis(participant_id=p.id, kind="uptake",
+                                    result={"ratio": float("nan"), "max": float("inf")}))
+    g = coord.get(f"/api/participants/{tn}")
+    assert g.status_code == 200
+    body = json.loads(g.content, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(f"not JSON: {c}")))
+    assert body["imaging"][0]["result"] == {"ratio": None, "max": None}

@@ -258,6 +258,15 @@ class Backend:
             uid, sid, pending = check_session(s, token, idle_s=idle_s, max_age_s=max_age_s)
         return uid, ((sid, pending) if sid is not None and pending else None)
 
+    def idle_connection_available(self) -> bool:
+        """Whether the connection pool holds an idle connection now (a read on the event loop would
+        not wait for one); False for a pool that cannot tell."""
+        checkedin = getattr(self.registry.engine.pool, "checkedin", None)
+        try:
+            return callable(checkedin) and int(checkedin()) > 0
+        except (TypeError, ValueError):
+            return False
+
     def session_apply(self, session_id: int, values: dict[str, Any]) -> None:
         """The write half of :meth:`session_user` (may wait for the database's write lock)."""
         from lutarterial.registry.user_sessions import apply_update

@@ -70,7 +70,14 @@ async def _cookie_user_async(request: Request) -> Any:
         raise NotAuthenticated()
     settings = request.app.state.settings
     be = backend_of(request)
-    uid, pending = be.session_check(str(token), idle_s=settings.idle_timeout_s, max_age_s=settings.session_max_age_s)
+    check = (str(token),)
+    kw = {"idle_s": settings.idle_timeout_s, "max_age_s": settings.session_max_age_s}
+    if be.idle_connection_available():
+        uid, pending = be.session_check(*check, **kw)
+    else:  # never wait for a pooled connection on the event loop: every request would wait with it
+        from starlette.concurrency import run_in_threadpool
+
+        uid, pending = await run_in_threadpool(lambda: be.session_check(*check, **kw))
     if pending is not None:
         from starlette.concurrency import run_in_threadpool
 

@@ -260,3 +260,28 @@ def test_session_last_seen_refreshed_by_the_event_loop_dependency(app: Any, logi
                             for v in seen)
     finally:
         reg.dispose()
+
+
+def test_session_check_leaves_the_event_loop_when_no_connection_is_idle(app: Any,
+                                                                         login: Callable[[str], TestClient],
+                                                                         monkeypatch: Any) -> None:
+    """With no idle pooled connection the sign-in check runs in a worker thread (it would otherwise
+    hold the event loop, and every request, while it waits); the answer is the same."""
+    import threading
+
+    be = app.state.backend
+    c = login("coord.bdx")
+    threads: list[str] = []
+    real = be.session_check
+
+    def spy(*a: Any, **k: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(*a, **k)
+
+    monkeypatch.setattr(be, "session_check", spy)
+    assert be.idle_connection_available() in (True, False)
+    monkeypatch.setattr(be, "idle_connection_available", lambda: True)
+    assert c.get("/participants").status_code == 200
+    monkeypatch.setattr(be, "idle_connection_available", lambda: False)
+    assert c.get("/participants").status_code == 200
+    assert len(threads) == 2 and threads[0] != threads[1]  # the event loop's thread, then a worker's

@@ -284,13 +284,9 @@ class Backend:
     def session_user(self, token: str, *, idle_s: float, max_age_s: float) -> WebUser | None:
         """The user of a live session: one indexed SELECT by token hash per request (never cached,
         so a logout, password change, deactivation or admin end applies at the next request)."""
-        from lutarterial.registry.user_sessions import apply_update, check_session
-
-        with self.read() as s:
-            uid, sid, pending = check_session(s, token, idle_s=idle_s, max_age_s=max_age_s)
-        if sid is not None and pending:
-            with self.write() as s:
-                apply_update(s, sid, pending)
+        uid, pending = self.session_check(token, idle_s=idle_s, max_age_s=max_age_s)
+        if pending is not None:
+            self.session_apply(*pending)
         return None if uid is None else self.load_user(uid)
 
     def end_session(self, token: str, reason: str = "logout") -> None:
@@ -363,7 +359,7 @@ class Backend:
     def list_participants_with_queries(self, user: WebUser, *, site: str | None = None, status: str | None = None,
                                        queries: bool = True) -> tuple[list[dict], dict[str, dict[str, int]]]:
         """:meth:`list_participants` and (``queries``) the open/answered query counts per trial number
-        of the user's sites (:func:`lutarterial.web.dm.query_counts_by_tn`), in one read."""
+        of the user's sites (:func:`lutarterial.web.dm.query_counts_in`), in one read."""
         with self.read() as s:
             if status and status not in {x.value for x in m.ParticipantStatus}:
                 raise InvalidInputError(f"unknown status {status!r}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from lutarterial.web.errors import CsrfError, NotAuthenticated
 from lutarterial.web.sessions import csrf_matches
@@ -53,8 +55,6 @@ async def current_user(request: Request) -> Any:
     """
     token = _bearer(request)
     if token is not None:
-        from starlette.concurrency import run_in_threadpool
-
         from lutarterial.web.tokens import user_from_bearer
 
         return await run_in_threadpool(user_from_bearer, request, token)
@@ -70,22 +70,14 @@ async def _cookie_user_async(request: Request) -> Any:
         raise NotAuthenticated()
     settings = request.app.state.settings
     be = backend_of(request)
-    check = (str(token),)
-    kw = {"idle_s": settings.idle_timeout_s, "max_age_s": settings.session_max_age_s}
-    if be.idle_connection_available():
-        uid, pending = be.session_check(*check, **kw)
-    else:  # never wait for a pooled connection on the event loop: every request would wait with it
-        from starlette.concurrency import run_in_threadpool
-
-        uid, pending = await run_in_threadpool(lambda: be.session_check(*check, **kw))
+    check = functools.partial(be.session_check, str(token), idle_s=settings.idle_timeout_s,
+                              max_age_s=settings.session_max_age_s)
+    # never wait for a pooled connection on the event loop: every request would wait with it
+    uid, pending = check() if be.idle_connection_available() else await run_in_threadpool(check)
     if pending is not None:
-        from starlette.concurrency import run_in_threadpool
-
         await run_in_threadpool(be.session_apply, *pending)
     user = None if uid is None else be.cached_user(uid)
     if user is None and uid is not None:
-        from starlette.concurrency import run_in_threadpool
-
         user = await run_in_threadpool(be.load_user, uid)
     if user is None:
         session.pop("sid", None)

@@ -13,7 +13,7 @@ from lutarterial.registry.services._dm import ts
 from lutarterial.web.backend import WebUser
 
 __all__ = ["today", "schedule", "dashboard", "queries", "query_thread", "dm_overview", "banner",
-           "query_counts_by_tn", "write"]
+           "query_counts_in", "write"]
 
 
 def today(value: str | dt.date | None = None) -> dt.date:
@@ -142,17 +142,10 @@ def banner_in(s: Any, user: WebUser, p: Any) -> dict[str, Any]:
     return {"signatures": sigs, "lock": sv.lock_dict(lock) if lock else None, "open_queries": int(open_q or 0)}
 
 
-def query_counts_by_tn(be: Any, user: WebUser | None) -> dict[str, dict[str, int]]:
-    """Open/answered query counts per trial number of the user's sites (one grouped SELECT)."""
-    if user is None:
-        return {}
-    with be.read() as s:
-        return query_counts_in(s, user)
-
-
 def query_counts_in(s: Any, user: WebUser, names: dict[int, str] | None = None) -> dict[str, dict[str, int]]:
-    """:func:`query_counts_by_tn` inside an open read session; ``names`` (participant id -> trial
-    number, e.g. the rows just listed) saves the lookup of the trial numbers."""
+    """Open/answered query counts per trial number of the user's sites (one grouped SELECT), inside
+    an open read session; ``names`` (participant id -> trial number, e.g. the rows just listed)
+    saves the lookup of the trial numbers."""
     from sqlalchemy import select
 
     from lutarterial.registry.models import Participant

@@ -230,7 +230,6 @@ def install(app: FastAPI) -> None:
     """Template helpers used by shared templates: the participant banner and the query counts."""
     env = app.state.templates.env
     env.globals["dm_banner"] = lambda user, tn: dm.banner(app.state.backend, user, tn)
-    env.globals["dm_query_counts"] = lambda user: dm.query_counts_by_tn(app.state.backend, user)
     from lutarterial.web.recist_form import form_context
 
     env.globals["recist_form"] = form_context

@@ -412,7 +412,7 @@ def run_app(backend: str, db_url: str, data_dir: str, args: argparse.Namespace) 
     log_path = Path(data_dir) / "server.log"
     log = open(log_path, "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([*_cli(), "serve", "--db", db_url, "--port", str(port), "--host", "127.0.0.1",
-                             "--workers", str(args.workers)],
+                             *(["--workers", str(args.workers)] if args.workers else [])],
                             env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -423,7 +423,7 @@ def run_app(backend: str, db_url: str, data_dir: str, args: argparse.Namespace) 
             if args.py_spy:
                 spies.append(subprocess.Popen(
                     [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(proc.pid), "-o",
-                     f"{args.py_spy}.{backend}.txt", "-f", "raw", "-r", "100", "--nonblocking",
+                     f"{args.py_spy}.{backend}.txt", "-f", "raw", "-r", "100", "--nonblocking", "--subprocesses",
                      "-d", str(int(args.seconds))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         writers = [u.username for u in DEMO_USERS if u.load_test]
         phase = Phase(args.requests)
@@ -466,7 +466,8 @@ def main() -> int:
                     "PREFIX.<backend>.txt (collapsed stacks)")
     ap.add_argument("--think-ms", type=float, default=0.0, help="mean pause of a user between requests "
                     "(exponential; 0 = back-to-back requests, the stress case)")
-    ap.add_argument("--workers", type=int, default=1, help="`lutarterial serve --workers` (server processes)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="`lutarterial serve --workers` (server processes; default: serve's own, one per core)")
     ap.add_argument("--no-floor", action="store_true", help="skip the bare FastAPI floor")
     ap.add_argument("--json", dest="json_out", default=None, help="also write the results as JSON here")
     args = ap.parse_args()
@@ -501,7 +502,7 @@ def main() -> int:
     load_after = os.getloadavg()
     meta = {"date_utc": started.strftime("%Y-%m-%d %H:%M UTC"), "cpus": os.cpu_count(),
             "cpu_model": _cpu_model(), "python": platform.python_version(), "users": args.users,
-            "seconds": args.seconds, "workers": args.workers, "think_ms": args.think_ms, "loadavg_before": [round(x, 2) for x in load_before],
+            "seconds": args.seconds, "workers": args.workers or _serve_default_workers(), "think_ms": args.think_ms, "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in load_after],
             "threads": os.environ.get("LUTARTERIAL_WEB_THREADS", "default")}
     print(f"\n{meta['date_utc']}, {meta['cpus']} CPUs ({meta['cpu_model']}), Python {meta['python']}, "
@@ -516,6 +517,13 @@ def main() -> int:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_out).write_text(json.dumps({"meta": meta, "results": results}, indent=2), encoding="utf-8")
     return 1 if any(r["errors"] for r in results) else 0
+
+
+def _serve_default_workers() -> int:
+    sys.path.insert(0, str(ROOT / "src"))
+    from lutarterial.web.server import default_workers
+
+    return default_workers()
 
 
 def _cpu_model() -> str:

@@ -29,30 +29,34 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
         host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (loopback by default)."),
         demo: bool = typer.Option(False, "--demo", help="Seed the demo users and synthetic participants first."),
-        workers: int = typer.Option(1, "--workers", min=1, max=16, help="Server processes (uvicorn workers); "
-                                    "each runs LUTARTERIAL_WEB_THREADS threads. 1: one process."),
+        workers: int = typer.Option(None, "--workers", min=1, max=16, help="Server processes, each with its own "
+                                    "listening socket (SO_REUSEPORT) and LUTARTERIAL_WEB_THREADS threads. Default: "
+                                    "LUTARTERIAL_WEB_WORKERS, else one per CPU core (at most 8). 1: one process."),
     ) -> None:
         """Serve the registry web application and REST API (OpenAPI at /openapi.json)."""
         import uvicorn
 
         from lutarterial.web.app import create_app
 
+        from lutarterial.web.server import default_workers, serve_processes
+
         url = _db_url(db)
+        workers = workers or default_workers()
         if demo:
             from lutarterial.web.demo import print_summary, seed_demo
 
             print_summary(seed_demo(url), url, port=port, host=host)
         application = create_app(url, demo=demo)  # upgrades the schema, creates the secret key
-        typer.echo(f"serving {_redact(url)} on http://{host}:{port}/  (Ctrl-C to stop)")
         if workers > 1:  # issue 13 (fast): one process per core; each worker builds its app from the env
-            import os
-
             application.state.backend.close()
-            os.environ["LUTARTERIAL_DB"] = url
-            os.environ["LUTARTERIAL_WEB_DEMO"] = "1" if demo else ""
-            uvicorn.run("lutarterial.web.perf:app_from_env", factory=True, workers=workers, host=host, port=port,
-                        log_level="warning")
+            typer.echo(f"serving {_redact(url)} on http://{host}:{port}/ with {workers} worker processes"
+                       "  (Ctrl-C to stop)")
+            code = serve_processes({"LUTARTERIAL_DB": url, "LUTARTERIAL_WEB_DEMO": "1" if demo else ""},
+                                   host, port, workers)
+            if code:
+                raise typer.Exit(code)
             return
+        typer.echo(f"serving {_redact(url)} on http://{host}:{port}/  (Ctrl-C to stop)")
         uvicorn.run(application, host=host, port=port, log_level="warning")
 
     @app.command("demo")

@@ -108,6 +108,8 @@ def test_screen_enrol_iah_cycle_and_results(page: Any, screenshot_dir: Path) -> 
     page.select_option("#analyte", "platelets")
     page.fill("#value", "60")
     page.fill("#unit", "10*9/L")
+    page.fill("#lln", "150")  # the laboratory's reference range, from its report
+    page.fill("#uln", "400")
     page.fill("#collected_date", "2024-09-01")
     page.fill("#reason-lab", "follow-up laboratory")
     with page.expect_navigation():

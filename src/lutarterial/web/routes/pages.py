@@ -297,8 +297,14 @@ async def lab(request: Request, tn: str, user: WebUser = Depends(current_user)) 
     f = await _form(request)
     return _write(request, lambda: backend_of(request).add_lab(
         user, tn, reason=f.get("reason", ""), analyte=f.get("analyte"), value=f.get("value"), unit=f.get("unit", ""),
-        collected_date=f.get("collected_date", "")), "Laboratory value saved.", _back(request, tn, "safety"),
-        _again(request, tn, user, safety_page, "lab", f))
+        collected_date=f.get("collected_date", ""), lln=_optional(f, "lln"), uln=_optional(f, "uln")),
+        "Laboratory value saved.", _back(request, tn, "safety"), _again(request, tn, user, safety_page, "lab", f))
+
+
+def _optional(f: dict[str, str], key: str) -> str | None:
+    """An optional form field: left empty (or blank) is ``None``; anything else goes to the service
+    as typed, which parses it and refuses a non-number with a message naming the field."""
+    return (f.get(key) or "").strip() or None
 
 
 @router.post("/participants/{tn}/adverse-events", dependencies=[Depends(require_csrf)])

@@ -9,8 +9,10 @@ database created on ``--pg-server`` and dropped afterwards) it:
 3. signs in ``--users`` virtual users (default 50; the demo's site coordinators/investigators,
    one in ten is the read-only monitor), then each loops over a mix: participant list page,
    participant page, the participant as JSON, an audit page (the participant's; the global one
-   for the monitor), and -- every 4th action of a writer -- a laboratory value saved through
-   the audited API with its CSRF token. It stops after ``--seconds`` (after a ``--warmup``) or
+   for the monitor), and -- every 4th action of a writer -- a laboratory value (platelets, with
+   the laboratory's reference range LLN/ULN, as a lab report gives it) saved through the audited
+   API with its CSRF token; the value (90-300) is below the LLN in about a quarter of the saves,
+   which the edit checks and CTCAE grading then handle. It stops after ``--seconds`` (after a ``--warmup``) or
    ``--requests`` requests, whichever comes first;
 4. reports p50/p95/p99/max latency (ms) per request kind and overall, requests/s, errors and the
    server's CPU time per request (utime+stime of the server process from psutil, measured over
@@ -276,7 +278,8 @@ async def app_user(base: str, username: str, password: str, writer: bool, phase:
             if writer and step % 4 == 0:
                 kind, url = "save", f"/api/participants/{tn}/labs"
                 body = {"analyte": "platelets", "value": round(rng.uniform(90, 300), 1), "unit": "10*9/L",
-                        "collected_date": "2026-01-15", "reason": "load test: laboratory value entry"}
+                        "collected_date": "2026-01-15", "lln": 150, "uln": 400,
+                        "reason": "load test: laboratory value entry"}
             else:
                 kind, url = rng.choice([
                     ("list", "/participants"),

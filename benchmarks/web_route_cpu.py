@@ -48,7 +48,7 @@ async def _measure(base: str, pid: int, n: int, writer: str, password: str, only
             ("audit (global)", monitor, lambda tn: ("GET", "/audit", None)),
             ("save", coord, lambda tn: ("POST", f"/api/participants/{tn}/labs", {
                 "analyte": "platelets", "value": round(rng.uniform(90, 300), 1), "unit": "10*9/L",
-                "collected_date": "2026-01-15", "reason": "load test: laboratory value entry"})),
+                "collected_date": "2026-01-15", "lln": 150, "uln": 400, "reason": "load test: laboratory value entry"})),
         ]
         for name, client, make in kinds:
             if only and not name.startswith(only):

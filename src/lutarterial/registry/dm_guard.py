@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import bindparam, event, inspect, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from lutarterial.errors import InvalidInputError
@@ -82,6 +82,22 @@ def _covers(table_name: str | None, row_id: int | None, table: str, obj: Any) ->
     return table_name is None or (table_name == table and row_id == _row_id(obj))
 
 
+def _active_kinds_statement() -> Any:
+    lk, sig, sdv = RecordLock.__table__, Signature.__table__, SdvMark.__table__
+    pids = bindparam("pids", expanding=True)
+
+    def one(kind: str, table: Any, in_force: Any) -> Any:
+        return select(literal(kind).label("kind")).where(table.c.participant_id.in_(pids), in_force).limit(1)
+
+    parts = [one("lock", lk, lk.c.unlocked_at.is_(None)), one("signature", sig, sig.c.voided_at.is_(None)),
+             one("sdv", sdv, sdv.c.cleared_at.is_(None))]
+    return union_all(*(select(p.subquery().c.kind) for p in parts))
+
+
+#: Which of lock / signature / SDV mark is in force for any of ``:pids`` (at most one row per kind).
+_ACTIVE_KINDS = _active_kinds_statement()
+
+
 @event.listens_for(Session, "before_flush")
 def _guard(session: Session, flush_context: Any, instances: Any) -> None:
     changes = data_changes(session)
@@ -91,8 +107,15 @@ def _guard(session: Session, flush_context: Any, instances: Any) -> None:
     if not pids:
         return
     with session.no_autoflush:
+        # one Core SELECT says which of the three kinds are in force for these participants (most
+        # writes find none): the ORM rows are read only for those (issue 13, fast: three ORM SELECTs
+        # on every save)
+        present = {kind for (kind,) in session.execute(_ACTIVE_KINDS, {"pids": pids})}
+        if not present:
+            return
         locks = list(session.scalars(select(RecordLock).where(RecordLock.participant_id.in_(pids),
-                                                              RecordLock.unlocked_at.is_(None))))
+                                                              RecordLock.unlocked_at.is_(None)))) \
+            if "lock" in present else []
         for action, obj, table, pid, _fields in changes:
             for lock in locks:
                 if lock.participant_id != pid:
@@ -106,7 +129,8 @@ def _guard(session: Session, flush_context: Any, instances: Any) -> None:
                         "nothing was saved. A data manager must unlock it, with a reason, first")
         now = utcnow()
         sigs = list(session.scalars(select(Signature).where(Signature.participant_id.in_(pids),
-                                                            Signature.voided_at.is_(None))))
+                                                            Signature.voided_at.is_(None)))) \
+            if "signature" in present else []
         for sig in sigs:
             for action, obj, table, pid, fields in changes:
                 if pid == sig.participant_id and _covers(sig.table_name, sig.row_id, table, obj):
@@ -115,7 +139,8 @@ def _guard(session: Session, flush_context: Any, instances: Any) -> None:
                                        + (f" ({', '.join(sorted(fields))})" if fields else ""))
                     break
         marks = list(session.scalars(select(SdvMark).where(SdvMark.participant_id.in_(pids),
-                                                           SdvMark.cleared_at.is_(None))))
+                                                           SdvMark.cleared_at.is_(None)))) \
+            if "sdv" in present else []
         for mark in marks:
             for action, obj, table, pid, fields in changes:
                 if action == "create" or table != mark.table_name or _row_id(obj) != mark.row_id:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, inspect, select
+from sqlalchemy import bindparam, func, inspect, select
 from sqlalchemy.orm import Session
 
 from lutarterial.errors import AccessDeniedError, InvalidInputError, LutarterialError
@@ -157,6 +157,12 @@ def _part_rows(s: Session, model: Any, fields: tuple[str, ...], order: tuple[str
 
 _AUDIT_F = ("id", "occurred_at", "actor_username", "actor_roles", "site_id", "table_name", "row_id", "participant_id",
             "action", "reason")
+_AE = m.AuditEntry.__table__.c
+#: One participant's trail, newest first (the same rows as ``participant_audit_page``), prebuilt Core.
+_P_AUDIT_COUNT = select(func.count()).select_from(m.AuditEntry.__table__).where(_AE.participant_id == bindparam("pid"))
+_P_AUDIT_PAGE = (select(*(_AE[f] for f in _AUDIT_F), _AE.old_values, _AE.new_values)
+                 .where(_AE.participant_id == bindparam("pid")).order_by(_AE.id.desc())
+                 .limit(bindparam("lim")).offset(bindparam("off")))
 
 
 def normalise_screening(result: dict[str, Any]) -> dict[str, Any]:
@@ -389,31 +395,38 @@ class Backend:
         ``banner``: add ``dm_banner`` (signatures, lock, open queries: :func:`lutarterial.web.dm.banner`),
         read in the same transaction (the pages show it on every tab; the API never asks for it).
         """
-        want = self.PARTS if parts is None else frozenset(parts)
         with self.read() as s:
-            p = _svc("get_participant")(s, user.actor, trial_number)
-            out = self._summary(p)
-            if banner:
-                from lutarterial.web.dm import banner_in
+            return self._participant_in(s, user, trial_number, parts, banner=banner)
 
-                out["dm_banner"] = banner_in(s, user, p)
+    def _participant_in(self, s: Session, user: WebUser, trial_number: str, parts: frozenset[str] | set[str] | None,
+                        *, banner: bool = False) -> dict[str, Any]:
+        """:meth:`participant` inside an open read session (a page reads more in the same transaction)."""
+        from lutarterial.registry.services._common import load_participant_row
 
-            def rows(key: str, model: Any, fields: tuple[str, ...], order: tuple[str, ...]) -> list[dict[str, Any]]:
-                return _part_rows(s, model, fields, order, p.id) if key in want else []
+        want = self.PARTS if parts is None else frozenset(parts)
+        p = load_participant_row(s, user.actor, trial_number)  # same access check, no ORM object
+        out = self._summary(p)
+        if banner:
+            from lutarterial.web.dm import banner_in
 
-            out["consents"] = rows("consents", m.Consent, _CONSENT_F, ("id",))
-            out["screenings"] = [{**r, "reproduced": None}
-                                 for r in rows("screenings", m.ScreeningResult, _SCREENING_F, ("id",))]
-            enr = rows("enrolment", m.Enrolment, _ENROL_F, ("id",))
-            out["enrolment"] = enr[0] if enr else None
-            out["visits"] = rows("visits", m.Visit, _VISIT_F, ("visit_date", "id"))
-            out["labs"] = rows("labs", m.LabResult, _LAB_F, ("collected_date", "id"))
-            out["adverse_events"] = rows("adverse_events", m.AdverseEvent, _AE_F, ("onset_date",))
-            out["recist"] = rows("recist", m.RecistAssessment, _RECIST_F, ("assessment_date",))
-            out["imaging"] = rows("imaging", m.ImagingAnalysis, _ANALYSIS_F, ("id",))
-            out["dosimetry"] = rows("dosimetry", m.DosimetryAnalysis, (*_ANALYSIS_F, "imaging_analysis_id"), ("id",))
-            out["parts"] = sorted(want)
-            return out
+            out["dm_banner"] = banner_in(s, user, p)
+
+        def rows(key: str, model: Any, fields: tuple[str, ...], order: tuple[str, ...]) -> list[dict[str, Any]]:
+            return _part_rows(s, model, fields, order, p.id) if key in want else []
+
+        out["consents"] = rows("consents", m.Consent, _CONSENT_F, ("id",))
+        out["screenings"] = [{**r, "reproduced": None}
+                             for r in rows("screenings", m.ScreeningResult, _SCREENING_F, ("id",))]
+        enr = rows("enrolment", m.Enrolment, _ENROL_F, ("id",))
+        out["enrolment"] = enr[0] if enr else None
+        out["visits"] = rows("visits", m.Visit, _VISIT_F, ("visit_date", "id"))
+        out["labs"] = rows("labs", m.LabResult, _LAB_F, ("collected_date", "id"))
+        out["adverse_events"] = rows("adverse_events", m.AdverseEvent, _AE_F, ("onset_date",))
+        out["recist"] = rows("recist", m.RecistAssessment, _RECIST_F, ("assessment_date",))
+        out["imaging"] = rows("imaging", m.ImagingAnalysis, _ANALYSIS_F, ("id",))
+        out["dosimetry"] = rows("dosimetry", m.DosimetryAnalysis, (*_ANALYSIS_F, "imaging_analysis_id"), ("id",))
+        out["parts"] = sorted(want)
+        return out
 
     def register(self, user: WebUser, *, site: str, reason: str, sex: str | None = None,
                  year_of_birth: int | None = None, identity: dict[str, Any] | None = None,
@@ -501,11 +514,14 @@ class Backend:
 
     # --- audit ----------------------------------------------------------------------------------
 
-    def _audit_rows(self, s: Session, entries: list[Any]) -> list[dict[str, Any]]:
-        import json
+    def _audit_rows(self, s: Session, entries: list[Any], names: dict[int, str] | None = None
+                    ) -> list[dict[str, Any]]:
+        """Audit rows for display: field-level changes, UTC stamp, trial number (``names``: participant
+        id -> trial number already known, e.g. the one participant of its own trail: no lookup)."""
+        from pydantic_core import from_json  # 5x json.loads on the large values (analyses: 50 kB)
 
-        pids = {e.participant_id for e in entries if e.participant_id is not None}
-        tns: dict[int, str] = {}
+        tns: dict[int, str] = dict(names or {})
+        pids = {e.participant_id for e in entries if e.participant_id is not None} - tns.keys()
         if pids:
             for pid, tn in s.execute(select(m.Participant.id, m.Participant.trial_number)
                                      .where(m.Participant.id.in_(pids))):
@@ -513,8 +529,8 @@ class Backend:
         out = []
         for e in entries:
             d = _row(e, _AUDIT_F)
-            old = json.loads(e.old_values) if e.old_values else {}
-            new = json.loads(e.new_values) if e.new_values else {}
+            old = from_json(e.old_values) if e.old_values else {}
+            new = from_json(e.new_values) if e.new_values else {}
             keys = [k for k in dict.fromkeys([*new.keys(), *old.keys()]) if old.get(k) != new.get(k)]
             d["changes"] = [{"field": k, "old": old.get(k), "new": new.get(k)} for k in keys]
             d["occurred_at"] = str(d["occurred_at"]).replace("T", " ").split(".")[0].rstrip("Z") + "Z"
@@ -533,6 +549,19 @@ class Backend:
         with self.read() as s:
             entries, total = _svc("participant_audit_page")(s, user.actor, tn, limit=limit, offset=offset)
             return self._audit_rows(s, entries), total
+
+    def participant_audit_view(self, user: WebUser, tn: str, *, limit: int, offset: int, parts: frozenset[str] |
+                               set[str] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+        """The participant audit page in one read: :meth:`participant` (``parts``, with the banner),
+        one page of the trail newest first and the number of entries in all (issue 13, fast: the page
+        read the participant twice in two transactions, the second time as an ORM object)."""
+        with self.read() as s:
+            p = self._participant_in(s, user, tn, parts or set(), banner=True)
+            pid = p["id"]
+            total = int(s.execute(_P_AUDIT_COUNT, {"pid": pid}).scalar() or 0)
+            limit = max(1, min(int(limit), 5000))
+            entries = s.execute(_P_AUDIT_PAGE, {"pid": pid, "lim": limit, "off": max(0, int(offset))}).all()
+            return p, self._audit_rows(s, entries, {pid: p["trial_number"]}), total
 
     def audit(self, user: WebUser, *, table: str | None = None, username: str | None = None,
               limit: int = 300) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from lutarterial.errors import AccessDeniedError, InvalidInputError, NotFoundErr
 from lutarterial.registry.access import Actor, require_site
 from lutarterial.registry.models import Participant
 
-__all__ = ["ParticipantHiddenError", "load_participant", "as_date", "as_float", "as_optional_text", "require_active_actor"]
+__all__ = ["ParticipantHiddenError", "load_participant", "load_participant_row", "flush_like_orm", "as_date", "as_float", "as_optional_text", "require_active_actor"]
 
 
 def require_active_actor(actor: Actor) -> None:
@@ -56,11 +56,49 @@ def load_participant(session: Session, actor: Actor, participant: int | str, *, 
         raise InvalidInputError(f"participant reference {participant!r} must be an id or a trial number")
     if obj is None:
         raise NotFoundError(_not_found_message(participant))
-    try:
-        require_site(actor, obj.site_id, what=f"participant {obj.trial_number}")
-    except AccessDeniedError:
-        raise ParticipantHiddenError(_not_found_message(participant)) from None
+    _require_visible(actor, obj.site_id, obj.trial_number, participant)
     return obj
+
+
+def _require_visible(actor: Actor, site_id: int, trial_number: str, asked: Any) -> None:
+    try:
+        require_site(actor, site_id, what=f"participant {trial_number}")
+    except AccessDeniedError:
+        raise ParticipantHiddenError(_not_found_message(asked)) from None
+
+
+_P = Participant.__table__.c
+#: Core reads of one participant's own columns (no ORM object, no joined site): the read-only pages
+#: and the JSON API look a participant up on every request (issue 13, fast).
+_ROW_BY_TN = select(_P.id, _P.trial_number, _P.site_id, _P.status, _P.sex, _P.year_of_birth,
+                    _P.created_at).where(_P.trial_number == bindparam("tn"))
+_ROW_BY_ID = select(_P.id, _P.trial_number, _P.site_id, _P.status, _P.sex, _P.year_of_birth,
+                    _P.created_at).where(_P.id == bindparam("pid"))
+
+
+def flush_like_orm(session: Session) -> None:
+    """Flush pending changes before a Core read, as an ORM SELECT would (autoflush): a Core read on
+    the session's connection then sees what this session has added or changed."""
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        session.flush()
+
+
+def load_participant_row(session: Session, actor: Actor, participant: int | str) -> Any:
+    """:func:`load_participant` for read-only use: the participant's columns as a Core row (attribute
+    access: ``row.id``, ``row.trial_number``, ``row.site_id``, ``row.status``, ``row.sex``,
+    ``row.year_of_birth``, ``row.created_at``), with exactly the same lookups, access check and
+    errors, and no ORM object (cheaper; nothing can be written through it)."""
+    require_active_actor(actor)
+    if isinstance(participant, int) or (isinstance(participant, str) and participant.isdigit()):
+        row = session.execute(_ROW_BY_ID, {"pid": int(participant)}).first()
+    elif isinstance(participant, str):
+        row = session.execute(_ROW_BY_TN, {"tn": participant.strip().upper()}).first()
+    else:
+        raise InvalidInputError(f"participant reference {participant!r} must be an id or a trial number")
+    if row is None:
+        raise NotFoundError(_not_found_message(participant))
+    _require_visible(actor, row.site_id, row.trial_number, participant)
+    return row
 
 
 def as_date(value: Any, name: str, *, required: bool = True, not_future: bool = False) -> dt.date | None:

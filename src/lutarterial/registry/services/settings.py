@@ -13,14 +13,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from lutarterial.errors import InvalidInputError, LutarterialError
 from lutarterial.registry.access import Actor, Permission, require
 from lutarterial.registry.audit import audited
 from lutarterial.registry.models import RegistrySetting, Site, SiteProtocolConfig, utcnow
-from lutarterial.registry.services._common import as_date, as_optional_text
+from lutarterial.registry.services._common import as_date, as_optional_text, flush_like_orm
 
 __all__ = [
     "SETTINGS",
@@ -41,11 +41,15 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
 }
 
 
+_VALUE_OF = select(RegistrySetting.__table__.c.value).where(RegistrySetting.__table__.c.key == bindparam("key"))
+
+
 def get_setting(session: Session, key: str) -> Any:
     """The stored value of ``key``, or its default."""
     if key not in SETTINGS:
         raise InvalidInputError(f"unknown setting {key!r}; known: {', '.join(sorted(SETTINGS))}")
-    row = session.scalars(select(RegistrySetting).where(RegistrySetting.key == key)).first()
+    flush_like_orm(session)
+    row = session.execute(_VALUE_OF, {"key": key}).first()  # prebuilt Core: read on every lab save
     return SETTINGS[key][1] if row is None else row.value
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from lutarterial.errors import InvalidInputError, NotFoundError, UnitError
@@ -41,6 +41,7 @@ from lutarterial.registry.services._common import (
     as_date,
     as_float,
     as_optional_text,
+    flush_like_orm,
     load_participant,
 )
 
@@ -292,6 +293,15 @@ def _check_not_after_withdrawal(session: Session, p: Participant, when: dt.date 
         raise InvalidInputError(f"{p.trial_number} withdrew consent on {withdrawn}; no data after that date")
 
 
+_LR = LabResult.__table__.c
+#: The participant's earliest value of an analyte before a date (the CTCAE baseline), prebuilt Core
+#: (issue 13, fast: an ORM SELECT of whole rows on every laboratory save). ``exclude``: a corrected row.
+_BASELINE = (select(_LR.value_canonical, _LR.unit_canonical)
+             .where(_LR.participant_id == bindparam("pid"), _LR.analyte == bindparam("analyte"),
+                    _LR.collected_date < bindparam("before"), _LR.id != bindparam("exclude"))
+             .order_by(_LR.collected_date, _LR.id).limit(1))
+
+
 def _grade_lab(session: Session, p: Participant, values: dict[str, Any], exclude_id: int | None = None) -> None:
     """CTCAE v5 grade from ``lutarterial.clinical.ctcae.grade_lab`` (never our own rules).
 
@@ -304,12 +314,10 @@ def _grade_lab(session: Session, p: Participant, values: dict[str, Any], exclude
         ctcae = importlib.import_module("lutarterial.clinical.ctcae")
     except ImportError:  # pragma: no cover - the clinical package ships with lutarterial
         return
-    stmt = (select(LabResult).where(LabResult.participant_id == p.id, LabResult.analyte == values["analyte"],
-                                    LabResult.collected_date < values["collected_date"])
-            .order_by(LabResult.collected_date, LabResult.id))
-    if exclude_id is not None:
-        stmt = stmt.where(LabResult.id != exclude_id)
-    baseline = session.scalars(stmt.limit(1)).first()  # the earliest only (not every earlier value)
+    flush_like_orm(session)
+    baseline = session.execute(_BASELINE, {  # the earliest only (not every earlier value)
+        "pid": p.id, "analyte": values["analyte"], "before": values["collected_date"],
+        "exclude": -1 if exclude_id is None else exclude_id}).first()
     from lutarterial.registry.services.settings import ctcae_require_baseline
 
     graded = ctcae.grade_lab(

@@ -129,7 +129,10 @@ _TAB_PARTS = {
 
 
 def _participant_ctx(request: Request, user: WebUser, tn: str, tab: str) -> dict[str, Any]:
-    p = backend_of(request).participant(user, tn, _TAB_PARTS.get(tab), banner=True)
+    return _ctx_of(backend_of(request).participant(user, tn, _TAB_PARTS.get(tab), banner=True), tab)
+
+
+def _ctx_of(p: dict[str, Any], tab: str) -> dict[str, Any]:
     return {"p": p, "tab": tab, "title": p["trial_number"], "today": _today(), "active": "participants"}
 
 
@@ -374,10 +377,11 @@ def _audit_csv(rows: list[dict[str, Any]], filename: str) -> Response:
 @router.get("/participants/{tn}/audit")
 def participant_audit(request: Request, tn: str, page: int = 1, user: WebUser = Depends(current_user)) -> Response:
     """The participant's trail, newest first, 25 entries a page (the CSV holds all of it)."""
-    ctx = _participant_ctx(request, user, tn, "audit")
     page = max(1, page)
-    rows, total = backend_of(request).participant_audit_page(user, tn, limit=AUDIT_PAGE_SIZE,
-                                                             offset=(page - 1) * AUDIT_PAGE_SIZE)
+    p, rows, total = backend_of(request).participant_audit_view(user, tn, limit=AUDIT_PAGE_SIZE,
+                                                                offset=(page - 1) * AUDIT_PAGE_SIZE,
+                                                                parts=_TAB_PARTS["audit"])
+    ctx = _ctx_of(p, "audit")
     pages = max(1, -(-total // AUDIT_PAGE_SIZE))
     link = lambda n: f"/participants/{quote(tn)}/audit?page={n}"  # noqa: E731
     return _render(request, "audit.html", **ctx, entries=rows, chain=None, total=total, page=page, pages=pages,

@@ -156,6 +156,9 @@ def _v_lab(v: dict[str, Any]) -> dict[str, Any]:
     name, canonical, canonical_unit = _canonical_lab(analyte, value, unit)
     lln = as_float(v.get("lln"), f"{analyte} LLN", required=False, minimum=0.0)
     uln = as_float(v.get("uln"), f"{analyte} ULN", required=False, minimum=0.0)
+    if lln is not None and uln is not None and lln >= uln:
+        raise InvalidInputError(f"{analyte} reference range: LLN {lln:g} must be below ULN {uln:g} "
+                                "(check that the two limits were not swapped)")
     _plausible_lab(name, unit, {"value": value, "LLN": lln, "ULN": uln})
     return {"analyte": name, "loinc": loinc, "value": value, "unit": unit, "value_canonical": canonical,
             "unit_canonical": canonical_unit, "lln": lln, "uln": uln,

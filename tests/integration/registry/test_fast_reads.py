@@ -1,0 +1,91 @@
+"""Issue 13 (fast): the prebuilt Core reads that replaced ORM reads on the hot paths give the same
+answers (CTCAE baseline, settings, the write guard's in-force check, the participant row), and a
+laboratory reference range must be a range (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from lutarterial.errors import InvalidInputError, NotFoundError
+from lutarterial.registry import Registry, services
+from lutarterial.registry.models import LabResult, Signature
+from lutarterial.registry.services._common import ParticipantHiddenError, load_participant, load_participant_row
+
+from .conftest import Team, enrolled_participant
+
+
+@pytest.mark.parametrize(("lln", "uln", "ok"), [(149.9, 150.0, True), (150.0, 150.0, False), (400.0, 150.0, False),
+                                                (None, 150.0, True), (150.0, None, True)])
+def test_reference_range_must_be_a_range(reg: Registry, team: Team, lln: float | None, uln: float | None,
+                                         ok: bool) -> None:
+    pid = enrolled_participant(reg, team)
+    with reg.session() as s:
+        if ok:
+            lab = services.record_lab(s, team.coord_bdx, pid, analyte="platelets", value=200, unit="10*9/L",
+                                      collected_date="2024-02-01", reason="lab", lln=lln, uln=uln)
+            assert (lab.lln, lab.uln) == (lln, uln)
+        else:
+            with pytest.raises(InvalidInputError, match=r"LLN .* must be below ULN .*swapped"):
+                services.record_lab(s, team.coord_bdx, pid, analyte="platelets", value=200, unit="10*9/L",
+                                    collected_date="2024-02-01", reason="lab", lln=lln, uln=uln)
+
+
+def test_baseline_sees_values_added_earlier_in_the_same_session(reg: Registry, team: Team) -> None:
+    """Two values of one analyte in one unit of work (an import): the later is graded against the
+    earlier as its baseline, as the ORM read (autoflush) did."""
+    pid = enrolled_participant(reg, team)
+    with reg.session() as s:
+        services.record_lab(s, team.coord_bdx, pid, analyte="creatinine", value=60, unit="umol/L",
+                            collected_date="2024-02-01", reason="import", uln=110)
+        later = services.record_lab(s, team.coord_bdx, pid, analyte="creatinine", value=200, unit="umol/L",
+                                    collected_date="2024-03-01", reason="import", uln=110)
+        grading, grade = later.grading, later.ctcae_grade
+    # 200 > 3 x the earlier 60: grade 3 by baseline; without the baseline it would be grade 2 (x ULN)
+    # with the baseline "assumed normal"
+    assert grade == 3 and grading["baseline_assumed"] is None and "3 x baseline = 180" in grading["reason"]
+    with reg.session(readonly=True) as s:
+        assert len(s.scalars(select(LabResult).where(LabResult.participant_id == pid)).all()) == 2
+
+
+def test_setting_read_after_a_change_in_the_same_session(reg: Registry, team: Team) -> None:
+    from lutarterial.registry.services.settings import CTCAE_REQUIRE_BASELINE, get_setting, set_setting
+
+    with reg.session() as s:
+        before = get_setting(s, CTCAE_REQUIRE_BASELINE)
+        set_setting(s, team.admin, CTCAE_REQUIRE_BASELINE, not before, reason="test")
+        assert get_setting(s, CTCAE_REQUIRE_BASELINE) is (not before)
+
+
+def test_participant_row_has_the_access_rules_of_load_participant(reg: Registry, team: Team) -> None:
+    pid = enrolled_participant(reg, team)
+    with reg.session(readonly=True) as s:
+        obj = load_participant(s, team.coord_bdx, pid)
+        for ref in (pid, str(pid), obj.trial_number, f" {obj.trial_number.lower()} "):
+            row = load_participant_row(s, team.coord_bdx, ref)
+            assert (row.id, row.trial_number, row.site_id, row.status, row.sex, row.year_of_birth, row.created_at) \
+                == (obj.id, obj.trial_number, obj.site_id, obj.status, obj.sex, obj.year_of_birth, obj.created_at)
+        # another site's participant: the same hidden error (and message) as load_participant
+        with pytest.raises(ParticipantHiddenError) as orm_err:
+            load_participant(s, team.coord_tls, obj.trial_number)
+        with pytest.raises(ParticipantHiddenError) as row_err:
+            load_participant_row(s, team.coord_tls, obj.trial_number)
+        assert str(orm_err.value) == str(row_err.value)
+        with pytest.raises(NotFoundError):
+            load_participant_row(s, team.coord_bdx, "BDX-999")
+        with pytest.raises(InvalidInputError):
+            load_participant_row(s, team.coord_bdx, 1.5)  # type: ignore[arg-type]
+
+
+def test_guard_still_voids_a_signature_when_one_is_in_force(reg: Registry, team: Team) -> None:
+    """The in-force pre-check must not skip the void: a casebook signature, then a lab value."""
+    pid = enrolled_participant(reg, team)
+    with reg.session() as s:
+        services.sign(s, team.inv_bdx, pid, password="correct horse battery", meaning="reviewed and approved")
+    with reg.session() as s:
+        services.record_lab(s, team.coord_bdx, pid, analyte="platelets", value=200, unit="10*9/L",
+                            collected_date="2024-02-01", reason="lab", lln=150, uln=400)
+    with reg.session(readonly=True) as s:
+        voided_at, reason = s.execute(select(Signature.voided_at, Signature.void_reason)
+                                      .where(Signature.participant_id == pid)).one()
+    assert voided_at is not None and "lab_results" in (reason or "")

@@ -38,10 +38,11 @@ def register(app: typer.Typer) -> None:
 
         from lutarterial.web.app import create_app
 
-        from lutarterial.web.server import default_workers, serve_processes
+        from lutarterial.web.server import check_port_free, default_workers, serve_processes
 
         url = _db_url(db)
         workers = workers or default_workers()
+        check_port_free(host, port)  # before seeding, upgrading or printing "serving …"
         if demo:
             from lutarterial.web.demo import print_summary, seed_demo
 

@@ -16,7 +16,8 @@ socket is used instead.
 
 Per-process state stays per worker: the 2 s user/token caches (a revocation still applies within
 2 s in every worker) and the audit page's 30 s chain verification. The API-token rate limit is
-shared by all workers of one server (:mod:`lutarterial.web.tokens`).
+shared by all workers of one server: the parent creates its table in shared memory and passes it to
+each worker it starts (:mod:`lutarterial.web.shared_limit`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ import time
 from typing import Any
 
 from lutarterial.errors import InvalidInputError
+from lutarterial.web import shared_limit
 
-__all__ = ["default_workers", "serve_processes", "MAX_WORKERS"]
+__all__ = ["default_workers", "serve_processes", "check_port_free", "MAX_WORKERS"]
 
 MAX_WORKERS = 16
 MAX_RESTARTS = 5  #: unexpected worker deaths tolerated per minute before the server gives up
@@ -88,11 +90,16 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker_main(env: dict[str, str], sock: socket.socket, log_level: str) -> None:
-    """One worker process: build the app, then serve on its own socket (opened by the parent)."""
+def _worker_main(env: dict[str, str], sock: socket.socket, log_level: str, buckets: Any = None) -> None:
+    """One worker process: build the app, then serve on its own socket (opened by the parent).
+
+    ``buckets``: the server's shared rate-limit table (:class:`~lutarterial.web.shared_limit.SharedBuckets`),
+    installed before uvicorn calls the app factory so the app's token limiter uses it.
+    """
     import uvicorn
 
     os.environ.update(env)
+    shared_limit.install(buckets)
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config("lutarterial.web.perf:app_from_env", factory=True, host=host, port=port,
                             log_level=log_level, timeout_graceful_shutdown=10)
@@ -119,10 +126,11 @@ def serve_processes(env: dict[str, str], host: str, port: int, workers: int, *, 
     # socket's backlog), instead of giving all early connections to the first worker up
     socks = [reuse_port_socket(host, port) for _ in range(workers)]
     ctx = multiprocessing.get_context("spawn")
+    buckets = shared_limit.SharedBuckets(ctx=ctx)  # the API-token rate limit, one for all workers
     stopping = False
 
     def start(i: int) -> Any:
-        proc = ctx.Process(target=_worker_main, args=(env, socks[i], log_level), daemon=False)
+        proc = ctx.Process(target=_worker_main, args=(env, socks[i], log_level, buckets), daemon=False)
         proc.start()
         return proc
 
@@ -142,6 +150,7 @@ def serve_processes(env: dict[str, str], host: str, port: int, workers: int, *, 
             for i, proc in enumerate(procs):
                 if proc.is_alive() or stopping:
                     continue
+                buckets.recover(proc.pid or 0)  # it may have died holding the table's lock
                 now = time.monotonic()
                 deaths[:] = [t for t in deaths if now - t < 60] + [now]
                 print(f"lutarterial serve: worker {proc.pid} exited with status {proc.exitcode}"

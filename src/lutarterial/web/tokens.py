@@ -4,11 +4,11 @@
 ``Authorization: Bearer`` header: then no cookie is read and no CSRF token is needed (a browser
 never adds that header by itself, so a forged cross-site request cannot carry it).
 
-Rate limit: an in-process token bucket per API token (``LUTARTERIAL_TOKEN_RATE_PER_MIN``,
-default 600 requests a minute, bursts up to ``LUTARTERIAL_TOKEN_BURST``, default 120). Each
-server process keeps its own buckets, so with N worker processes a token gets up to N times the
-rate; put a shared limiter (the reverse proxy) in front when that matters. Over the limit the
-API answers 429 with ``Retry-After`` (seconds).
+Rate limit: a token bucket per API token (``LUTARTERIAL_TOKEN_RATE_PER_MIN``, default 600
+requests a minute, bursts up to ``LUTARTERIAL_TOKEN_BURST``, default 120). A single-process server
+keeps the buckets in memory; the worker processes of ``lutarterial serve --workers N`` share one
+table in shared memory (:mod:`lutarterial.web.shared_limit`), so a token gets its limit once per
+server, not once per worker. Over the limit the API answers 429 with ``Retry-After`` (seconds).
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from typing import Any
 from fastapi import Request
 
 from lutarterial.errors import AccessDeniedError, LutarterialError
+from lutarterial.web import shared_limit
 
-__all__ = ["RateLimiter", "RateLimited", "bearer_token", "user_from_bearer", "READ_ONLY_POSTS",
-           "limiter_from_env"]
+__all__ = ["RateLimiter", "SharedRateLimiter", "RateLimited", "bearer_token", "user_from_bearer",
+           "READ_ONLY_POSTS", "limiter_from_env"]
 
 #: POST operations that store nothing, allowed to read-only tokens.
 READ_ONLY_POSTS = frozenset({"/api/screening/evaluate"})
@@ -69,17 +70,48 @@ class RateLimiter:
             b = self._buckets.get(key)
             if b is None:
                 b = self._buckets[key] = _Bucket(float(self.burst), now)
-            b.tokens = min(float(self.burst), b.tokens + (now - b.at) * self.rate_per_s)
+            b.tokens, wait = shared_limit.take_from_bucket(b.tokens, b.at, now, self.rate_per_s, self.burst)
             b.at = now
-            if b.tokens >= 1.0:
-                b.tokens -= 1.0
-                return 0.0
-            return (1.0 - b.tokens) / self.rate_per_s
+            return wait
+
+
+class SharedRateLimiter(RateLimiter):
+    """The same token bucket, kept in a table shared by the worker processes of one server.
+
+    Answers exactly as :class:`RateLimiter` does (same arithmetic). Should the table's lock stay
+    taken (a worker died holding it), this process falls back to its own in-memory buckets for good
+    (rather than wait :data:`~lutarterial.web.shared_limit.LOCK_TIMEOUT_S` on every request).
+    """
+
+    def __init__(self, rate_per_min: float, burst: int, table: shared_limit.SharedBuckets,
+                 clock: Any = time.monotonic) -> None:
+        super().__init__(rate_per_min, burst, clock)
+        self.table = table
+        self.fallen_back = False
+
+    def take(self, key: int) -> float:
+        if self.fallen_back:
+            return super().take(key)
+        try:
+            return self.table.take(key, self.clock, self.rate_per_s, self.burst)
+        except shared_limit.LockTimeout:
+            if not self.fallen_back:
+                self.fallen_back = True
+                import sys
+
+                print(f"lutarterial serve: worker {os.getpid()}: the shared API-token rate-limit table "
+                      "stayed locked; this worker limits tokens on its own from now on",
+                      file=sys.stderr, flush=True)
+            return super().take(key)
 
 
 def limiter_from_env() -> RateLimiter:
+    """The app's token limiter: shared by the workers when this process is one (see module docstring)."""
     rate = float(os.environ.get("LUTARTERIAL_TOKEN_RATE_PER_MIN", "600"))
     burst = int(os.environ.get("LUTARTERIAL_TOKEN_BURST", "120"))
+    table = shared_limit.installed()
+    if table is not None:
+        return SharedRateLimiter(rate, burst, table)
     return RateLimiter(rate, burst)
 
 

@@ -561,7 +561,7 @@ class Backend:
                     ) -> list[dict[str, Any]]:
         """Audit rows for display: field-level changes, UTC stamp, trial number (``names``: participant
         id -> trial number already known, e.g. the one participant of its own trail: no lookup)."""
-        from pydantic_core import from_json  # 5x json.loads on the large values (analyses: 50 kB)
+        from lutarterial.registry.db import json_loads as from_json  # 5x json.loads on large values
 
         tns: dict[int, str] = dict(names or {})
         pids = {e.participant_id for e in entries if e.participant_id is not None} - tns.keys()

@@ -37,6 +37,7 @@ from typing import Any
 from sqlalchemy import event, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import TextClause
 
 from lutarterial.errors import InvalidInputError
@@ -252,6 +253,12 @@ def _refuse_unaudited(session: Session, flush_context: Any, instances: Any) -> N
         # extends the chain must not wait on another's uncommitted rows while holding the chain
         # (no deadlock), and two transactions never extend the same head. Released at commit.
         conn.execute(text("SELECT pg_advisory_xact_lock(7468221066)"))
+        flush_context.attributes[_LOCKED_IN_FLUSH] = True
+
+
+#: Set on a flush (its UOWTransaction) whose before_flush took the writers' lock: the chain head read
+#: in the same flush's after_flush needs no second lock call (one round trip less per save).
+_LOCKED_IN_FLUSH = "lutarterial.audit.writer_lock"
 
 
 def lock_writers(session: Session) -> None:
@@ -304,15 +311,20 @@ def _site_of(session: Session, obj: Any, participant_id: int | None, cache: dict
     if participant_id is None:
         return None
     if participant_id not in cache:
+        loaded = session.identity_map.get(identity_key(Participant, participant_id))
+        if loaded is not None and "site_id" in loaded.__dict__:  # in this session, not expired: no SELECT
+            cache[participant_id] = loaded.site_id
+            return cache[participant_id]
         cache[participant_id] = session.connection().execute(
             select(Participant.__table__.c.site_id).where(Participant.__table__.c.id == participant_id)
         ).scalar_one_or_none()
     return cache[participant_id]
 
 
-def _chain_head(session: Session) -> tuple[int, str]:
+def _chain_head(session: Session, flush_context: Any = None) -> tuple[int, str]:
     conn = session.connection()
-    if conn.dialect.name == "postgresql":  # already held since before_flush; re-entrant, kept for safety
+    held = flush_context is not None and flush_context.attributes.get(_LOCKED_IN_FLUSH)
+    if conn.dialect.name == "postgresql" and not held:  # re-entrant; taken by this flush's before_flush
         conn.execute(text("SELECT pg_advisory_xact_lock(7468221066)"))
     table = AuditEntry.__table__
     last = conn.execute(select(table.c.id, table.c.row_hash).order_by(table.c.id.desc()).limit(1)).first()
@@ -329,7 +341,7 @@ def _write_audit_rows(session: Session, flush_context: Any) -> None:
         raise InvalidInputError("change refused: no audit context")
     stamp = _utc_stamp()
     key = key_for_session(session)
-    last_id, prev_hash = _chain_head(session)
+    last_id, prev_hash = _chain_head(session, flush_context)
     rows: list[dict[str, Any]] = []
     site_cache: dict[int, int | None] = {}
     for action, obj in changes:

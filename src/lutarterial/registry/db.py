@@ -35,6 +35,7 @@ __all__ = [
     "current_revision",
     "head_revision",
     "Registry",
+    "ReadOnlySession",
     "load_site_config",
 ]
 
@@ -222,6 +223,36 @@ def upgrade(url: str | None = None, *, sites: list[dict[str, str]] | None = None
             engine.dispose()
 
 
+class ReadOnlySession(Session):
+    """A session for reading only: any flush with changes, and any INSERT/UPDATE/DELETE statement,
+    raises instead of running (on PostgreSQL read sessions run in autocommit, so a write there would
+    be kept, not rolled back with the session)."""
+
+
+def _refuse(what: str) -> None:
+    raise InvalidInputError(f"{what} in a read-only session refused: writes go through a write session "
+                            "(Registry.session())")
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _no_flush_in_read(session: Session, flush_context: Any, instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        _refuse("a write (flush)")
+
+
+@event.listens_for(ReadOnlySession, "do_orm_execute")
+def _no_dml_in_read(state: Any) -> None:
+    from sqlalchemy import TextClause
+
+    stmt = state.statement
+    if state.is_insert or state.is_update or state.is_delete:
+        _refuse(f"{type(stmt).__name__.upper()} statement")
+    if isinstance(stmt, TextClause) and stmt.text.lstrip().split(None, 1)[:1] and \
+            stmt.text.lstrip().split(None, 1)[0].upper() in {"INSERT", "UPDATE", "DELETE", "CREATE", "DROP",
+                                                            "ALTER", "TRUNCATE", "GRANT", "REVOKE"}:
+        _refuse("SQL " + stmt.text.lstrip().split(None, 1)[0].upper())
+
+
 class Registry:
     """An open database: an engine plus a session factory.
 
@@ -235,6 +266,15 @@ class Registry:
         write_bind = self.engine.execution_options(sqlite_begin="IMMEDIATE") if is_sqlite else self.engine
         self._write = sessionmaker(bind=write_bind, expire_on_commit=False)
         self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
+        # PostgreSQL quick reads run in autocommit: no BEGIN / ROLLBACK round trips (two of the dozen
+        # a web page cost; issue 13, fast). For a few statements that need no common snapshot, what
+        # they see is unchanged: PostgreSQL's default READ COMMITTED gives every statement its own
+        # snapshot inside a transaction too. No server-side cursor (it needs a transaction), and no
+        # write (ReadOnlySession refuses: in autocommit a write would be kept, not rolled back).
+        # SQLite: a plain read session (a local BEGIN costs nothing).
+        self._quick = self._read if is_sqlite else sessionmaker(
+            bind=self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False,
+            class_=ReadOnlySession)
 
     @classmethod
     def open(cls, url: str | None = None, *, check_schema: bool = True) -> Registry:
@@ -249,6 +289,16 @@ class Registry:
                     f"this version needs {head_revision()}: run `lutarterial db upgrade`"
                 )
         return registry
+
+    @contextlib.contextmanager
+    def quick_read(self) -> Iterator[Session]:
+        """A session for a few independent reads (a web page's data): on PostgreSQL in autocommit, with
+        writes refused (:class:`ReadOnlySession`); elsewhere :meth:`session` ``(readonly=True)``."""
+        with self._quick() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
 
     @contextlib.contextmanager
     def session(self, *, readonly: bool = False) -> Iterator[Session]:

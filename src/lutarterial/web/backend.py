@@ -233,6 +233,13 @@ class Backend:
             yield s
 
     @contextmanager
+    def quick(self) -> Iterator[Session]:
+        """A read of a few independent statements for a hot page (``Registry.quick_read``: on
+        PostgreSQL no BEGIN/ROLLBACK round trips; writes refused)."""
+        with self.registry.quick_read() as s:
+            yield s
+
+    @contextmanager
     def write(self) -> Iterator[Session]:
         with self.registry.session() as s:
             yield s
@@ -277,7 +284,7 @@ class Backend:
         """The read half of :meth:`session_user`: ``(user id or None, (session id, update) or None)``."""
         from lutarterial.registry.user_sessions import check_session
 
-        with self.read() as s:
+        with self.quick() as s:
             uid, sid, pending = check_session(s, token, idle_s=idle_s, max_age_s=max_age_s)
         return uid, ((sid, pending) if sid is not None and pending else None)
 
@@ -415,7 +422,7 @@ class Backend:
         require_active_actor(actor)
         every = actor.all_sites
         params = {} if every else {"sites": sorted(actor.site_ids) or [-1]}
-        with self.read() as s:
+        with self.quick() as s:
             rows = s.execute(_LIST_ALL if every else _LIST_SITES, params).all()
             last = {pid: overall for pid, overall in s.execute(_LAST_SCREEN_ALL if every else _LAST_SCREEN_SITES,
                                                                params)}
@@ -438,7 +445,7 @@ class Backend:
         ``banner``: add ``dm_banner`` (signatures, lock, open queries: :func:`lutarterial.web.dm.banner`),
         read in the same transaction (the pages show it on every tab; the API never asks for it).
         """
-        with self.read() as s:
+        with self.quick() as s:
             return self._participant_in(s, user, trial_number, parts, banner=banner)
 
     def _participant_in(self, s: Session, user: WebUser, trial_number: str, parts: frozenset[str] | set[str] | None,
@@ -447,12 +454,15 @@ class Backend:
         from lutarterial.registry.services._common import load_participant_row
 
         want = self.PARTS if parts is None else frozenset(parts)
-        p = load_participant_row(s, user.actor, trial_number)  # same access check, no ORM object
-        out = self._summary(p)
         if banner:
-            from lutarterial.web.dm import banner_in
+            from lutarterial.web.dm import banner_columns, banner_in
 
+            p = load_participant_row(s, user.actor, trial_number, extra=banner_columns())
+            out = self._summary(p)
             out["dm_banner"] = banner_in(s, user, p)
+        else:
+            p = load_participant_row(s, user.actor, trial_number)  # same access check, no ORM object
+            out = self._summary(p)
 
         def rows(key: str, model: Any, fields: tuple[str, ...], order: tuple[str, ...]) -> list[dict[str, Any]]:
             return _part_rows(s, model, fields, order, p.id) if key in want else []
@@ -598,7 +608,7 @@ class Backend:
         """The participant audit page in one read: :meth:`participant` (``parts``, with the banner),
         one page of the trail newest first and the number of entries in all (issue 13, fast: the page
         read the participant twice in two transactions, the second time as an ORM object)."""
-        with self.read() as s:
+        with self.quick() as s:
             p = self._participant_in(s, user, tn, parts or set(), banner=True)
             pid = p["id"]
             total = int(s.execute(_P_AUDIT_COUNT, {"pid": pid}).scalar() or 0)

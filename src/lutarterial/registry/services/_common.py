@@ -13,7 +13,8 @@ from lutarterial.errors import AccessDeniedError, InvalidInputError, NotFoundErr
 from lutarterial.registry.access import Actor, require_site
 from lutarterial.registry.models import Participant
 
-__all__ = ["ParticipantHiddenError", "load_participant", "load_participant_row", "flush_like_orm", "as_date", "as_float", "as_optional_text", "require_active_actor"]
+__all__ = ["ParticipantHiddenError", "load_participant", "load_participant_row", "flush_like_orm",
+           "participant_row_columns", "as_date", "as_float", "as_optional_text", "require_active_actor"]
 
 
 def require_active_actor(actor: Actor) -> None:
@@ -68,12 +69,28 @@ def _require_visible(actor: Actor, site_id: int, trial_number: str, asked: Any) 
 
 
 _P = Participant.__table__.c
-#: Core reads of one participant's own columns (no ORM object, no joined site): the read-only pages
-#: and the JSON API look a participant up on every request (issue 13, fast).
-_ROW_BY_TN = select(_P.id, _P.trial_number, _P.site_id, _P.status, _P.sex, _P.year_of_birth,
-                    _P.created_at).where(_P.trial_number == bindparam("tn"))
-_ROW_BY_ID = select(_P.id, _P.trial_number, _P.site_id, _P.status, _P.sex, _P.year_of_birth,
-                    _P.created_at).where(_P.id == bindparam("pid"))
+_ROW_COLS = (_P.id, _P.trial_number, _P.site_id, _P.status, _P.sex, _P.year_of_birth, _P.created_at)
+#: Prebuilt Core reads of one participant's own columns (no ORM object, no joined site), by id or by
+#: trial number, each with the caller's extra columns (``extra``: name -> column expressions), built
+#: once: the read-only pages and the JSON API look a participant up on every request (issue 13, fast).
+_ROW_STMTS: dict[tuple[bool, str], Any] = {}
+_EXTRAS: dict[str, tuple[Any, ...]] = {"": ()}
+
+
+def participant_row_columns(name: str, columns: tuple[Any, ...]) -> str:
+    """Register extra columns (e.g. labelled scalar subqueries correlated on ``participants.id``) that
+    :func:`load_participant_row` ``(extra=name)`` reads in the same SELECT; returns ``name``."""
+    _EXTRAS[name] = columns
+    return name
+
+
+def _row_stmt(by_id: bool, extra: str) -> Any:
+    key = (by_id, extra)
+    stmt = _ROW_STMTS.get(key)
+    if stmt is None:
+        where = _P.id == bindparam("pid") if by_id else _P.trial_number == bindparam("tn")
+        stmt = _ROW_STMTS[key] = select(*_ROW_COLS, *_EXTRAS[extra]).where(where)
+    return stmt
 
 
 def flush_like_orm(session: Session) -> None:
@@ -83,16 +100,17 @@ def flush_like_orm(session: Session) -> None:
         session.flush()
 
 
-def load_participant_row(session: Session, actor: Actor, participant: int | str) -> Any:
+def load_participant_row(session: Session, actor: Actor, participant: int | str, *, extra: str = "") -> Any:
     """:func:`load_participant` for read-only use: the participant's columns as a Core row (attribute
     access: ``row.id``, ``row.trial_number``, ``row.site_id``, ``row.status``, ``row.sex``,
-    ``row.year_of_birth``, ``row.created_at``), with exactly the same lookups, access check and
-    errors, and no ORM object (cheaper; nothing can be written through it)."""
+    ``row.year_of_birth``, ``row.created_at``, and the columns registered as ``extra`` with
+    :func:`participant_row_columns`), with exactly the same lookups, access check and errors, and no
+    ORM object (cheaper; nothing can be written through it)."""
     require_active_actor(actor)
     if isinstance(participant, int) or (isinstance(participant, str) and participant.isdigit()):
-        row = session.execute(_ROW_BY_ID, {"pid": int(participant)}).first()
+        row = session.execute(_row_stmt(True, extra), {"pid": int(participant)}).first()
     elif isinstance(participant, str):
-        row = session.execute(_ROW_BY_TN, {"tn": participant.strip().upper()}).first()
+        row = session.execute(_row_stmt(False, extra), {"tn": participant.strip().upper()}).first()
     else:
         raise InvalidInputError(f"participant reference {participant!r} must be an id or a trial number")
     if row is None:

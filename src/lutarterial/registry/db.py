@@ -234,13 +234,13 @@ def _refuse(what: str) -> None:
                             "(Registry.session())")
 
 
-@event.listens_for(ReadOnlySession, "before_flush")
+@event.listens_for(ReadOnlySession, "before_flush", insert=True)
 def _no_flush_in_read(session: Session, flush_context: Any, instances: Any) -> None:
     if session.new or session.dirty or session.deleted:
         _refuse("a write (flush)")
 
 
-@event.listens_for(ReadOnlySession, "do_orm_execute")
+@event.listens_for(ReadOnlySession, "do_orm_execute", insert=True)
 def _no_dml_in_read(state: Any) -> None:
     from sqlalchemy import TextClause
 
@@ -271,10 +271,10 @@ class Registry:
         # they see is unchanged: PostgreSQL's default READ COMMITTED gives every statement its own
         # snapshot inside a transaction too. No server-side cursor (it needs a transaction), and no
         # write (ReadOnlySession refuses: in autocommit a write would be kept, not rolled back).
-        # SQLite: a plain read session (a local BEGIN costs nothing).
-        self._quick = self._read if is_sqlite else sessionmaker(
-            bind=self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False,
-            class_=ReadOnlySession)
+        # SQLite: a transaction as in any read (a local BEGIN costs nothing), writes refused the same way.
+        self._quick = sessionmaker(
+            bind=self.engine if is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False, class_=ReadOnlySession)
 
     @classmethod
     def open(cls, url: str | None = None, *, check_schema: bool = True) -> Registry:
@@ -292,8 +292,8 @@ class Registry:
 
     @contextlib.contextmanager
     def quick_read(self) -> Iterator[Session]:
-        """A session for a few independent reads (a web page's data): on PostgreSQL in autocommit, with
-        writes refused (:class:`ReadOnlySession`); elsewhere :meth:`session` ``(readonly=True)``."""
+        """A session for a few independent reads (a web page's data), writes refused
+        (:class:`ReadOnlySession`); on PostgreSQL in autocommit (no BEGIN/ROLLBACK round trips)."""
         with self._quick() as session:
             try:
                 yield session

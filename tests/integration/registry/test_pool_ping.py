@@ -56,3 +56,33 @@ def test_json_loads_matches_the_standard_parser(value: str) -> None:
     got, want = dbmod.json_loads(value), json.loads(value)
     assert got == want or (isinstance(got, float) and math.isinf(got) and got == want)
     assert dbmod.json_loads(value.encode("utf-8", "surrogatepass")) == want
+
+
+def test_quick_read_refuses_writes(registry_url: str) -> None:
+    """A quick read (autocommit on PostgreSQL) must never write: ORM flush, Core and text DML refused,
+    nothing stored; reads work and see committed data."""
+    from sqlalchemy import func, insert, select
+
+    from lutarterial.errors import InvalidInputError
+    from lutarterial.registry.db import Registry, upgrade
+    from lutarterial.registry.models import Site
+
+    upgrade(registry_url)
+    reg = Registry(registry_url)
+    try:
+        with reg.session(readonly=True) as s:
+            before = s.scalar(select(func.count()).select_from(Site))
+        with reg.quick_read() as s:
+            assert s.scalar(select(func.count()).select_from(Site)) == before
+            s.add(Site(code="ZZZ", name="nowhere"))
+            with pytest.raises(InvalidInputError, match="read-only session"):
+                s.flush()
+            s.rollback()
+            with pytest.raises(InvalidInputError, match="read-only session"):
+                s.execute(insert(Site).values(code="ZZY", name="nowhere"))
+            with pytest.raises(InvalidInputError, match="read-only session"):
+                s.execute(text("INSERT INTO sites (code, name) VALUES ('ZZX', 'nowhere')"))
+        with reg.session(readonly=True) as s:
+            assert s.scalar(select(func.count()).select_from(Site)) == before
+    finally:
+        reg.dispose()

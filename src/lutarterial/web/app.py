@@ -100,9 +100,10 @@ def create_app(
     install_fast_getattr(app.state.templates.env)  # {{ row.x }} on dict rows without an exception (web/perf.py)
     app.state.perf = perf
     app.state.templates.env.globals["version"] = __version__
-    from lutarterial.web.views import fmt
+    from lutarterial.web.views import changes_html, fmt
 
     app.state.templates.env.filters["fmt"] = fmt
+    app.state.templates.env.filters["changes_html"] = changes_html
     app.state.page_context = _page_context(app)
     from lutarterial.web.finite_json import FiniteJsonMiddleware  # issue 9: no NaN/Infinity in API bodies
 

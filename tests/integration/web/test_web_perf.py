@@ -153,3 +153,26 @@ def test_json_now_writes_nan_as_null_like_fastapi(app: Any, login: Any) -> None:
     assert g.status_code == 200
     body = json.loads(g.content, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(f"not JSON: {c}")))
     assert body["imaging"][0]["result"] == {"ratio": None, "max": None}
+
+
+def test_audit_changes_cell_equals_the_template_loop() -> None:
+    """The audit page's "Changes" cell built in Python (``changes_html``) is byte-for-byte the HTML of
+    the Jinja2 loop it replaced, escaping included (values with <, &, quotes, non-ASCII, nested JSON,
+    long values cut to 80 characters)."""
+    import random
+
+    import jinja2
+
+    from lutarterial.web.views import changes_html, fmt
+
+    env = jinja2.Environment(autoescape=True)
+    env.filters["fmt"] = fmt
+    loop = env.from_string('{% for c in changes %}<div><strong>{{ c.field }}</strong>: {% if c.old is not none %}'
+                           '<del>{{ c.old|fmt }}</del> → {% endif %}{{ c.new|fmt }}</div>{% endfor %}')
+    values = [None, 1, 1.5, 123456.7, True, False, "a<b>&'\"c", "é", [], {}, {"x": [1, {"y": "<z>"}]},
+              list(range(200)), {"k": "x" * 200}, "x" * 100, 1e-9, {"a": [{"b": list(range(50))}] * 20}]
+    rng = random.Random(13)
+    for _ in range(2000):
+        changes = [{"field": rng.choice(["a", "b<&>", "grading", "é'\""]), "old": rng.choice(values),
+                    "new": rng.choice(values)} for _ in range(rng.randrange(0, 5))]
+        assert str(changes_html(changes)) == loop.render(changes=changes)

@@ -34,11 +34,12 @@ def register(app: typer.Typer) -> None:
                                     "LUTARTERIAL_WEB_WORKERS, else one per CPU core (at most 8). 1: one process."),
     ) -> None:
         """Serve the registry web application and REST API (OpenAPI at /openapi.json)."""
+        import os
+
         import uvicorn
 
         from lutarterial.web.app import create_app
-
-        from lutarterial.web.server import check_port_free, default_workers, serve_processes
+        from lutarterial.web.server import MULTI_WORKER_THREADS, check_port_free, default_workers, serve_processes
 
         url = _db_url(db)
         workers = workers or default_workers()
@@ -52,8 +53,10 @@ def register(app: typer.Typer) -> None:
             application.state.backend.close()
             typer.echo(f"serving {_redact(url)} on http://{host}:{port}/ with {workers} worker processes"
                        "  (Ctrl-C to stop)")
-            code = serve_processes({"LUTARTERIAL_DB": url, "LUTARTERIAL_WEB_DEMO": "1" if demo else ""},
-                                   host, port, workers)
+            env = {"LUTARTERIAL_DB": url, "LUTARTERIAL_WEB_DEMO": "1" if demo else ""}
+            if not os.environ.get("LUTARTERIAL_WEB_THREADS", "").strip():
+                env["LUTARTERIAL_WEB_THREADS"] = str(MULTI_WORKER_THREADS)
+            code = serve_processes(env, host, port, workers)
             if code:
                 raise typer.Exit(code)
             return

@@ -70,12 +70,21 @@ def audit_key(url: str, *, create: bool = True) -> bytes | None:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             text = secrets.token_hex(32)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:  # another process created it meanwhile: use theirs
-                return audit_key(url, create=False)
+            # written to a private temporary file, then linked into place: the key file appears
+            # whole or not at all, so another process never reads it half-written
+            tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text + "\n")
-            key = text.encode("utf-8")
+            try:
+                os.link(tmp, path)
+                key = text.encode("utf-8")
+            except FileExistsError:  # another process (a server worker) created it meanwhile: use theirs
+                key = path.read_text(encoding="utf-8").strip().encode("utf-8")  # no re-entry of _lock
+                if len(key) < _MIN_LEN:
+                    raise InvalidInputError(f"the audit key file {path} is too short "
+                                            f"(at least {_MIN_LEN} characters)") from None
+            finally:
+                tmp.unlink(missing_ok=True)
         _cache[str(path)] = key
         return key

@@ -143,7 +143,7 @@ def _banner_statements() -> tuple[Any, Any, str]:
         select(func.count()).select_from(sig).where(sig.c.participant_id == p.c.id)
         .scalar_subquery().label("banner_signatures")))
     return (select(sig).where(sig.c.participant_id == bindparam("pid")).order_by(sig.c.id),
-            select(lk).where(lk.c.id == bindparam("lock_id")), extra)
+            select(lk).where(lk.c.id == bindparam("lock_id"), lk.c.unlocked_at.is_(None)), extra)  # still in force
 
 
 _BANNER: tuple[Any, Any, str] | None = None

@@ -175,7 +175,7 @@ _QCOUNT_ALL = (select(_DQ.participant_id, _DQ.status, func.count()).join(m.Parti
                .where(_DQ.status != "closed").group_by(_DQ.participant_id, _DQ.status))
 _QCOUNT_SITES = _QCOUNT_ALL.where(_IN_SITES)
 _AE = m.AuditEntry.__table__.c
-#: One participant's trail, newest first (the same rows as ``participant_audit_page``), prebuilt Core.
+#: One participant's trail, newest first (the rows of the ``participant_audit_page`` service), prebuilt Core.
 _P_AUDIT_COUNT = select(func.count()).select_from(m.AuditEntry.__table__).where(_AE.participant_id == bindparam("pid"))
 _P_AUDIT_PAGE = (select(*(_AE[f] for f in _AUDIT_F), _AE.old_values, _AE.new_values)
                  .where(_AE.participant_id == bindparam("pid")).order_by(_AE.id.desc())
@@ -454,15 +454,13 @@ class Backend:
         from lutarterial.registry.services._common import load_participant_row
 
         want = self.PARTS if parts is None else frozenset(parts)
-        if banner:
-            from lutarterial.web.dm import banner_columns, banner_in
+        from lutarterial.web.dm import banner_columns, banner_in
 
-            p = load_participant_row(s, user.actor, trial_number, extra=banner_columns())
-            out = self._summary(p)
+        # the same access check as load_participant, no ORM object; with the banner's counts when asked
+        p = load_participant_row(s, user.actor, trial_number, extra=banner_columns() if banner else "")
+        out = self._summary(p)
+        if banner:
             out["dm_banner"] = banner_in(s, user, p)
-        else:
-            p = load_participant_row(s, user.actor, trial_number)  # same access check, no ORM object
-            out = self._summary(p)
 
         def rows(key: str, model: Any, fields: tuple[str, ...], order: tuple[str, ...]) -> list[dict[str, Any]]:
             return _part_rows(s, model, fields, order, p.id) if key in want else []
@@ -595,13 +593,6 @@ class Backend:
     def participant_audit(self, user: WebUser, tn: str) -> list[dict[str, Any]]:
         with self.read() as s:
             return self._audit_rows(s, _svc("participant_audit_trail")(s, user.actor, tn))
-
-    def participant_audit_page(self, user: WebUser, tn: str, *, limit: int, offset: int
-                               ) -> tuple[list[dict[str, Any]], int]:
-        """One page of the participant's trail, newest first, and the number of entries in all."""
-        with self.read() as s:
-            entries, total = _svc("participant_audit_page")(s, user.actor, tn, limit=limit, offset=offset)
-            return self._audit_rows(s, entries), total
 
     def participant_audit_view(self, user: WebUser, tn: str, *, limit: int, offset: int, parts: frozenset[str] |
                                set[str] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]], int]:

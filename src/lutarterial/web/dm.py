@@ -116,16 +116,14 @@ def _forms(s: Any, user: WebUser, p: Any) -> list[dict[str, Any]]:
 def banner(be: Any, user: WebUser | None, participant: int | str) -> dict[str, Any]:
     """Signatures, lock and open queries shown on every participant page (§11.50: with the data).
 
-    ``participant`` is the database id (pages pass it: inside a request's shared read session the
-    participant is then already loaded, no SELECT) or a trial number.
+    ``participant``: the database id or a trial number (access-checked as everywhere).
     """
     if user is None:
         return {}
-    from lutarterial.registry.services._common import load_participant
+    from lutarterial.registry.services._common import load_participant_row
 
-    with be.read() as s:
-        p = load_participant(s, user.actor, participant)  # one access-checked lookup, reused below (issue 13: fast)
-        return banner_in(s, user, p)
+    with be.quick() as s:
+        return banner_in(s, user, load_participant_row(s, user.actor, participant, extra=banner_columns()))
 
 
 def _banner_statements() -> tuple[Any, Any, str]:
@@ -160,30 +158,19 @@ def banner_columns() -> str:
 
 
 def banner_in(s: Any, user: WebUser, p: Any) -> dict[str, Any]:
-    """:func:`banner` inside an open read session, for a participant already loaded and access-checked
-    by ``user``: an ORM participant, or a ``load_participant_row`` row read with
-    ``extra=banner_columns()`` (then the signatures and the lock are read only when there are some).
-    The same content as ``list_signatures(verify=False)``, the active participant-level lock and the
-    count of queries not closed."""
-    from sqlalchemy import func, select
-
-    from lutarterial.registry.models import DataQuery, RecordLock
-
+    """:func:`banner` inside an open read session, for a participant row read (and access-checked for
+    ``user``) by ``load_participant_row(..., extra=banner_columns())``: the signatures and the lock
+    are read only when there are some. The same content as ``list_signatures(verify=False)``, the
+    participant-level lock in force and the count of queries not closed."""
     banner_columns()
     assert _BANNER is not None
     sigs_of, lock_by_id, _extra = _BANNER
     del user  # the caller checked access when it loaded ``p``
-    if hasattr(p, "banner_open_queries"):
-        open_q, lock_id, n_sigs = p.banner_open_queries, p.banner_lock_id, p.banner_signatures
-    else:
-        lk, q = RecordLock.__table__.c, DataQuery.__table__.c
-        open_q = s.execute(select(func.count()).where(q.participant_id == p.id, q.status != "closed")).scalar()
-        lock_id = s.execute(select(lk.id).where(lk.participant_id == p.id, lk.unlocked_at.is_(None),
-                                                lk.table_name.is_(None)).order_by(lk.id).limit(1)).scalar()
-        n_sigs = 1
-    sigs = [sv.signature_dict(row) for row in s.execute(sigs_of, {"pid": p.id})] if n_sigs else []
-    lock = s.execute(lock_by_id, {"lock_id": lock_id}).first() if lock_id is not None else None
-    return {"signatures": sigs, "lock": sv.lock_dict(lock) if lock else None, "open_queries": int(open_q or 0)}
+    sigs = [sv.signature_dict(row) for row in s.execute(sigs_of, {"pid": p.id})] if p.banner_signatures else []
+    lock = (s.execute(lock_by_id, {"lock_id": p.banner_lock_id}).first()
+            if p.banner_lock_id is not None else None)
+    return {"signatures": sigs, "lock": sv.lock_dict(lock) if lock else None,
+            "open_queries": int(p.banner_open_queries or 0)}
 
 
 def query_counts_in(s: Any, user: WebUser, names: dict[int, str] | None = None) -> dict[str, dict[str, int]]:

@@ -49,16 +49,23 @@ def load_participant(session: Session, actor: Actor, participant: int | str, *, 
     require_active_actor(actor)
     if isinstance(participant, Participant):
         obj: Participant | None = participant
-    elif isinstance(participant, int) or (isinstance(participant, str) and participant.isdigit()):
-        obj = session.get(Participant, int(participant))
-    elif isinstance(participant, str):
-        obj = session.scalars(_BY_TRIAL_NUMBER, {"tn": participant.strip().upper()}).first()
     else:
-        raise InvalidInputError(f"participant reference {participant!r} must be an id or a trial number")
+        by_id, ref = _reference(participant)
+        obj = session.get(Participant, ref) if by_id else session.scalars(_BY_TRIAL_NUMBER, {"tn": ref}).first()
     if obj is None:
         raise NotFoundError(_not_found_message(participant))
     _require_visible(actor, obj.site_id, obj.trial_number, participant)
     return obj
+
+
+def _reference(participant: Any) -> tuple[bool, Any]:
+    """``(True, id)`` for a database id (an int or digits), ``(False, TRIAL-NUMBER)`` for a trial number
+    (stripped, upper case); anything else is refused."""
+    if isinstance(participant, int) or (isinstance(participant, str) and participant.isdigit()):
+        return True, int(participant)
+    if isinstance(participant, str):
+        return False, participant.strip().upper()
+    raise InvalidInputError(f"participant reference {participant!r} must be an id or a trial number")
 
 
 def _require_visible(actor: Actor, site_id: int, trial_number: str, asked: Any) -> None:
@@ -107,12 +114,8 @@ def load_participant_row(session: Session, actor: Actor, participant: int | str,
     :func:`participant_row_columns`), with exactly the same lookups, access check and errors, and no
     ORM object (cheaper; nothing can be written through it)."""
     require_active_actor(actor)
-    if isinstance(participant, int) or (isinstance(participant, str) and participant.isdigit()):
-        row = session.execute(_row_stmt(True, extra), {"pid": int(participant)}).first()
-    elif isinstance(participant, str):
-        row = session.execute(_row_stmt(False, extra), {"tn": participant.strip().upper()}).first()
-    else:
-        raise InvalidInputError(f"participant reference {participant!r} must be an id or a trial number")
+    by_id, ref = _reference(participant)
+    row = session.execute(_row_stmt(by_id, extra), {"pid" if by_id else "tn": ref}).first()
     if row is None:
         raise NotFoundError(_not_found_message(participant))
     _require_visible(actor, row.site_id, row.trial_number, participant)

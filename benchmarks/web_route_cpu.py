@@ -60,7 +60,7 @@ async def _measure(base: str, pid: int, n: int, writer: str, password: str, only
             if spy:  # collapsed stacks of the server for this kind only (profiling)
                 spy_proc = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(pid),
                                              "-o", f"{spy}.{name.split()[0]}.txt", "-f", "raw", "-r", "200",
-                                             "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                             "--nonblocking", "--subprocesses"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 await asyncio.sleep(1.0)
             c0, t0, status = cpu_s(pid), time.perf_counter(), set()
             for _ in range(n):

@@ -30,7 +30,8 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (loopback by default)."),
         demo: bool = typer.Option(False, "--demo", help="Seed the demo users and synthetic participants first."),
         workers: int = typer.Option(None, "--workers", min=1, max=16, help="Server processes, each with its own "
-                                    "listening socket (SO_REUSEPORT) and LUTARTERIAL_WEB_THREADS threads. Default: "
+                                    "listening socket (SO_REUSEPORT); sync code on each one's event loop unless "
+                                    "LUTARTERIAL_WEB_THREADS is set. Default: "
                                     "LUTARTERIAL_WEB_WORKERS, else one per CPU core (at most 8). 1: one process."),
     ) -> None:
         """Serve the registry web application and REST API (OpenAPI at /openapi.json)."""

@@ -23,7 +23,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from lutarterial.errors import NotFoundError
@@ -96,7 +96,7 @@ _BY_TOKEN_HASH = (select(_t.c.id, _t.c.user_id, _t.c.created_at, _t.c.last_seen_
                   .where(_t.c.token_hash == bindparam("h")))
 
 
-def check_session(session: Session, token: str, *, idle_s: float, max_age_s: float,
+def check_session(session: Session | Connection, token: str, *, idle_s: float, max_age_s: float,
                   now: dt.datetime | None = None) -> tuple[int | None, int | None, dict[str, Any] | None]:
     """``(user_id, session_id, pending_update)`` for ``token``: one indexed SELECT, no write.
 

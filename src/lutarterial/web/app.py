@@ -145,5 +145,16 @@ def create_app(
     app.include_router(_reports.router)
     app.include_router(_reports.pages)
     app.add_middleware(SecurityHeadersMiddleware)
+    if perf.inline:  # LUTARTERIAL_WEB_THREADS=0: sync routes on the event loop's thread (web/perf.py)
+        from lutarterial.web.perf import InlineSyncMiddleware, install_inline_sync
+
+        if install_inline_sync():
+            app.add_middleware(InlineSyncMiddleware)
+        else:
+            import logging
+
+            logging.getLogger("lutarterial.web").warning(
+                "LUTARTERIAL_WEB_THREADS=0: this FastAPI version has no run_in_threadpool hook; sync routes "
+                "run in one worker thread")
 
     return app

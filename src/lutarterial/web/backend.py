@@ -215,13 +215,19 @@ class Backend:
 
     @classmethod
     def open(cls, url: str, *, upgrade: bool = True, engine_kwargs: dict[str, Any] | None = None) -> Backend:
-        from lutarterial.registry.db import Registry, make_engine
+        from lutarterial.registry.db import Registry, make_engine, quick_engine_for
         from lutarterial.registry.db import upgrade as db_upgrade
 
         if upgrade:
             db_upgrade(url)
         if engine_kwargs:  # issue 13 (fast): a pool sized to the worker threads (web/perf.py)
-            return cls(Registry.open(make_engine(url, **engine_kwargs)))  # type: ignore[arg-type]
+            engine = make_engine(url, **engine_kwargs)
+            try:
+                quick = quick_engine_for(url, **engine_kwargs)  # autocommit reads (PostgreSQL)
+                return cls(Registry.open(engine, quick_engine=quick))
+            except BaseException:
+                engine.dispose()
+                raise
         return cls(Registry.open(url))
 
     def close(self) -> None:
@@ -284,14 +290,14 @@ class Backend:
         """The read half of :meth:`session_user`: ``(user id or None, (session id, update) or None)``."""
         from lutarterial.registry.user_sessions import check_session
 
-        with self.quick() as s:
-            uid, sid, pending = check_session(s, token, idle_s=idle_s, max_age_s=max_age_s)
+        with self.registry.quick_connection() as conn:  # one indexed read: no ORM session (issue 13, fast)
+            uid, sid, pending = check_session(conn, token, idle_s=idle_s, max_age_s=max_age_s)
         return uid, ((sid, pending) if sid is not None and pending else None)
 
     def idle_connection_available(self) -> bool:
         """Whether the connection pool holds an idle connection now (a read on the event loop would
         not wait for one); False for a pool that cannot tell."""
-        checkedin = getattr(self.registry.engine.pool, "checkedin", None)
+        checkedin = getattr(self.registry.quick_engine.pool, "checkedin", None)
         try:
             return callable(checkedin) and int(checkedin()) > 0
         except (TypeError, ValueError):

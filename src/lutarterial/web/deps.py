@@ -6,9 +6,8 @@ import functools
 from typing import Any
 
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
-
 from lutarterial.web.errors import CsrfError, NotAuthenticated
+from lutarterial.web.perf import run_sync
 from lutarterial.web.sessions import csrf_matches
 
 __all__ = ["current_user", "current_user_sync", "cookie_user", "require_csrf", "flash", "backend_of"]
@@ -57,7 +56,7 @@ async def current_user(request: Request) -> Any:
     if token is not None:
         from lutarterial.web.tokens import user_from_bearer
 
-        return await run_in_threadpool(user_from_bearer, request, token)
+        return await run_sync(user_from_bearer, request, token)
     user = await _cookie_user_async(request)
     request.state.user = user
     return user
@@ -73,12 +72,12 @@ async def _cookie_user_async(request: Request) -> Any:
     check = functools.partial(be.session_check, str(token), idle_s=settings.idle_timeout_s,
                               max_age_s=settings.session_max_age_s)
     # never wait for a pooled connection on the event loop: every request would wait with it
-    uid, pending = check() if be.idle_connection_available() else await run_in_threadpool(check)
+    uid, pending = check() if be.idle_connection_available() else await run_sync(check)
     if pending is not None:
-        await run_in_threadpool(be.session_apply, *pending)
+        await run_sync(be.session_apply, *pending)
     user = None if uid is None else be.cached_user(uid)
     if user is None and uid is not None:
-        user = await run_in_threadpool(be.load_user, uid)
+        user = await run_sync(be.load_user, uid)
     if user is None:
         session.pop("sid", None)
         raise NotAuthenticated()

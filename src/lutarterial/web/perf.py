@@ -10,6 +10,15 @@ Measured with ``benchmarks/load_web.py`` (50 users on a 2-core machine) and py-s
   (6 Dec 2026, SQLite, one process): 1 thread 99 req/s, 2 threads 95, 4 threads 85 (each more
   thread is one more holder of the GIL to queue behind); 2 keeps a second thread free while one
   request runs long (a PDF report, an export).
+* **Inline sync code (``LUTARTERIAL_WEB_THREADS=0``, the default of each process when ``serve``
+  runs several).** With one worker thread per process, every sync route and dependency still made
+  two thread switches per request, and the worker thread and the event loop's thread took the GIL
+  from each other on every await (py-spy under load: psycopg's send calls and ``Condition.wait``
+  high in the profile while the CPU was full). With 0, sync code runs on the event loop's thread
+  (:func:`run_sync`): no switch, no GIL hand-over; while one request waits for the database the
+  other processes serve. Every sync call of the request must then run inline: a call left on a
+  worker thread waits for the GIL behind a loop that never lets go of it (seen: 3 s tails when
+  the session refresh alone still went to a thread).
 * **Database connections.** The engine's pool holds at least one connection per worker thread
   (plus a few for the event loop and bursts), so no request waits for a connection while a thread
   is free; ``LUTARTERIAL_DB_POOL_SIZE`` overrides it.
@@ -20,12 +29,17 @@ Measured with ``benchmarks/load_web.py`` (50 users on a 2-core machine) and py-s
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
 
 from lutarterial.errors import InvalidInputError
 
-__all__ = ["PerfSettings", "install_thread_limit", "engine_kwargs"]
+__all__ = ["PerfSettings", "install_thread_limit", "engine_kwargs", "run_sync", "install_inline_sync",
+           "InlineSyncMiddleware"]
 
 DEFAULT_THREADS = 2
 _MAX_THREADS = 64
@@ -48,13 +62,17 @@ def _int_env(name: str, default: int, low: int, high: int) -> int:
 class PerfSettings:
     """Worker threads, database connections and template reloading of one server process."""
 
-    threads: int = DEFAULT_THREADS
+    threads: int = DEFAULT_THREADS  #: 0: sync code on the event loop's thread (:func:`run_sync`)
     pool_size: int = DEFAULT_THREADS + 4
     template_reload: bool = False
 
+    @property
+    def inline(self) -> bool:
+        return self.threads == 0
+
     @classmethod
     def from_env(cls) -> "PerfSettings":
-        threads = _int_env("LUTARTERIAL_WEB_THREADS", DEFAULT_THREADS, 1, _MAX_THREADS)
+        threads = _int_env("LUTARTERIAL_WEB_THREADS", DEFAULT_THREADS, 0, _MAX_THREADS)
         pool = _int_env("LUTARTERIAL_DB_POOL_SIZE", threads + 4, 1, 4 * _MAX_THREADS)
         dev = os.environ.get("LUTARTERIAL_WEB_DEV", "").strip().lower() in {"1", "true", "yes"}
         return cls(threads=threads, pool_size=pool, template_reload=dev)
@@ -67,7 +85,53 @@ def install_thread_limit(threads: int) -> None:
     """
     from anyio import to_thread
 
-    to_thread.current_default_thread_limiter().total_tokens = threads
+    # inline (0): what still uses anyio's threads (static files, a sync stream) gets one
+    to_thread.current_default_thread_limiter().total_tokens = max(1, threads)
+
+
+_T = TypeVar("_T")
+_INLINE: ContextVar[bool] = ContextVar("lutarterial_inline_sync", default=False)
+#: The modules of FastAPI that call ``run_in_threadpool`` for sync routes and dependencies.
+_FASTAPI_CALLERS = ("fastapi.routing", "fastapi.dependencies.utils", "fastapi.concurrency")
+
+
+async def run_sync(func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``func(*args, **kwargs)``: on this thread when the request's app runs inline
+    (:class:`InlineSyncMiddleware`), else in anyio's worker threads (Starlette's ``run_in_threadpool``)."""
+    if _INLINE.get():
+        return func(*args, **kwargs)
+    return await run_in_threadpool(func, *args, **kwargs)
+
+
+def install_inline_sync() -> bool:
+    """Let FastAPI's sync routes and dependencies go through :func:`run_sync` (idempotent).
+
+    Process-wide, but it changes nothing for an app without :class:`InlineSyncMiddleware`: there
+    :func:`run_sync` is Starlette's ``run_in_threadpool``. False (and nothing changed) when a FastAPI
+    module no longer has ``run_in_threadpool``: sync code then runs in worker threads, as before.
+    """
+    import importlib
+
+    modules = [importlib.import_module(name) for name in _FASTAPI_CALLERS]
+    if not all(callable(getattr(mod, "run_in_threadpool", None)) for mod in modules):
+        return False
+    for mod in modules:
+        mod.run_in_threadpool = run_sync  # type: ignore[attr-defined]
+    return True
+
+
+class InlineSyncMiddleware:
+    """Marks each request of this app as inline, for :func:`run_sync` (``LUTARTERIAL_WEB_THREADS=0``)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        token = _INLINE.set(scope["type"] == "http")
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _INLINE.reset(token)
 
 
 def engine_kwargs(url: str, perf: PerfSettings) -> dict[str, Any]:

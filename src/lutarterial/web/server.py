@@ -37,11 +37,11 @@ __all__ = ["default_workers", "serve_processes", "check_port_free", "MAX_WORKERS
 
 MAX_WORKERS = 16
 MAX_RESTARTS = 5  #: unexpected worker deaths tolerated per minute before the server gives up
-#: Worker threads of each process when there are several (``LUTARTERIAL_WEB_THREADS`` overrides):
-#: measured at 50 back-to-back users on 2 cores (6 Dec 2026, 2 workers), 1 thread per worker gave
-#: p95 165 ms (SQLite) / 224 ms (PostgreSQL) against 219 / 308 ms with 2 (a second thread in a
-#: process only queues behind the GIL; the other process keeps serving while one runs long).
-MULTI_WORKER_THREADS = 1
+#: Worker threads of each process when there are several (``LUTARTERIAL_WEB_THREADS`` overrides).
+#: 0: sync routes run on each process's event loop thread (``web/perf.py``). Measured at 50
+#: back-to-back users on 2 cores (6 Dec 2026, 2 workers, runs alternated in one session): SQLite
+#: 416-436 req/s with 0 against 331-395 with 1 thread; PostgreSQL 221-236 against 193-200.
+MULTI_WORKER_THREADS = 0
 _BACKLOG = 2048
 
 

@@ -86,3 +86,65 @@ def test_quick_read_refuses_writes(registry_url: str) -> None:
             assert s.scalar(select(func.count()).select_from(Site)) == before
     finally:
         reg.dispose()
+
+
+def test_quick_engine_of_its_own_for_reads(registry_url: str) -> None:
+    """A server's registry gives quick reads an engine whose connections stay in autocommit
+    (PostgreSQL): reads through it see committed data, writes through the registry are unchanged,
+    and both engines are closed with the registry. SQLite has none (a quick read is a local
+    transaction). An engine on another database is refused."""
+    from sqlalchemy import func, select
+
+    from lutarterial.registry.db import Registry, make_engine, quick_engine_for
+    from lutarterial.registry.models import Site
+    from lutarterial.registry.services import ensure_sites
+
+    quick = quick_engine_for(registry_url, pool_size=2)
+    if registry_url.startswith("sqlite"):
+        assert quick is None
+    else:
+        assert quick is not None and quick.url == make_engine(registry_url).url
+    reg = Registry.open(make_engine(registry_url), quick_engine=quick)
+    try:
+        assert reg.quick_engine is (quick or reg.engine)
+        with reg.session() as s:
+            ensure_sites(s, [{"code": "QQQ", "name": "quick", "city": ""}])
+        with reg.quick_connection() as conn:
+            assert conn.execute(select(func.count()).select_from(Site).where(Site.code == "QQQ")).scalar() == 1
+            if quick is not None:  # no BEGIN: the driver connection is in autocommit
+                assert conn.connection.dbapi_connection.autocommit is True
+        with reg.quick_read() as s:
+            assert s.scalar(select(Site.name).where(Site.code == "QQQ")) == "quick"
+    finally:
+        reg.dispose()
+    if quick is not None:
+        assert quick.pool.checkedin() == 0  # disposed with the registry
+        other = registry_url.rsplit("/", 1)[0] + "/postgres"
+        with pytest.raises(ValueError, match="same database"):
+            Registry(make_engine(registry_url), quick_engine=quick_engine_for(other))
+
+
+def test_quick_connection_without_an_engine_of_its_own(registry_url: str) -> None:
+    """The CLI's registry (no quick engine): on PostgreSQL the shared connection is switched to
+    autocommit for the read and back afterwards (a later write session still commits atomically)."""
+    from sqlalchemy import func, select
+
+    from lutarterial.registry.db import Registry
+    from lutarterial.registry.models import Site
+    from lutarterial.registry.services import ensure_sites
+
+    reg = Registry.open(registry_url)
+    try:
+        with reg.quick_connection() as conn:
+            n = conn.execute(select(func.count()).select_from(Site)).scalar()
+            if not registry_url.startswith("sqlite"):
+                assert conn.connection.dbapi_connection.autocommit is True
+        with pytest.raises(RuntimeError):
+            with reg.session() as s:
+                ensure_sites(s, [{"code": "QQR", "name": "rolled back", "city": ""}])
+                s.flush()
+                raise RuntimeError("abort")
+        with reg.quick_connection() as conn:
+            assert conn.execute(select(func.count()).select_from(Site)).scalar() == n
+    finally:
+        reg.dispose()

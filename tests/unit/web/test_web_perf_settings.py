@@ -20,13 +20,15 @@ def test_defaults_without_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert engine_kwargs("sqlite:///x.db", perf)["pool_size"] >= perf.threads
 
 
-@pytest.mark.parametrize("value, ok", [("0", False), ("1", True), ("64", True), ("65", False), ("four", False)])
+@pytest.mark.parametrize("value, ok", [("-1", False), ("0", True), ("1", True), ("64", True), ("65", False),
+                                       ("four", False)])
 def test_thread_count_bounds_both_sides(monkeypatch: pytest.MonkeyPatch, value: str, ok: bool) -> None:
     monkeypatch.setenv("LUTARTERIAL_WEB_THREADS", value)
     monkeypatch.delenv("LUTARTERIAL_DB_POOL_SIZE", raising=False)
     if ok:
         perf = PerfSettings.from_env()
         assert perf.threads == int(value) and perf.pool_size == int(value) + 4
+        assert perf.inline is (value == "0")
     else:
         with pytest.raises(InvalidInputError, match="LUTARTERIAL_WEB_THREADS"):
             PerfSettings.from_env()
@@ -50,6 +52,48 @@ def test_thread_limit_is_set_inside_the_loop() -> None:
 
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(anyio.run, main).result(timeout=30) == 3
+
+
+def _thread_app(inline: bool) -> object:
+    """A FastAPI app whose sync route and sync dependency report the thread they ran on."""
+    import threading
+
+    from fastapi import Depends, FastAPI
+
+    from lutarterial.web.perf import InlineSyncMiddleware, install_inline_sync
+
+    app = FastAPI()
+
+    def dep() -> int:
+        return threading.get_ident()
+
+    @app.get("/where")
+    def where(dep_thread: int = Depends(dep)) -> dict[str, int]:
+        return {"route": threading.get_ident(), "dep": dep_thread}
+
+    @app.get("/loop")
+    async def loop() -> dict[str, int]:
+        return {"loop": threading.get_ident()}
+
+    if inline:
+        assert install_inline_sync() is True
+        app.add_middleware(InlineSyncMiddleware)
+    return app
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_inline_apps_run_sync_code_on_the_loop_thread_and_others_do_not(inline: bool) -> None:
+    """LUTARTERIAL_WEB_THREADS=0: sync routes and dependencies on the event loop's thread; an app
+    without it in the same process (the hook is process-wide) still uses worker threads."""
+    from fastapi.testclient import TestClient
+
+    inline_app, threaded_app = _thread_app(True), _thread_app(False)
+    app = inline_app if inline else threaded_app
+    with TestClient(app) as client:  # type: ignore[arg-type]
+        loop_thread = client.get("/loop").json()["loop"]
+        where = client.get("/where").json()
+    assert (where["route"] == loop_thread) is inline
+    assert (where["dep"] == loop_thread) is inline
 
 
 class _Obj:

@@ -235,3 +235,69 @@ def test_visit_error_keeps_the_values(login: Any, tn: str) -> None:
     for value in ('value="2024-08-01"', 'value="7400"', 'value="proper hepatic artery"', 'value="IAH given"',
                   '<option value="iah_cycle" selected', ">catheter position to be checked</textarea>"):
         assert value in r.text, value
+
+
+def test_list_fast_path_equals_the_service_path(app: Any, login: Any, eligible_record: Any, enrolled: Any) -> None:
+    """The unfiltered participant list (one statement with correlated subqueries: last verdict,
+    open/answered query counts) gives what the filtered, service-based path gives, on both backends,
+    for a site user and an all-sites user."""
+    coord, inv, mon = login("coord.bdx"), login("inv.bdx"), login("monitor")
+    a = enrolled(coord, inv, eligible_record)
+    t = enrolled(login("coord.tls"), login("inv.tls"), eligible_record, site="TLS")
+    r = coord.post("/api/participants", json={"site": "BDX", "reason": "screened twice", "sex": "F",
+                                              "consent_version": "v3.0", "consent_date": "2024-01-02"})
+    assert r.status_code == 201
+    b = r.json()["trial_number"]
+    from lutarterial.web.demo import _records
+
+    ineligible, as_of2 = _records()[1][0]
+    rec, as_of = eligible_record
+    for record, day in ((rec, as_of), (ineligible, as_of2.isoformat())):  # the last screening wins
+        r = coord.post(f"/api/participants/{b}/screenings", json={"record": record, "as_of": day,
+                                                                  "reason": "screening"})
+        assert r.status_code == 201, r.text
+    r = coord.post("/api/participants", json={"site": "BDX", "reason": "not screened yet", "sex": "M"})
+    assert r.status_code == 201
+    ids = {}
+    for tn in (a, b, t):
+        ids[tn] = coord.get(f"/api/participants/{tn}").json()["id"] if tn != t else \
+            login("coord.tls").get(f"/api/participants/{tn}").json()["id"]
+
+    def raise_query(tn: str, text: str) -> int:
+        r = mon.post(f"/api/participants/{tn}/queries", json={"text": text, "table_name": "participants",
+                                                              "row_id": ids[tn], "field": "year_of_birth"})
+        assert r.status_code == 201, r.text
+        return int(r.json()["id"])
+
+    raise_query(a, "open one")
+    answered = raise_query(a, "answered one")
+    assert coord.post(f"/api/queries/{answered}/answer", json={"text": "fixed"}).status_code == 200
+    closed = raise_query(b, "closed one")
+    assert coord.post(f"/api/queries/{closed}/answer", json={"text": "fixed"}).status_code == 200
+    assert mon.post(f"/api/queries/{closed}/close", json={"text": "ok"}).status_code == 200
+    raise_query(t, "other site")
+
+    from sqlalchemy import select
+
+    from lutarterial.registry.models import User
+
+    be = app.state.backend
+    statuses = sorted({p["status"] for p in mon.get("/api/participants").json()})
+    for username in ("coord.bdx", "monitor"):
+        with be.read() as s:
+            user = be.load_user(s.scalar(select(User.id).where(User.username == username)))
+        fast_rows, fast_counts = be.list_participants_with_queries(user)
+        slow_rows: list[dict] = []
+        slow_counts: dict = {}
+        for st in statuses:
+            rows, slow_counts = be.list_participants_with_queries(user, status=st)
+            slow_rows += rows
+        assert fast_rows == sorted(slow_rows, key=lambda p: p["trial_number"]), username
+        assert fast_counts == slow_counts, username
+        assert be.list_participants(user) == fast_rows
+        if username == "coord.bdx":
+            assert fast_counts[a]["open"] >= 1 and fast_counts[a]["answered"] == 1 and t not in fast_counts
+            last = {p["trial_number"]: p["last_screening"] for p in fast_rows}
+            assert last[a] == "eligible" and last[b] != "eligible" and t not in last
+        else:
+            assert fast_counts[t]["open"] >= 1 and a in fast_counts

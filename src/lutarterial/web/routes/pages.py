@@ -410,7 +410,7 @@ def audit(request: Request, table: str | None = None, user_name: str | None = No
         raise AccessDeniedError(f"user {user.username!r} ({user.role}) may not read the global audit trail")
     uname = request.query_params.get("user") or user_name
     page = max(1, page)
-    with be.read() as s:
+    with be.quick() as s:  # reads only (on PostgreSQL no BEGIN/ROLLBACK round trips)
         entries, total = sv.search_audit(s, user.actor, participant=participant or None, username=uname or None,
                                          table=table or None, date_from=date_from or None, date_to=date_to or None,
                                          limit=AUDIT_PAGE_SIZE, offset=(page - 1) * AUDIT_PAGE_SIZE,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, inspect, select
+from sqlalchemy import bindparam, exists, func, inspect, select
 from sqlalchemy.orm import Session
 
 from lutarterial.errors import AccessDeniedError, InvalidInputError, LutarterialError
@@ -146,6 +146,35 @@ def _part_stmt(model: Any, fields: tuple[str, ...], order: tuple[str, ...]) -> A
     cols = inspect(model).columns
     return (select(*(cols[f] for f in fields)).where(cols["participant_id"] == bindparam("pid"))
             .order_by(*(cols[o] for o in order)))
+
+
+#: Parts of a participant that many participants have no row in (screening-only, not yet treated):
+#: the participant's row read says with an EXISTS each whether to read them (issue 13, fast: the
+#: participant JSON read nine parts one by one; a screened participant has rows in three).
+_OPTIONAL_PARTS: dict[str, Any] = {"enrolment": m.Enrolment, "visits": m.Visit, "adverse_events": m.AdverseEvent,
+                                   "recist": m.RecistAssessment, "imaging": m.ImagingAnalysis,
+                                   "dosimetry": m.DosimetryAnalysis}
+
+
+def _row_extra(banner: bool) -> str:
+    """The ``extra`` of ``load_participant_row`` for :meth:`Backend._participant_in`: ``has_<part>``
+    flags of :data:`_OPTIONAL_PARTS`, and the banner's columns when asked (registered once)."""
+    from lutarterial.registry.services._common import participant_row_columns, participant_row_extra
+
+    name = "web_parts+dm_banner" if banner else "web_parts"
+    if name not in _ROW_EXTRAS:
+        cols: tuple[Any, ...] = tuple(
+            exists().where(model.__table__.c.participant_id == _PT.id).label(f"has_{key}")
+            for key, model in _OPTIONAL_PARTS.items())
+        if banner:
+            from lutarterial.web.dm import banner_columns
+
+            cols += participant_row_extra(banner_columns())
+        _ROW_EXTRAS.add(participant_row_columns(name, cols))
+    return name
+
+
+_ROW_EXTRAS: set[str] = set()
 
 
 def _part_rows(s: Session, model: Any, fields: tuple[str, ...], order: tuple[str, ...], pid: int
@@ -466,16 +495,20 @@ class Backend:
         from lutarterial.registry.services._common import load_participant_row
 
         want = self.PARTS if parts is None else frozenset(parts)
-        from lutarterial.web.dm import banner_columns, banner_in
+        from lutarterial.web.dm import banner_in
 
-        # the same access check as load_participant, no ORM object; with the banner's counts when asked
-        p = load_participant_row(s, user.actor, trial_number, extra=banner_columns() if banner else "")
+        # the same access check as load_participant, no ORM object; which optional parts have rows, and
+        # the banner's counts when asked, in the same SELECT
+        p = load_participant_row(s, user.actor, trial_number, extra=_row_extra(banner))
         out = self._summary(p)
         if banner:
             out["dm_banner"] = banner_in(s, user, p)
 
         def rows(key: str, model: Any, fields: tuple[str, ...], order: tuple[str, ...]) -> list[dict[str, Any]]:
-            return _part_rows(s, model, fields, order, p.id) if key in want else []
+            # a part the participant has no row in is not read (``has_<part>``: an EXISTS of the row read)
+            if key not in want or not getattr(p, f"has_{key}", True):
+                return []
+            return _part_rows(s, model, fields, order, p.id)
 
         out["consents"] = rows("consents", m.Consent, _CONSENT_F, ("id",))
         out["screenings"] = [{**r, "reproduced": None}

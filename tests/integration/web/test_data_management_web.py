@@ -301,3 +301,33 @@ def test_list_fast_path_equals_the_service_path(app: Any, login: Any, eligible_r
             assert last[a] == "eligible" and last[b] != "eligible" and t not in last
         else:
             assert fast_counts[t]["open"] >= 1 and a in fast_counts
+
+
+def test_participant_parts_skipped_only_when_empty(app: Any, login: Any, eligible_record: Any,
+                                                   enrolled: Any, monkeypatch: Any) -> None:
+    """The participant read skips an optional part (enrolment, visits, events, RECIST, analyses) only
+    when the row read's EXISTS says it has no row: the JSON and the pages are the same as reading every
+    part, for a participant with some parts and one with none, on both backends."""
+    import lutarterial.web.backend as backend_mod
+
+    coord, inv = login("coord.bdx"), login("inv.bdx")
+    full = enrolled(coord, inv, eligible_record)
+    r = coord.post(f"/api/participants/{full}/adverse-events", json={
+        "term": "Nausea", "grade": 1, "onset_date": "2024-03-01", "reason": "AE"})
+    assert r.status_code == 201, r.text
+    bare = coord.post("/api/participants", json={"site": "BDX", "reason": "registered only"}).json()["trial_number"]
+    got = {tn: coord.get(f"/api/participants/{tn}").json() for tn in (full, bare)}
+    pages = {tn: coord.get(f"/participants/{tn}").text for tn in (full, bare)}
+    assert got[full]["enrolment"] and got[full]["adverse_events"] and got[bare]["enrolment"] is None
+    assert got[bare]["visits"] == [] and got[bare]["adverse_events"] == [] and got[bare]["imaging"] == []
+
+    monkeypatch.setattr(backend_mod, "_OPTIONAL_PARTS", {})  # no flags: every part read, as before
+    monkeypatch.setattr(backend_mod, "_ROW_EXTRAS", set())
+    monkeypatch.setattr(backend_mod, "_row_extra", lambda banner: "dm_banner_all" if banner else "")
+    from lutarterial.registry.services._common import participant_row_columns, participant_row_extra
+    from lutarterial.web.dm import banner_columns
+
+    participant_row_columns("dm_banner_all", participant_row_extra(banner_columns()))
+    for tn in (full, bare):
+        assert coord.get(f"/api/participants/{tn}").json() == got[tn]
+        assert coord.get(f"/participants/{tn}").text == pages[tn]

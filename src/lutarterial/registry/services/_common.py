@@ -14,7 +14,8 @@ from lutarterial.registry.access import Actor, require_site
 from lutarterial.registry.models import Participant
 
 __all__ = ["ParticipantHiddenError", "load_participant", "load_participant_row", "flush_like_orm",
-           "participant_row_columns", "as_date", "as_float", "as_optional_text", "require_active_actor"]
+           "participant_row_columns", "participant_row_extra", "as_date", "as_float", "as_optional_text",
+           "require_active_actor"]
 
 
 def require_active_actor(actor: Actor) -> None:
@@ -89,6 +90,11 @@ def participant_row_columns(name: str, columns: tuple[Any, ...]) -> str:
     :func:`load_participant_row` ``(extra=name)`` reads in the same SELECT; returns ``name``."""
     _EXTRAS[name] = columns
     return name
+
+
+def participant_row_extra(name: str) -> tuple[Any, ...]:
+    """The columns registered as ``name`` (to build a combined set under another name)."""
+    return _EXTRAS[name]
 
 
 def _row_stmt(by_id: bool, extra: str) -> Any:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from lutarterial import __version__
@@ -109,7 +108,10 @@ def create_app(
 
     app.add_middleware(FiniteJsonMiddleware)
     app.add_middleware(SignedSessionMiddleware, settings=settings)
-    app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
+    from lutarterial.web.static_cache import CachedStaticFiles  # issue 13: no worker thread per file
+
+    app.mount("/static", CachedStaticFiles(directory=str(_HERE / "static"), cache=not perf.template_reload),
+              name="static")
     install_error_handlers(app)
     from lutarterial.web.contract import install_contract
 

@@ -18,7 +18,11 @@ Measured with ``benchmarks/load_web.py`` (50 users on a 2-core machine) and py-s
   (:func:`run_sync`): no switch, no GIL hand-over; while one request waits for the database the
   other processes serve. Every sync call of the request must then run inline: a call left on a
   worker thread waits for the GIL behind a loop that never lets go of it (seen: 3 s tails when
-  the session refresh alone still went to a thread).
+  the session refresh alone still went to a thread). What FastAPI or Starlette still send to a
+  thread is rare on this app's hot paths: the exit of a sync dependency with ``yield``, background
+  tasks, sync iterators of a streaming response; static files and the API docs' assets are answered
+  from memory (``web/static_cache.py``) for that reason. Code that needs the loop from sync code
+  (``anyio.from_thread``) fails at once inline (it does not hang); none does today.
 * **Database connections.** The engine's pool holds at least one connection per worker thread
   (plus a few for the event loop and bursts), so no request waits for a connection while a thread
   is free; ``LUTARTERIAL_DB_POOL_SIZE`` overrides it.
@@ -73,7 +77,10 @@ class PerfSettings:
     @classmethod
     def from_env(cls) -> "PerfSettings":
         threads = _int_env("LUTARTERIAL_WEB_THREADS", DEFAULT_THREADS, 0, _MAX_THREADS)
-        pool = _int_env("LUTARTERIAL_DB_POOL_SIZE", threads + 4, 1, 4 * _MAX_THREADS)
+        # inline (0): one request at a time per process, holding one or two connections at once; a pool
+        # of 2 (+2 overflow, per engine: PostgreSQL has one for quick reads too) keeps a server's
+        # connections at most 8 per process, fewer than one thread's 5+5 before (8 processes: 64)
+        pool = _int_env("LUTARTERIAL_DB_POOL_SIZE", threads + 4 if threads else 2, 1, 4 * _MAX_THREADS)
         dev = os.environ.get("LUTARTERIAL_WEB_DEV", "").strip().lower() in {"1", "true", "yes"}
         return cls(threads=threads, pool_size=pool, template_reload=dev)
 

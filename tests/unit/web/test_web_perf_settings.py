@@ -27,7 +27,7 @@ def test_thread_count_bounds_both_sides(monkeypatch: pytest.MonkeyPatch, value: 
     monkeypatch.delenv("LUTARTERIAL_DB_POOL_SIZE", raising=False)
     if ok:
         perf = PerfSettings.from_env()
-        assert perf.threads == int(value) and perf.pool_size == int(value) + 4
+        assert perf.threads == int(value) and perf.pool_size == (int(value) + 4 if value != "0" else 2)
         assert perf.inline is (value == "0")
     else:
         with pytest.raises(InvalidInputError, match="LUTARTERIAL_WEB_THREADS"):

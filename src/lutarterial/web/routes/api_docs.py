@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from lutarterial.errors import NotFoundError
 from lutarterial.web.deps import current_user_sync
@@ -80,4 +80,9 @@ def asset(request: Request, name: str) -> Response:
     redirect = _signed_in(request)
     if redirect is not None:
         return Response(status_code=401)
-    return FileResponse(_assets_dir() / name, media_type=ASSETS[name], headers={"Cache-Control": "private, max-age=3600"})
+    from lutarterial.web.static_cache import cached_file_response  # from memory, on the loop (issue 13, fast)
+
+    perf = getattr(request.app.state, "perf", None)
+    return cached_file_response(_assets_dir() / name, request.scope, media_type=ASSETS[name],
+                                headers={"Cache-Control": "private, max-age=3600"},
+                                cache=not (perf is not None and perf.template_reload))

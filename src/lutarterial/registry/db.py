@@ -272,8 +272,7 @@ class Registry:
     def __init__(self, engine_or_url: Engine | str | None = None, *, quick_engine: Engine | None = None) -> None:
         self.engine = engine_or_url if isinstance(engine_or_url, Engine) else make_engine(engine_or_url)
         is_sqlite = self.engine.dialect.name == "sqlite"
-        if quick_engine is not None and (is_sqlite or quick_engine.dialect.name != self.engine.dialect.name
-                                         or quick_engine.url != self.engine.url):
+        if quick_engine is not None and (is_sqlite or quick_engine.url != self.engine.url):
             raise ValueError("quick_engine must be a PostgreSQL engine on the same database as the registry's")
         write_bind = self.engine.execution_options(sqlite_begin="IMMEDIATE") if is_sqlite else self.engine
         self._write = sessionmaker(bind=write_bind, expire_on_commit=False)

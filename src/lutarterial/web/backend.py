@@ -156,25 +156,19 @@ _OPTIONAL_PARTS: dict[str, Any] = {"enrolment": m.Enrolment, "visits": m.Visit, 
                                    "dosimetry": m.DosimetryAnalysis}
 
 
+@lru_cache(maxsize=None)
 def _row_extra(banner: bool) -> str:
     """The ``extra`` of ``load_participant_row`` for :meth:`Backend._participant_in`: ``has_<part>``
     flags of :data:`_OPTIONAL_PARTS`, and the banner's columns when asked (registered once)."""
     from lutarterial.registry.services._common import participant_row_columns, participant_row_extra
 
-    name = "web_parts+dm_banner" if banner else "web_parts"
-    if name not in _ROW_EXTRAS:
-        cols: tuple[Any, ...] = tuple(
-            exists().where(model.__table__.c.participant_id == _PT.id).label(f"has_{key}")
-            for key, model in _OPTIONAL_PARTS.items())
-        if banner:
-            from lutarterial.web.dm import banner_columns
+    cols: tuple[Any, ...] = tuple(exists().where(model.__table__.c.participant_id == _PT.id).label(f"has_{key}")
+                                  for key, model in _OPTIONAL_PARTS.items())
+    if banner:
+        from lutarterial.web.dm import banner_columns
 
-            cols += participant_row_extra(banner_columns())
-        _ROW_EXTRAS.add(participant_row_columns(name, cols))
-    return name
-
-
-_ROW_EXTRAS: set[str] = set()
+        cols += participant_row_extra(banner_columns())
+    return participant_row_columns("web_parts+dm_banner" if banner else "web_parts", cols)
 
 
 def _part_rows(s: Session, model: Any, fields: tuple[str, ...], order: tuple[str, ...], pid: int
@@ -258,12 +252,14 @@ class Backend:
         if upgrade:
             db_upgrade(url)
         if engine_kwargs:  # issue 13 (fast): a pool sized to the worker threads (web/perf.py)
-            engine = make_engine(url, **engine_kwargs)
+            engine, quick = make_engine(url, **engine_kwargs), None
             try:
                 quick = quick_engine_for(url, **engine_kwargs)  # autocommit reads (PostgreSQL)
                 return cls(Registry.open(engine, quick_engine=quick))
             except BaseException:
-                engine.dispose()
+                for eng in (engine, quick):
+                    if eng is not None:
+                        eng.dispose()
                 raise
         return cls(Registry.open(url))
 

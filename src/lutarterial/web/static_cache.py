@@ -27,26 +27,24 @@ __all__ = ["CachedStaticFiles", "cached_file_response", "MAX_CACHED_BYTES"]
 #: bundle, is about 1.5 MB).
 MAX_CACHED_BYTES = 8 * 1024 * 1024
 
-_FILES: dict[str, tuple[bytes, list[tuple[bytes, bytes]]]] = {}
-
-
-def _load(full_path: str, stat_result: os.stat_result, headers: dict[str, str] | None) -> tuple[bytes, Any]:
-    key = os.path.realpath(full_path) + "\0" + repr(sorted((headers or {}).items()))
-    hit = _FILES.get(key)
-    if hit is None:
-        ref = FileResponse(full_path, stat_result=stat_result, headers=headers)  # its headers, no body
-        hit = _FILES[key] = (Path(full_path).read_bytes(), ref.raw_headers)
-    return hit
-
-
+_Cached = tuple[bytes, list[tuple[bytes, bytes]]]
+#: ``cached_file_response``'s files by (path, headers): looked up before any stat or read.
+_FILES: dict[tuple[str, tuple[tuple[str, str], ...]], _Cached] = {}
 _RULES = StaticFiles(check_dir=False)  # Starlette's 304 rule (``is_not_modified``), no directory
 
 
-def _answer(body: bytes, raw_headers: list[tuple[bytes, bytes]], scope: Any, status_code: int = 200) -> Response:
+def _read(full_path: str, stat_result: os.stat_result, headers: dict[str, str] | None) -> _Cached:
+    """The file's bytes and the headers ``FileResponse`` sends for it (built, not sent)."""
+    ref = FileResponse(full_path, stat_result=stat_result, headers=headers)
+    return Path(full_path).read_bytes(), ref.raw_headers
+
+
+def _answer(hit: _Cached, scope: Any) -> Response:
+    body, raw_headers = hit
     headers = Headers(raw=raw_headers)
     if _RULES.is_not_modified(headers, Headers(scope=scope)):
         return NotModifiedResponse(headers)
-    response = Response(b"" if scope.get("method") == "HEAD" else body, status_code=status_code)
+    response = Response(b"" if scope.get("method") == "HEAD" else body)
     response.raw_headers = list(raw_headers)  # content-length of the file, as FileResponse sends for HEAD too
     return response
 
@@ -56,14 +54,17 @@ def cached_file_response(full_path: str | os.PathLike[str], scope: Any, *, media
     """What ``FileResponse(full_path, media_type=..., headers=...)`` answers (or 304 for a matching
     ``If-None-Match`` / ``If-Modified-Since``), from memory after the first request."""
     path = os.fspath(full_path)
-    st = os.stat(path)
-    if not cache or st.st_size > MAX_CACHED_BYTES:
-        return FileResponse(path, media_type=media_type, headers=headers, stat_result=st)
     hdrs = dict(headers or {})
     if media_type:
         hdrs["content-type"] = media_type
-    body, raw = _load(path, st, hdrs)
-    return _answer(body, raw, scope)
+    key = (path, tuple(sorted(hdrs.items())))
+    hit = _FILES.get(key) if cache else None
+    if hit is None:
+        st = os.stat(path)
+        if not cache or st.st_size > MAX_CACHED_BYTES:
+            return FileResponse(path, media_type=media_type, headers=headers, stat_result=st)
+        hit = _FILES[key] = _read(path, st, hdrs)
+    return _answer(hit, scope)
 
 
 class CachedStaticFiles(StaticFiles):
@@ -74,7 +75,7 @@ class CachedStaticFiles(StaticFiles):
     def __init__(self, *args: Any, cache: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._cache = cache
-        self._hits: dict[str, tuple[bytes, list[tuple[bytes, bytes]]]] = {}
+        self._hits: dict[str, _Cached] = {}
 
     async def get_response(self, path: str, scope: Any) -> Response:
         if not self._cache or scope["method"] not in ("GET", "HEAD"):
@@ -87,5 +88,5 @@ class CachedStaticFiles(StaticFiles):
                 return await super().get_response(path, scope)
             if st is None or not stat.S_ISREG(st.st_mode) or st.st_size > MAX_CACHED_BYTES:
                 return await super().get_response(path, scope)
-            hit = self._hits[path] = _load(full_path, st, None)
-        return _answer(hit[0], hit[1], scope)
+            hit = self._hits[path] = _read(full_path, st, None)
+        return _answer(hit, scope)

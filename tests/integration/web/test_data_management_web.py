@@ -322,7 +322,6 @@ def test_participant_parts_skipped_only_when_empty(app: Any, login: Any, eligibl
     assert got[bare]["visits"] == [] and got[bare]["adverse_events"] == [] and got[bare]["imaging"] == []
 
     monkeypatch.setattr(backend_mod, "_OPTIONAL_PARTS", {})  # no flags: every part read, as before
-    monkeypatch.setattr(backend_mod, "_ROW_EXTRAS", set())
     monkeypatch.setattr(backend_mod, "_row_extra", lambda banner: "dm_banner_all" if banner else "")
     from lutarterial.registry.services._common import participant_row_columns, participant_row_extra
     from lutarterial.web.dm import banner_columns

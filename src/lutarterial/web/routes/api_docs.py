@@ -82,7 +82,6 @@ def asset(request: Request, name: str) -> Response:
         return Response(status_code=401)
     from lutarterial.web.static_cache import cached_file_response  # from memory, on the loop (issue 13, fast)
 
-    perf = getattr(request.app.state, "perf", None)
     return cached_file_response(_assets_dir() / name, request.scope, media_type=ASSETS[name],
                                 headers={"Cache-Control": "private, max-age=3600"},
-                                cache=not (perf is not None and perf.template_reload))
+                                cache=not request.app.state.perf.template_reload)

@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, exists, func, inspect, select
+from sqlalchemy import types as sa_types
 from sqlalchemy.orm import Session
 
 from lutarterial.errors import AccessDeniedError, InvalidInputError, LutarterialError
@@ -136,16 +137,19 @@ _ENROL_F = ("id", "enrolled_date", "screening_result_id")
 
 
 @lru_cache(maxsize=64)
-def _part_stmt(model: Any, fields: tuple[str, ...], order: tuple[str, ...]) -> Any:
-    """``SELECT fields FROM model WHERE participant_id = :pid ORDER BY order``, built once.
+def _part_stmt(model: Any, fields: tuple[str, ...], order: tuple[str, ...]) -> tuple[Any, tuple[int, ...]]:
+    """``SELECT fields FROM model WHERE participant_id = :pid ORDER BY order``, built once, and the
+    positions of its date and date-time columns (the only values :func:`_iso` changes).
 
     Why: building an ORM statement, computing its cache key and making ORM objects cost about
     0.3 ms per query, nine times per participant page (issue 13, fast); a prebuilt Core statement
     of only the columns shown keeps its cache key and returns plain rows. Same SQL order as before.
     """
     cols = inspect(model).columns
-    return (select(*(cols[f] for f in fields)).where(cols["participant_id"] == bindparam("pid"))
+    stmt = (select(*(cols[f] for f in fields)).where(cols["participant_id"] == bindparam("pid"))
             .order_by(*(cols[o] for o in order)))
+    dates = tuple(i for i, f in enumerate(fields) if isinstance(cols[f].type, (sa_types.Date, sa_types.DateTime)))
+    return stmt, dates
 
 
 #: Parts of a participant that many participants have no row in (screening-only, not yet treated):
@@ -173,9 +177,24 @@ def _row_extra(banner: bool) -> str:
 
 def _part_rows(s: Session, model: Any, fields: tuple[str, ...], order: tuple[str, ...], pid: int
                ) -> list[dict[str, Any]]:
-    """The rows of one part of a participant as ``{field: value}`` with dates as ISO text (``_row``)."""
-    return [{f: _iso(v) for f, v in zip(fields, row)}
-            for row in s.execute(_part_stmt(model, fields, order), {"pid": pid})]
+    """The rows of one part of a participant as ``{field: value}`` with dates as ISO text (``_row``).
+
+    Fetched at once (iterating a result fetches row by row) and only the date columns converted
+    (issue 13, fast: a participant with 300 laboratory values made 3,900 ``_iso`` calls per read,
+    most of the participant JSON's CPU time under the load test). Same values as ``_row``."""
+    stmt, dates = _part_stmt(model, fields, order)
+    rows = s.execute(stmt, {"pid": pid}).all()
+    if not dates:
+        return [dict(zip(fields, row)) for row in rows]
+    out = []
+    for row in rows:
+        d = dict(zip(fields, row))
+        for i in dates:
+            v = row[i]
+            if v is not None:
+                d[fields[i]] = v.isoformat() if v.__class__ is dt.date else _iso(v)  # _iso's date case, inlined
+        out.append(d)
+    return out
 
 
 _AUDIT_F = ("id", "occurred_at", "actor_username", "actor_roles", "site_id", "table_name", "row_id", "participant_id",

@@ -89,3 +89,96 @@ def test_guard_still_voids_a_signature_when_one_is_in_force(reg: Registry, team:
         voided_at, reason = s.execute(select(Signature.voided_at, Signature.void_reason)
                                       .where(Signature.participant_id == pid)).one()
     assert voided_at is not None and "lab_results" in (reason or "")
+
+
+@pytest.mark.parametrize("stored", [None, True, False])
+def test_baseline_and_setting_read_in_one_statement(reg: Registry, team: Team, stored: bool | None) -> None:
+    """The save's single read gives the same baseline (none, the earliest, a corrected row excluded)
+    and the same ``ctcae_require_baseline`` as the separate reads, set or not."""
+    import datetime as dt
+
+    from lutarterial.registry.services.settings import (CTCAE_REQUIRE_BASELINE, get_setting, set_setting,
+                                                        setting_or_default)
+    from lutarterial.registry.services.study_data import _BASELINE, _baseline_and_rule
+
+    pid = enrolled_participant(reg, team)
+    with reg.session() as s:
+        if stored is not None:
+            set_setting(s, team.admin, CTCAE_REQUIRE_BASELINE, stored, reason="test")
+        first = services.record_lab(s, team.coord_bdx, pid, analyte="creatinine", value=60, unit="umol/L",
+                                    collected_date="2024-02-01", reason="lab", uln=110)
+        services.record_lab(s, team.coord_bdx, pid, analyte="creatinine", value=70, unit="umol/L",
+                            collected_date="2024-02-15", reason="lab", uln=110)
+        first_id = first.id
+    with reg.session(readonly=True) as s:
+        for before, exclude in [("2024-01-01", -1), ("2024-03-01", -1), ("2024-03-01", first_id),
+                                ("2024-02-01", -1)]:
+            params = {"pid": pid, "analyte": "creatinine", "before": dt.date.fromisoformat(before),
+                      "exclude": exclude}
+            row = s.execute(_baseline_and_rule(), params).one()
+            alone = s.execute(_BASELINE, params).first()
+            assert (row.value_canonical, row.unit_canonical) == ((None, None) if alone is None else tuple(alone))
+            assert setting_or_default(CTCAE_REQUIRE_BASELINE, row.require_baseline) is \
+                get_setting(s, CTCAE_REQUIRE_BASELINE) is (bool(stored) if stored is not None else False)
+        # the cases above cover no baseline, the earliest of two, and the excluded (corrected) row
+        assert s.execute(_baseline_and_rule(), {"pid": pid, "analyte": "creatinine",
+                                                "before": dt.date(2024, 3, 1), "exclude": first_id}
+                         ).one().value_canonical == pytest.approx(70)
+
+
+def test_edit_checks_after_a_lab_save_take_the_row_from_the_session(reg: Registry, team: Team) -> None:
+    """The edit checks after a laboratory save use the row the flush wrote (no second SELECT of
+    lab_results) and open the same queries as a full run: a value with no reference range opens its
+    query, one with a range none; a full run afterwards opens nothing new."""
+    from sqlalchemy import event
+
+    from lutarterial.registry.models import DataQuery
+
+    pid = enrolled_participant(reg, team)
+    seen: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(reg.engine, "before_cursor_execute", count)
+    try:
+        with reg.session() as s:
+            services.record_lab(s, team.coord_bdx, pid, analyte="platelets", value=200, unit="10*9/L",
+                                collected_date="2024-02-01", reason="no range")
+            services.record_lab(s, team.coord_bdx, pid, analyte="platelets", value=90, unit="10*9/L",
+                                collected_date="2024-02-02", reason="with range", lln=150, uln=400)
+    finally:
+        event.remove(reg.engine, "before_cursor_execute", count)
+    reads = [q for q in seen if q.startswith("SELECT") and "FROM lab_results" in q]
+    assert len(reads) == 2 and all("baseline" in q for q in reads), reads  # the two baseline reads only
+    with reg.session(readonly=True) as s:
+        texts = sorted(s.scalars(select(DataQuery.text).where(DataQuery.participant_id == pid,
+                                                              DataQuery.source == "check",
+                                                              DataQuery.table_name == "lab_results")))
+    assert len(texts) == 1 and "neither LLN nor ULN" in texts[0], texts
+    with reg.session() as s:
+        assert services.run_edit_checks(s, team.mon_bdx, pid) == []
+
+
+def test_flushed_rows_only_when_the_session_holds_them_unchanged(reg: Registry, team: Team) -> None:
+    from lutarterial.registry.services.queries import _LAB_FIELDS, _flushed_rows
+
+    pid = enrolled_participant(reg, team)
+    with reg.session() as s:
+        lab = services.record_lab(s, team.coord_bdx, pid, analyte="platelets", value=200, unit="10*9/L",
+                                  collected_date="2024-02-01", reason="lab", lln=150, uln=400)
+        s.flush()
+        want = [{"id": lab.id, "analyte": "platelets", "value": 200.0, "unit": "10*9/L", "lln": 150.0, "uln": 400.0}]
+        assert _flushed_rows(s, LabResult, [lab.id], pid, _LAB_FIELDS) == want
+        assert _flushed_rows(s, LabResult, [lab.id], pid + 1, _LAB_FIELDS) is None  # another participant's
+        assert _flushed_rows(s, LabResult, [lab.id, lab.id + 1000], pid, _LAB_FIELDS) is None  # one not held
+        assert _flushed_rows(s, LabResult, [], pid, _LAB_FIELDS) == []
+    with reg.session() as s:
+        lab = s.scalars(select(LabResult).where(LabResult.participant_id == pid)).one()
+        assert _flushed_rows(s, LabResult, [lab.id], pid, _LAB_FIELDS) == want  # loaded, unchanged
+        lab.value = 201.0  # changed since: read it (the read flushes first)
+        assert _flushed_rows(s, LabResult, [lab.id], pid, _LAB_FIELDS) is None
+        lid = lab.id
+        s.expire(lab)  # expired (the change dropped): read it
+        assert _flushed_rows(s, LabResult, [lid], pid, _LAB_FIELDS) is None
+        s.rollback()

@@ -330,3 +330,44 @@ def test_participant_parts_skipped_only_when_empty(app: Any, login: Any, eligibl
     for tn in (full, bare):
         assert coord.get(f"/api/participants/{tn}").json() == got[tn]
         assert coord.get(f"/participants/{tn}").text == pages[tn]
+
+
+def test_participant_part_rows_are_the_orm_rows_with_iso_dates(app: Any, login: Any, eligible_record: Any,
+                                                                enrolled: Any) -> None:
+    """``_part_rows`` (fetched at once, only the date columns converted) gives exactly what ``_row``
+    gives for the ORM objects of every part: dates and date-times as ISO text, everything else as
+    stored, in the same order (an enrolled participant with laboratory values and an AE)."""
+    from sqlalchemy import select
+
+    from lutarterial.registry import models as m
+    from lutarterial.web import backend as b
+
+    coord, inv = login("coord.bdx"), login("inv.bdx")
+    tn = enrolled(coord, inv, eligible_record)
+    for i in range(3):
+        r = coord.post(f"/api/participants/{tn}/labs", json={
+            "analyte": "platelets", "value": 120 + i, "unit": "10*9/L", "collected_date": f"2024-0{3 - i}-01",
+            "lln": 150, "uln": 400, "reason": "part rows"})
+        assert r.status_code == 201, r.text
+    assert coord.post(f"/api/participants/{tn}/adverse-events", json={
+        "term": "Nausea", "grade": 1, "onset_date": "2024-03-01", "reason": "AE"}).status_code == 201
+    r = coord.post(f"/api/participants/{tn}/visits", json={
+        "kind": "follow_up", "number": 1, "status": "done", "visit_date": "2024-04-01", "reason": "visit"})
+    assert r.status_code == 201, r.text
+    parts = [(m.Consent, b._CONSENT_F, ("id",)), (m.ScreeningResult, b._SCREENING_F, ("id",)),
+             (m.Enrolment, b._ENROL_F, ("id",)), (m.Visit, b._VISIT_F, ("visit_date", "id")),
+             (m.LabResult, b._LAB_F, ("collected_date", "id")), (m.AdverseEvent, b._AE_F, ("onset_date",))]
+    be = app.state.backend
+    with be.read() as s:
+        pid = s.scalars(select(m.Participant.id).where(m.Participant.trial_number == tn)).one()
+        seen_dates = seen_datetimes = 0
+        for model, fields, order in parts:
+            orm = [b._row(o, fields) for o in s.scalars(
+                select(model).where(model.participant_id == pid)
+                .order_by(*(getattr(model, f) for f in order)))]
+            got = b._part_rows(s, model, fields, order, pid)
+            assert got == orm, model.__name__
+            assert got, model.__name__  # every part has rows here: the comparison is not empty
+            seen_dates += sum(isinstance(r.get("collected_date"), str) for r in got)
+            seen_datetimes += sum(str(r.get("created_at", "")).endswith("Z") for r in got)
+        assert seen_dates == 3 and seen_datetimes >= 1

@@ -17,7 +17,9 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from lutarterial.datamanagement.checks import check_inputs, default_plausible, evaluate_checks, load_edit_checks
 from lutarterial.errors import AccessDeniedError, InvalidInputError, NotFoundError
@@ -235,6 +237,32 @@ CASEBOOK_PARTS_OF_TABLE: Mapping[str, frozenset[str]] = {
 }
 
 
+#: The laboratory fields the edit checks read (the casebook's ``labs`` rows).
+_LAB_FIELDS = ("id", "analyte", "value", "unit", "lln", "uln")
+
+
+def _flushed_rows(session: Session, model: Any, ids: Collection[int], participant_id: int,
+                  fields: tuple[str, ...]) -> list[dict[str, Any]] | None:
+    """The rows ``ids`` of ``model`` (in id order) from the session's identity map, as
+    ``{field: value}``, when every one is there with those fields loaded, unexpired and unchanged
+    since the flush that wrote them, and belongs to ``participant_id``; else ``None`` (read them).
+
+    Why (issue 13, fast): the edit checks after a laboratory save re-read the row the same flush
+    had just written; the object in the session holds exactly the values that flush sent.
+    """
+    out = []
+    for rid in sorted(ids):
+        obj = session.identity_map.get(identity_key(model, rid))
+        if obj is None:
+            return None
+        state = sa_inspect(obj)
+        if state.modified or state.expired or state.deleted or not state.persistent or (
+                state.unloaded & set(fields)) or obj.participant_id != participant_id:
+            return None
+        out.append({f: getattr(obj, f) for f in fields})
+    return out
+
+
 def build_casebook(session: Session, p: Participant, *,
                    only_rows: Mapping[str, Collection[int]] | None = None,
                    parts: Collection[str] | None = None) -> dict[str, Any]:
@@ -277,11 +305,13 @@ def build_casebook(session: Session, p: Participant, *,
                             select(Visit.id, Visit.kind, Visit.number, Visit.status, Visit.visit_date,
                                    Visit.activity_mbq).where(Visit.participant_id == p.id).order_by(Visit.id))]
     lab_q = limit("lab_results", LabResult.id,
-                  select(LabResult.id, LabResult.analyte, LabResult.value, LabResult.unit, LabResult.lln,
-                         LabResult.uln).where(LabResult.participant_id == p.id).order_by(LabResult.id))
+                  select(*(getattr(LabResult, f) for f in _LAB_FIELDS))
+                  .where(LabResult.participant_id == p.id).order_by(LabResult.id))
     if want("labs") and lab_q is not None:
-        cb["labs"] = [{"id": i, "analyte": a, "value": val, "unit": u, "lln": lo, "uln": hi}
-                      for i, a, val, u, lo, hi in session.execute(lab_q)]
+        flushed = (None if only_rows is None
+                   else _flushed_rows(session, LabResult, only_rows.get("lab_results") or (), p.id, _LAB_FIELDS))
+        cb["labs"] = flushed if flushed is not None else [
+            dict(zip(_LAB_FIELDS, row)) for row in session.execute(lab_q)]
     ae_q = limit("adverse_events", AdverseEvent.id,
                  select(AdverseEvent.id, AdverseEvent.term, AdverseEvent.relatedness)
                  .where(AdverseEvent.participant_id == p.id).order_by(AdverseEvent.id))

@@ -26,6 +26,8 @@ __all__ = [
     "SETTINGS",
     "CTCAE_REQUIRE_BASELINE",
     "get_setting",
+    "setting_subquery",
+    "setting_or_default",
     "set_setting",
     "ctcae_require_baseline",
     "set_site_protocol",
@@ -51,6 +53,21 @@ def get_setting(session: Session, key: str) -> Any:
     flush_like_orm(session)
     row = session.execute(_VALUE_OF, {"key": key}).first()  # prebuilt Core: read on every lab save
     return SETTINGS[key][1] if row is None else row.value
+
+
+def setting_subquery(key: str) -> Any:
+    """The stored value of ``key`` as a scalar subquery (NULL when unset), to read a setting in the
+    same statement as something else; turn what it gives into the value with :func:`setting_or_default`."""
+    if key not in SETTINGS:
+        raise InvalidInputError(f"unknown setting {key!r}; known: {', '.join(sorted(SETTINGS))}")
+    t = RegistrySetting.__table__.c
+    return select(t.value).where(t.key == key).scalar_subquery()
+
+
+def setting_or_default(key: str, stored: Any) -> Any:
+    """What :func:`get_setting` gives for ``key`` when the stored value read is ``stored`` (``None``:
+    unset; :func:`set_setting` never stores a null)."""
+    return SETTINGS[key][1] if stored is None else stored
 
 
 def _coerce(key: str, value: Any) -> Any:

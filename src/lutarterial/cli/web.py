@@ -40,11 +40,14 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from lutarterial.web.app import create_app
-        from lutarterial.web.server import MULTI_WORKER_THREADS, check_port_free, default_workers, serve_processes
+        from lutarterial.web.server import (MULTI_WORKER_THREADS, balance_enabled, check_port_free, default_workers,
+                                            serve_processes)
 
         url = _db_url(db)
         workers = workers or default_workers()
         check_port_free(host, port)  # before seeding, upgrading or printing "serving …"
+        if workers > 1:
+            balance_enabled()  # a wrong LUTARTERIAL_WEB_BALANCE is refused before anything starts
         if demo:
             from lutarterial.web.demo import print_summary, seed_demo
 

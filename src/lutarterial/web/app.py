@@ -159,4 +159,8 @@ def create_app(
                 "LUTARTERIAL_WEB_THREADS=0: this FastAPI version has no run_in_threadpool hook; sync routes "
                 "run in one worker thread")
 
+    from lutarterial.web import balance
+
+    if balance.installed():  # a worker of `lutarterial serve --workers N`: connections kept even
+        app.add_middleware(balance.BalanceMiddleware)
     return app

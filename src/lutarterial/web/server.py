@@ -6,7 +6,9 @@ listening socket; an asyncio/uvloop worker that wakes first accepts *every* conn
 so 50 keep-alive connections opened at once landed mostly on one worker (measured, 6 Dec 2026:
 262 req/s with p50 134 ms but p95 372 ms on 2 cores). Here each worker opens its own socket on
 the same port with ``SO_REUSEPORT`` and the kernel hands each new connection to one of them by a
-hash of its addresses, so the connections (and the load) spread evenly.
+hash of its addresses, so the connections (and the load) spread evenly on average; a worker
+holding more than its share gives one up now and then (:mod:`lutarterial.web.balance`), so they
+stay evenly spread (``LUTARTERIAL_WEB_BALANCE=0`` turns that off).
 
 The parent process checks that the port is free (a plain bind, so a second server on the same
 port is refused with a clear message instead of silently sharing it), starts the workers, restarts
@@ -31,9 +33,9 @@ import time
 from typing import Any
 
 from lutarterial.errors import InvalidInputError
-from lutarterial.web import shared_limit
+from lutarterial.web import balance, shared_limit
 
-__all__ = ["default_workers", "serve_processes", "check_port_free", "MAX_WORKERS"]
+__all__ = ["default_workers", "serve_processes", "check_port_free", "balance_enabled", "MAX_WORKERS"]
 
 MAX_WORKERS = 16
 MAX_RESTARTS = 5  #: unexpected worker deaths tolerated per minute before the server gives up
@@ -95,11 +97,25 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker_main(env: dict[str, str], sock: socket.socket, log_level: str, buckets: Any = None) -> None:
+def balance_enabled() -> bool:
+    """``LUTARTERIAL_WEB_BALANCE`` (default 1): keep connections evenly spread over the workers
+    (:mod:`lutarterial.web.balance`); 0 turns it off."""
+    raw = os.environ.get("LUTARTERIAL_WEB_BALANCE", "1").strip().lower()
+    if raw in ("1", "true", "yes", "on", ""):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise InvalidInputError(f"LUTARTERIAL_WEB_BALANCE must be 1 or 0, got {raw!r}")
+
+
+def _worker_main(env: dict[str, str], sock: socket.socket, log_level: str, buckets: Any = None,
+                 counts: Any = None, index: int = 0) -> None:
     """One worker process: build the app, then serve on its own socket (opened by the parent).
 
     ``buckets``: the server's shared rate-limit table (:class:`~lutarterial.web.shared_limit.SharedBuckets`),
-    installed before uvicorn calls the app factory so the app's token limiter uses it.
+    installed before uvicorn calls the app factory so the app's token limiter uses it. ``counts``:
+    the workers' connection counts (:class:`~lutarterial.web.balance.ConnectionCounts`; ``None``:
+    no balancing), this worker being slot ``index``.
     """
     import uvicorn
 
@@ -108,7 +124,9 @@ def _worker_main(env: dict[str, str], sock: socket.socket, log_level: str, bucke
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config("lutarterial.web.perf:app_from_env", factory=True, host=host, port=port,
                             log_level=log_level, timeout_graceful_shutdown=10)
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+    balance.install(counts, index, server.server_state)  # before the factory builds the app
+    server.run(sockets=[sock])
 
 
 def serve_processes(env: dict[str, str], host: str, port: int, workers: int, *, log_level: str = "warning",
@@ -132,10 +150,12 @@ def serve_processes(env: dict[str, str], host: str, port: int, workers: int, *, 
     socks = [reuse_port_socket(host, port) for _ in range(workers)]
     ctx = multiprocessing.get_context("spawn")
     buckets = shared_limit.SharedBuckets(ctx=ctx)  # the API-token rate limit, one for all workers
+    # the workers' open connections, to keep them evenly spread (web/balance.py)
+    counts = balance.ConnectionCounts(workers, ctx=ctx) if workers > 1 and balance_enabled() else None
     stopping = False
 
     def start(i: int) -> Any:
-        proc = ctx.Process(target=_worker_main, args=(env, socks[i], log_level, buckets), daemon=False)
+        proc = ctx.Process(target=_worker_main, args=(env, socks[i], log_level, buckets, counts, i), daemon=False)
         proc.start()
         return proc
 

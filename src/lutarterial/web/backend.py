@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -226,7 +227,7 @@ _LIST_Q_SITES = _LIST_Q_ALL.where(_IN_SITES)
 _AE = m.AuditEntry.__table__.c
 #: One participant's trail, newest first (the rows of the ``participant_audit_page`` service), prebuilt Core.
 _P_AUDIT_COUNT = select(func.count()).select_from(m.AuditEntry.__table__).where(_AE.participant_id == bindparam("pid"))
-_P_AUDIT_PAGE = (select(*(_AE[f] for f in _AUDIT_F), _AE.old_values, _AE.new_values,
+_P_AUDIT_PAGE = (select(*(_AE[f] for f in _AUDIT_F), _AE.old_values, _AE.new_values, _AE.row_hash,
                          _P_AUDIT_COUNT.scalar_subquery().label("total"))
                  .where(_AE.participant_id == bindparam("pid")).order_by(_AE.id.desc())
                  .limit(bindparam("lim")).offset(bindparam("off")))
@@ -259,6 +260,14 @@ class Backend:
         self.registry = registry
         self._sites: dict[int, tuple[str, str]] | None = None
         self._users: dict[int, tuple[float, WebUser | None]] = {}
+        # audit row (id, row hash) -> (old values, new values, changes): see _audit_rows
+        self._audit_memo: dict[tuple[int, str], tuple[Any, Any, Any]] = {}
+        self._audit_memo_lock = threading.Lock()
+
+    #: Audit rows whose parsed values and changes are kept (oldest dropped first), and the largest
+    #: stored text (old + new values, characters) kept: a screening record is parsed each time.
+    AUDIT_MEMO_SIZE = 2048
+    AUDIT_MEMO_MAX_TEXT = 8192
 
     #: Seconds a loaded user (roles, sites, active flag) is reused before it is read again.
     USER_TTL_S = 2.0
@@ -637,13 +646,29 @@ class Backend:
             for pid, tn in s.execute(select(m.Participant.id, m.Participant.trial_number)
                                      .where(m.Participant.id.in_(pids))):
                 tns[pid] = tn
+        from lutarterial.web.views import Changes
+
         out = []
+        memo, lock = self._audit_memo, self._audit_memo_lock
         for e in entries:
             d = _row(e, _AUDIT_F)
-            old = from_json(e.old_values) if e.old_values else {}
-            new = from_json(e.new_values) if e.new_values else {}
-            keys = [k for k in dict.fromkeys([*new.keys(), *old.keys()]) if old.get(k) != new.get(k)]
-            d["changes"] = [{"field": k, "old": old.get(k), "new": new.get(k)} for k in keys]
+            # An audit row never changes (append-only, hash-chained): its parsed values and changes
+            # (and, once rendered, their HTML) are kept by id and row hash, so the participant audit
+            # page re-reads only the entries added since it was last shown (issue 13, fast). What is
+            # kept is shared between answers: nothing downstream changes it.
+            key = (e.id, e.row_hash)
+            hit = memo.get(key)
+            if hit is None:
+                old = from_json(e.old_values) if e.old_values else {}
+                new = from_json(e.new_values) if e.new_values else {}
+                keys = [k for k in dict.fromkeys([*new.keys(), *old.keys()]) if old.get(k) != new.get(k)]
+                hit = (old, new, Changes({"field": k, "old": old.get(k), "new": new.get(k)} for k in keys))
+                if len(e.old_values or "") + len(e.new_values or "") <= self.AUDIT_MEMO_MAX_TEXT:
+                    with lock:
+                        memo[key] = hit
+                        if len(memo) > self.AUDIT_MEMO_SIZE:
+                            del memo[next(iter(memo))]
+            old, new, d["changes"] = hit
             d["occurred_at"] = str(d["occurred_at"]).replace("T", " ").split(".")[0].rstrip("Z") + "Z"
             d["old_values"], d["new_values"] = old, new
             d["trial_number"] = tns.get(e.participant_id)

@@ -80,18 +80,31 @@ def _escape(text: str) -> str:
             .replace('"', "&#34;"))
 
 
+class Changes(list):  # type: ignore[type-arg]
+    """The changed fields of an audit row (``{"field", "old", "new"}`` each), which keeps its
+    :func:`changes_html` once rendered: an audit row never changes (see ``Backend._audit_rows``)."""
+
+    __slots__ = ("html",)
+
+
 def changes_html(changes: list[dict[str, Any]]) -> Markup:
     """The "Changes" cell of an audit row: ``<div><strong>field</strong>: <del>old</del> → new</div>``
     per changed field, every value through :func:`fmt` and escaped as the template would (issue 13,
     fast: a page of laboratory inserts is hundreds of such cells; one string instead of a Markup
-    object per piece). The same HTML as the template loop it replaces."""
+    object per piece). The same HTML as the template loop it replaces. A :class:`Changes` keeps it."""
+    kept = getattr(changes, "html", None)
+    if kept is not None:
+        return kept  # type: ignore[no-any-return]
     out = []
     for c in changes:
         old = c["old"]
         out.append("<div><strong>" + _escape(str(c["field"])) + "</strong>: "
                    + ("" if old is None else "<del>" + _escape(fmt(old)) + "</del> → ")
                    + _escape(fmt(c["new"])) + "</div>")
-    return Markup("".join(out))
+    html = Markup("".join(out))
+    if isinstance(changes, Changes):
+        changes.html = html
+    return html
 
 
 def timeline(p: dict[str, Any]) -> list[dict[str, Any]]:

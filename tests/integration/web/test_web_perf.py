@@ -178,3 +178,44 @@ def test_audit_changes_cell_equals_the_template_loop() -> None:
         changes = [{"field": rng.choice(["a", "b<&>", "grading", "é'\""]), "old": rng.choice(values),
                     "new": rng.choice(values)} for _ in range(rng.randrange(0, 5))]
         assert str(changes_html(changes)) == loop.render(changes=changes)
+
+
+def test_audit_rows_kept_by_id_give_the_same_pages_and_api(app: Any, login: Any, eligible_record: Any) -> None:
+    """The parsed values and changes of audit rows are kept by (id, row hash): the pages and the API
+    give the same answer from the memo as without it; a large row (a screening record) is not kept,
+    and the memo holds at most AUDIT_MEMO_SIZE rows."""
+    be = app.state.backend
+    coord, mon = login("coord.bdx"), login("monitor")
+    tn = coord.post("/api/participants", json={"site": "BDX", "reason": "memo test", "sex": "F",
+                                               "consent_version": "v3.0", "consent_date": "2024-01-02"}
+                    ).json()["trial_number"]
+    rec, as_of = eligible_record
+    r = coord.post(f"/api/participants/{tn}/screenings", json={"record": rec, "as_of": as_of,
+                                                              "reason": "screening with a large record"})
+    assert r.status_code == 201, r.text
+    for i in range(4):
+        assert coord.post(f"/api/participants/{tn}/labs", json={
+            "analyte": "platelets", "value": 100 + i, "unit": "10*9/L", "collected_date": "2024-02-01",
+            "lln": 150, "uln": 400, "reason": f"memo lab {i}"}).status_code == 201
+
+    def answers() -> tuple[str, str, Any, str]:
+        return (coord.get(f"/participants/{tn}/audit").text, mon.get("/audit").text,
+                coord.get(f"/api/participants/{tn}/audit").json(), coord.get(f"/participants/{tn}/audit.csv").text)
+
+    be._audit_memo.clear()
+    be.AUDIT_MEMO_SIZE = 0  # nothing kept: every row parsed and rendered afresh
+    plain = answers()
+    assert not be._audit_memo
+    be.AUDIT_MEMO_SIZE = 2048
+    filled, from_memo = answers(), answers()
+    assert filled == plain and from_memo == plain
+    assert "memo lab 3" in plain[0] and "platelets" in plain[0]
+    kept_ids = {key[0] for key in be._audit_memo}
+    trail = plain[2]
+    big = [e["id"] for e in trail if e["table_name"] == "screening_results"]
+    small = [e["id"] for e in trail if e["table_name"] == "lab_results"]
+    assert big and not kept_ids & set(big)  # the screening record's row is over AUDIT_MEMO_MAX_TEXT
+    assert set(small) <= kept_ids
+    be.AUDIT_MEMO_SIZE = 3
+    be._audit_memo.clear()
+    assert answers() == plain and len(be._audit_memo) == 3

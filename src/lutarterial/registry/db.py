@@ -108,11 +108,21 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
 
 def quick_engine_for(url: str, **kwargs: Any) -> Engine | None:
     """For PostgreSQL, an engine (``make_engine`` with ``kwargs``) whose connections are in autocommit,
-    for :meth:`Registry.quick_read`; None for SQLite (a quick read there is a local transaction)."""
+    for :meth:`Registry.quick_read`; None for SQLite (a quick read there is a local transaction).
+
+    Its connections are read-only on the server (``default_transaction_read_only``, set at connection
+    start: no extra round trip): whatever reaches them — a data-modifying CTE, ``connection().execute``
+    of an UPDATE — is refused by PostgreSQL itself, since in autocommit nothing would roll it back.
+    """
+    from sqlalchemy.engine import make_url
+
     url = normalise_url(url)
     if url.startswith("sqlite"):
         return None
-    return make_engine(url, isolation_level="AUTOCOMMIT", **kwargs)
+    connect_args = dict(kwargs.pop("connect_args", None) or {})
+    options = str(connect_args.get("options") or make_url(url).query.get("options") or "")
+    connect_args["options"] = (options + " -c default_transaction_read_only=on").strip()
+    return make_engine(url, isolation_level="AUTOCOMMIT", connect_args=connect_args, **kwargs)
 
 
 #: A pooled PostgreSQL connection idle longer than this is checked (``SELECT 1``) before use.

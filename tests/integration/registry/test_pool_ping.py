@@ -148,3 +148,45 @@ def test_quick_connection_without_an_engine_of_its_own(registry_url: str) -> Non
             assert conn.execute(select(func.count()).select_from(Site)).scalar() == n
     finally:
         reg.dispose()
+
+
+def test_quick_engine_connections_are_read_only_on_the_server(postgres_url: str) -> None:
+    """Whatever reaches the quick engine (a data-modifying CTE, an UPDATE through the connection)
+    is refused by PostgreSQL itself: in autocommit nothing would roll it back. Reads work; the
+    registry's own engine still writes; an ``options`` of the URL is kept."""
+    from sqlalchemy import exc, func, select
+
+    from lutarterial.registry.db import Registry, make_engine, quick_engine_for, upgrade
+    from lutarterial.registry.models import Site
+
+    upgrade(postgres_url)
+    quick = quick_engine_for(postgres_url, pool_size=1)
+    assert quick is not None
+    reg = Registry.open(make_engine(postgres_url), quick_engine=quick)
+    try:
+        with reg.quick_connection() as conn:
+            before = conn.execute(select(func.count()).select_from(Site)).scalar()
+            assert conn.execute(text("SHOW default_transaction_read_only")).scalar() == "on"
+            for sql in ("UPDATE sites SET name = name || 'x'",
+                        "WITH gone AS (DELETE FROM sites RETURNING id) SELECT count(*) FROM gone"):
+                with pytest.raises(exc.DBAPIError, match="read-only transaction"):
+                    conn.execute(text(sql))
+        with reg.quick_read() as s:
+            with pytest.raises(exc.DBAPIError, match="read-only transaction"):
+                s.connection().execute(text("UPDATE sites SET name = name || 'x'"))
+        with reg.session() as s:  # the main engine is not read-only
+            s.execute(text("SELECT 1"))
+            assert s.connection().execute(text("SHOW default_transaction_read_only")).scalar() == "off"
+        with reg.quick_connection() as conn:
+            assert conn.execute(select(func.count()).select_from(Site)).scalar() == before
+    finally:
+        reg.dispose()
+    sep = "&" if "?" in postgres_url else "?"
+    with_options = quick_engine_for(postgres_url + sep + "options=-c%20statement_timeout%3D12345", pool_size=1)
+    assert with_options is not None
+    try:
+        with with_options.connect() as conn:
+            assert conn.execute(text("SHOW statement_timeout")).scalar() == "12345ms"
+            assert conn.execute(text("SHOW default_transaction_read_only")).scalar() == "on"
+    finally:
+        with_options.dispose()

@@ -113,14 +113,19 @@ def quick_engine_for(url: str, **kwargs: Any) -> Engine | None:
     Its connections are read-only on the server (``default_transaction_read_only``, set at connection
     start: no extra round trip): whatever reaches them — a data-modifying CTE, ``connection().execute``
     of an UPDATE — is refused by PostgreSQL itself, since in autocommit nothing would roll it back.
+    Options given in the URL or in ``PGOPTIONS`` (``search_path``, ``statement_timeout``) still apply.
+    A connection pooler must pass the ``options`` startup parameter on (PgBouncer refuses it unless
+    listed in ``ignore_startup_parameters``, and then drops it: the read-only guard is lost, not the
+    reads).
     """
-    from sqlalchemy.engine import make_url
-
     url = normalise_url(url)
     if url.startswith("sqlite"):
         return None
     connect_args = dict(kwargs.pop("connect_args", None) or {})
-    options = str(connect_args.get("options") or make_url(url).query.get("options") or "")
+    # the options libpq would use otherwise (the URL's, else PGOPTIONS: an explicit ``options``
+    # makes libpq ignore PGOPTIONS, so it is carried over, as the main engine applies it)
+    options = str(connect_args.get("options") or make_url(url).query.get("options")
+                  or os.environ.get("PGOPTIONS") or "")
     connect_args["options"] = (options + " -c default_transaction_read_only=on").strip()
     return make_engine(url, isolation_level="AUTOCOMMIT", connect_args=connect_args, **kwargs)
 

@@ -35,9 +35,12 @@ from lutarterial.registry.models import (
     utcnow,
 )
 
-__all__ = ["RecordLockedError", "data_changes", "TOUCHED_KEY"]
+__all__ = ["RecordLockedError", "data_changes", "TOUCHED_KEY", "INSERTED_KEY"]
 
 TOUCHED_KEY = "lutarterial.dm.touched"
+#: (table, row id) of the participant-data rows this transaction inserted since the last follow-up:
+#: no other transaction can see, let alone change, them before this one commits.
+INSERTED_KEY = "lutarterial.dm.inserted"
 #: Audited tables that are not participant data for locking/signing (job bookkeeping).
 _NOT_DATA = DM_TABLES | {"analysis_jobs"}
 
@@ -164,7 +167,8 @@ def _remember_touched(session: Session, flush_context: Any) -> None:
         return
     # participant id -> table -> row ids written (ids exist after the flush)
     touched: dict[int, dict[str, set[int]]] = session.info.setdefault(TOUCHED_KEY, {})
-    for _action, obj, table, pid, _fields in changes:
+    inserted: set[tuple[str, int]] = session.info.setdefault(INSERTED_KEY, set())
+    for action, obj, table, pid, _fields in changes:
         if isinstance(obj, Participant) and obj.id is not None:
             pid = int(obj.id)
         if pid is None:
@@ -173,6 +177,8 @@ def _remember_touched(session: Session, flush_context: Any) -> None:
         rid = _row_id(obj)
         if rid is not None:
             rows.add(rid)
+            if action == "create":
+                inserted.add((table, rid))
 
 
 def _follow_up(session: Session) -> None:
@@ -180,17 +186,20 @@ def _follow_up(session: Session) -> None:
     where the write could change its result (issue 13, fast: a laboratory value cannot move a
     planned visit, and only the rows written need their row-level checks)."""
     touched: dict[int, dict[str, set[int]]] = session.info.pop(TOUCHED_KEY, {})
-    if not touched:
-        return
-    from lutarterial.registry.services.queries import run_edit_checks_for
-    from lutarterial.registry.services.schedule import refresh_schedule_for
+    try:
+        if not touched:
+            return
+        from lutarterial.registry.services.queries import run_edit_checks_for
+        from lutarterial.registry.services.schedule import refresh_schedule_for
 
-    for pid in sorted(touched):
-        if SCHEDULE_INPUTS & touched[pid].keys():
-            refresh_schedule_for(session, pid)
-        run_edit_checks_for(session, pid, touched=touched[pid])
-    # what the follow-ups wrote are DM rows: they touch no participant data, so no loop
-    session.info.pop(TOUCHED_KEY, None)
+        for pid in sorted(touched):
+            if SCHEDULE_INPUTS & touched[pid].keys():
+                refresh_schedule_for(session, pid)
+            run_edit_checks_for(session, pid, touched=touched[pid])
+        # what the follow-ups wrote are DM rows: they touch no participant data, so no loop
+        session.info.pop(TOUCHED_KEY, None)
+    finally:
+        session.info.pop(INSERTED_KEY, None)
 
 
 POST_WRITE_HOOKS.append(_follow_up)

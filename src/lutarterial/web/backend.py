@@ -267,7 +267,7 @@ class Backend:
     #: Audit rows whose parsed values and changes are kept (oldest dropped first), and the largest
     #: stored text (old + new values, characters) kept: a screening record is parsed each time.
     AUDIT_MEMO_SIZE = 2048
-    AUDIT_MEMO_MAX_TEXT = 8192
+    AUDIT_MEMO_MAX_TEXT = 8000
 
     #: Seconds a loaded user (roles, sites, active flag) is reused before it is read again.
     USER_TTL_S = 2.0

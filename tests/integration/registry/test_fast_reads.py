@@ -4,6 +4,9 @@ laboratory reference range must be a range (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from sqlalchemy import select
 
@@ -91,6 +94,23 @@ def test_guard_still_voids_a_signature_when_one_is_in_force(reg: Registry, team:
     assert voided_at is not None and "lab_results" in (reason or "")
 
 
+@contextmanager
+def _statements(reg: Registry) -> Iterator[list[str]]:
+    """The SQL statements sent through the registry's engine inside the block (whitespace folded)."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(reg.engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(reg.engine, "before_cursor_execute", count)
+
+
 @pytest.mark.parametrize("stored", [None, True, False])
 def test_baseline_and_setting_read_in_one_statement(reg: Registry, team: Team, stored: bool | None) -> None:
     """The save's single read gives the same baseline (none, the earliest, a corrected row excluded)
@@ -130,25 +150,14 @@ def test_edit_checks_after_a_lab_save_take_the_row_from_the_session(reg: Registr
     """The edit checks after a laboratory save use the row the flush wrote (no second SELECT of
     lab_results) and open the same queries as a full run: a value with no reference range opens its
     query, one with a range none; a full run afterwards opens nothing new."""
-    from sqlalchemy import event
-
     from lutarterial.registry.models import DataQuery
 
     pid = enrolled_participant(reg, team)
-    seen: list[str] = []
-
-    def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
-        seen.append(" ".join(statement.split()))
-
-    event.listen(reg.engine, "before_cursor_execute", count)
-    try:
-        with reg.session() as s:
-            services.record_lab(s, team.coord_bdx, pid, analyte="platelets", value=200, unit="10*9/L",
-                                collected_date="2024-02-01", reason="no range")
-            services.record_lab(s, team.coord_bdx, pid, analyte="platelets", value=90, unit="10*9/L",
-                                collected_date="2024-02-02", reason="with range", lln=150, uln=400)
-    finally:
-        event.remove(reg.engine, "before_cursor_execute", count)
+    with _statements(reg) as seen, reg.session() as s:
+        services.record_lab(s, team.coord_bdx, pid, analyte="platelets", value=200, unit="10*9/L",
+                            collected_date="2024-02-01", reason="no range")
+        services.record_lab(s, team.coord_bdx, pid, analyte="platelets", value=90, unit="10*9/L",
+                            collected_date="2024-02-02", reason="with range", lln=150, uln=400)
     reads = [q for q in seen if q.startswith("SELECT") and "FROM lab_results" in q]
     assert len(reads) == 2 and all("baseline" in q for q in reads), reads  # the two baseline reads only
     with reg.session(readonly=True) as s:
@@ -160,25 +169,41 @@ def test_edit_checks_after_a_lab_save_take_the_row_from_the_session(reg: Registr
         assert services.run_edit_checks(s, team.mon_bdx, pid) == []
 
 
-def test_flushed_rows_only_when_the_session_holds_them_unchanged(reg: Registry, team: Team) -> None:
+def test_flushed_rows_only_for_rows_this_transaction_inserted_and_holds_unchanged(reg: Registry,
+                                                                                  team: Team) -> None:
+    from lutarterial.registry.dm_guard import INSERTED_KEY
     from lutarterial.registry.services.queries import _LAB_FIELDS, _flushed_rows
 
     pid = enrolled_participant(reg, team)
     with reg.session() as s:
         lab = services.record_lab(s, team.coord_bdx, pid, analyte="platelets", value=200, unit="10*9/L",
                                   collected_date="2024-02-01", reason="lab", lln=150, uln=400)
-        s.flush()
-        want = [{"id": lab.id, "analyte": "platelets", "value": 200.0, "unit": "10*9/L", "lln": 150.0, "uln": 400.0}]
-        assert _flushed_rows(s, LabResult, [lab.id], pid, _LAB_FIELDS) == want
-        assert _flushed_rows(s, LabResult, [lab.id], pid + 1, _LAB_FIELDS) is None  # another participant's
-        assert _flushed_rows(s, LabResult, [lab.id, lab.id + 1000], pid, _LAB_FIELDS) is None  # one not held
-        assert _flushed_rows(s, LabResult, [], pid, _LAB_FIELDS) == []
+        lid = lab.id
+    want = [{"id": lid, "analyte": "platelets", "value": 200.0, "unit": "10*9/L", "lln": 150.0, "uln": 400.0}]
     with reg.session() as s:
         lab = s.scalars(select(LabResult).where(LabResult.participant_id == pid)).one()
-        assert _flushed_rows(s, LabResult, [lab.id], pid, _LAB_FIELDS) == want  # loaded, unchanged
+        assert _flushed_rows(s, LabResult, [lid], pid, _LAB_FIELDS) is None  # loaded, not inserted here: read it
+        s.info[INSERTED_KEY] = {("lab_results", lid)}  # as if this transaction had inserted it
+        assert _flushed_rows(s, LabResult, [lid], pid, _LAB_FIELDS) == want
+        assert _flushed_rows(s, LabResult, [lid], pid + 1, _LAB_FIELDS) is None  # another participant's
+        assert _flushed_rows(s, LabResult, [lid, lid + 1000], pid, _LAB_FIELDS) is None  # one not held
+        assert _flushed_rows(s, LabResult, [], pid, _LAB_FIELDS) == []
         lab.value = 201.0  # changed since: read it (the read flushes first)
-        assert _flushed_rows(s, LabResult, [lab.id], pid, _LAB_FIELDS) is None
-        lid = lab.id
+        assert _flushed_rows(s, LabResult, [lid], pid, _LAB_FIELDS) is None
         s.expire(lab)  # expired (the change dropped): read it
         assert _flushed_rows(s, LabResult, [lid], pid, _LAB_FIELDS) is None
+        s.info.pop(INSERTED_KEY)
         s.rollback()
+
+
+def test_edit_checks_after_a_correction_read_the_stored_row(reg: Registry, team: Team) -> None:
+    """A correction writes only the columns it changed, so the stored row may hold a concurrent
+    correction of the others: the edit checks read it (an inserted row they take from the session)."""
+    pid = enrolled_participant(reg, team)
+    with reg.session() as s:
+        lid = services.record_lab(s, team.coord_bdx, pid, analyte="platelets", value=200, unit="10*9/L",
+                                  collected_date="2024-02-01", reason="lab", lln=150, uln=400).id
+    with _statements(reg) as seen, reg.session() as s:
+        services.update_record(s, team.coord_bdx, "lab", lid, {"value": 210}, reason="typo")
+    rereads = [q for q in seen if q.startswith("SELECT lab_results.id, lab_results.analyte")]
+    assert len(rereads) == 1, seen

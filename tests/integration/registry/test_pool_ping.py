@@ -190,3 +190,21 @@ def test_quick_engine_connections_are_read_only_on_the_server(postgres_url: str)
             assert conn.execute(text("SHOW default_transaction_read_only")).scalar() == "on"
     finally:
         with_options.dispose()
+
+
+def test_quick_engine_keeps_pgoptions(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An explicit ``options`` makes libpq ignore PGOPTIONS: the quick engine carries it over, so
+    both engines run with the same server settings (search_path, statement_timeout)."""
+    from lutarterial.registry.db import make_engine, quick_engine_for
+
+    monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=4321")
+    quick, main = quick_engine_for(postgres_url, pool_size=1), make_engine(postgres_url)
+    assert quick is not None
+    try:
+        for engine, read_only in ((main, "off"), (quick, "on")):
+            with engine.connect() as conn:
+                assert conn.execute(text("SHOW statement_timeout")).scalar() == "4321ms"
+                assert conn.execute(text("SHOW default_transaction_read_only")).scalar() == read_only
+    finally:
+        quick.dispose()
+        main.dispose()

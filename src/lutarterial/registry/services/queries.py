@@ -244,14 +244,24 @@ _LAB_FIELDS = ("id", "analyte", "value", "unit", "lln", "uln")
 def _flushed_rows(session: Session, model: Any, ids: Collection[int], participant_id: int,
                   fields: tuple[str, ...]) -> list[dict[str, Any]] | None:
     """The rows ``ids`` of ``model`` (in id order) from the session's identity map, as
-    ``{field: value}``, when every one is there with those fields loaded, unexpired and unchanged
-    since the flush that wrote them, and belongs to ``participant_id``; else ``None`` (read them).
+    ``{field: value}``, when every one was inserted by this transaction (``dm_guard.INSERTED_KEY``),
+    is there with those fields loaded, unexpired and unchanged since the flush that wrote it, and
+    belongs to ``participant_id``; else ``None`` (read them).
 
     Why (issue 13, fast): the edit checks after a laboratory save re-read the row the same flush
-    had just written; the object in the session holds exactly the values that flush sent.
+    had just written; the object in the session holds exactly the values that flush sent. Only an
+    inserted row: no other transaction can change it before this one commits. An updated row is
+    read, because its flush wrote only the columns this session changed and the row may hold a
+    concurrent correction of the others (PostgreSQL, READ COMMITTED).
     """
+    from lutarterial.registry.dm_guard import INSERTED_KEY
+
+    inserted = session.info.get(INSERTED_KEY) or set()
+    table = model.__tablename__
     out = []
     for rid in sorted(ids):
+        if (table, rid) not in inserted:
+            return None
         obj = session.identity_map.get(identity_key(model, rid))
         if obj is None:
             return None

@@ -252,6 +252,15 @@ def test_a_bad_worker_count_in_the_environment_is_a_clear_error(upgraded_sqlite_
     assert "Traceback" not in r.stdout + r.stderr
 
 
+def test_a_bad_balance_setting_is_a_clear_error(upgraded_sqlite_url: str, tmp_path: Path) -> None:
+    r = subprocess.run(_serve_cmd(upgraded_sqlite_url, _free_port(), "--workers", "2"), cwd=tmp_path,
+                       env=_env(tmp_path, LUTARTERIAL_WEB_BALANCE="maybe"), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "LUTARTERIAL_WEB_BALANCE" in r.stderr and "'maybe'" in r.stderr
+    assert "Traceback" not in r.stdout + r.stderr and "serving" not in r.stdout
+
+
 def _read_token(url: str) -> str:
     from lutarterial.registry import Registry
     from lutarterial.registry.access import SYSTEM_ACTOR

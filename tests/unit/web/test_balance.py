@@ -4,6 +4,7 @@ then (``Connection: close``), so the connections stay evenly spread over the wor
 from __future__ import annotations
 
 import asyncio
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -70,7 +71,19 @@ def _answer(app: Any, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, b
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(app(inner)({"type": "http"}, None, send))
+    # its own loop in its own thread: the test process may already run an event loop in this one
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(app(inner)({"type": "http"}, None, send))
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the test's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive() and not errors, errors
     assert sent[1]["body"] == b"ok"
     return list(sent[0]["headers"])
 

@@ -41,9 +41,6 @@ class ConnectionCounts:
             raise ValueError("at least one worker")
         self.array = (ctx or multiprocessing).Array("i", workers, lock=False)
 
-    def __len__(self) -> int:
-        return len(self.array)
-
 
 #: (counts, this worker's slot, uvicorn's ServerState of this worker) once :func:`install` ran.
 _STATE: tuple[Any, int, Any] | None = None

@@ -92,7 +92,7 @@ def install_thread_limit(threads: int) -> None:
     """
     from anyio import to_thread
 
-    # inline (0): what still uses anyio's threads (static files, a sync stream) gets one
+    # inline (0): what still uses anyio's threads (a sync stream, background tasks) gets one
     to_thread.current_default_thread_limiter().total_tokens = max(1, threads)
 
 

@@ -257,7 +257,7 @@ def _flushed_rows(session: Session, model: Any, ids: Collection[int], participan
     from lutarterial.registry.dm_guard import INSERTED_KEY
 
     inserted = session.info.get(INSERTED_KEY) or set()
-    table = model.__tablename__
+    table, wanted = model.__tablename__, set(fields)
     out = []
     for rid in sorted(ids):
         if (table, rid) not in inserted:
@@ -266,8 +266,8 @@ def _flushed_rows(session: Session, model: Any, ids: Collection[int], participan
         if obj is None:
             return None
         state = sa_inspect(obj)
-        if state.modified or state.expired or state.deleted or not state.persistent or (
-                state.unloaded & set(fields)) or obj.participant_id != participant_id:
+        if (state.modified or state.expired or not state.persistent or state.unloaded & wanted
+                or obj.participant_id != participant_id):
             return None
         out.append({f: getattr(obj, f) for f in fields})
     return out

@@ -43,13 +43,17 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
 }
 
 
+def _require_known(key: str) -> None:
+    if key not in SETTINGS:
+        raise InvalidInputError(f"unknown setting {key!r}; known: {', '.join(sorted(SETTINGS))}")
+
+
 _VALUE_OF = select(RegistrySetting.__table__.c.value).where(RegistrySetting.__table__.c.key == bindparam("key"))
 
 
 def get_setting(session: Session, key: str) -> Any:
     """The stored value of ``key``, or its default."""
-    if key not in SETTINGS:
-        raise InvalidInputError(f"unknown setting {key!r}; known: {', '.join(sorted(SETTINGS))}")
+    _require_known(key)
     flush_like_orm(session)
     row = session.execute(_VALUE_OF, {"key": key}).first()  # prebuilt Core: read on every lab save
     return SETTINGS[key][1] if row is None else row.value
@@ -58,8 +62,7 @@ def get_setting(session: Session, key: str) -> Any:
 def setting_subquery(key: str) -> Any:
     """The stored value of ``key`` as a scalar subquery (NULL when unset), to read a setting in the
     same statement as something else; turn what it gives into the value with :func:`setting_or_default`."""
-    if key not in SETTINGS:
-        raise InvalidInputError(f"unknown setting {key!r}; known: {', '.join(sorted(SETTINGS))}")
+    _require_known(key)
     t = RegistrySetting.__table__.c
     return select(t.value).where(t.key == key).scalar_subquery()
 
@@ -87,8 +90,7 @@ def _coerce(key: str, value: Any) -> Any:
 def set_setting(session: Session, actor: Actor, key: str, value: Any, *, reason: str) -> RegistrySetting:
     """Store ``key`` = ``value`` (admins; audited with ``reason``)."""
     require(actor, Permission.SITE_MANAGE)
-    if key not in SETTINGS:
-        raise InvalidInputError(f"unknown setting {key!r}; known: {', '.join(sorted(SETTINGS))}")
+    _require_known(key)
     val = _coerce(key, value)
     with audited(session, actor, reason):
         row = session.scalars(select(RegistrySetting).where(RegistrySetting.key == key)).first()
